@@ -1,0 +1,129 @@
+//! Decoding of SQLite rows into store records, and the column lists the queries select, kept
+//! side by side so they cannot drift apart. Anything that does not decode is `Corrupt`.
+
+use std::collections::BTreeMap;
+
+use backout_store::{Event, ExecutorInfo, Run, StepRecord, StoreError};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Decode, Row, Sqlite, Type};
+
+/// Columns of `runs` that [`run_from_row`] reads, as a literal for `concat!`
+/// (sqlx only takes `&'static str` SQL without an explicit assertion).
+macro_rules! run_columns {
+    () => {
+        "id, plan_hash, plan_source, kind, release_id, environment, actor, state, checkpoints, \
+         executor_pid, executor_host, created_at_ms, updated_at_ms, finished_at_ms"
+    };
+}
+
+/// Columns of `step_states` read by [`step_from_row`].
+macro_rules! step_columns {
+    () => {
+        "run_id, step_id, state, attempt, started_at_ms, finished_at_ms, exit_status, pgid, \
+         note, outputs, stdout, stderr, updated_at_ms"
+    };
+}
+
+/// Columns of `events` read by [`event_from_row`].
+macro_rules! event_columns {
+    () => {
+        "seq, at_ms, kind, run_id, step_id, release_id, actor, payload, prev_hash, hash"
+    };
+}
+
+fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
+where
+    T: Decode<'r, Sqlite> + Type<Sqlite>,
+{
+    row.try_get(column)
+        .map_err(|error| StoreError::corrupt(format!("column `{column}`: {error}")))
+}
+
+fn int<T: TryFrom<i64>>(row: &SqliteRow, column: &str) -> Result<T, StoreError> {
+    let value: i64 = get(row, column)?;
+    T::try_from(value)
+        .map_err(|_| StoreError::corrupt(format!("column `{column}`: {value} is out of range")))
+}
+
+fn optional_int<T: TryFrom<i64>>(row: &SqliteRow, column: &str) -> Result<Option<T>, StoreError> {
+    let value: Option<i64> = get(row, column)?;
+    value
+        .map(|value| {
+            T::try_from(value).map_err(|_| {
+                StoreError::corrupt(format!("column `{column}`: {value} is out of range"))
+            })
+        })
+        .transpose()
+}
+
+fn json<T: serde::de::DeserializeOwned>(row: &SqliteRow, column: &str) -> Result<T, StoreError> {
+    let text: String = get(row, column)?;
+    serde_json::from_str(&text)
+        .map_err(|error| StoreError::corrupt(format!("column `{column}`: {error}")))
+}
+
+fn name<T>(row: &SqliteRow, column: &str) -> Result<T, StoreError>
+where
+    T: std::str::FromStr<Err = backout_store::UnknownName>,
+{
+    let text: String = get(row, column)?;
+    Ok(text.parse()?)
+}
+
+pub(crate) fn run_from_row(row: &SqliteRow) -> Result<Run, StoreError> {
+    let executor = match (
+        optional_int::<u32>(row, "executor_pid")?,
+        get::<Option<String>>(row, "executor_host")?,
+    ) {
+        (Some(pid), Some(hostname)) => Some(ExecutorInfo { pid, hostname }),
+        _ => None,
+    };
+    Ok(Run {
+        id: get(row, "id")?,
+        plan_hash: get(row, "plan_hash")?,
+        plan_source: get(row, "plan_source")?,
+        kind: name(row, "kind")?,
+        release_id: get(row, "release_id")?,
+        environment: get(row, "environment")?,
+        actor: get(row, "actor")?,
+        state: name(row, "state")?,
+        checkpoints: json::<Vec<String>>(row, "checkpoints")?,
+        executor,
+        created_at_ms: get(row, "created_at_ms")?,
+        updated_at_ms: get(row, "updated_at_ms")?,
+        finished_at_ms: get(row, "finished_at_ms")?,
+    })
+}
+
+pub(crate) fn step_from_row(row: &SqliteRow) -> Result<StepRecord, StoreError> {
+    Ok(StepRecord {
+        run_id: get(row, "run_id")?,
+        step_id: get(row, "step_id")?,
+        state: name(row, "state")?,
+        attempt: int(row, "attempt")?,
+        started_at_ms: get(row, "started_at_ms")?,
+        finished_at_ms: get(row, "finished_at_ms")?,
+        exit_status: optional_int(row, "exit_status")?,
+        pgid: optional_int(row, "pgid")?,
+        note: get(row, "note")?,
+        outputs: json::<BTreeMap<String, String>>(row, "outputs")?,
+        stdout: get(row, "stdout")?,
+        stderr: get(row, "stderr")?,
+        updated_at_ms: get(row, "updated_at_ms")?,
+    })
+}
+
+pub(crate) fn event_from_row(row: &SqliteRow) -> Result<Event, StoreError> {
+    Ok(Event {
+        seq: int(row, "seq")?,
+        at_ms: get(row, "at_ms")?,
+        kind: get(row, "kind")?,
+        run_id: get(row, "run_id")?,
+        step_id: get(row, "step_id")?,
+        release_id: get(row, "release_id")?,
+        actor: get(row, "actor")?,
+        payload: json(row, "payload")?,
+        prev_hash: get(row, "prev_hash")?,
+        hash: get(row, "hash")?,
+    })
+}

@@ -1,0 +1,502 @@
+//! [`SqliteStore`]: opening (URL, file and directories, pragmas, migrations) and the
+//! [`Store`] implementation. Every write is one `BEGIN IMMEDIATE` transaction on the single
+//! writer connection that changes the record and appends its event; reads use a small pool of
+//! their own so status queries and live tails never wait behind a commit's fsync.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backout_store::{
+    Entity, Event, GENESIS_HASH, NewEvent, NewRun, Run, RunUpdate, StepRecord, Store, StoreError,
+    canonical_json,
+};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::errors::{db_error, open_error};
+use crate::location::{Location, parse_url};
+use crate::rows::{event_from_row, run_from_row, step_from_row};
+
+static MIGRATOR: Migrator = sqlx::migrate!();
+
+/// How long a write waits for another process's write transaction before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections for reads. SQLite in WAL mode lets them read while the writer commits.
+const READ_CONNECTIONS: u32 = 4;
+
+/// A [`Store`] in one SQLite file. Cheap to clone: clones share the connection pools.
+///
+/// Several handles (in one process or several) may open the same file: `BEGIN IMMEDIATE` and the
+/// busy timeout serialize their writes, so `seq` and the chain stay well defined.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    location: String,
+}
+
+/// The connection settings in force, as SQLite reports them (see [`SqliteStore::pragmas`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlitePragmas {
+    /// `wal` for a file database (`memory` for an in-memory one).
+    pub journal_mode: String,
+    /// 2 is `FULL`: the WAL is synced at every commit.
+    pub synchronous: i64,
+    pub foreign_keys: bool,
+    pub busy_timeout_ms: i64,
+}
+
+impl SqliteStore {
+    /// Opens the database named by a URL: `sqlite:///abs/path.db`, `sqlite://relative.db`, or
+    /// `sqlite::memory:`. See [`SqliteStore::open_path`].
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        match parse_url(url)? {
+            Location::File(path) => Self::open_path(&path).await,
+            Location::Memory => Self::open_in_memory().await,
+        }
+    }
+
+    /// Opens the database file at `path`, creating it and its parent directories if missing,
+    /// and applies pending migrations.
+    pub async fn open_path(path: &Path) -> Result<Self, StoreError> {
+        let location = path.display().to_string();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|error| open_error(&location, error))?;
+        }
+        let options =
+            connect_options(SqliteConnectOptions::new().filename(path)).create_if_missing(true);
+        // One writer connection: writers of this process queue fairly on the pool instead of
+        // spinning in SQLite's busy handler; other processes are held off by BEGIN IMMEDIATE.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(|error| open_error(&location, error))?;
+        migrate(&writer, &location).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|error| open_error(&location, error))?;
+        Ok(SqliteStore {
+            writer,
+            reader,
+            location,
+        })
+    }
+
+    /// A private in-memory database, for tests of code that needs some store. Nothing survives
+    /// the process, so this is never the executor's store.
+    pub async fn open_in_memory() -> Result<Self, StoreError> {
+        let location = ":memory:".to_owned();
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(|error| open_error(&location, error))?;
+        // The database lives as long as its one connection, so that connection is never closed.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(connect_options(options))
+            .await
+            .map_err(|error| open_error(&location, error))?;
+        migrate(&pool, &location).await?;
+        Ok(SqliteStore {
+            writer: pool.clone(),
+            reader: pool,
+            location,
+        })
+    }
+
+    /// The file (or `:memory:`) this store was opened on.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The settings of the writer connection, as SQLite reports them.
+    pub async fn pragmas(&self) -> Result<SqlitePragmas, StoreError> {
+        let mut conn = self.writer.acquire().await.map_err(db_error)?;
+        let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        let busy_timeout_ms: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        Ok(SqlitePragmas {
+            journal_mode,
+            synchronous,
+            foreign_keys: foreign_keys != 0,
+            busy_timeout_ms,
+        })
+    }
+
+    /// Runs SQLite's `integrity_check` and `foreign_key_check`; any finding is `Corrupt`.
+    pub async fn integrity_check(&self) -> Result<(), StoreError> {
+        let mut conn = self.reader.acquire().await.map_err(db_error)?;
+        let findings: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        if findings != ["ok"] {
+            return Err(StoreError::corrupt(format!(
+                "integrity check of `{}`: {}",
+                self.location,
+                findings.join("; ")
+            )));
+        }
+        let violations = sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        if !violations.is_empty() {
+            return Err(StoreError::corrupt(format!(
+                "{} foreign key violations in `{}`",
+                violations.len(),
+                self.location
+            )));
+        }
+        Ok(())
+    }
+
+    /// Closes every connection, checkpointing the WAL into the database file.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        // IMMEDIATE takes the write lock at once, so the seq read below cannot go stale and a
+        // concurrent writer waits (busy timeout) instead of failing at its first write.
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)
+    }
+}
+
+fn connect_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    options
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss, and
+        // the executor relies on a committed step state being there after any crash.
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT)
+}
+
+/// Applies pending migrations inside one `BEGIN IMMEDIATE` transaction (sqlx runs each migration
+/// in a savepoint), so processes opening a new file at the same time migrate it only once.
+async fn migrate(pool: &SqlitePool, location: &str) -> Result<(), StoreError> {
+    let mut tx = pool
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(|error| open_error(location, error))?;
+    MIGRATOR
+        .run(&mut *tx)
+        .await
+        .map_err(|error| open_error(location, error))?;
+    tx.commit()
+        .await
+        .map_err(|error| open_error(location, error))
+}
+
+fn clamp_seq(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+async fn run_exists(conn: &mut SqliteConnection, run_id: &str) -> Result<bool, StoreError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM runs WHERE id = ?")
+        .bind(run_id)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(found.is_some())
+}
+
+/// Appends `event` as the next one in the chain. Must run inside a write transaction.
+async fn append(conn: &mut SqliteConnection, event: &NewEvent) -> Result<Event, StoreError> {
+    if let Some(run_id) = &event.run_id
+        && !run_exists(conn, run_id).await?
+    {
+        return Err(StoreError::run_not_found(run_id));
+    }
+    let last = sqlx::query("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let (seq, prev_hash) = match last {
+        Some(row) => {
+            let seq: i64 = row.try_get("seq").map_err(db_error)?;
+            let hash: String = row.try_get("hash").map_err(db_error)?;
+            let seq = u64::try_from(seq)
+                .map_err(|_| StoreError::corrupt(format!("event seq {seq} is negative")))?;
+            (seq + 1, hash)
+        }
+        None => (1, GENESIS_HASH.to_owned()),
+    };
+    let sealed = event.seal(seq, &prev_hash);
+    sqlx::query(
+        "INSERT INTO events (seq, at_ms, kind, run_id, step_id, release_id, actor, payload, \
+         prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(clamp_seq(sealed.seq))
+    .bind(sealed.at_ms)
+    .bind(&sealed.kind)
+    .bind(&sealed.run_id)
+    .bind(&sealed.step_id)
+    .bind(&sealed.release_id)
+    .bind(&sealed.actor)
+    .bind(canonical_json(&sealed.payload))
+    .bind(&sealed.prev_hash)
+    .bind(&sealed.hash)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    Ok(sealed)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|error| StoreError::invalid(error.to_string()))
+}
+
+async fn upsert_step(conn: &mut SqliteConnection, step: &StepRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO step_states (run_id, step_id, state, attempt, started_at_ms, \
+         finished_at_ms, exit_status, pgid, note, outputs, stdout, stderr, updated_at_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (run_id, step_id) DO UPDATE SET state = excluded.state, \
+         attempt = excluded.attempt, started_at_ms = excluded.started_at_ms, \
+         finished_at_ms = excluded.finished_at_ms, exit_status = excluded.exit_status, \
+         pgid = excluded.pgid, note = excluded.note, outputs = excluded.outputs, \
+         stdout = excluded.stdout, stderr = excluded.stderr, \
+         updated_at_ms = excluded.updated_at_ms",
+    )
+    .bind(&step.run_id)
+    .bind(&step.step_id)
+    .bind(step.state.as_str())
+    .bind(i64::from(step.attempt))
+    .bind(step.started_at_ms)
+    .bind(step.finished_at_ms)
+    .bind(step.exit_status)
+    .bind(step.pgid)
+    .bind(&step.note)
+    .bind(to_json(&step.outputs)?)
+    .bind(&step.stdout)
+    .bind(&step.stderr)
+    .bind(step.updated_at_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_run(&self, run: &NewRun, event: &NewEvent) -> Result<Event, StoreError> {
+        let event = event.bind_to(&run.id, None)?;
+        let mut seen = HashSet::new();
+        if let Some(duplicate) = run.steps.iter().find(|step| !seen.insert(step.as_str())) {
+            return Err(StoreError::invalid(format!(
+                "step `{duplicate}` is listed twice for run `{}`",
+                run.id
+            )));
+        }
+        let mut tx = self.begin_write().await?;
+        if run_exists(&mut tx, &run.id).await? {
+            return Err(StoreError::Conflict {
+                entity: Entity::Run,
+                id: run.id.clone(),
+            });
+        }
+        let stored = Run::from_new(run);
+        sqlx::query(concat!(
+            "INSERT INTO runs (",
+            run_columns!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&stored.id)
+        .bind(&stored.plan_hash)
+        .bind(&stored.plan_source)
+        .bind(stored.kind.as_str())
+        .bind(&stored.release_id)
+        .bind(&stored.environment)
+        .bind(&stored.actor)
+        .bind(stored.state.as_str())
+        .bind(to_json(&stored.checkpoints)?)
+        .bind(stored.executor.as_ref().map(|e| i64::from(e.pid)))
+        .bind(stored.executor.as_ref().map(|e| e.hostname.as_str()))
+        .bind(stored.created_at_ms)
+        .bind(stored.updated_at_ms)
+        .bind(stored.finished_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        for step_id in &run.steps {
+            upsert_step(
+                &mut tx,
+                &StepRecord::pending(&run.id, step_id, run.created_at_ms),
+            )
+            .await?;
+        }
+        let sealed = append(&mut tx, &event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn update_run(&self, update: &RunUpdate, event: &NewEvent) -> Result<Event, StoreError> {
+        let event = event.bind_to(&update.run_id, None)?;
+        let mut tx = self.begin_write().await?;
+        let finished_at_ms = update.state.is_terminal().then_some(update.at_ms);
+        let changed = sqlx::query(
+            "UPDATE runs SET state = ?, executor_pid = coalesce(?, executor_pid), \
+             executor_host = coalesce(?, executor_host), updated_at_ms = ?, \
+             finished_at_ms = ? WHERE id = ?",
+        )
+        .bind(update.state.as_str())
+        .bind(update.executor.as_ref().map(|e| i64::from(e.pid)))
+        .bind(update.executor.as_ref().map(|e| e.hostname.as_str()))
+        .bind(update.at_ms)
+        .bind(finished_at_ms)
+        .bind(&update.run_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if changed.rows_affected() == 0 {
+            return Err(StoreError::run_not_found(&update.run_id));
+        }
+        let sealed = append(&mut tx, &event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn record_step(&self, step: &StepRecord, event: &NewEvent) -> Result<Event, StoreError> {
+        let event = event.bind_to(&step.run_id, Some(&step.step_id))?;
+        let mut tx = self.begin_write().await?;
+        if !run_exists(&mut tx, &step.run_id).await? {
+            return Err(StoreError::run_not_found(&step.run_id));
+        }
+        upsert_step(&mut tx, step).await?;
+        let sealed = append(&mut tx, &event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn append_event(&self, event: &NewEvent) -> Result<Event, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let sealed = append(&mut tx, event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn get_run(&self, run_id: &str) -> Result<Run, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE id = ?"
+        ))
+        .bind(run_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| StoreError::run_not_found(run_id))?;
+        run_from_row(&row)
+    }
+
+    async fn list_runs(&self, limit: u32) -> Result<Vec<Run>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs ORDER BY created_at_ms DESC, id DESC LIMIT ?"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn list_steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        let mut conn = self.reader.acquire().await.map_err(db_error)?;
+        if !run_exists(&mut conn, run_id).await? {
+            return Err(StoreError::run_not_found(run_id));
+        }
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            step_columns!(),
+            " FROM step_states WHERE run_id = ? ORDER BY rowid"
+        ))
+        .bind(run_id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(step_from_row).collect()
+    }
+
+    async fn run_events(
+        &self,
+        run_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut conn = self.reader.acquire().await.map_err(db_error)?;
+        if !run_exists(&mut conn, run_id).await? {
+            return Err(StoreError::run_not_found(run_id));
+        }
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(run_id)
+        .bind(clamp_seq(after_seq))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn events(&self, after_seq: u64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(clamp_seq(after_seq))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn last_event(&self) -> Result<Option<Event>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events ORDER BY seq DESC LIMIT 1"
+        ))
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(event_from_row).transpose()
+    }
+}

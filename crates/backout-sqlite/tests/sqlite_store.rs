@@ -1,0 +1,551 @@
+//! Tests of the SQLite store: the shared conformance stories on real files (and in memory),
+//! then what only SQLite has: pragmas, reopening, several handles on one file, append-only
+//! guards, rollback of half-done writes, and a writer killed with SIGKILL.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backout_sqlite::SqliteStore;
+use backout_store::conformance::{self, Tampering};
+use backout_store::{
+    ExecutorInfo, NewEvent, NewRun, RunKind, RunState, RunUpdate, StepRecord, StepState, Store,
+    StoreError, verify_chain, verify_store,
+};
+use sqlx::Connection;
+use sqlx::sqlite::SqliteConnection;
+
+const T0: i64 = 1_732_000_000_000;
+
+struct TestDb {
+    // Kept so the directory outlives the store.
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    store: SqliteStore,
+}
+
+async fn fresh() -> TestDb {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("backout.db");
+    let store = SqliteStore::open_path(&path).await.expect("open store");
+    TestDb {
+        _dir: dir,
+        path,
+        store,
+    }
+}
+
+/// A connection that bypasses the store, like someone with the file and the sqlite3 shell.
+async fn raw(path: &Path) -> SqliteConnection {
+    let url = format!("sqlite://{}", path.display());
+    SqliteConnection::connect(&url)
+        .await
+        .expect("raw connection")
+}
+
+fn run(id: &str, steps: &[&str]) -> NewRun {
+    NewRun {
+        id: id.to_owned(),
+        plan_hash: "hash".to_owned(),
+        plan_source: "release: {}\n".to_owned(),
+        kind: RunKind::Adhoc,
+        release_id: None,
+        environment: "staging".to_owned(),
+        actor: "alice".to_owned(),
+        state: RunState::Running,
+        checkpoints: Vec::new(),
+        executor: Some(ExecutorInfo {
+            pid: std::process::id(),
+            hostname: "localhost".to_owned(),
+        }),
+        steps: steps.iter().map(|s| (*s).to_owned()).collect(),
+        created_at_ms: T0,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conformance stories, each on a fresh file, then all of them on one file and in memory.
+
+#[tokio::test]
+async fn conformance_runs_round_trip() {
+    conformance::runs_round_trip(&fresh().await.store)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn conformance_run_updates() {
+    conformance::run_updates(&fresh().await.store)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn conformance_runs_newest_first() {
+    conformance::runs_newest_first(&fresh().await.store)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn conformance_steps_round_trip() {
+    conformance::steps_round_trip(&fresh().await.store)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn conformance_events_are_ordered_and_gap_free() {
+    conformance::events_are_ordered_and_gap_free(&fresh().await.store)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn conformance_chain_verifies() {
+    conformance::chain_verifies(&fresh().await.store)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn conformance_failed_writes_append_nothing() {
+    conformance::failed_writes_append_nothing(&fresh().await.store)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn conformance_missing_records_are_not_found() {
+    conformance::missing_records_are_not_found(&fresh().await.store)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_concurrent_appends() {
+    let db = fresh().await;
+    conformance::concurrent_appends(Arc::new(db.store.clone()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn conformance_tampering_is_detected() {
+    let db = fresh().await;
+    let path = db.path.clone();
+    conformance::tampering_is_detected(&db.store, async |tampering| {
+        let mut conn = raw(&path).await;
+        // An attacker with the file removes the append-only guards first.
+        for trigger in [
+            "events_are_append_only_update",
+            "events_are_append_only_delete",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP TRIGGER IF EXISTS {trigger}"
+            )))
+            .execute(&mut conn)
+            .await
+            .expect("drop guard");
+        }
+        let changed = match tampering {
+            Tampering::EditPayload { seq } => {
+                sqlx::query("UPDATE events SET payload = '{\"tampered\":true}' WHERE seq = ?")
+                    .bind(seq as i64)
+                    .execute(&mut conn)
+                    .await
+            }
+            Tampering::Delete { seq } => {
+                sqlx::query("DELETE FROM events WHERE seq = ?")
+                    .bind(seq as i64)
+                    .execute(&mut conn)
+                    .await
+            }
+        }
+        .expect("tamper");
+        assert_eq!(changed.rows_affected(), 1);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_all_stories_on_one_file() {
+    let db = fresh().await;
+    conformance::run_all(Arc::new(db.store.clone()))
+        .await
+        .unwrap();
+    db.store.integrity_check().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_all_stories_in_memory() {
+    let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+    conformance::run_all(Arc::new(store)).await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQLite specifics.
+
+#[tokio::test]
+async fn connections_use_wal_full_sync_and_foreign_keys() {
+    let db = fresh().await;
+    let pragmas = db.store.pragmas().await.unwrap();
+    assert_eq!(pragmas.journal_mode, "wal");
+    assert_eq!(pragmas.synchronous, 2, "synchronous=FULL");
+    assert!(pragmas.foreign_keys);
+    assert_eq!(pragmas.busy_timeout_ms, 10_000);
+
+    // WAL is a property of the file: a connection that asks for nothing sees it too.
+    let mut conn = raw(&db.path).await;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    db.store
+        .append_event(&NewEvent::new("note", "alice", T0))
+        .await
+        .unwrap();
+    assert!(db.path.with_extension("db-wal").exists(), "WAL file in use");
+}
+
+#[tokio::test]
+async fn integrity_check_passes_on_a_used_database() {
+    let db = fresh().await;
+    conformance::steps_round_trip(&db.store).await.unwrap();
+    db.store.integrity_check().await.unwrap();
+    let mut conn = raw(&db.path).await;
+    let result: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(result, "ok");
+}
+
+#[tokio::test]
+async fn open_url_creates_the_file_and_missing_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("deeper").join("backout.db");
+    let url = format!("sqlite://{}", path.display());
+    assert!(url.starts_with("sqlite:///"), "absolute form: {url}");
+    let store = SqliteStore::open(&url).await.unwrap();
+    assert!(path.exists());
+    assert_eq!(store.location(), path.display().to_string());
+    assert!(store.list_runs(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn open_refuses_urls_of_other_databases() {
+    let error = SqliteStore::open("postgres://localhost/backout")
+        .await
+        .expect_err("not sqlite");
+    assert!(matches!(error, StoreError::Invalid { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn open_reports_a_path_it_cannot_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let error = SqliteStore::open_path(&blocker.join("backout.db"))
+        .await
+        .expect_err("parent is a file");
+    assert!(matches!(error, StoreError::Open { .. }), "{error:?}");
+    assert!(
+        error.to_string().starts_with("cannot open database `"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn reopening_keeps_everything() {
+    let db = fresh().await;
+    conformance::run_updates(&db.store).await.unwrap();
+    let runs = db.store.list_runs(100).await.unwrap();
+    let events = db.store.events(0, u32::MAX).await.unwrap();
+    let steps = db.store.list_steps("conf-upd").await.unwrap();
+    db.store.close().await;
+
+    let reopened = SqliteStore::open_path(&db.path).await.unwrap();
+    assert_eq!(reopened.list_runs(100).await.unwrap(), runs);
+    assert_eq!(reopened.events(0, u32::MAX).await.unwrap(), events);
+    assert_eq!(reopened.list_steps("conf-upd").await.unwrap(), steps);
+    // The chain continues where it stopped.
+    let next = reopened
+        .append_event(&NewEvent::new("note", "alice", T0))
+        .await
+        .unwrap();
+    assert_eq!(next.seq, events.len() as u64 + 1);
+    assert_eq!(next.prev_hash, events.last().unwrap().hash);
+    assert!(verify_store(&reopened, 100).await.unwrap().is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_handles_on_one_file_share_writes_and_one_chain() {
+    let db = fresh().await;
+    let other = SqliteStore::open_path(&db.path).await.unwrap();
+    db.store
+        .create_run(
+            &run("run-shared", &["a"]),
+            &NewEvent::new("run_started", "alice", T0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(other.get_run("run-shared").await.unwrap().id, "run-shared");
+    other
+        .record_step(
+            &StepRecord {
+                state: StepState::Running,
+                attempt: 1,
+                ..StepRecord::pending("run-shared", "a", T0 + 1)
+            },
+            &NewEvent::new("step_started", "bob", T0 + 1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.list_steps("run-shared").await.unwrap()[0].state,
+        StepState::Running
+    );
+
+    // Both handles append at once, as two executors' processes would.
+    let handles: Vec<Arc<dyn Store>> = vec![Arc::new(db.store.clone()), Arc::new(other.clone())];
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, store) in handles.iter().cycle().take(6).enumerate() {
+        let store = Arc::clone(store);
+        tasks.spawn(async move {
+            for n in 0..20 {
+                store
+                    .append_event(
+                        &NewEvent::new("note", format!("writer-{index}"), T0 + n).run("run-shared"),
+                    )
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.unwrap();
+    }
+    let events = other.events(0, u32::MAX).await.unwrap();
+    assert_eq!(events.len(), 2 + 6 * 20);
+    let summary = verify_chain(&events).expect("one valid chain across handles");
+    assert_eq!(summary.checked, 122);
+    assert_eq!(db.store.last_event().await.unwrap(), events.last().cloned());
+}
+
+#[tokio::test]
+async fn events_cannot_be_changed_through_sql_by_accident() {
+    let db = fresh().await;
+    db.store
+        .append_event(&NewEvent::new("note", "alice", T0))
+        .await
+        .unwrap();
+    let mut conn = raw(&db.path).await;
+    for statement in ["UPDATE events SET actor = 'mallory'", "DELETE FROM events"] {
+        let error = sqlx::query(statement)
+            .execute(&mut conn)
+            .await
+            .expect_err(statement);
+        assert!(
+            error.to_string().contains("append-only"),
+            "{statement}: {error}"
+        );
+    }
+}
+
+/// Makes every append of an event of kind `boom` fail inside the transaction, after the record
+/// change of the same transaction has already been written.
+async fn fail_appends_of_kind_boom(path: &Path) {
+    let mut conn = raw(path).await;
+    sqlx::query(
+        "CREATE TRIGGER fail_boom BEFORE INSERT ON events WHEN NEW.kind = 'boom' \
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_event_append_rolls_back_the_record_change() {
+    let db = fresh().await;
+    db.store
+        .create_run(
+            &run("run-1", &["a"]),
+            &NewEvent::new("run_started", "alice", T0),
+        )
+        .await
+        .unwrap();
+    fail_appends_of_kind_boom(&db.path).await;
+    let head = db.store.last_event().await.unwrap();
+    let run_before = db.store.get_run("run-1").await.unwrap();
+    let steps_before = db.store.list_steps("run-1").await.unwrap();
+
+    let step = StepRecord {
+        state: StepState::Succeeded,
+        attempt: 1,
+        ..StepRecord::pending("run-1", "a", T0 + 1)
+    };
+    let error = db
+        .store
+        .record_step(&step, &NewEvent::new("boom", "executor", T0 + 1))
+        .await
+        .expect_err("injected failure");
+    assert!(matches!(error, StoreError::Backend(_)), "{error:?}");
+    assert_eq!(db.store.list_steps("run-1").await.unwrap(), steps_before);
+
+    let update = RunUpdate {
+        run_id: "run-1".to_owned(),
+        state: RunState::Succeeded,
+        executor: None,
+        at_ms: T0 + 2,
+    };
+    db.store
+        .update_run(&update, &NewEvent::new("boom", "executor", T0 + 2))
+        .await
+        .expect_err("injected failure");
+    assert_eq!(db.store.get_run("run-1").await.unwrap(), run_before);
+
+    db.store
+        .create_run(
+            &run("run-2", &["a", "b"]),
+            &NewEvent::new("boom", "alice", T0),
+        )
+        .await
+        .expect_err("injected failure");
+    assert!(matches!(
+        db.store.get_run("run-2").await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    assert_eq!(
+        db.store.last_event().await.unwrap(),
+        head,
+        "no event appended"
+    );
+    // The store is still usable and the chain continues without a gap.
+    let next = db
+        .store
+        .record_step(&step, &NewEvent::new("step_succeeded", "executor", T0 + 3))
+        .await
+        .unwrap();
+    assert_eq!(next.seq, head.map_or(0, |e| e.seq) + 1);
+    db.store.integrity_check().await.unwrap();
+}
+
+#[tokio::test]
+async fn undecodable_rows_are_corrupt() {
+    let db = fresh().await;
+    db.store
+        .create_run(
+            &run("run-1", &[]),
+            &NewEvent::new("run_started", "alice", T0),
+        )
+        .await
+        .unwrap();
+    let mut conn = raw(&db.path).await;
+    sqlx::query("PRAGMA ignore_check_constraints = ON")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE runs SET state = 'sleeping' WHERE id = 'run-1'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let error = db.store.get_run("run-1").await.expect_err("corrupt");
+    assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "corrupt stored data: unknown run state `sleeping`"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Crash safety: a writer process killed with SIGKILL mid-stream leaves a consistent database.
+
+const CRASH_DB_VAR: &str = "BACKOUT_SQLITE_CRASH_TEST_DB";
+
+/// The child side of `sigkill_leaves_every_state_with_its_event`: writes step states and
+/// events as fast as it can until killed. Does nothing without the database variable.
+#[tokio::test]
+#[ignore = "child process of sigkill_leaves_every_state_with_its_event"]
+async fn crash_writer_child() {
+    let Some(path) = std::env::var_os(CRASH_DB_VAR) else {
+        return;
+    };
+    let store = SqliteStore::open_path(Path::new(&path)).await.unwrap();
+    for attempt in 1.. {
+        let step_id = format!("s{}", attempt % 4);
+        let record = StepRecord {
+            state: StepState::Running,
+            attempt,
+            stdout: "x".repeat(2048),
+            ..StepRecord::pending("run-crash", step_id.as_str(), T0 + i64::from(attempt))
+        };
+        let event = NewEvent::new("step_started", "child", T0 + i64::from(attempt))
+            .payload(serde_json::json!({ "attempt": attempt }));
+        store.record_step(&record, &event).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sigkill_leaves_every_state_with_its_event() {
+    let db = fresh().await;
+    db.store
+        .create_run(
+            &run("run-crash", &["s0", "s1", "s2", "s3"]),
+            &NewEvent::new("run_started", "alice", T0),
+        )
+        .await
+        .unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["crash_writer_child", "--exact", "--ignored", "--nocapture"])
+        .env(CRASH_DB_VAR, &db.path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // Let it commit a good number of writes, then kill it mid-stream.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seq = db.store.last_event().await.unwrap().map_or(0, |e| e.seq);
+        if seq >= 150 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "child wrote only {seq} events");
+        assert!(child.try_wait().unwrap().is_none(), "child exited early");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    db.store.close().await;
+
+    let store = SqliteStore::open_path(&db.path).await.unwrap();
+    store.integrity_check().await.unwrap();
+    let events = store.events(0, u32::MAX).await.unwrap();
+    verify_chain(&events).expect("chain intact after SIGKILL");
+    // Each step's stored attempt is the attempt of its last event, and no event is missing:
+    // a state is never committed without its event, nor an event without its state.
+    let last_attempt = events
+        .iter()
+        .filter_map(|e| e.payload["attempt"].as_u64())
+        .max();
+    let last_attempt = last_attempt.expect("child committed writes") as u32;
+    assert_eq!(
+        events.len() as u32,
+        last_attempt + 1,
+        "one event per committed write"
+    );
+    for step in store.list_steps("run-crash").await.unwrap() {
+        let latest = events
+            .iter()
+            .filter(|e| e.step_id.as_deref() == Some(step.step_id.as_str()))
+            .filter_map(|e| e.payload["attempt"].as_u64())
+            .max()
+            .expect("every step was written");
+        assert_eq!(u64::from(step.attempt), latest, "{}", step.step_id);
+    }
+}

@@ -1,0 +1,29 @@
+//! Storage contract of `backout`: the [`Store`] trait, the records it keeps (runs, step states and
+//! the hash-chained event journal), its errors, the chain verifier used by `audit verify`, and a
+//! conformance suite that every backend runs against itself.
+//!
+//! This crate knows no SQL and opens no database: backends (`backout-sqlite`, later
+//! `backout-postgres`) implement [`Store`], and the executor and the server only see the trait.
+
+#[macro_use]
+mod text_enum;
+
+mod chain;
+pub mod conformance;
+mod errors;
+mod event;
+mod ids;
+mod run;
+mod step;
+mod store;
+
+pub use chain::{
+    ChainBreak, ChainBreakKind, ChainHead, ChainSummary, ChainVerifier, GENESIS_HASH,
+    canonical_json, verify_chain,
+};
+pub use errors::{BoxError, Entity, StoreError, UnknownName};
+pub use event::{Event, NewEvent};
+pub use ids::new_run_id;
+pub use run::{ExecutorInfo, NewRun, Run, RunKind, RunState, RunUpdate};
+pub use step::{StepRecord, StepState};
+pub use store::{Store, verify_store};

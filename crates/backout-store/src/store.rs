@@ -1,0 +1,89 @@
+//! The [`Store`] trait every backend implements, and [`verify_store`], which checks a whole stored
+//! journal page by page. No backend logic lives here.
+
+use async_trait::async_trait;
+
+use crate::chain::{ChainBreak, ChainSummary, ChainVerifier};
+use crate::errors::StoreError;
+use crate::event::{Event, NewEvent};
+use crate::run::{NewRun, Run, RunUpdate};
+use crate::step::StepRecord;
+
+/// Durable storage of runs, step states and the hash-chained event journal.
+///
+/// Contract for every backend (checked by [`crate::conformance`]):
+/// - Each write method commits its record change **and** its event in one transaction, or
+///   neither: after a crash there is never a state without its event, or an event without its
+///   state. A failed call appends nothing.
+/// - Appends are serialized: `seq` is global, starts at 1, increases by exactly 1 per committed
+///   event (failed calls leave no gap), and each event's `prev_hash` is the previous event's hash.
+/// - A call that returned `Ok` is durable (it survives `kill -9` and power loss).
+/// - Event ids (`run_id`, `step_id`) of the event given with a record are filled in from the
+///   record, or must match it ([`NewEvent::bind_to`]); an event naming a run that does not exist
+///   fails with [`StoreError::NotFound`].
+/// - Timestamps are the caller's; the store never reads a clock.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Creates `run`, a `pending` step record for each of `run.steps`, and appends `event`.
+    /// A run with the same id fails with [`StoreError::Conflict`].
+    async fn create_run(&self, run: &NewRun, event: &NewEvent) -> Result<Event, StoreError>;
+
+    /// Changes a run's state (and executor) and appends `event`.
+    async fn update_run(&self, update: &RunUpdate, event: &NewEvent) -> Result<Event, StoreError>;
+
+    /// Replaces the record of `step.step_id` in `step.run_id` (creating it if the run has none
+    /// yet, e.g. for a contingency step) and appends `event`. The run must exist.
+    async fn record_step(&self, step: &StepRecord, event: &NewEvent) -> Result<Event, StoreError>;
+
+    /// Appends an event that changes no record (a note, a notification, a checkpoint).
+    async fn append_event(&self, event: &NewEvent) -> Result<Event, StoreError>;
+
+    async fn get_run(&self, run_id: &str) -> Result<Run, StoreError>;
+
+    /// The `limit` most recently created runs: by `created_at_ms` descending, then by id
+    /// descending (so ids from [`crate::new_run_id`] created in the same millisecond still list
+    /// newest first).
+    async fn list_runs(&self, limit: u32) -> Result<Vec<Run>, StoreError>;
+
+    /// The step records of a run, in the order they were first recorded (plan order for the
+    /// steps given at creation).
+    async fn list_steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError>;
+
+    /// Up to `limit` events of a run with `seq > after_seq`, in `seq` order (live tailing).
+    async fn run_events(
+        &self,
+        run_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// Up to `limit` events of the whole journal with `seq > after_seq`, in `seq` order
+    /// (audit export and verification, page by page).
+    async fn events(&self, after_seq: u64, limit: u32) -> Result<Vec<Event>, StoreError>;
+
+    /// The event with the highest `seq`, if any.
+    async fn last_event(&self) -> Result<Option<Event>, StoreError>;
+}
+
+/// Reads the whole journal of `store` in pages of `page_size` events and verifies its hash chain
+/// (`audit verify`). The outer error is a failure to read; the inner one is a broken chain.
+pub async fn verify_store(
+    store: &dyn Store,
+    page_size: u32,
+) -> Result<Result<ChainSummary, ChainBreak>, StoreError> {
+    let page_size = page_size.max(1);
+    let mut verifier = ChainVerifier::new();
+    let mut after = 0;
+    loop {
+        let page = store.events(after, page_size).await?;
+        for event in &page {
+            if let Err(broken) = verifier.push(event) {
+                return Ok(Err(broken));
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() as u64 == u64::from(page_size) => after = last.seq,
+            _ => return Ok(Ok(verifier.summary())),
+        }
+    }
+}
