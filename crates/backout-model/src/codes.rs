@@ -1,0 +1,60 @@
+//! The stable diagnostic codes. A code, once published, keeps its meaning: scripts and CI filters
+//! match on them. New checks get new codes; retired codes are not reused.
+
+macro_rules! codes {
+    ($( $(#[$doc:meta])* $name:ident = $code:literal, $title:literal; )*) => {
+        $( $(#[$doc])* pub const $name: &str = $code; )*
+        /// Every code with a one-line title, for `--help` text and the README.
+        pub const ALL: &[(&str, &str)] = &[$( ($code, $title) ),*];
+    };
+}
+
+codes! {
+    YAML_SYNTAX = "B001", "the file is not valid YAML";
+    DUPLICATE_KEY = "B002", "a key appears twice in one mapping";
+    UNKNOWN_FIELD = "B003", "a field the plan format does not have";
+    WRONG_TYPE = "B004", "a value of the wrong type";
+    MISSING_FIELD = "B005", "a required field is missing";
+    INVALID_VALUE = "B006", "a value of the right type but malformed (duration, condition, name)";
+    UNSUPPORTED_VERSION = "B007", "the plan format version is not 1";
+    UNREADABLE = "B008", "the file could not be read or is not UTF-8 text";
+    UNANSWERED = "B010", "one of the nine questions is neither answered nor marked not_applicable";
+    NOT_APPLICABLE_MIXED = "B011", "not_applicable without a reason, or mixed with an answer";
+    CHECKS_SKIPPED = "B012", "some checks were skipped because of earlier errors";
+    DUPLICATE_ID = "B020", "two steps, criteria, contingencies or workarounds share an id";
+    UNKNOWN_NEEDS = "B021", "a step needs a step that does not exist";
+    CYCLE = "B022", "the steps' needs form a cycle";
+    UNKNOWN_CHECKPOINT = "B023", "a checkpoint name the release does not declare";
+    AFTER_NO_RETURN = "B024", "a step can only run after the point of no return, so it can never run";
+    UNKNOWN_CONTINGENCY = "B025", "on_failure names a contingency that does not exist";
+    UNUSED_CONTINGENCY = "B026", "a contingency no step's on_failure reaches";
+    STEP_KIND = "B027", "a step has no kind or more than one (run, exec, http, manual, notify, wait)";
+    NEEDS_ACROSS = "B028", "a step needs itself or a step of another procedure";
+    EMPTY_PROCEDURE = "B029", "a procedure, contingency or workaround has no steps";
+    UNKNOWN_GROUP = "B030", "a people group that is not declared";
+    UNKNOWN_CHANNEL = "B031", "a communication channel that is not declared";
+    UNKNOWN_CRITERION = "B032", "a criterion id that is not declared";
+    UNKNOWN_EVENT = "B033", "a notification event the tool does not emit";
+    CHANNEL_KIND = "B034", "a channel has no kind or more than one (webhook, slack, email, command)";
+    BAD_TEMPLATE = "B035", "a message template that does not parse";
+    OVER_BUDGET = "B040", "the critical path of the procedure is longer than expected_duration";
+    OUTSIDE_WINDOW = "B041", "start_within plus expected_duration does not fit in the window";
+    TIMEOUT_BELOW_EXPECTED = "B042", "a step's timeout is shorter than its expected duration";
+    HOLD_OVER_WINDOW = "B043", "success_when.hold is longer than the window";
+    NO_EXPECTED = "B044", "a step without expected: the reversion time cannot be answered";
+    ZERO_DURATION = "B045", "a duration that must be positive is zero";
+    QUORUM_TOO_LARGE = "B050", "quorum is larger than the deciders group";
+    NO_SEPARATE_PERFORMER = "B051", "separation_of_duties leaves no performer who is not a decider";
+    EMPTY_GROUP = "B052", "a people group has nobody in it";
+    ZERO_QUORUM = "B053", "quorum is zero";
+    CRITERION_SOURCE = "B060", "a criterion or check has no source or more than one";
+    CONDITION = "B061", "a condition that does not parse, or a source that needs one";
+    CONTRADICTION = "B062", "passes_if and fails_if overlap or leave no passing value";
+    SUCCESS_EMPTY = "B063", "success_when lists no checks";
+    LITERAL_CREDENTIAL = "B070", "a credential written into the plan instead of a ${VAR} reference";
+    RISKY_STEP = "B080", "a non-idempotent step with no on_failure";
+    HTTP_SPEC = "B081", "an http method or expected status that is not valid";
+    WAIT_SPEC = "B082", "a wait step needs exactly one of for or until";
+    OUTPUT_SPEC = "B083", "an output that is not captured from stdout";
+    UNKNOWN_ENVIRONMENT = "B090", "testing overrides an environment nobody rehearses in";
+}

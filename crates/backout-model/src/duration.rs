@@ -1,0 +1,183 @@
+//! Durations as plan authors write them: `30s`, `5m`, `4h`, `1h30m`, `2d`, `500ms`.
+
+use std::fmt;
+use std::time::Duration as StdDuration;
+
+use schemars::JsonSchema;
+
+use crate::decode::{Decode, Decoder};
+use crate::yaml::{Node, Value};
+
+/// A non-negative span of time written with units.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Duration(pub StdDuration);
+
+const UNITS: &[(&str, u64)] = &[
+    ("ms", 1),
+    ("s", 1_000),
+    ("m", 60_000),
+    ("h", 3_600_000),
+    ("d", 86_400_000),
+];
+
+impl Duration {
+    pub const ZERO: Duration = Duration(StdDuration::ZERO);
+
+    pub fn from_secs(secs: u64) -> Duration {
+        Duration(StdDuration::from_secs(secs))
+    }
+
+    pub fn as_millis(self) -> u64 {
+        u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub fn from_millis(ms: u64) -> Duration {
+        Duration(StdDuration::from_millis(ms))
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.0.is_zero()
+    }
+
+    /// Parses `1h30m`-style text: one or more number+unit pairs, largest unit first.
+    pub fn parse(text: &str) -> Option<Duration> {
+        let mut rest = text.trim();
+        if rest.is_empty() {
+            return None;
+        }
+        let mut total: u64 = 0;
+        let mut last_unit = u64::MAX;
+        while !rest.is_empty() {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                return None;
+            }
+            let number: u64 = rest[..digits].parse().ok()?;
+            rest = &rest[digits..];
+            let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+            let unit = &rest[..unit_len];
+            let (_, factor) = UNITS.iter().find(|(name, _)| *name == unit)?;
+            if *factor >= last_unit {
+                return None;
+            }
+            last_unit = *factor;
+            total = total.checked_add(number.checked_mul(*factor)?)?;
+            rest = &rest[unit_len..];
+        }
+        Some(Duration::from_millis(total))
+    }
+}
+
+impl std::ops::Add for Duration {
+    type Output = Duration;
+    fn add(self, other: Duration) -> Duration {
+        Duration(self.0.saturating_add(other.0))
+    }
+}
+
+impl fmt::Display for Duration {
+    /// The shortest canonical spelling: `1h30m`, `90s` becomes `1m30s`, zero is `0s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut ms = self.as_millis();
+        if ms == 0 {
+            return f.write_str("0s");
+        }
+        for (name, factor) in UNITS.iter().rev() {
+            if ms >= *factor {
+                write!(f, "{}{name}", ms / factor)?;
+                ms %= factor;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Decode for Duration {
+    const LEAF: bool = true;
+    fn expected() -> String {
+        "a duration like 5m or 1h30m".into()
+    }
+    fn decode(node: &Node, decoder: &mut Decoder) -> Option<Self> {
+        match &node.value {
+            Value::Str(s) => match Duration::parse(s) {
+                Some(d) => Some(d),
+                None => {
+                    decoder.invalid(
+                        node,
+                        format!("expected a duration like 5m or 1h30m, found \"{s}\""),
+                        "write a number and a unit (ms, s, m, h, d), largest unit first: 30s, 5m, 1h30m, 2d",
+                    );
+                    None
+                }
+            },
+            Value::Int(0) => Some(Duration::ZERO),
+            Value::Int(n) => {
+                decoder.invalid(
+                    node,
+                    format!(
+                        "expected a duration like 5m or 1h30m, found the number {n} with no unit"
+                    ),
+                    &format!("add a unit, e.g. {n}s or {n}m"),
+                );
+                None
+            }
+            _ => {
+                decoder.wrong_type(node, &Self::expected());
+                None
+            }
+        }
+    }
+}
+
+impl JsonSchema for Duration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A duration: number+unit pairs, largest unit first (ms, s, m, h, d), e.g. 30s, 5m, 1h30m, 2d.",
+            "pattern": "^([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$",
+            "examples": ["30s", "5m", "1h30m"]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_case::test_case;
+
+    #[test_case("30s", 30_000)]
+    #[test_case("5m", 300_000)]
+    #[test_case("4h", 14_400_000)]
+    #[test_case("1h30m", 5_400_000)]
+    #[test_case("2d", 172_800_000)]
+    #[test_case("500ms", 500)]
+    #[test_case("1m30s", 90_000)]
+    fn parses(text: &str, ms: u64) {
+        assert_eq!(Duration::parse(text), Some(Duration::from_millis(ms)));
+    }
+
+    #[test_case("soon")]
+    #[test_case("")]
+    #[test_case("5")]
+    #[test_case("m5")]
+    #[test_case("30m1h")]
+    #[test_case("5m5m")]
+    #[test_case("1y")]
+    #[test_case("-5m")]
+    #[test_case("99999999999999999999d")]
+    fn rejects(text: &str) {
+        assert_eq!(Duration::parse(text), None);
+    }
+
+    #[test_case(90_000, "1m30s")]
+    #[test_case(5_400_000, "1h30m")]
+    #[test_case(0, "0s")]
+    #[test_case(1_500, "1s500ms")]
+    fn displays(ms: u64, text: &str) {
+        assert_eq!(Duration::from_millis(ms).to_string(), text);
+        assert_eq!(Duration::parse(text), Some(Duration::from_millis(ms)));
+    }
+}

@@ -1,0 +1,267 @@
+//! Criteria and checks: unique ids, exactly one source each, conditions that parse, make sense
+//! for the source and do not contradict each other, and sensible cadences.
+
+use super::{Checker, duplicate_ids, step_lists};
+use crate::codes;
+use crate::condition::Condition;
+use crate::decode::{Section, Spanned};
+use crate::diagnostic::{Diagnostic, Span};
+use crate::spec::{HttpCheckSpec, PlanSpec};
+
+pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
+    if let Some(Section::Given(criteria)) = spec.criteria.as_deref() {
+        duplicate_ids(
+            criteria.rollback_when.iter().map(|c| &c.id),
+            "criterion",
+            checker,
+        );
+        for c in &criteria.rollback_when {
+            let sources: Vec<&str> = [
+                ("prometheus", c.prometheus.is_some()),
+                ("alertmanager", c.alertmanager.is_some()),
+                ("http", c.http.is_some()),
+                ("command", c.command.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(k, present)| present.then_some(k))
+            .collect();
+            let what = format!("criterion `{}`", c.id.value);
+            source_count(&sources, c.id.span, &what, checker);
+            let needs_condition =
+                c.prometheus.is_some() || c.http.as_ref().is_some_and(|h| h.json_pointer.is_some());
+            conditions(
+                &what,
+                c.id.span,
+                c.fails_if.as_ref(),
+                c.passes_if.as_ref(),
+                needs_condition,
+                checker,
+            );
+            if c.alertmanager.is_some()
+                && let Some(cond) = c.fails_if.as_ref().or(c.passes_if.as_ref())
+            {
+                checker.push(
+                    Diagnostic::error(
+                        codes::CONDITION,
+                        cond.span,
+                        "an alertmanager criterion takes no condition",
+                    )
+                    .with_help(
+                        "the criterion fails while the alert fires; remove fails_if/passes_if",
+                    ),
+                );
+            }
+            if let Some(http) = &c.http {
+                http_check(http, checker);
+            }
+            for (field, value) in [("every", &c.every), ("timeout", &c.timeout)] {
+                if let Some(d) = value
+                    && d.value.is_zero()
+                {
+                    checker.push(
+                        Diagnostic::error(
+                            codes::ZERO_DURATION,
+                            d.span,
+                            format!("`{field}` must be longer than zero"),
+                        )
+                        .with_help("measure at most every few seconds, e.g. `every: 30s`"),
+                    );
+                }
+            }
+            for (field, value) in [
+                ("trips_after", &c.trips_after),
+                ("errors_after", &c.errors_after),
+            ] {
+                if let Some(n) = value
+                    && n.value == 0
+                {
+                    checker.push(
+                        Diagnostic::error(
+                            codes::INVALID_VALUE,
+                            n.span,
+                            format!("`{field}` must be at least 1"),
+                        )
+                        .with_help(
+                            "it counts consecutive measurements; 1 means the first one decides",
+                        ),
+                    );
+                }
+            }
+            if let (Some(every), Some(timeout)) = (&c.every, &c.timeout)
+                && timeout.value > every.value
+            {
+                checker.push(Diagnostic::warning(
+                    codes::INVALID_VALUE,
+                    timeout.span,
+                    format!(
+                        "a measurement may take {} but one is due every {}",
+                        timeout.value, every.value
+                    ),
+                ));
+            }
+        }
+        if let Some(success) = &criteria.success_when
+            && success.checks.is_empty()
+        {
+            checker.push(
+                Diagnostic::error(
+                    codes::SUCCESS_EMPTY,
+                    success.span,
+                    "success_when lists no checks",
+                )
+                .with_help(
+                    "list the criteria that must pass for `hold` to call the deployment a success",
+                ),
+            );
+        }
+    }
+    if let Some(Section::Given(procedure)) = spec.procedure.as_deref()
+        && let Some(verify_after) = &procedure.verify_after
+        && verify_after.checks.is_empty()
+    {
+        checker.push(
+            Diagnostic::error(
+                codes::SUCCESS_EMPTY,
+                verify_after.span,
+                "verify_after lists no checks",
+            )
+            .with_help(
+                "list the criteria that must hold after the backout, or remove verify_after",
+            ),
+        );
+    }
+    for list in step_lists(spec) {
+        for step in list.steps {
+            let Some(verify) = &step.verify else { continue };
+            let sources: Vec<&str> = [
+                ("http", verify.http.is_some()),
+                ("command", verify.command.is_some()),
+                ("prometheus", verify.prometheus.is_some()),
+                ("criterion", verify.criterion.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(k, present)| present.then_some(k))
+            .collect();
+            let what = format!("the verify of step `{}`", step.id.value);
+            source_count(&sources, verify.span, &what, checker);
+            let needs_condition = verify.prometheus.is_some()
+                || verify
+                    .http
+                    .as_ref()
+                    .is_some_and(|h| h.json_pointer.is_some());
+            conditions(
+                &what,
+                verify.span,
+                verify.fails_if.as_ref(),
+                verify.passes_if.as_ref(),
+                needs_condition,
+                checker,
+            );
+            if verify.criterion.is_some()
+                && let Some(cond) = verify.fails_if.as_ref().or(verify.passes_if.as_ref())
+            {
+                checker.push(
+                    Diagnostic::error(
+                        codes::CONDITION,
+                        cond.span,
+                        "a verify by criterion takes no condition",
+                    )
+                    .with_help("the criterion's own conditions apply"),
+                );
+            }
+            if let Some(http) = &verify.http {
+                http_check(http, checker);
+            }
+        }
+    }
+}
+
+fn source_count(sources: &[&str], span: Span, what: &str, checker: &mut Checker) {
+    match sources.len() {
+        1 => {}
+        0 => checker.push(
+            Diagnostic::error(
+                codes::CRITERION_SOURCE,
+                span,
+                format!("{what} has no source"),
+            )
+            .with_help("give it exactly one of prometheus, alertmanager, http, command"),
+        ),
+        _ => checker.push(
+            Diagnostic::error(
+                codes::CRITERION_SOURCE,
+                span,
+                format!("{what} has several sources: {}", sources.join(", ")),
+            )
+            .with_help("split it into one criterion per source"),
+        ),
+    }
+}
+
+fn conditions(
+    what: &str,
+    span: Span,
+    fails_if: Option<&Spanned<Condition>>,
+    passes_if: Option<&Spanned<Condition>>,
+    needs_condition: bool,
+    checker: &mut Checker,
+) {
+    if needs_condition && fails_if.is_none() && passes_if.is_none() {
+        checker.push(
+            Diagnostic::error(
+                codes::CONDITION,
+                span,
+                format!("{what} reads a number but has no condition"),
+            )
+            .with_help("add `fails_if: \"> 0.02\"` and/or `passes_if: \"<= 0.005\"`"),
+        );
+    }
+    let (Some(fails), Some(passes)) = (fails_if, passes_if) else {
+        return;
+    };
+    if !Condition::can_pass(&passes.value, &fails.value) {
+        checker.push(
+            Diagnostic::error(
+                codes::CONTRADICTION,
+                passes.span,
+                format!(
+                    "{what} can never pass: every value that passes `{}` also fails `{}`",
+                    passes.value, fails.value
+                ),
+            )
+            .with_help(
+                "failing wins when both hold; make the passing band lie outside the failing one",
+            ),
+        );
+    } else if Condition::overlaps(&passes.value, &fails.value) {
+        checker.push(
+            Diagnostic::warning(
+                codes::CONTRADICTION,
+                passes.span,
+                format!(
+                    "`passes_if: {}` overlaps `fails_if: {}`; in the overlap failing wins",
+                    passes.value, fails.value
+                ),
+            )
+            .with_help("make the bands disjoint so the passing band means what it says"),
+        );
+    }
+}
+
+fn http_check(http: &Spanned<HttpCheckSpec>, checker: &mut Checker) {
+    if let Some(pointer) = &http.json_pointer
+        && !pointer.value.is_empty()
+        && !pointer.value.starts_with('/')
+    {
+        checker.push(
+            Diagnostic::error(
+                codes::INVALID_VALUE,
+                pointer.span,
+                format!("`{}` is not a JSON pointer", pointer.value),
+            )
+            .with_help("a JSON pointer starts with `/`, e.g. /data/error_rate"),
+        );
+    }
+    super::http_status(http.expect_status.as_ref(), checker);
+    super::http_url(&http.url, checker);
+}

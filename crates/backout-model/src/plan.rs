@@ -1,0 +1,497 @@
+//! The validated plan: what every later stage (render, executor, watchers, server) works with.
+//!
+//! A [`Plan`] exists only for a plan that linted without errors, so its invariants hold: every
+//! step has exactly one kind, every reference resolves, the step graph is acyclic, defaults are
+//! applied. It carries no source locations; diagnostics are lint's business.
+
+use serde::Serialize;
+
+use crate::condition::Condition;
+use crate::duration::Duration;
+pub use crate::spec::{NoData, Opens};
+
+/// A validated backout plan.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Plan {
+    pub description: Option<String>,
+    pub release: Release,
+    pub owners: Owners,
+    /// Named groups of identities, in written order.
+    pub people: Vec<Group>,
+    pub criteria: Answer<Criteria>,
+    pub window: Answer<Window>,
+    pub authorization: Answer<Authorization>,
+    pub execution: Answer<Execution>,
+    pub procedure: Answer<Procedure>,
+    pub contingency: Answer<Vec<Contingency>>,
+    pub workarounds: Answer<Vec<Workaround>>,
+    pub expected_duration: Answer<Duration>,
+    pub communication: Answer<Communication>,
+    pub testing: Answer<Testing>,
+}
+
+/// A question's answer, or the stated reason it does not apply.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer<T> {
+    Given(T),
+    NotApplicable(String),
+}
+
+impl<T> Answer<T> {
+    pub fn given(&self) -> Option<&T> {
+        match self {
+            Answer::Given(t) => Some(t),
+            Answer::NotApplicable(_) => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Release {
+    pub service: String,
+    pub version: String,
+    pub rollback_to: String,
+    pub environment: String,
+    pub change_ticket: Option<String>,
+    /// Milestones of the forward deployment, in order.
+    pub checkpoints: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Owners {
+    pub deployment_engineer: String,
+    pub authors: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Group {
+    pub name: String,
+    pub members: Vec<String>,
+}
+
+/// Q1.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Criteria {
+    pub sources: Sources,
+    pub rollback_when: Vec<Criterion>,
+    pub success_when: Option<Success>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Sources {
+    pub prometheus: Option<Endpoint>,
+    pub alertmanager: Option<Endpoint>,
+}
+
+/// A monitoring endpoint. Strings may hold `${VAR}` references, resolved only when used.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Endpoint {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Criterion {
+    pub id: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub source: Source,
+    pub fails_if: Option<Condition>,
+    pub passes_if: Option<Condition>,
+    pub every: Duration,
+    pub delay: Duration,
+    pub trips_after: u32,
+    pub no_data: NoData,
+    pub errors_after: u32,
+    /// Listed in `authorization.automatic` or marked `authorize: automatic`.
+    pub automatic: bool,
+    pub timeout: Duration,
+}
+
+impl Criterion {
+    /// The title when given, else the id.
+    pub fn name(&self) -> &str {
+        self.title.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// Where a criterion or check reads its signal.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// PromQL instant query.
+    Prometheus(String),
+    /// Failing while the alert fires.
+    Alertmanager {
+        alert: String,
+        matchers: Vec<(String, String)>,
+    },
+    Http(HttpCheck),
+    /// Exit code, or a number on stdout when a condition is given.
+    Command(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HttpCheck {
+    pub url: String,
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub expect_status: Option<u16>,
+    pub expect_body: Option<String>,
+    pub json_pointer: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Success {
+    pub hold: Duration,
+    pub checks: Vec<String>,
+}
+
+/// Q2.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Window {
+    pub opens: Opens,
+    pub closes_after: Duration,
+    pub closes_at_checkpoint: Option<String>,
+    pub after_close: Option<String>,
+}
+
+/// Q3.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Authorization {
+    pub deciders: String,
+    pub quorum: u32,
+    pub fallback: Option<Fallback>,
+    /// Criteria that may approve on their own (from `automatic` and `authorize: automatic`).
+    pub automatic: Vec<String>,
+    pub separation_of_duties: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Fallback {
+    pub after: Duration,
+    pub deciders: String,
+}
+
+/// Q4.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Execution {
+    pub performers: String,
+    pub start_within: Option<Duration>,
+}
+
+/// Q5.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Procedure {
+    pub max_parallel: u32,
+    pub preconditions: Vec<Precondition>,
+    pub steps: Vec<Step>,
+    pub verify_after: Option<VerifyAfter>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Precondition {
+    pub id: String,
+    pub title: Option<String>,
+    pub action: Action,
+    pub timeout: Option<Duration>,
+}
+
+/// Something a precondition does; the subset of step kinds that run without a person.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Run(String),
+    Exec(Vec<String>),
+    Http(HttpRequest),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Step {
+    pub id: String,
+    pub title: Option<String>,
+    pub kind: StepKind,
+    pub needs: Vec<String>,
+    pub expected: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub retries: u32,
+    pub retry_delay: Duration,
+    pub idempotent: bool,
+    pub when_checkpoint: Option<String>,
+    pub verify: Option<Verify>,
+    pub on_failure: OnFailure,
+    pub env: Vec<(String, String)>,
+    /// Names of values captured from stdout.
+    pub outputs: Vec<String>,
+}
+
+impl Step {
+    /// The title when given, else the id.
+    pub fn name(&self) -> &str {
+        self.title.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// What a step does. Exactly one per step.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    Run(String),
+    Exec(Vec<String>),
+    Http(HttpRequest),
+    Manual {
+        by: String,
+        instructions: String,
+    },
+    Notify {
+        channels: Vec<String>,
+        message: Option<String>,
+    },
+    Wait(Wait),
+}
+
+impl StepKind {
+    /// The kind's keyword as written in plans.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            StepKind::Run(_) => "run",
+            StepKind::Exec(_) => "exec",
+            StepKind::Http(_) => "http",
+            StepKind::Manual { .. } => "manual",
+            StepKind::Notify { .. } => "notify",
+            StepKind::Wait(_) => "wait",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    /// `None` accepts any 2xx.
+    pub expect_status: Option<u16>,
+    pub expect_body: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wait {
+    For(Duration),
+    Until {
+        criterion: String,
+        timeout: Option<Duration>,
+    },
+}
+
+/// A check after a step.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Verify {
+    pub check: Check,
+    pub fails_if: Option<Condition>,
+    pub passes_if: Option<Condition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    Http(HttpCheck),
+    Command(String),
+    Prometheus(String),
+    Criterion(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    Halt,
+    Continue,
+    Contingency(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VerifyAfter {
+    pub checks: Vec<String>,
+    pub hold: Duration,
+}
+
+/// Q6: a branch run when a step fails.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Contingency {
+    pub id: String,
+    pub description: String,
+    pub steps: Vec<Step>,
+}
+
+/// Q6: an alternative to a full backout.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Workaround {
+    pub id: String,
+    pub description: String,
+    pub steps: Vec<Step>,
+}
+
+/// Q8.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Communication {
+    pub channels: Vec<Channel>,
+    /// Event → channel names, in the order of [`Event::ALL`].
+    pub notify: Vec<(Event, Vec<String>)>,
+    pub templates: Vec<(Event, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Channel {
+    pub name: String,
+    pub kind: ChannelKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    Webhook(String),
+    Slack(String),
+    Email(Vec<String>),
+    Command(String),
+}
+
+impl ChannelKind {
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            ChannelKind::Webhook(_) => "webhook",
+            ChannelKind::Slack(_) => "slack",
+            ChannelKind::Email(_) => "email",
+            ChannelKind::Command(_) => "command",
+        }
+    }
+}
+
+/// Lifecycle events that notifications can be routed on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    RollbackRequired,
+    Inconclusive,
+    DecisionRequested,
+    Decision,
+    Escalated,
+    Started,
+    ManualStepWaiting,
+    StepFailed,
+    Completed,
+    Failed,
+    WindowClosing,
+    WindowClosed,
+    Success,
+}
+
+impl Event {
+    pub const ALL: [Event; 13] = [
+        Event::RollbackRequired,
+        Event::Inconclusive,
+        Event::DecisionRequested,
+        Event::Decision,
+        Event::Escalated,
+        Event::Started,
+        Event::ManualStepWaiting,
+        Event::StepFailed,
+        Event::Completed,
+        Event::Failed,
+        Event::WindowClosing,
+        Event::WindowClosed,
+        Event::Success,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::RollbackRequired => "rollback_required",
+            Event::Inconclusive => "inconclusive",
+            Event::DecisionRequested => "decision_requested",
+            Event::Decision => "decision",
+            Event::Escalated => "escalated",
+            Event::Started => "started",
+            Event::ManualStepWaiting => "manual_step_waiting",
+            Event::StepFailed => "step_failed",
+            Event::Completed => "completed",
+            Event::Failed => "failed",
+            Event::WindowClosing => "window_closing",
+            Event::WindowClosed => "window_closed",
+            Event::Success => "success",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Event> {
+        Event::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+
+    /// When the event happens, in words, for the rendered communication matrix.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Event::RollbackRequired => "a criterion tripped or a person requested a rollback",
+            Event::Inconclusive => "a criterion cannot be judged; a human should look",
+            Event::DecisionRequested => "deciders are asked to approve or deny",
+            Event::Decision => "a decider approved or denied",
+            Event::Escalated => "no decision or no start in time; the fallback is asked",
+            Event::Started => "the backout procedure started",
+            Event::ManualStepWaiting => "a manual step waits for a performer",
+            Event::StepFailed => "a step failed",
+            Event::Completed => "the backout finished and verified",
+            Event::Failed => "the backout failed",
+            Event::WindowClosing => "the rollback window is about to close",
+            Event::WindowClosed => "the rollback window closed",
+            Event::Success => "the deployment met its success criteria",
+        }
+    }
+}
+
+/// Q9.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Testing {
+    pub rehearse_in: String,
+    pub max_age: Duration,
+    pub overrides: Vec<(String, Override)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Override {
+    pub env: Vec<(String, String)>,
+}
+
+impl Plan {
+    /// The procedure's steps, or none when the procedure does not apply.
+    pub fn steps(&self) -> &[Step] {
+        self.procedure.given().map_or(&[], |p| &p.steps)
+    }
+
+    /// Members of a people group.
+    pub fn group(&self, name: &str) -> Option<&[String]> {
+        self.people
+            .iter()
+            .find(|g| g.name == name)
+            .map(|g| g.members.as_slice())
+    }
+
+    /// A criterion by id.
+    pub fn criterion(&self, id: &str) -> Option<&Criterion> {
+        self.criteria
+            .given()?
+            .rollback_when
+            .iter()
+            .find(|c| c.id == id)
+    }
+}
+
+impl Serialize for Duration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl Serialize for Condition {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}

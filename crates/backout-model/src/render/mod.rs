@@ -1,0 +1,64 @@
+//! The one document production support reads at 3 a.m.: a plan rendered as Markdown or as a
+//! self-contained HTML page with an SVG timeline, answering the nine questions in plain words.
+//!
+//! Rendering is a pure function of the validated [`Plan`] and a little [`DocumentInfo`]: no
+//! clock, no environment, no I/O, no hash-map iteration order, so the same input always gives the
+//! same bytes. Secrets stay as the `${NAME}` references the author wrote. This module must not
+//! judge the plan (that is lint's job): it states what the plan says, and shows computed facts
+//! (the critical path, what fits in the window) next to it.
+//!
+//! - [`content`] decides what the document says, as a format-neutral [`document::Document`];
+//! - [`markdown`] and [`html`] lay it out and escape every plan string for their format;
+//! - [`timeline`] draws the procedure's ideal schedule as SVG.
+
+mod content;
+mod document;
+mod html;
+mod markdown;
+mod timeline;
+
+use crate::duration::Duration;
+use crate::plan::Plan;
+use crate::schedule::Schedule;
+
+/// What the document says about itself besides the plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocumentInfo {
+    /// How the plan file is named to readers, e.g. `checkout.yaml`.
+    pub source_name: String,
+    /// The plan's canonical content hash (hex).
+    pub content_hash: String,
+    /// The latest successful rehearsal of exactly this content hash still within `max_age`, if any.
+    /// The caller looks it up; rendering has no clock to judge its age.
+    pub rehearsal: Option<Rehearsal>,
+}
+
+/// Evidence of a successful rehearsal, as the Q9 answer states it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rehearsal {
+    pub environment: String,
+    /// RFC 3339, shown as given.
+    pub at: String,
+    pub by: String,
+    pub took: Duration,
+}
+
+/// The document as Markdown (CommonMark with GitHub tables).
+pub fn markdown(plan: &Plan, info: &DocumentInfo) -> String {
+    let schedule = Schedule::of_steps(plan.steps());
+    markdown::render(&content::document(plan, info, &schedule))
+}
+
+/// The document as one self-contained HTML page (inline CSS and SVG, no scripts, no remote assets).
+pub fn html(plan: &Plan, info: &DocumentInfo) -> String {
+    let schedule = Schedule::of_steps(plan.steps());
+    let timeline = timeline::chart(plan, &schedule, false);
+    html::render(&content::document(plan, info, &schedule), &timeline)
+}
+
+/// The procedure's timeline as a standalone SVG document. When the procedure does not apply or
+/// has no steps, the SVG says so in words.
+pub fn timeline_svg(plan: &Plan) -> String {
+    let schedule = Schedule::of_steps(plan.steps());
+    timeline::chart(plan, &schedule, true)
+}

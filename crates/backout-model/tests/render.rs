@@ -1,0 +1,352 @@
+//! The rendered document: a Markdown snapshot of every valid fixture, and the properties the HTML
+//! page must keep (self-contained, escaped, critical path marked, deterministic, fast enough for
+//! 5,000 steps).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use backout_model::plan::{Answer, StepKind};
+use backout_model::render::{self, DocumentInfo, Rehearsal};
+use backout_model::schedule::Schedule;
+use backout_model::{Duration, Plan};
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/plans/valid");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fixtures/plans/valid exists")
+        .map(|e| e.expect("readable dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    paths.sort();
+    assert!(
+        paths.len() >= 3,
+        "expected the reference plans in {}",
+        dir.display()
+    );
+    paths
+}
+
+fn load_source(name: &str, source: &str) -> (Plan, DocumentInfo) {
+    let linted = backout_model::lint(source);
+    let plan = linted
+        .plan
+        .unwrap_or_else(|| panic!("{name} does not lint: {:#?}", linted.diagnostics));
+    let info = DocumentInfo {
+        source_name: name.to_string(),
+        content_hash: linted.hash.expect("a plan that linted has a hash"),
+        rehearsal: None,
+    };
+    (plan, info)
+}
+
+fn load(name: &str) -> (Plan, DocumentInfo) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/plans/valid")
+        .join(name);
+    let source = std::fs::read_to_string(&path).expect("readable fixture");
+    load_source(name, &source)
+}
+
+#[test]
+fn markdown_of_every_valid_fixture() {
+    for path in fixtures() {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 file name")
+            .to_string();
+        let (plan, info) = load(&name);
+        let md = render::markdown(&plan, &info);
+        let stem = name.trim_end_matches(".yaml");
+        insta::assert_snapshot!(format!("markdown_{stem}"), md);
+    }
+}
+
+#[test]
+fn html_is_one_self_contained_page() {
+    for path in fixtures() {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 file name")
+            .to_string();
+        let (plan, info) = load(&name);
+        let html = render::html(&plan, &info);
+        assert!(html.starts_with("<!DOCTYPE html>"), "{name}");
+        assert!(html.contains("<svg"), "{name}: no inline SVG");
+        assert!(html.contains("<style>"), "{name}: no inline CSS");
+        for forbidden in [
+            "<link", "<script", " src=", "url(", "@import", "<img", "<iframe",
+        ] {
+            assert!(!html.contains(forbidden), "{name}: contains {forbidden}");
+        }
+        assert!(
+            html.contains("name=\"viewport\""),
+            "{name}: not readable on a phone"
+        );
+        assert!(html.contains("@media print"), "{name}: no print styles");
+    }
+}
+
+#[test]
+fn every_question_is_answered_in_both_formats() {
+    for path in fixtures() {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 file name")
+            .to_string();
+        let (plan, info) = load(&name);
+        let md = render::markdown(&plan, &info);
+        let html = render::html(&plan, &info);
+        for q in 1..=9 {
+            assert!(
+                md.contains(&format!("## Q{q}. ")),
+                "{name}: markdown lacks Q{q}"
+            );
+            assert!(
+                html.contains(&format!("<section id=\"q{q}\">")),
+                "{name}: html lacks Q{q}"
+            );
+        }
+    }
+}
+
+#[test]
+fn hostile_strings_are_text_not_markup() {
+    let (mut plan, info) = load("checkout.yaml");
+    let hostile = "<script>alert(\"x\")</script><img src=x onerror=alert(1)>";
+    plan.release.service = hostile.to_string();
+    if let Answer::Given(p) = &mut plan.procedure {
+        p.steps[0].title = Some(hostile.to_string());
+        p.steps[1].kind = StepKind::Run(format!("echo '{hostile}' ```"));
+    }
+    if let Answer::Given(c) = &mut plan.criteria {
+        c.rollback_when[0].title = Some(hostile.to_string());
+    }
+    let html = render::html(&plan, &info);
+    assert!(
+        !html.contains("<script"),
+        "a plan string became a script element"
+    );
+    assert!(!html.contains("<img"), "a plan string became an element");
+    assert!(html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"));
+    let svg = render::timeline_svg(&plan);
+    assert!(!svg.contains("<script") && !svg.contains("<img"));
+
+    let md = render::markdown(&plan, &info);
+    for line in md.lines() {
+        // Raw HTML can only appear inside code spans or fenced blocks, where it is shown as text.
+        let outside_code: String = line.split('`').step_by(2).collect();
+        assert!(
+            !outside_code.contains("<script"),
+            "raw HTML in markdown: {line}"
+        );
+    }
+    assert!(
+        md.contains(r"\<script\>"),
+        "the hostile title should be escaped, not dropped"
+    );
+}
+
+#[test]
+fn critical_path_is_marked_in_table_and_timeline() {
+    let (plan, info) = load("checkout.yaml");
+    let schedule = Schedule::of_steps(plan.steps());
+    assert!(!schedule.critical_path.is_empty());
+    let html = render::html(&plan, &info);
+    let svg = render::timeline_svg(&plan);
+    for step in plan.steps() {
+        let critical = schedule.critical_path.contains(&step.id);
+        let bar = format!("class=\"bar critical\" data-step=\"{}\"", step.id);
+        assert_eq!(svg.contains(&bar), critical, "timeline bar of {}", step.id);
+        assert_eq!(
+            html.contains(&bar),
+            critical,
+            "embedded timeline bar of {}",
+            step.id
+        );
+        let row = html
+            .lines()
+            .find(|l| l.starts_with("<tr") && l.contains(&format!(">{}</code></a> ★", step.id)))
+            .map(|l| l.starts_with("<tr class=\"critical\">"));
+        assert_eq!(row.unwrap_or(false), critical, "table row of {}", step.id);
+    }
+    assert!(html.contains("critical path"), "the chart needs a legend");
+    let md = render::markdown(&plan, &info);
+    let path = schedule
+        .critical_path
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>();
+    assert!(
+        md.contains(&path.join(" (")[..path[0].len()]),
+        "markdown names the critical path"
+    );
+}
+
+#[test]
+fn limits_and_estimates_appear_in_the_timeline() {
+    let (mut plan, _) = load("checkout.yaml");
+    let svg = render::timeline_svg(&plan);
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(svg.contains("expected duration 20m"));
+    // 4h window − 15m start is far beyond a 15m procedure: named, not drawn to scale.
+    assert!(svg.contains("window limit 3h45m"));
+    if let Answer::Given(p) = &mut plan.procedure {
+        p.steps[0].expected = None;
+    }
+    plan.window = Answer::Given(backout_model::plan::Window {
+        opens: backout_model::plan::Opens::Deploy,
+        closes_after: Duration::from_secs(30 * 60),
+        closes_at_checkpoint: None,
+        after_close: None,
+    });
+    let svg = render::timeline_svg(&plan);
+    assert!(svg.contains("no estimate"));
+    assert!(
+        svg.contains("class=\"limit\""),
+        "a 15m window limit is drawn"
+    );
+    assert!(svg.contains("window limit 15m"));
+}
+
+#[test]
+fn not_applicable_procedure_says_so_instead_of_a_chart() {
+    let (plan, info) = load("cluster-upgrade.yaml");
+    let svg = render::timeline_svg(&plan);
+    assert!(svg.contains(
+        "No timeline: the procedure does not apply (No rollback exists; see the workarounds.)"
+    ));
+    let html = render::html(&plan, &info);
+    assert!(html.contains("Not applicable:</strong> No rollback exists; see the workarounds."));
+    assert!(!html.contains("class=\"bar"));
+}
+
+#[test]
+fn secrets_stay_as_written() {
+    let (plan, info) = load("checkout.yaml");
+    let md = render::markdown(&plan, &info);
+    let html = render::html(&plan, &info);
+    for reference in [
+        "${SLACK_OPS_WEBHOOK}",
+        "${STATUS_PAGE_HOOK}",
+        "${CDN_TOKEN}",
+        "${CHECKOUT_DATABASE_URL}",
+    ] {
+        assert!(md.contains(reference), "markdown lacks {reference}");
+        assert!(html.contains(reference), "html lacks {reference}");
+    }
+}
+
+#[test]
+fn rehearsal_evidence_answers_q9() {
+    let (plan, mut info) = load("checkout.yaml");
+    let hash = info.content_hash.clone();
+    let md = render::markdown(&plan, &info);
+    assert!(md.contains(&format!(
+        "no successful rehearsal of this version of the plan is on record (plan hash `{}…`)",
+        &hash[..12]
+    )));
+    info.rehearsal = Some(Rehearsal {
+        environment: "staging".into(),
+        at: "2026-03-02T09:41:00Z".into(),
+        by: "erin@example.com".into(),
+        took: Duration::from_secs(14 * 60 + 20),
+    });
+    let md = render::markdown(&plan, &info);
+    assert!(md.contains(&format!(
+        "**Tested: yes** — rehearsed in staging on 2026-03-02T09:41:00Z by erin@example.com, took 14m20s (plan hash `{}…`)",
+        &hash[..12]
+    )));
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    for path in fixtures() {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 file name")
+            .to_string();
+        let (plan, info) = load(&name);
+        assert_eq!(
+            render::markdown(&plan, &info),
+            render::markdown(&plan, &info),
+            "{name}"
+        );
+        assert_eq!(
+            render::html(&plan, &info),
+            render::html(&plan, &info),
+            "{name}"
+        );
+        let (again, _) = load(&name);
+        assert_eq!(
+            render::html(&plan, &info),
+            render::html(&again, &info),
+            "{name}: reparsed"
+        );
+    }
+}
+
+/// A plan with `steps` steps in interleaved chains and `criteria` criteria.
+fn large_plan(steps: usize, criteria: usize) -> String {
+    let mut y = String::from(
+        "version: 1\nrelease: {service: big, version: \"2\", rollback_to: \"1\", environment: production}\n\
+         owners: {deployment_engineer: a@example.com}\n\
+         people: {ops: [a@example.com, b@example.com], managers: [c@example.com]}\n\
+         criteria:\n  rollback_when:\n",
+    );
+    for i in 0..criteria {
+        let _ = writeln!(
+            y,
+            "    - {{id: c{i}, prometheus: 'sum(rate(errors_{i}[5m]))', fails_if: \"> 0.1\"}}"
+        );
+    }
+    y.push_str(
+        "window: {closes_after: 12h}\n\
+         authorization: {deciders: managers, quorum: 1}\n\
+         execution: {performers: ops, start_within: 15m}\n\
+         procedure:\n  max_parallel: 8\n  steps:\n",
+    );
+    for i in 0..steps {
+        let needs = match i {
+            0..10 => String::new(),
+            _ => format!(", needs: [s{}, s{}]", i - 10, i - 7),
+        };
+        let _ = writeln!(
+            y,
+            "    - {{id: s{i}, title: Step number {i}, run: ./bin/step {i}, expected: {}s, timeout: 5m, idempotent: true{needs}}}",
+            1 + i % 7
+        );
+    }
+    y.push_str(
+        "contingency: {not_applicable: none}\nworkarounds: []\nexpected_duration: 4h\n\
+         communication:\n  channels: {ops: {slack: \"${SLACK}\"}}\n  notify: {rollback_required: [ops]}\n\
+         testing: {rehearse_in: staging, max_age: 30d}\n",
+    );
+    y
+}
+
+/// Not a timed assertion (the target, under 250 ms in release mode, is checked by running this
+/// with `--release -- --nocapture`): it proves the 5,000-step plan renders completely and prints
+/// the numbers.
+#[test]
+fn five_thousand_steps_render() {
+    let source = large_plan(5_000, 500);
+    let started = Instant::now();
+    let (plan, info) = load_source("big.yaml", &source);
+    let linted = started.elapsed();
+    let html = render::html(&plan, &info);
+    let total = started.elapsed();
+    let md = render::markdown(&plan, &info);
+    println!(
+        "5,000 steps, 500 criteria: lint {linted:?}, lint + html {total:?} ({} KiB html, {} KiB markdown)",
+        html.len() / 1024,
+        md.len() / 1024
+    );
+    assert!(html.contains("data-step=\"s4999\""));
+    assert!(html.contains("id=\"step-5000\""));
+    assert!(md.contains("`c499`"));
+}

@@ -1,0 +1,194 @@
+//! `backout lint PLAN…`: every problem of every plan, human or JSON.
+
+use backout_model::{Diagnostic, Severity, codes, lint};
+use serde::Serialize;
+
+use crate::cli::{LintArgs, LintFormat};
+use crate::exit_codes::{CommandError, ExitCode};
+use crate::output;
+
+/// One diagnostic in `--format json`.
+#[derive(Serialize)]
+struct JsonDiagnostic<'a> {
+    file: &'a str,
+    code: &'a str,
+    severity: Severity,
+    line: usize,
+    column: usize,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    help: Option<&'a str>,
+}
+
+/// One file's summary in `--format json --hash`.
+#[derive(Serialize)]
+struct JsonFile<'a> {
+    file: &'a str,
+    hash: Option<&'a str>,
+    errors: usize,
+    warnings: usize,
+}
+
+struct Outcome {
+    file: String,
+    source: String,
+    diagnostics: Vec<Diagnostic>,
+    hash: Option<String>,
+}
+
+pub fn run(args: &LintArgs) -> Result<ExitCode, CommandError> {
+    let outcomes: Vec<Outcome> = args
+        .plans
+        .iter()
+        .map(|path| {
+            let file = path.display().to_string();
+            match super::read_plan(path) {
+                Ok(source) => {
+                    let linted = lint(&source);
+                    Outcome {
+                        file,
+                        source,
+                        diagnostics: linted.diagnostics,
+                        hash: linted.hash,
+                    }
+                }
+                Err(message) => {
+                    let d = Diagnostic::error(codes::UNREADABLE, Default::default(), message);
+                    Outcome {
+                        file,
+                        source: String::new(),
+                        diagnostics: vec![d],
+                        hash: None,
+                    }
+                }
+            }
+        })
+        .collect();
+    let errors: usize = outcomes
+        .iter()
+        .map(|o| o.diagnostics.iter().filter(|d| d.is_error()).count())
+        .sum();
+    let warnings: usize = outcomes
+        .iter()
+        .map(|o| {
+            o.diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Warning)
+                .count()
+        })
+        .sum();
+    match args.format {
+        LintFormat::Json => print_json(&outcomes, args.hash)?,
+        LintFormat::Human => print_human(&outcomes, args.hash),
+    }
+    Ok(if errors > 0 || (args.deny_warnings && warnings > 0) {
+        ExitCode::Usage
+    } else {
+        ExitCode::Ok
+    })
+}
+
+fn print_json(outcomes: &[Outcome], with_hash: bool) -> Result<(), CommandError> {
+    let diagnostics: Vec<JsonDiagnostic<'_>> = outcomes
+        .iter()
+        .flat_map(|o| {
+            o.diagnostics.iter().map(|d| JsonDiagnostic {
+                file: &o.file,
+                code: d.code,
+                severity: d.severity,
+                line: d.span.line.max(1),
+                column: d.span.column.max(1),
+                message: &d.message,
+                help: d.help.as_deref(),
+            })
+        })
+        .collect();
+    let text = if with_hash {
+        let files: Vec<JsonFile<'_>> = outcomes
+            .iter()
+            .map(|o| JsonFile {
+                file: &o.file,
+                hash: o.hash.as_deref(),
+                errors: o.diagnostics.iter().filter(|d| d.is_error()).count(),
+                warnings: o
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.severity == Severity::Warning)
+                    .count(),
+            })
+            .collect();
+        serde_json::to_string_pretty(
+            &serde_json::json!({ "diagnostics": diagnostics, "files": files }),
+        )
+    } else {
+        serde_json::to_string_pretty(&diagnostics)
+    };
+    let text = text.map_err(|e| CommandError::internal(e.to_string()))?;
+    output::out(&format!("{text}\n"));
+    Ok(())
+}
+
+fn print_human(outcomes: &[Outcome], with_hash: bool) {
+    let color = output::color_stdout();
+    let bold = if color {
+        anstyle::Style::new().bold()
+    } else {
+        anstyle::Style::new()
+    };
+    let (green, red, yellow) = if color {
+        (
+            anstyle::AnsiColor::Green.on_default(),
+            anstyle::AnsiColor::Red.on_default(),
+            anstyle::AnsiColor::Yellow.on_default(),
+        )
+    } else {
+        (
+            anstyle::Style::new(),
+            anstyle::Style::new(),
+            anstyle::Style::new(),
+        )
+    };
+    for o in outcomes {
+        for d in &o.diagnostics {
+            if o.source.is_empty() {
+                output::out(&format!(
+                    "{}:{}:{}: {}[{}]: {}\n",
+                    o.file,
+                    d.span.line.max(1),
+                    d.span.column.max(1),
+                    d.severity,
+                    d.code,
+                    d.message
+                ));
+            } else {
+                output::out(&format!(
+                    "{}\n",
+                    output::render_diagnostic(d, &o.file, &o.source, color)
+                ));
+            }
+        }
+        let errors = o.diagnostics.iter().filter(|d| d.is_error()).count();
+        let warnings = o
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .count();
+        let status = match (errors, warnings) {
+            (0, 0) => format!("{green}ok{green:#}"),
+            (0, w) => format!("{yellow}ok with {w} warning{}{yellow:#}", plural(w)),
+            (e, w) => format!(
+                "{red}{e} error{}{red:#}, {w} warning{}",
+                plural(e),
+                plural(w)
+            ),
+        };
+        output::out(&format!("{bold}{}{bold:#}: {status}\n", o.file));
+        if with_hash && let Some(hash) = &o.hash {
+            output::out(&format!("{hash}  {}\n", o.file));
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

@@ -1,0 +1,23 @@
+//! The `backout` binary: command-line arguments → operations → exit codes.
+//!
+//! Parsing and checking plans lives in `backout-model`; this crate reads files, prints, and maps
+//! outcomes to the documented exit codes in one place (`exit_codes`).
+
+mod cli;
+mod commands;
+mod exit_codes;
+mod output;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let code = match commands::run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            output::error(&format!("{error:#}"));
+            error.exit_code()
+        }
+    };
+    std::process::ExitCode::from(code as u8)
+}

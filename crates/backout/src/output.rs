@@ -1,0 +1,129 @@
+//! Printing for people: colour only on a terminal and never with NO_COLOR set; diagnostics as
+//! caret excerpts (miette), grouped by file.
+
+use std::io::IsTerminal;
+
+use backout_model::{Diagnostic, Severity};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+
+/// Whether standard output should be coloured.
+pub fn color_stdout() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+fn color_stderr() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// Writes to standard output. A closed pipe (`backout lint … | head`) ends the process quietly
+/// instead of panicking, as other command-line tools do.
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Prints an error that ends the command to standard error.
+pub fn error(message: &str) {
+    let style = if color_stderr() {
+        anstyle::AnsiColor::Red.on_default().bold()
+    } else {
+        anstyle::Style::new()
+    };
+    eprintln!("{style}error{style:#}: {message}");
+}
+
+/// Prints a warning to standard error.
+pub fn warn(message: &str) {
+    let style = if color_stderr() {
+        anstyle::AnsiColor::Yellow.on_default().bold()
+    } else {
+        anstyle::Style::new()
+    };
+    eprintln!("{style}warning{style:#}: {message}");
+}
+
+/// One diagnostic as miette renders it: header, `file:line:col`, the line with a caret, help.
+pub fn render_diagnostic(diagnostic: &Diagnostic, file: &str, source: &str, color: bool) -> String {
+    let report = Report {
+        d: diagnostic,
+        src: NamedSource::new(file, source.to_string()),
+    };
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_context_lines(1);
+    let mut out = String::new();
+    if handler.render_report(&mut out, &report).is_err() {
+        // miette only fails on a formatter error; fall back to the plain form.
+        out = format!(
+            "{file}:{}:{}: {}: {}\n",
+            diagnostic.span.line, diagnostic.span.column, diagnostic.severity, diagnostic.message
+        );
+    }
+    out
+}
+
+struct Report<'a> {
+    d: &'a Diagnostic,
+    src: NamedSource<String>,
+}
+
+impl std::fmt::Debug for Report<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.d.fmt(f)
+    }
+}
+
+impl std::fmt::Display for Report<'_> {
+    /// `error[B021]: unknown step …`, as compilers print it, so the severity reads without colour.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}[{}]: {}",
+            self.d.severity, self.d.code, self.d.message
+        )
+    }
+}
+
+impl std::error::Error for Report<'_> {}
+
+impl miette::Diagnostic for Report<'_> {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.d.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+            Severity::Note => miette::Severity::Advice,
+        })
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.d
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.src)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let span = self.d.span;
+        Some(Box::new(std::iter::once(LabeledSpan::new(
+            Some("here".into()),
+            span.offset,
+            span.len,
+        ))))
+    }
+}
