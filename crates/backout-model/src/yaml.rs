@@ -148,6 +148,10 @@ fn strip_location_prefix(message: &str) -> String {
 }
 
 fn span_of(loc: &serde_saphyr::Location, source: &str) -> Span {
+    // Line and column come from the parser: recomputing them from the offset would scan the
+    // text from the start for every node, quadratic in the size of the plan.
+    let line = usize::try_from(loc.line()).unwrap_or(1).max(1);
+    let column = usize::try_from(loc.column()).unwrap_or(1).max(1);
     let span = loc.span();
     match (span.byte_offset(), span.byte_len()) {
         (Some(offset), Some(len)) => {
@@ -155,12 +159,15 @@ fn span_of(loc: &serde_saphyr::Location, source: &str) -> Span {
                 .unwrap_or(usize::MAX)
                 .min(source.len());
             let len = usize::try_from(len).unwrap_or(0).min(source.len() - offset);
-            Span::at(source, offset, len)
+            Span {
+                offset,
+                len,
+                line,
+                column,
+            }
         }
         _ => {
-            // No byte information: fall back to the line and column serde-saphyr gave.
-            let line = usize::try_from(loc.line()).unwrap_or(1).max(1);
-            let column = usize::try_from(loc.column()).unwrap_or(1).max(1);
+            // No byte information: find the offset from the line and column.
             let line_start: usize = source
                 .split_inclusive('\n')
                 .take(line - 1)

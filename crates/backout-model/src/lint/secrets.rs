@@ -121,7 +121,7 @@ fn scan(text: &str, node: &Node, checker: &mut Checker) {
         );
     }
     for (prefix, what) in TOKEN_PREFIXES {
-        if let Some(pos) = plain.find(prefix)
+        if let Some(pos) = find(&plain, prefix)
             && looks_like_token(&plain[pos..], prefix)
         {
             checker.push(
@@ -131,7 +131,7 @@ fn scan(text: &str, node: &Node, checker: &mut Checker) {
             return;
         }
     }
-    if let Some(pos) = plain.find("Bearer ") {
+    if let Some(pos) = find(&plain, "Bearer ") {
         let token: String = plain[pos + 7..]
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || "-_.=+/".contains(*c))
@@ -156,7 +156,7 @@ fn strip_references(text: &str) -> (String, Option<String>) {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     let mut malformed = None;
-    while let Some(start) = rest.find("${") {
+    while let Some(start) = find(rest, "${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         match after.find('}') {
@@ -178,6 +178,18 @@ fn strip_references(text: &str) -> (String, Option<String>) {
     (out, malformed)
 }
 
+/// Substring search without building a searcher per call: every string of the plan is scanned
+/// for a dozen short needles, and `str::find` set-up dominated lint time on large plans.
+fn find(haystack: &str, needle: &str) -> Option<usize> {
+    let (hay, needle) = (haystack.as_bytes(), needle.as_bytes());
+    let first = *needle.first()?;
+    hay.iter()
+        .enumerate()
+        .filter(|(_, b)| **b == first)
+        .map(|(i, _)| i)
+        .find(|i| hay[*i..].starts_with(needle))
+}
+
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
@@ -189,7 +201,7 @@ fn valid_name(name: &str) -> bool {
 /// `scheme://user:password@host` with a literal password: returns the user.
 fn url_credentials(text: &str) -> Option<String> {
     let mut rest = text;
-    while let Some(pos) = rest.find("://") {
+    while let Some(pos) = find(rest, "://") {
         let after = &rest[pos + 3..];
         let authority: &str = after
             .split(['/', ' ', '"', '\'', '?', '#'])
