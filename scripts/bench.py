@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark of plan-as-code: lint and render of a generated large plan and of the reference plan.
 
-Prints medians of repeated runs (this machine is shared and noisy) next to a peer measured in
+Prints medians of repeated runs (wall time includes GNU time's own start, ~1 ms) (this machine is shared and noisy) next to a peer measured in
 the same run: PyYAML's C loader parsing the same file (parse only, in-process, so it pays no
 process start-up; backout's numbers are whole processes). Peak memory is the child's max RSS.
 Targets (issue 2): lint + render html of 5,000 steps / 500 criteria < 250 ms and < 100 MB;
@@ -40,14 +40,18 @@ def generate(steps: int, criteria: int) -> str:
 
 
 def measure(argv):
-    """(wall seconds, max RSS bytes) of one run."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"benchmark command failed: {' '.join(argv)}")
-    return wall, usage.ru_maxrss * 1024
+    """(wall seconds, max RSS bytes) of one run.
+
+    Peak memory comes from GNU time (%M): wait4's ru_maxrss would include the memory of the
+    Python process the child was forked from."""
+    with tempfile.NamedTemporaryFile("r") as rss:
+        start = time.perf_counter()
+        code = subprocess.call(["/usr/bin/time", "-f", "%M", "-o", rss.name] + argv,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wall = time.perf_counter() - start
+        if code != 0:
+            sys.exit(f"benchmark command failed: {' '.join(argv)}")
+        return wall, int(rss.read().split()[-1]) * 1024
 
 
 def bench(argv):
@@ -92,9 +96,8 @@ def main():
         ratio = f"{wall / p:6.1f}x" if p else "      -"
         ptxt = f"{p * 1000:12.1f} ms" if p else "             -"
         print(f"{name:40} {wall * 1000:12.1f} ms {rss / 1e6:7.1f} MB {ptxt} {ratio}")
-    total = rows[0][1][0] + rows[1][1][0]
-    print(f"lint + render html of the big plan: {total * 1000:.1f} ms (target < 250 ms); "
-          f"peak {max(rows[0][1][1], rows[1][1][1]) / 1e6:.1f} MB (target < 100 MB)")
+    print(f"render --format html of the big plan (it lints first, so this is lint + render): "
+          f"{rows[1][1][0] * 1000:.1f} ms (target < 250 ms); peak {rows[1][1][1] / 1e6:.1f} MB (target < 100 MB)")
     print(f"lint of the reference plan: {rows[2][1][0] * 1000:.1f} ms (target < 20 ms)")
 
 
