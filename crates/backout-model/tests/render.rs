@@ -10,6 +10,7 @@ use backout_model::plan::{Answer, StepKind};
 use backout_model::render::{self, DocumentInfo, Rehearsal};
 use backout_model::schedule::Schedule;
 use backout_model::{Duration, Plan};
+use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag};
 
 fn fixtures() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/plans/valid");
@@ -74,7 +75,9 @@ fn html_is_one_self_contained_page() {
         let (plan, info) = load(&name);
         let html = render::html(&plan, &info);
         assert!(html.starts_with("<!DOCTYPE html>"), "{name}");
-        assert!(html.contains("<svg"), "{name}: no inline SVG");
+        if plan.procedure.given().is_some() {
+            assert!(html.contains("<svg"), "{name}: no inline SVG timeline");
+        }
         assert!(html.contains("<style>"), "{name}: no inline CSS");
         for forbidden in [
             "<link", "<script", " src=", "url(", "@import", "<img", "<iframe",
@@ -136,18 +139,71 @@ fn hostile_strings_are_text_not_markup() {
     assert!(!svg.contains("<script") && !svg.contains("<img"));
 
     let md = render::markdown(&plan, &info);
-    for line in md.lines() {
-        // Raw HTML can only appear inside code spans or fenced blocks, where it is shown as text.
-        let outside_code: String = line.split('`').step_by(2).collect();
+    assert_no_raw_html(&md);
+    let text = markdown_text(&md);
+    assert!(
+        text.contains(hostile),
+        "the hostile title should read as itself, not be dropped"
+    );
+    assert!(
+        text.contains(&format!("echo '{hostile}' ```")),
+        "the hostile command is shown verbatim"
+    );
+}
+
+fn markdown_events(md: &str) -> Vec<Event<'_>> {
+    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
+    Parser::new_ext(md, options).collect()
+}
+
+/// Asserts that no plan string became raw HTML once the Markdown is rendered.
+fn assert_no_raw_html(md: &str) {
+    for event in markdown_events(md) {
         assert!(
-            !outside_code.contains("<script"),
-            "raw HTML in markdown: {line}"
+            !matches!(event, Event::Html(_) | Event::InlineHtml(_)),
+            "raw HTML in markdown: {event:?}"
         );
     }
-    assert!(
-        md.contains(r"\<script\>"),
-        "the hostile title should be escaped, not dropped"
-    );
+}
+
+/// The text a reader of the rendered Markdown sees.
+fn markdown_text(md: &str) -> String {
+    let mut text = String::new();
+    for event in markdown_events(md) {
+        match event {
+            Event::Text(t) | Event::Code(t) => text.push_str(&t),
+            Event::SoftBreak | Event::HardBreak => text.push('\n'),
+            _ => {}
+        }
+    }
+    text
+}
+
+#[test]
+fn markdown_parses_without_raw_html() {
+    for path in fixtures() {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 file name")
+            .to_string();
+        let (plan, info) = load(&name);
+        let md = render::markdown(&plan, &info);
+        assert_no_raw_html(&md);
+        let headings = markdown_events(&md)
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::Start(Tag::Heading {
+                        level: HeadingLevel::H2,
+                        ..
+                    })
+                )
+            })
+            .count();
+        assert_eq!(headings, 11, "{name}: at a glance, contacts and Q1-Q9");
+    }
 }
 
 #[test]

@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 
 use super::DocumentInfo;
-use super::document::{Block, Document, Row, Section, Table, Text, Tone};
+use super::document::{
+    Block, CardSource, Document, Row, Section, StepCards, Str, Table, Text, Tone,
+};
 use crate::duration::Duration;
 use crate::plan::{
     Action, Answer, ChannelKind, Check, Criterion, Event, HttpCheck, HttpRequest, NoData,
@@ -21,7 +23,11 @@ use crate::schedule::Schedule;
 const SUMMARY_NAMES: usize = 8;
 
 /// Builds the document for `plan`.
-pub(crate) fn document(plan: &Plan, info: &DocumentInfo, schedule: &Schedule) -> Document {
+pub(crate) fn document<'a>(
+    plan: &'a Plan,
+    info: &'a DocumentInfo,
+    schedule: &'a Schedule,
+) -> Document<'a> {
     let context = Context::new(plan, info, schedule);
     let mut blocks = context.header();
     blocks.push(Block::Section(context.at_a_glance()));
@@ -47,6 +53,7 @@ pub(crate) fn document(plan: &Plan, info: &DocumentInfo, schedule: &Schedule) ->
              written and never resolved in this document.",
             info.source_name, info.content_hash
         ),
+        cards: Box::new(context),
     }
 }
 
@@ -104,7 +111,7 @@ impl<'a> Context<'a> {
     // ----- shared phrases -------------------------------------------------------------------
 
     /// `group` (member, member).
-    fn group(&self, name: &str) -> Text {
+    fn group(&self, name: &'a str) -> Text<'a> {
         let text = Text::new().code(name);
         match self.groups.get(name) {
             Some(members) if !members.is_empty() => {
@@ -115,18 +122,18 @@ impl<'a> Context<'a> {
     }
 
     /// A criterion id, linked to its description when the plan has it.
-    fn criterion_ref(&self, id: &str) -> Text {
+    fn criterion_ref(&self, id: &'a str) -> Text<'a> {
         match self.criteria.get(id) {
             Some(i) => Text::new().reference(criterion_anchor(*i), id),
             None => Text::new().code(id),
         }
     }
 
-    fn criteria_refs(&self, ids: &[String]) -> Text {
+    fn criteria_refs(&self, ids: impl IntoIterator<Item = &'a String>) -> Text<'a> {
         Text::join(ids, ", ", |id| self.criterion_ref(id))
     }
 
-    fn contingency_ref(&self, id: &str) -> Text {
+    fn contingency_ref(&self, id: &'a str) -> Text<'a> {
         match self.contingencies.get(id) {
             Some(i) => Text::new().reference(contingency_anchor(*i), id),
             None => Text::new().code(id),
@@ -137,7 +144,7 @@ impl<'a> Context<'a> {
         self.plan.execution.given().map(|e| e.performers.as_str())
     }
 
-    fn tested_line(&self) -> (Tone, Text) {
+    fn tested_line(&self) -> (Tone, Text<'a>) {
         let hash = short_hash(&self.info.content_hash);
         match &self.info.rehearsal {
             Some(r) => (
@@ -162,42 +169,39 @@ impl<'a> Context<'a> {
 
     // ----- header, summary, contacts --------------------------------------------------------
 
-    fn header(&self) -> Vec<Block> {
+    fn header(&self) -> Vec<Block<'a>> {
         let r = &self.plan.release;
         let o = &self.plan.owners;
         let mut fields = vec![
-            ("Service".to_string(), Text::new().strong(&r.service)),
+            ("Service".into(), Text::new().strong(&r.service)),
             (
-                "Release".to_string(),
+                "Release".into(),
                 Text::new()
                     .code(&r.version)
                     .plain(" → rolls back to ")
                     .code(&r.rollback_to),
             ),
+            ("Environment".into(), Text::from(r.environment.as_str())),
             (
-                "Environment".to_string(),
-                Text::from(r.environment.as_str()),
-            ),
-            (
-                "Change ticket".to_string(),
+                "Change ticket".into(),
                 match &r.change_ticket {
                     Some(t) => Text::new().code(t),
                     None => Text::from("none given"),
                 },
             ),
             (
-                "Deployment engineer".to_string(),
+                "Deployment engineer".into(),
                 Text::from(o.deployment_engineer.as_str()),
             ),
         ];
         if !o.authors.is_empty() {
-            fields.push(("Authors".to_string(), Text::from(o.authors.join(", "))));
+            fields.push(("Authors".into(), Text::from(o.authors.join(", "))));
         }
         if !r.checkpoints.is_empty() {
-            fields.push(("Checkpoints".to_string(), self.checkpoint_chain()));
+            fields.push(("Checkpoints".into(), self.checkpoint_chain()));
         }
         fields.push((
-            "Plan".to_string(),
+            "Plan".into(),
             Text::new()
                 .code(&self.info.source_name)
                 .plain(", content hash ")
@@ -205,7 +209,7 @@ impl<'a> Context<'a> {
         ));
         let mut blocks = Vec::new();
         if let Some(d) = &self.plan.description {
-            blocks.push(Block::Prose(d.clone()));
+            blocks.push(Block::Prose(d.as_str().into()));
         }
         blocks.push(Block::Fields(fields));
         let (tone, tested) = self.tested_line();
@@ -214,7 +218,7 @@ impl<'a> Context<'a> {
     }
 
     /// The forward deployment's checkpoints in order, the point of no return marked.
-    fn checkpoint_chain(&self) -> Text {
+    fn checkpoint_chain(&self) -> Text<'a> {
         let no_return = self
             .plan
             .window
@@ -230,12 +234,12 @@ impl<'a> Context<'a> {
         })
     }
 
-    fn at_a_glance(&self) -> Section {
+    fn at_a_glance(&self) -> Section<'a> {
         let p = self.plan;
         let mut rows = Vec::new();
-        let mut row = |anchor: &str, question: &str, answer: Text| {
+        let mut row = |anchor: &'static str, question: &'static str, answer: Text<'a>| {
             rows.push(Row {
-                cells: vec![Text::new().reference(anchor, question), answer],
+                cells: vec![Text::new().link(anchor, question), answer],
                 critical: false,
             });
         };
@@ -246,16 +250,17 @@ impl<'a> Context<'a> {
                 Answer::Given(c) => {
                     let automatic = c.rollback_when.iter().filter(|c| c.automatic).count();
                     let mut t = Text::new()
-                        .plain(format!(
-                            "any of {} tripping: ",
-                            plural(c.rollback_when.len(), "criterion", "criteria")
-                        ))
+                        .plain(match c.rollback_when.len() {
+                            1 => "when this criterion trips: ".to_string(),
+                            n => format!("when any of {n} criteria trips: "),
+                        })
                         .append(capped(
                             c.rollback_when.iter().map(|c| c.id.as_str()),
                             |id| Text::new().code(id),
                         ));
                     if automatic > 0 {
-                        t.push_plain(format!(" ({automatic} roll back automatically)"));
+                        let verb = if automatic == 1 { "rolls" } else { "roll" };
+                        t.push_plain(format!(" ({automatic} {verb} back automatically)"));
                     }
                     t
                 }
@@ -396,29 +401,28 @@ impl<'a> Context<'a> {
         )
     }
 
-    fn contacts(&self) -> Section {
+    fn contacts(&self) -> Section<'a> {
         let p = self.plan;
         let mut roles: HashMap<&str, Vec<Text>> = HashMap::new();
         if let Answer::Given(a) = &p.authorization {
             roles
                 .entry(&a.deciders)
                 .or_default()
-                .push(Text::new().reference("q3", "decides"));
+                .push(Text::new().link("q3", "decides"));
             if let Some(f) = &a.fallback {
-                roles
-                    .entry(&f.deciders)
-                    .or_default()
-                    .push(Text::from(format!(
-                        "decides when nobody has after {}",
+                roles.entry(&f.deciders).or_default().push(
+                    Text::new().link("q3", "fallback deciders").plain(format!(
+                        " (asked when no decision arrives within {})",
                         f.after
-                    )));
+                    )),
+                );
             }
         }
         if let Some(performers) = self.performers() {
             roles
                 .entry(performers)
                 .or_default()
-                .push(Text::new().reference("q4", "performs the steps"));
+                .push(Text::new().link("q4", "performs the steps"));
         }
         let mut manual: HashMap<&str, Vec<&str>> = HashMap::new();
         for step in all_steps(p) {
@@ -477,22 +481,25 @@ impl<'a> Context<'a> {
 
     // ----- Q1 ---------------------------------------------------------------------------------
 
-    fn q1_criteria(&self) -> Section {
+    fn q1_criteria(&self) -> Section<'a> {
         let title = "Q1. When is a rollback required? When is the deployment a success?";
         let c = match &self.plan.criteria {
             Answer::Given(c) => c,
             Answer::NotApplicable(r) => return section(2, "q1", title, vec![not_applicable(r)]),
         };
-        let mut body = vec![Block::Paragraph(Text::from(format!(
-            "A rollback is required as soon as any one of these {} trips, or when a person requests one \
-             (`backout request`). No data and source errors never count as healthy.",
-            plural(c.rollback_when.len(), "criterion", "criteria")
-        )))];
-        let automatic: Vec<String> = c
+        let mut body = vec![Block::Paragraph(
+            Text::from(match c.rollback_when.len() {
+                1 => "A rollback is required as soon as this criterion trips, or when a person requests one (".to_string(),
+                n => format!("A rollback is required as soon as any one of these {n} criteria trips, or when a person requests one ("),
+            })
+.code("backout request REL --reason …")
+            .plain("). No data and source errors never count as healthy."),
+        )];
+        let automatic: Vec<&'a String> = c
             .rollback_when
             .iter()
             .filter(|c| c.automatic)
-            .map(|c| c.id.clone())
+            .map(|c| &c.id)
             .collect();
         body.push(Block::Paragraph(if automatic.is_empty() {
             Text::from("Automatic rollback: none — every rollback needs a decision (Q3).")
@@ -500,7 +507,7 @@ impl<'a> Context<'a> {
             Text::new()
                 .strong("Automatic rollback:")
                 .plain(" when ")
-                .append(self.criteria_refs(&automatic))
+                .append(self.criteria_refs(automatic))
                 .plain(" trips, the rollback starts with no human decision.")
         }));
         for (i, criterion) in c.rollback_when.iter().enumerate() {
@@ -518,7 +525,11 @@ impl<'a> Context<'a> {
                         Text::from("all of ")
                     })
                     .append(self.criteria_refs(&s.checks))
-                    .plain(format!(" pass continuously for {}.", s.hold)),
+                    .plain(format!(
+                        " {} continuously for {}.",
+                        pass_verb(s.checks.len()),
+                        s.hold
+                    )),
             )],
             None => vec![Block::Paragraph(Text::from(
                 "No success definition: the deployment is never declared a success early; the window closes \
@@ -546,7 +557,7 @@ impl<'a> Context<'a> {
                     .code(variable)
                     .plain(" in the environment of backout"),
             };
-            sources.push((name.to_string(), value));
+            sources.push((name.into(), value));
         }
         body.push(Block::Section(section(
             3,
@@ -557,14 +568,14 @@ impl<'a> Context<'a> {
         section(2, "q1", title, body)
     }
 
-    fn criterion(&self, i: usize, c: &Criterion) -> Section {
+    fn criterion(&self, i: usize, c: &'a Criterion) -> Section<'a> {
         let title = match &c.title {
             Some(t) => Text::new().code(&c.id).plain(" — ").plain(t),
             None => Text::new().code(&c.id),
         };
         let mut body = vec![Block::Paragraph(self.criterion_rule(c))];
         if let Some(d) = &c.description {
-            body.push(Block::Prose(d.clone()));
+            body.push(Block::Prose(d.as_str().into()));
         }
         let mut fields = Vec::new();
         match &c.source {
@@ -622,13 +633,13 @@ impl<'a> Context<'a> {
             } else {
                 Text::new()
                     .plain("a trip asks the deciders (")
-                    .reference("q3", "Q3")
+                    .link("q3", "Q3")
                     .plain(")")
             },
         ));
         body.push(Block::Fields(fields));
         match &c.source {
-            Source::Prometheus(q) | Source::Command(q) => body.push(Block::Code(q.clone())),
+            Source::Prometheus(q) | Source::Command(q) => body.push(Block::Code(q.as_str().into())),
             Source::Alertmanager { .. } | Source::Http(_) => {}
         }
         Section {
@@ -636,16 +647,17 @@ impl<'a> Context<'a> {
             anchor: criterion_anchor(i),
             title,
             card: true,
+            critical: false,
             body,
         }
     }
 
     /// "Rollback is required when the share of 5xx responses (error-rate) is above 0.02 for 2
     /// consecutive measurements taken every 1m (after a 5m warm-up)."
-    fn criterion_rule(&self, c: &Criterion) -> Text {
+    fn criterion_rule(&self, c: &'a Criterion) -> Text<'a> {
         let subject = || match &c.title {
             Some(t) => Text::from(the(t)).plain(" (").code(&c.id).plain(")"),
-            None => Text::new().code(&c.id),
+            None => Text::new().code(&c.id).plain(" (the query below)"),
         };
         let failing = match (&c.source, c.fails_if) {
             (Source::Prometheus(_), Some(f)) => subject().plain(" ").plain(f.describe()),
@@ -703,7 +715,7 @@ impl<'a> Context<'a> {
 
     // ----- Q2 ---------------------------------------------------------------------------------
 
-    fn q2_window(&self) -> Section {
+    fn q2_window(&self) -> Section<'a> {
         let title = "Q2. Within what time can a rollback take place?";
         let w = match &self.plan.window {
             Answer::Given(w) => w,
@@ -739,7 +751,7 @@ impl<'a> Context<'a> {
         }
         body.push(Block::Paragraph(Text::from("After the window has closed:")));
         match &w.after_close {
-            Some(a) => body.push(Block::Prose(a.clone())),
+            Some(a) => body.push(Block::Prose(a.as_str().into())),
             None => body.push(Block::Paragraph(Text::from(
                 "The plan does not say what to do instead.",
             ))),
@@ -755,7 +767,7 @@ impl<'a> Context<'a> {
     }
 
     /// When a rollback must be approved at the latest to finish inside the window.
-    fn latest_decision(&self) -> Option<Text> {
+    fn latest_decision(&self) -> Option<Text<'a>> {
         let w = self.plan.window.given()?;
         let start = self.plan.execution.given()?.start_within?;
         let expected = *self.plan.expected_duration.given()?;
@@ -775,23 +787,23 @@ impl<'a> Context<'a> {
 
     // ----- Q3, Q4 -----------------------------------------------------------------------------
 
-    fn q3_authorization(&self) -> Section {
+    fn q3_authorization(&self) -> Section<'a> {
         let title = "Q3. Who decides to roll back?";
         let a = match &self.plan.authorization {
             Answer::Given(a) => a,
             Answer::NotApplicable(r) => return section(2, "q3", title, vec![not_applicable(r)]),
         };
         let fields = vec![
-            ("Deciders".to_string(), self.group(&a.deciders)),
+            ("Deciders".into(), self.group(&a.deciders)),
             (
-                "Quorum".to_string(),
+                "Quorum".into(),
                 Text::from(format!(
                     "{} from distinct deciders",
                     plural(a.quorum as usize, "approval", "approvals")
                 )),
             ),
             (
-                "Fallback".to_string(),
+                "Fallback".into(),
                 match &a.fallback {
                     Some(f) => Text::from(format!(
                         "if no decision arrives within {}, the decision escalates to ",
@@ -802,7 +814,7 @@ impl<'a> Context<'a> {
                 },
             ),
             (
-                "Automatic".to_string(),
+                "Automatic".into(),
                 if a.automatic.is_empty() {
                     Text::from("none — every rollback needs a human decision")
                 } else {
@@ -811,7 +823,7 @@ impl<'a> Context<'a> {
                 },
             ),
             (
-                "Separation of duties".to_string(),
+                "Separation of duties".into(),
                 Text::from(if a.separation_of_duties {
                     "yes — a person who decides this rollback may not perform its steps"
                 } else {
@@ -834,16 +846,16 @@ impl<'a> Context<'a> {
         )
     }
 
-    fn q4_execution(&self) -> Section {
+    fn q4_execution(&self) -> Section<'a> {
         let title = "Q4. Who performs the rollback, and how soon?";
         let e = match &self.plan.execution {
             Answer::Given(e) => e,
             Answer::NotApplicable(r) => return section(2, "q4", title, vec![not_applicable(r)]),
         };
         let fields = vec![
-            ("Performers".to_string(), self.group(&e.performers)),
+            ("Performers".into(), self.group(&e.performers)),
             (
-                "Start within".to_string(),
+                "Start within".into(),
                 match e.start_within {
                     Some(d) => Text::from(format!(
                         "{d} after the approval; if the rollback has not started by then, it is escalated"
@@ -865,7 +877,7 @@ impl<'a> Context<'a> {
 
     // ----- Q5 ---------------------------------------------------------------------------------
 
-    fn q5_procedure(&self) -> Section {
+    fn q5_procedure(&self) -> Section<'a> {
         let title = "Q5. What procedure is followed?";
         let p = match &self.plan.procedure {
             Answer::Given(p) => p,
@@ -906,12 +918,16 @@ impl<'a> Context<'a> {
             pre,
         )));
         let mut steps = vec![];
-        steps.extend(self.step_list(&p.steps, self.schedule, "step", 4));
+        steps.extend(self.step_list(&p.steps, self.schedule, true, "step", 4));
         body.push(Block::Section(section(3, "q5-steps", "Steps", steps)));
         let verify = match &p.verify_after {
             Some(v) => Text::from("The backout itself succeeded when ")
                 .append(self.criteria_refs(&v.checks))
-                .plain(format!(" pass continuously for {}.", v.hold)),
+                .plain(format!(
+                    " {} continuously for {}.",
+                    pass_verb(v.checks.len()),
+                    v.hold
+                )),
             None => Text::from(
                 "No check after the procedure is defined: the backout is done when its last step is.",
             ),
@@ -926,41 +942,36 @@ impl<'a> Context<'a> {
     }
 
     /// The overview table and one card per step.
+    /// The overview table, then one card per step. The cards are built while the document is
+    /// written ([`CardSource`]), one at a time, so a 5,000-step plan never holds them all.
     fn step_list(
         &self,
-        steps: &[Step],
+        steps: &'a [Step],
         schedule: &Schedule,
+        mark_critical: bool,
         prefix: &str,
         level: u8,
-    ) -> Vec<Block> {
-        let index: HashMap<&str, usize> = steps
+    ) -> Vec<Block<'a>> {
+        let index: HashMap<&'a str, usize> = steps
             .iter()
             .enumerate()
             .map(|(i, s)| (s.id.as_str(), i))
             .collect();
-        let anchor = |i: usize| format!("{prefix}-{}", i + 1);
-        let needs = |s: &Step| -> Text {
-            if s.needs.is_empty() {
-                return Text::from("—");
-            }
-            Text::join(&s.needs, ", ", |n| match index.get(n.as_str()) {
-                Some(i) => Text::new().reference(anchor(*i), n),
-                None => Text::new().code(n),
-            })
-        };
         let mut rows = Vec::with_capacity(steps.len());
-        let mut cards = Vec::with_capacity(steps.len());
-        let mut any_critical = false;
+        let mut starts = Vec::with_capacity(steps.len());
+        let mut critical_steps = Vec::with_capacity(steps.len());
         for (i, s) in steps.iter().enumerate() {
             let slot = schedule.slots.get(i).filter(|slot| slot.id == s.id);
-            let critical = slot.is_some_and(|slot| slot.critical) && steps.len() > 1;
-            any_critical |= critical;
-            let mut name = Text::new().reference(anchor(i), &s.id);
+            let critical =
+                mark_critical && slot.is_some_and(|slot| slot.critical) && steps.len() > 1;
+            starts.push(slot.map(|slot| slot.start));
+            critical_steps.push(critical);
+            let mut name = Text::new().reference(step_anchor(prefix, i), &s.id);
             if critical {
                 name.push_plain(" ★");
             }
             if let Some(t) = &s.title {
-                name.push_plain(format!(" — {t}"));
+                name = name.plain(" — ").plain(t);
             }
             if let Some(c) = &s.when_checkpoint {
                 name = name.plain(" (only if ").code(c).plain(" was reached)");
@@ -976,28 +987,15 @@ impl<'a> Context<'a> {
                     Text::from(s.kind.keyword()),
                     self.who_short(s),
                     start,
-                    Text::from(
-                        s.expected
-                            .map_or_else(|| "no estimate".to_string(), |d| d.to_string()),
-                    ),
-                    Text::from(
-                        s.timeout
-                            .map_or_else(|| "none".to_string(), |d| d.to_string()),
-                    ),
-                    needs(s),
+                    s.expected
+                        .map_or_else(|| Text::from("no estimate"), |d| Text::from(d.to_string())),
+                    s.timeout
+                        .map_or_else(|| Text::from("none"), |d| Text::from(d.to_string())),
+                    needs_text(s, &index, prefix),
                     on_failure_short(&s.on_failure),
                 ],
                 critical,
             });
-            cards.push(Block::Section(self.step_card(
-                s,
-                i,
-                anchor(i),
-                slot.map(|s| s.start),
-                critical,
-                needs(s),
-                level,
-            )));
         }
         let mut blocks = vec![Block::Table(Table {
             head: [
@@ -1011,21 +1009,28 @@ impl<'a> Context<'a> {
                 "Depends on",
                 "On failure",
             ]
-            .map(String::from)
+            .map(Str::from)
             .to_vec(),
             rows,
         })];
-        if any_critical {
+        if critical_steps.contains(&true) {
             blocks.push(Block::Paragraph(Text::from(
                 "★ marks the critical path: the chain of steps that decides the total duration. \
                  “Starts” is the earliest start after the run begins, if every step takes its expected time.",
             )));
         }
-        blocks.extend(cards);
+        blocks.push(Block::StepCards(StepCards {
+            steps,
+            starts,
+            critical: critical_steps,
+            index,
+            prefix: prefix.to_string(),
+            level,
+        }));
         blocks
     }
 
-    fn who_short(&self, s: &Step) -> Text {
+    fn who_short(&self, s: &'a Step) -> Text<'a> {
         match &s.kind {
             StepKind::Manual { by, .. } => Text::new().code(by).plain(" by hand"),
             _ => Text::from("automated"),
@@ -1035,22 +1040,25 @@ impl<'a> Context<'a> {
     #[allow(clippy::too_many_arguments)]
     fn step_card(
         &self,
-        s: &Step,
+        s: &'a Step,
         i: usize,
         anchor: String,
         start: Option<Duration>,
         critical: bool,
-        needs: Text,
+        needs: Text<'a>,
         level: u8,
-    ) -> Section {
+    ) -> Section<'a> {
         let mut title = Text::from(format!("{}. ", i + 1)).code(&s.id);
+        if critical {
+            title.push_plain(" ★");
+        }
         if let Some(t) = &s.title {
             title.push_plain(format!(" — {t}"));
         }
         let mut body = self.step_action(s);
         let mut fields = Vec::new();
         fields.push((
-            "Who".to_string(),
+            "Who".into(),
             match (&s.kind, self.performers()) {
                 (StepKind::Manual { by, .. }, _) => Text::from("a person from ")
                     .append(self.group(by))
@@ -1061,6 +1069,7 @@ impl<'a> Context<'a> {
             },
         ));
         let mut timing = match start {
+            Some(start) if start.is_zero() => Text::from("starts as soon as the run begins"),
             Some(start) => Text::from(format!("starts at +{start} at the earliest")),
             None => Text::new(),
         };
@@ -1080,18 +1089,18 @@ impl<'a> Context<'a> {
         if critical {
             timing.push_plain(" — on the critical path ★");
         }
-        fields.push(("Timing".to_string(), timing));
-        fields.push(("Depends on".to_string(), needs));
+        fields.push(("Timing".into(), timing));
+        fields.push(("Depends on".into(), needs));
         if let Some(c) = &s.when_checkpoint {
             fields.push((
-                "Only if".to_string(),
+                "Only if".into(),
                 Text::from("the release reached checkpoint ")
                     .code(c)
                     .plain("; otherwise the step is skipped"),
             ));
         }
         fields.push((
-            "Retries".to_string(),
+            "Retries".into(),
             Text::from(match s.retries {
                 0 => "none".to_string(),
                 n => format!(
@@ -1102,7 +1111,7 @@ impl<'a> Context<'a> {
             }),
         ));
         fields.push((
-            "Idempotent".to_string(),
+            "Idempotent".into(),
             if s.idempotent {
                 Text::from("yes — safe to run again after a crash")
             } else {
@@ -1111,18 +1120,18 @@ impl<'a> Context<'a> {
             },
         ));
         if let Some(v) = &s.verify {
-            fields.push(("Then verifies".to_string(), self.verify(v)));
+            fields.push(("Then verifies".into(), self.verify(v)));
         }
-        fields.push(("On failure".to_string(), self.on_failure(&s.on_failure)));
+        fields.push(("On failure".into(), self.on_failure(&s.on_failure)));
         if !s.env.is_empty() {
             fields.push((
-                "Environment".to_string(),
+                "Environment".into(),
                 Text::join(&s.env, ", ", |(k, v)| Text::new().code(format!("{k}={v}"))),
             ));
         }
         if !s.outputs.is_empty() {
             fields.push((
-                "Outputs".to_string(),
+                "Outputs".into(),
                 Text::join(&s.outputs, ", ", |o| {
                     Text::new()
                         .code(o)
@@ -1138,12 +1147,13 @@ impl<'a> Context<'a> {
             anchor,
             title,
             card: true,
+            critical,
             body,
         }
     }
 
     /// What the step does, exactly as written.
-    fn step_action(&self, s: &Step) -> Vec<Block> {
+    fn step_action(&self, s: &'a Step) -> Vec<Block<'a>> {
         match &s.kind {
             StepKind::Run(cmd) => vec![
                 Block::Paragraph(
@@ -1151,18 +1161,18 @@ impl<'a> Context<'a> {
                         .code("sh -c")
                         .plain("):"),
                 ),
-                Block::Code(cmd.clone()),
+                Block::Code(cmd.as_str().into()),
             ],
             StepKind::Exec(argv) => vec![
                 Block::Paragraph(Text::from("Runs this program directly, without a shell:")),
-                Block::Code(shell_words(argv)),
+                Block::Code(shell_words(argv).into()),
             ],
             StepKind::Http(req) => vec![
                 Block::Paragraph(Text::from(format!(
                     "Sends this HTTP request and expects {}:",
                     expectation(req)
                 ))),
-                Block::Code(http_message(req)),
+                Block::Code(http_message(req).into()),
             ],
             StepKind::Manual { by, instructions } => vec![
                 Block::Paragraph(
@@ -1172,7 +1182,7 @@ impl<'a> Context<'a> {
                         .code(by)
                         .plain(" does this:"),
                 ),
-                Block::Prose(instructions.clone()),
+                Block::Prose(instructions.as_str().into()),
             ],
             StepKind::Notify { channels, message } => {
                 let mut t = Text::from("Notifies ")
@@ -1182,7 +1192,7 @@ impl<'a> Context<'a> {
                     Some(m) => {
                         t.push_plain(" with this message:");
                         blocks.push(Block::Paragraph(t));
-                        blocks.push(Block::Prose(m.clone()));
+                        blocks.push(Block::Prose(m.as_str().into()));
                     }
                     None => {
                         t.push_plain(" with the default message.");
@@ -1206,7 +1216,7 @@ impl<'a> Context<'a> {
         }
     }
 
-    fn verify(&self, v: &Verify) -> Text {
+    fn verify(&self, v: &'a Verify) -> Text<'a> {
         let mut t = match &v.check {
             Check::Http(h) => http_check(h),
             Check::Command(c) => Text::from("the command ").code(c),
@@ -1233,7 +1243,7 @@ impl<'a> Context<'a> {
         t.plain("; a failing check fails the step")
     }
 
-    fn on_failure(&self, f: &OnFailure) -> Text {
+    fn on_failure(&self, f: &'a OnFailure) -> Text<'a> {
         match f {
             OnFailure::Halt => Text::from("halt — the run stops; nothing after this step starts"),
             OnFailure::Continue => {
@@ -1247,7 +1257,7 @@ impl<'a> Context<'a> {
 
     // ----- Q6 ---------------------------------------------------------------------------------
 
-    fn q6_contingency(&self) -> Section {
+    fn q6_contingency(&self) -> Section<'a> {
         let p = self.plan;
         let mut body = Vec::new();
         let mut branches = Vec::new();
@@ -1279,7 +1289,7 @@ impl<'a> Context<'a> {
                 }
                 for (k, branch) in list.iter().enumerate() {
                     let anchor = contingency_anchor(k);
-                    let mut b = vec![Block::Prose(branch.description.clone())];
+                    let mut b = vec![Block::Prose(branch.description.as_str().into())];
                     b.push(Block::Paragraph(match leads.remove(branch.id.as_str()) {
                         Some(from) => Text::new()
                             .strong("Runs when")
@@ -1298,35 +1308,49 @@ impl<'a> Context<'a> {
                     b.extend(self.step_list(
                         &branch.steps,
                         &schedule,
+                        false,
                         &format!("{anchor}-step"),
-                        4,
+                        5,
                     ));
                     branches.push(Block::Section(Section {
-                        level: 3,
+                        level: 4,
                         anchor,
                         title: Text::from("Contingency ").code(&branch.id),
                         card: false,
+                        critical: false,
                         body: b,
                     }));
                 }
             }
             Answer::NotApplicable(r) => branches.push(not_applicable(r)),
         }
-        body.push(Block::Paragraph(Text::from(
-            "Contingency branches run when a step fails and its on_failure names them.",
+        let mut contingency = Vec::new();
+        if matches!(&p.contingency, Answer::Given(list) if !list.is_empty()) {
+            contingency.push(Block::Paragraph(
+                Text::from("A branch runs when a step fails and its ")
+                    .code("on_failure")
+                    .plain(" names it."),
+            ));
+        }
+        contingency.extend(branches);
+        body.push(Block::Section(section(
+            3,
+            "q6-contingency",
+            "Contingency branches",
+            contingency,
         )));
-        body.extend(branches);
-        let mut workarounds = vec![Block::Paragraph(Text::from(
-            "Alternatives to a full backout, runnable on their own.",
-        ))];
+        let mut workarounds = Vec::new();
         match &p.workarounds {
             Answer::Given(list) if list.is_empty() => {
                 workarounds.push(Block::Paragraph(Text::from("No workarounds are defined.")));
             }
             Answer::Given(list) => {
+                workarounds.push(Block::Paragraph(Text::from(
+                    "Alternatives to a full backout, each runnable on its own.",
+                )));
                 for (k, w) in list.iter().enumerate() {
                     let anchor = format!("workaround-{}", k + 1);
-                    let mut b = vec![Block::Prose(w.description.clone())];
+                    let mut b = vec![Block::Prose(w.description.as_str().into())];
                     b.push(Block::Paragraph(
                         Text::from("Run it with ")
                             .code(format!("backout run PLAN --workaround {}", w.id))
@@ -1338,13 +1362,20 @@ impl<'a> Context<'a> {
                         )));
                     } else {
                         let schedule = Schedule::of_steps(&w.steps);
-                        b.extend(self.step_list(&w.steps, &schedule, &format!("{anchor}-step"), 5));
+                        b.extend(self.step_list(
+                            &w.steps,
+                            &schedule,
+                            false,
+                            &format!("{anchor}-step"),
+                            5,
+                        ));
                     }
                     workarounds.push(Block::Section(Section {
                         level: 4,
                         anchor,
                         title: Text::from("Workaround ").code(&w.id),
                         card: false,
+                        critical: false,
                         body: b,
                     }));
                 }
@@ -1367,7 +1398,7 @@ impl<'a> Context<'a> {
 
     // ----- Q7 ---------------------------------------------------------------------------------
 
-    fn q7_duration(&self) -> Section {
+    fn q7_duration(&self) -> Section<'a> {
         let title = "Q7. How long will the reversion take?";
         let p = self.plan;
         let mut body = Vec::new();
@@ -1383,7 +1414,7 @@ impl<'a> Context<'a> {
             Answer::NotApplicable(_) => {
                 body.push(Block::Paragraph(
                     Text::from("There is no procedure to time (")
-                        .reference("q5", "Q5")
+                        .link("q5", "Q5")
                         .plain(" does not apply)."),
                 ));
                 return section(2, "q7", title, body);
@@ -1393,7 +1424,7 @@ impl<'a> Context<'a> {
         let mut fields = Vec::new();
         if let Some(d) = stated {
             fields.push((
-                "Expected duration".to_string(),
+                "Expected duration".into(),
                 Text::from(format!("{d} (as the plan states)")),
             ));
         }
@@ -1414,7 +1445,7 @@ impl<'a> Context<'a> {
             }
         });
         fields.push((
-            "Critical path".to_string(),
+            "Critical path".into(),
             if self.schedule.critical_path.is_empty() {
                 Text::from("none — the procedure has no steps")
             } else {
@@ -1436,6 +1467,14 @@ impl<'a> Context<'a> {
                 ),
             });
         }
+        if p.window.given().is_none() {
+            body.push(Block::Note(
+                Tone::Info,
+                Text::from("No window limits the rollback (")
+                    .link("q2", "Q2")
+                    .plain(" does not apply)."),
+            ));
+        }
         if let (Some(w), Some(d)) = (p.window.given(), stated) {
             let start = p
                 .execution
@@ -1444,21 +1483,25 @@ impl<'a> Context<'a> {
                 .unwrap_or_default();
             let needed = start + d;
             let what = if start.is_zero() {
-                format!("the expected {d}")
+                format!("The expected {d}")
             } else {
-                format!("starting within {start} and taking the expected {d} ({needed})")
+                format!("Starting within {start} plus the expected {d} makes {needed}, which")
+            };
+            let earlier = match &w.closes_at_checkpoint {
+                Some(c) => format!(" (unless checkpoint {c} closes it earlier)"),
+                None => String::new(),
             };
             body.push(match minus(w.closes_after, needed) {
                 Some(spare) => Block::Note(
                     Tone::Good,
                     Text::from(format!(
-                        "The window: {what} fits in the {} window if the decision comes no later than {spare} after the deploy.",
+                        "{what} fits in the {} window when the decision comes by {spare} after the deploy{earlier}.",
                         w.closes_after
                     )),
                 ),
                 None => Block::Note(
                     Tone::Warning,
-                    Text::from(format!("The window: {what} does not fit in the {} window.", w.closes_after)),
+                    Text::from(format!("{what} does not fit in the {} window.", w.closes_after)),
                 ),
             });
         }
@@ -1490,7 +1533,7 @@ impl<'a> Context<'a> {
 
     // ----- Q8 ---------------------------------------------------------------------------------
 
-    fn q8_communication(&self) -> Section {
+    fn q8_communication(&self) -> Section<'a> {
         let title = "Q8. What communication is required?";
         let c = match &self.plan.communication {
             Answer::Given(c) => c,
@@ -1516,7 +1559,7 @@ impl<'a> Context<'a> {
                                 ("Slack incoming webhook", Text::new().code(u))
                             }
                             ChannelKind::Email(to) => (
-                                "email (SMTP server from BACKOUT_SMTP_URL)",
+                                "email (SMTP server from $BACKOUT_SMTP_URL)",
                                 Text::join(to, ", ", |a| Text::from(a.as_str())),
                             ),
                             ChannelKind::Command(cmd) => {
@@ -1545,8 +1588,8 @@ impl<'a> Context<'a> {
             .enumerate()
             .map(|(i, ch)| (ch.name.as_str(), i))
             .collect();
-        let mut head = vec!["Event".to_string(), "When".to_string()];
-        head.extend(c.channels.iter().map(|ch| ch.name.clone()));
+        let mut head: Vec<Str<'a>> = vec!["Event".into(), "When".into()];
+        head.extend(c.channels.iter().map(|ch| Str::from(ch.name.as_str())));
         let mut silent = Vec::new();
         let rows = Event::ALL
             .iter()
@@ -1595,7 +1638,7 @@ impl<'a> Context<'a> {
                 templates.push(Block::Paragraph(
                     Text::new().code(event.as_str()).plain(":"),
                 ));
-                templates.push(Block::Code(text.clone()));
+                templates.push(Block::Code(text.as_str().into()));
             }
             templates.push(Block::Paragraph(Text::from(
                 "Other events use the default message.",
@@ -1612,25 +1655,22 @@ impl<'a> Context<'a> {
 
     // ----- Q9 ---------------------------------------------------------------------------------
 
-    fn q9_testing(&self) -> Section {
+    fn q9_testing(&self) -> Section<'a> {
         let title = "Q9. Has the plan been successfully tested?";
         let (tone, tested) = self.tested_line();
         let mut body = Vec::new();
         match &self.plan.testing {
             Answer::Given(t) => {
                 let mut fields = vec![
+                    ("Rehearse in".into(), Text::from(t.rehearse_in.as_str())),
                     (
-                        "Rehearse in".to_string(),
-                        Text::from(t.rehearse_in.as_str()),
-                    ),
-                    (
-                        "Evidence counts for".to_string(),
+                        "Evidence counts for".into(),
                         Text::from(format!("{} after the rehearsal (max_age)", t.max_age)),
                     ),
                 ];
                 for (env, o) in &t.overrides {
                     fields.push((
-                        format!("Overrides in {env}"),
+                        format!("Overrides in {env}").into(),
                         Text::join(&o.env, ", ", |(k, v)| Text::new().code(format!("{k}={v}"))),
                     ));
                 }
@@ -1654,27 +1694,63 @@ impl<'a> Context<'a> {
     }
 }
 
+impl<'a> CardSource<'a> for Context<'a> {
+    fn card(&self, list: &StepCards<'a>, i: usize) -> Option<Section<'a>> {
+        let s = list.steps.get(i)?;
+        Some(self.step_card(
+            s,
+            i,
+            step_anchor(&list.prefix, i),
+            list.starts.get(i).copied().flatten(),
+            list.critical.get(i).copied().unwrap_or(false),
+            needs_text(s, &list.index, &list.prefix),
+            list.level,
+        ))
+    }
+}
+
 // ----- free helpers -----------------------------------------------------------------------------
 
-fn section(level: u8, anchor: &str, title: &str, body: Vec<Block>) -> Section {
+fn section<'a>(level: u8, anchor: &str, title: &'static str, body: Vec<Block<'a>>) -> Section<'a> {
     Section {
         level,
         anchor: anchor.to_string(),
         title: Text::from(title),
         card: false,
+        critical: false,
         body,
     }
 }
 
-fn not_applicable_text(reason: &str) -> Text {
+/// "passes" for one criterion, "pass" for several.
+fn pass_verb(n: usize) -> &'static str {
+    if n == 1 { "passes" } else { "pass" }
+}
+
+fn not_applicable_text(reason: &str) -> Text<'_> {
     Text::new()
         .strong("Not applicable:")
         .plain(" ")
         .plain(reason.trim())
 }
 
-fn not_applicable(reason: &str) -> Block {
+fn not_applicable(reason: &str) -> Block<'_> {
     Block::Note(Tone::NotApplicable, not_applicable_text(reason))
+}
+
+fn step_anchor(prefix: &str, i: usize) -> String {
+    format!("{prefix}-{}", i + 1)
+}
+
+/// The steps `s` depends on, linked to their cards.
+fn needs_text<'a>(s: &'a Step, index: &HashMap<&'a str, usize>, prefix: &str) -> Text<'a> {
+    if s.needs.is_empty() {
+        return Text::from("—");
+    }
+    Text::join(&s.needs, ", ", |n| match index.get(n.as_str()) {
+        Some(i) => Text::new().reference(step_anchor(prefix, *i), n),
+        None => Text::new().code(n),
+    })
 }
 
 pub(crate) fn criterion_anchor(i: usize) -> String {
@@ -1714,8 +1790,8 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 /// Up to [`SUMMARY_NAMES`] items, then "and N more".
 fn capped<'s>(
     items: impl ExactSizeIterator<Item = &'s str>,
-    each: impl FnMut(&'s str) -> Text,
-) -> Text {
+    each: impl FnMut(&'s str) -> Text<'s>,
+) -> Text<'s> {
     let n = items.len();
     let mut t = Text::join(items.take(SUMMARY_NAMES), ", ", each);
     if n > SUMMARY_NAMES {
@@ -1759,13 +1835,13 @@ fn minus(a: Duration, b: Duration) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
-fn headers(headers: &[(String, String)]) -> Text {
+fn headers(headers: &[(String, String)]) -> Text<'_> {
     Text::join(headers, ", ", |(k, v)| {
         Text::new().code(format!("{k}: {v}"))
     })
 }
 
-fn http_check(h: &HttpCheck) -> Text {
+fn http_check(h: &HttpCheck) -> Text<'_> {
     let mut t = Text::new().code(format!("{} {}", h.method, h.url));
     if !h.headers.is_empty() {
         t = t.plain(" with headers ").append(headers(&h.headers));
@@ -1807,7 +1883,7 @@ fn http_message(req: &HttpRequest) -> String {
     out
 }
 
-fn action(a: &Action) -> Text {
+fn action(a: &Action) -> Text<'_> {
     match a {
         Action::Run(cmd) => Text::from("runs ").code(cmd),
         Action::Exec(argv) => Text::from("runs ").code(shell_words(argv)),
@@ -1817,7 +1893,7 @@ fn action(a: &Action) -> Text {
     }
 }
 
-fn on_failure_short(f: &OnFailure) -> Text {
+fn on_failure_short(f: &OnFailure) -> Text<'_> {
     match f {
         OnFailure::Halt => Text::from("halt"),
         OnFailure::Continue => Text::from("continue"),

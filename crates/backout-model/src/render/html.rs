@@ -9,28 +9,78 @@ use std::fmt::Write as _;
 
 use super::document::{Block, Document, Section, Span, Table, Text};
 
+/// What every block may need besides itself.
+struct Page<'p, 'a> {
+    doc: &'p Document<'a>,
+    timeline: &'p str,
+}
+
 /// Escapes text for HTML and SVG content and attribute values. Control characters that XML
 /// forbids become U+FFFD, so the inline SVG stays well-formed whatever the plan contains.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() && !matches!(c, '\n' | '\t' | '\r') => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
+pub(crate) fn escape(s: &str) -> Escaped<'_> {
+    Escaped(s)
+}
+
+/// Text escaped while it is written, so no intermediate string is built.
+pub(crate) struct Escaped<'a>(&'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut result = Ok(());
+        escape_chunks(self.0, |chunk| {
+            if result.is_ok() {
+                result = f.write_str(chunk);
+            }
+        });
+        result
     }
-    out
+}
+
+/// Appends `s` escaped.
+fn push_escaped(out: &mut String, s: &str) {
+    escape_chunks(s, |chunk| out.push_str(chunk));
+}
+
+/// Feeds `s` to `emit` in chunks, with markup characters replaced by entities and control
+/// characters (C0 except tab and line breaks, DEL, C1) by U+FFFD. Works on bytes: every character
+/// that needs care is ASCII, or a C1 control (0xC2 0x80..=0x9F in UTF-8).
+fn escape_chunks(s: &str, mut emit: impl FnMut(&str)) {
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let (replacement, len) = match bytes[at] {
+            b'&' => ("&amp;", 1),
+            b'<' => ("&lt;", 1),
+            b'>' => ("&gt;", 1),
+            b'"' => ("&quot;", 1),
+            b'\'' => ("&#39;", 1),
+            b'\n' | b'\t' | b'\r' => {
+                at += 1;
+                continue;
+            }
+            0..=0x1f | 0x7f => ("\u{fffd}", 1),
+            0xc2 if bytes.get(at + 1).is_some_and(|b| (0x80..=0x9f).contains(b)) => ("\u{fffd}", 2),
+            _ => {
+                at += 1;
+                continue;
+            }
+        };
+        emit(&s[from..at]);
+        emit(replacement);
+        at += len;
+        from = at;
+    }
+    emit(&s[from..]);
 }
 
 /// Renders `doc` as a complete HTML page, with `timeline` (an inline SVG) where the document
 /// places its timeline.
 pub(crate) fn render(doc: &Document, timeline: &str) -> String {
-    let mut out = String::with_capacity(64 * 1024 + timeline.len());
+    // The page grows with the steps, like the chart, which takes about a fifth of it: reserving
+    // that much up front spares a 5,000-step page a dozen reallocations and copies.
+    let mut out = String::with_capacity(64 * 1024 + timeline.len() * 5);
+    let page = Page { doc, timeline };
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
     out.push_str(
@@ -48,7 +98,7 @@ pub(crate) fn render(doc: &Document, timeline: &str) -> String {
         .unwrap_or(doc.blocks.len());
     let (preamble, sections) = doc.blocks.split_at(first_section);
     for b in preamble {
-        block(&mut out, b, timeline);
+        block(&mut out, b, &page);
     }
     out.push_str("</header>\n<nav aria-label=\"Contents\"><ol>\n");
     for b in sections {
@@ -60,17 +110,18 @@ pub(crate) fn render(doc: &Document, timeline: &str) -> String {
     }
     out.push_str("</ol></nav>\n<main>\n");
     for b in sections {
-        block(&mut out, b, timeline);
+        block(&mut out, b, &page);
     }
     out.push_str("</main>\n<footer>");
-    out.push_str(&escape(&doc.footer));
+    push_escaped(&mut out, &doc.footer);
     out.push_str("</footer>\n</body>\n</html>\n");
     out
 }
 
-fn block(out: &mut String, b: &Block, timeline: &str) {
+fn block<'a>(out: &mut String, b: &Block<'a>, page: &Page<'_, 'a>) {
     match b {
-        Block::Section(s) => section(out, s, timeline),
+        Block::Section(s) => section(out, s, page),
+        Block::StepCards(list) => page.doc.each_card(list, |card| section(out, card, page)),
         Block::Paragraph(t) => {
             out.push_str("<p>");
             inline(out, t, true);
@@ -79,7 +130,7 @@ fn block(out: &mut String, b: &Block, timeline: &str) {
         Block::Fields(fields) => {
             out.push_str("<dl class=\"fields\">\n");
             for (label, value) in fields {
-                let _ = write!(out, "<dt>{}</dt><dd>", escape(label));
+                wrap(out, "<dt>", label, "</dt><dd>");
                 inline(out, value, true);
                 out.push_str("</dd>\n");
             }
@@ -116,24 +167,28 @@ fn block(out: &mut String, b: &Block, timeline: &str) {
         }
         Block::Timeline => {
             out.push_str("<figure class=\"timeline\">\n<div class=\"chart\">");
-            out.push_str(timeline);
+            out.push_str(page.timeline);
             out.push_str("</div>\n<figcaption>Each bar is a step from its earliest start for its expected time, if every step takes exactly that long. Hover a bar for its details.</figcaption>\n</figure>\n");
         }
     }
 }
 
-fn section(out: &mut String, s: &Section, timeline: &str) {
+fn section<'a>(out: &mut String, s: &Section<'a>, page: &Page<'_, 'a>) {
     let level = s.level.clamp(2, 6);
     let _ = write!(
         out,
         "<section id=\"{}\"{}>\n<h{level}>",
         escape(&s.anchor),
-        if s.card { " class=\"card\"" } else { "" }
+        match (s.card, s.critical) {
+            (true, true) => " class=\"card critical\"",
+            (true, false) => " class=\"card\"",
+            (false, _) => "",
+        }
     );
     inline(out, &s.title, false);
     let _ = writeln!(out, "</h{level}>");
     for b in &s.body {
-        block(out, b, timeline);
+        block(out, b, page);
     }
     out.push_str("</section>\n");
 }
@@ -151,8 +206,8 @@ fn table(out: &mut String, t: &Table) {
             "<tr>"
         });
         for (i, cell) in row.cells.iter().enumerate() {
-            let label = t.head.get(i).map_or(String::new(), |h| escape(h));
-            let _ = write!(out, "<td data-label=\"{label}\">");
+            let label = t.head.get(i).map_or("", |h| h.as_ref());
+            wrap(out, "<td data-label=\"", label, "\">");
             inline(out, cell, true);
             out.push_str("</td>");
         }
@@ -166,26 +221,28 @@ fn table(out: &mut String, t: &Table) {
 fn inline(out: &mut String, text: &Text, links: bool) {
     for span in &text.0 {
         match span {
-            Span::Plain(s) => out.push_str(&escape(s)),
-            Span::Strong(s) => {
-                let _ = write!(out, "<strong>{}</strong>", escape(s));
-            }
-            Span::Code(s) => {
-                let _ = write!(out, "<code>{}</code>", escape(s));
-            }
+            Span::Plain(s) => push_escaped(out, s),
+            Span::Strong(s) => wrap(out, "<strong>", s, "</strong>"),
+            Span::Code(s) => wrap(out, "<code>", s, "</code>"),
             Span::Ref { anchor, label } if links => {
-                let _ = write!(
-                    out,
-                    "<a href=\"#{}\"><code>{}</code></a>",
-                    escape(anchor),
-                    escape(label)
-                );
+                wrap(out, "<a href=\"#", anchor, "\">");
+                wrap(out, "<code>", label, "</code></a>");
             }
-            Span::Ref { label, .. } => {
-                let _ = write!(out, "<code>{}</code>", escape(label));
+            Span::Ref { label, .. } => wrap(out, "<code>", label, "</code>"),
+            Span::Link { anchor, text } if links => {
+                wrap(out, "<a href=\"#", anchor, "\">");
+                wrap(out, "", text, "</a>");
             }
+            Span::Link { text, .. } => push_escaped(out, text),
         }
     }
+}
+
+/// `open`, `s` escaped, `close`: the hot path of inline text, without the formatting machinery.
+fn wrap(out: &mut String, open: &str, s: &str, close: &str) {
+    out.push_str(open);
+    push_escaped(out, s);
+    out.push_str(close);
 }
 
 const CSS: &str = r#":root {
@@ -206,7 +263,7 @@ h4, h5, h6 { font-size: 1rem; margin: 1em 0 .4em; }
 section.card > h3, section.card > h4, section.card > h5 { margin-top: .5em; }
 a { color: var(--accent); }
 code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace; font-size: .9em; }
-code { background: var(--soft); padding: .05em .3em; border-radius: 3px; overflow-wrap: anywhere; }
+code { background: var(--soft); padding: .05em .3em; border-radius: 3px; overflow-wrap: break-word; }
 a code { color: var(--accent); }
 pre { background: var(--soft); border: 1px solid var(--line); border-radius: 4px; padding: .6em .8em;
   white-space: pre-wrap; overflow-wrap: anywhere; margin: .5em 0; }
@@ -222,6 +279,7 @@ dl.fields dd { margin: 0; min-width: 0; }
 .note.na { background: var(--na-bg); border-color: var(--muted); }
 .note.info { border-color: var(--accent); }
 section.card { border: 1px solid var(--line); border-radius: 6px; padding: .1em 1em .5em; margin: 1em 0; }
+section.card.critical { border-left: 5px solid var(--critical); }
 nav ol { columns: 2; margin: 0; padding: .6em 1em .6em 2em; background: var(--soft); border-radius: 6px; }
 nav li { break-inside: avoid; }
 .table { overflow-x: auto; margin: .8em 0; }
@@ -239,16 +297,23 @@ footer { margin: 3em auto 2em; color: var(--muted); font-size: .85em; border-top
   body { font-size: 15px; }
   h1 { font-size: 1.35rem; }
   nav ol { columns: 1; }
-  dl.fields { grid-template-columns: 1fr; gap: 0; }
-  dl.fields dt { margin-top: .45em; }
+  dl.fields { display: block; }
+  dl.fields dt { display: inline; }
+  dl.fields dt::after { content: ":"; }
+  dl.fields dd { display: inline; margin-left: .35em; }
+  dl.fields dd::after { content: ""; display: block; margin-bottom: .3em; }
   .table { overflow: visible; }
-  table, thead, tbody, tr, td { display: block; width: 100%; }
+  table, thead, tbody { display: block; width: 100%; }
   thead { position: absolute; left: -9999px; }
-  tr { border: 1px solid var(--line); border-radius: 6px; margin: 0 0 .7em; padding: .3em .6em; }
-  td { border: none; padding: .15em 0; }
+  tr { display: flex; flex-wrap: wrap; column-gap: 1.1em; border: 1px solid var(--line); border-radius: 6px;
+    margin: 0 0 .6em; padding: .3em .6em; }
+  td { display: block; border: none; padding: .1em 0; max-width: 100%; }
   td:empty { display: none; }
   td::before { content: attr(data-label) ": "; font-weight: 600; color: var(--muted); }
-  section.card { padding: .1em .7em .4em; }
+  tr.critical { background: var(--critical-bg); border-left: 5px solid var(--critical); }
+  tr.critical td { background: none; }
+  tr.critical td:first-child { box-shadow: none; }
+section.card { padding: .1em .7em .4em; }
 }
 @media print {
   body { font-size: 10.5pt; }
@@ -268,13 +333,23 @@ mod tests {
     #[test]
     fn escapes_markup_and_quotes() {
         assert_eq!(
-            escape(r#"<a href="x">'&'</a>"#),
+            escape(r#"<a href="x">'&'</a>"#).to_string(),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
     }
 
     #[test]
+    fn non_ascii_text_passes_and_c1_controls_do_not() {
+        let mut out = String::new();
+        push_escaped(&mut out, "café → \u{85}ok\u{9f}");
+        assert_eq!(out, "café → \u{fffd}ok\u{fffd}");
+    }
+
+    #[test]
     fn control_characters_cannot_break_the_svg() {
-        assert_eq!(escape("a\u{0}b\u{1b}c\nd"), "a\u{fffd}b\u{fffd}c\nd");
+        assert_eq!(
+            escape("a\u{0}b\u{1b}c\nd").to_string(),
+            "a\u{fffd}b\u{fffd}c\nd"
+        );
     }
 }

@@ -5,19 +5,19 @@
 //! and fences are sized to outlast any backticks inside them. The timeline chart is HTML-only: the
 //! step tables carry each step's earliest start instead.
 
-use super::document::{Block, Document, Span, Table, Text, Tone};
+use super::document::{Block, Document, Section, Span, Table, Text, Tone};
 
 /// Renders `doc` as Markdown text ending in one newline.
 pub(crate) fn render(doc: &Document) -> String {
     let mut out = String::with_capacity(16 * 1024);
     out.push_str("# ");
-    out.push_str(&escape(&doc.title));
+    push_escaped(&mut out, &doc.title);
     out.push_str("\n\n");
     for b in &doc.blocks {
-        block(&mut out, b);
+        block(&mut out, b, Some(doc));
     }
     out.push_str("---\n\n");
-    out.push_str(&escape(&doc.footer));
+    push_escaped(&mut out, &doc.footer);
     out.push('\n');
     while out.ends_with("\n\n") {
         out.pop();
@@ -25,17 +25,9 @@ pub(crate) fn render(doc: &Document) -> String {
     out
 }
 
-fn block(out: &mut String, b: &Block) {
+fn block<'a>(out: &mut String, b: &Block<'a>, doc: Option<&Document<'a>>) {
     match b {
-        Block::Section(s) => {
-            out.push_str(&"#".repeat(usize::from(s.level.clamp(1, 6))));
-            out.push(' ');
-            inline(out, &s.title, false);
-            out.push_str("\n\n");
-            for b in &s.body {
-                block(out, b);
-            }
-        }
+        Block::Section(s) => section(out, s, doc),
         Block::Paragraph(t) => {
             let start = out.len();
             inline(out, t, false);
@@ -45,7 +37,7 @@ fn block(out: &mut String, b: &Block) {
         Block::Fields(fields) => {
             for (label, value) in fields {
                 out.push_str("- **");
-                out.push_str(&escape(label));
+                push_escaped(out, label);
                 out.push_str(":** ");
                 inline(out, value, false);
                 out.push('\n');
@@ -79,7 +71,7 @@ fn block(out: &mut String, b: &Block) {
                 }
                 out.push_str("> ");
                 let start = out.len();
-                out.push_str(&escape(line));
+                push_escaped(out, line);
                 guard_line_start(out, start);
                 out.push('\n');
             }
@@ -93,7 +85,24 @@ fn block(out: &mut String, b: &Block) {
             inline(out, text, false);
             out.push_str("\n\n");
         }
+        Block::StepCards(list) => {
+            if let Some(doc) = doc {
+                doc.each_card(list, |card| section(out, card, Some(doc)));
+            }
+        }
         Block::Timeline => {}
+    }
+}
+
+fn section<'a>(out: &mut String, s: &Section<'a>, doc: Option<&Document<'a>>) {
+    for _ in 0..s.level.clamp(1, 6) {
+        out.push('#');
+    }
+    out.push(' ');
+    inline(out, &s.title, false);
+    out.push_str("\n\n");
+    for b in &s.body {
+        block(out, b, doc);
     }
 }
 
@@ -101,7 +110,7 @@ fn table(out: &mut String, t: &Table) {
     out.push('|');
     for h in &t.head {
         out.push(' ');
-        out.push_str(&escape(h));
+        push_escaped(out, h);
         out.push_str(" |");
     }
     out.push_str("\n|");
@@ -124,10 +133,10 @@ fn table(out: &mut String, t: &Table) {
 fn inline(out: &mut String, text: &Text, in_table: bool) {
     for span in &text.0 {
         match span {
-            Span::Plain(s) => out.push_str(&escape(s)),
+            Span::Plain(s) | Span::Link { text: s, .. } => push_escaped(out, s),
             Span::Strong(s) => {
                 out.push_str("**");
-                out.push_str(&escape(s));
+                push_escaped(out, s);
                 out.push_str("**");
             }
             Span::Code(s) | Span::Ref { label: s, .. } => code_span(out, s, in_table),
@@ -162,31 +171,58 @@ fn code_span(out: &mut String, s: &str, in_table: bool) {
 
 /// Escapes plain text so that it reads as itself: no emphasis, links, raw HTML, entities,
 /// strikethrough or table cell breaks. Line breaks become spaces (inline text is one line).
+#[cfg(test)]
 fn escape(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len() + 8);
-    for (i, &c) in chars.iter().enumerate() {
-        let prev = i.checked_sub(1).and_then(|p| chars.get(p)).copied();
-        let next = chars.get(i + 1).copied();
-        match c {
-            '\n' | '\r' => out.push(' '),
-            '\\' | '`' | '*' | '[' | ']' | '<' | '>' | '~' | '|' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '_' if !(prev.is_some_and(char::is_alphanumeric)
-                && next.is_some_and(char::is_alphanumeric)) =>
-            {
-                out.push_str("\\_");
-            }
-            '&' if next.is_some_and(|n| n.is_ascii_alphanumeric() || n == '#') => {
-                out.push_str("\\&")
-            }
-            c if c.is_control() && c != '\t' => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
+    push_escaped(&mut out, s);
     out
+}
+
+fn push_escaped(out: &mut String, s: &str) {
+    // Byte by byte: every character that needs care is ASCII, or a C1 control (0xC2 0x80..=0x9F).
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let b = bytes[at];
+        let (replacement, len): (&str, usize) = match b {
+            b'\n' | b'\r' => (" ", 1),
+            b'\\' | b'`' | b'*' | b'[' | b']' | b'<' | b'>' | b'~' | b'|' => ("\\", 0),
+            b'_' if !(s[..at]
+                .chars()
+                .next_back()
+                .is_some_and(char::is_alphanumeric)
+                && s[at + 1..]
+                    .chars()
+                    .next()
+                    .is_some_and(char::is_alphanumeric)) =>
+            {
+                ("\\", 0)
+            }
+            b'&' if bytes
+                .get(at + 1)
+                .is_some_and(|n| n.is_ascii_alphanumeric() || *n == b'#') =>
+            {
+                ("\\", 0)
+            }
+            b'\t' => {
+                at += 1;
+                continue;
+            }
+            0..=0x1f | 0x7f => ("\u{fffd}", 1),
+            0xc2 if bytes.get(at + 1).is_some_and(|n| (0x80..=0x9f).contains(n)) => ("\u{fffd}", 2),
+            _ => {
+                at += 1;
+                continue;
+            }
+        };
+        // A zero length inserts the replacement (a backslash) before the character and keeps it.
+        out.push_str(&s[from..at]);
+        out.push_str(replacement);
+        from = at + len;
+        at += len.max(1);
+    }
+    out.push_str(&s[from..]);
 }
 
 /// Keeps a line of text from turning into a heading, setext underline or thematic break.
@@ -238,6 +274,8 @@ mod tests {
     )]
     #[test_case("AT&T &amp; co", r"AT\&T \&amp; co")]
     #[test_case("a | b", r"a \| b")]
+    #[test_case("a\nb\u{85}c\u{0}d\te", "a b\u{fffd}c\u{fffd}d\te")]
+    #[test_case("déjà_vu_ ok", r"déjà_vu\_ ok")]
     fn plain_text_is_inert(input: &str, expected: &str) {
         assert_eq!(escape(input), expected);
     }
@@ -261,14 +299,14 @@ mod tests {
     #[test]
     fn fences_outlast_backticks() {
         let mut out = String::new();
-        block(&mut out, &Block::Code("```\nrm -rf /\n```".into()));
+        block(&mut out, &Block::Code("```\nrm -rf /\n```".into()), None);
         assert!(out.starts_with("````\n"), "{out}");
     }
 
     #[test]
     fn headings_cannot_be_injected() {
         let mut out = String::new();
-        block(&mut out, &Block::Prose("# not a heading\n---".into()));
+        block(&mut out, &Block::Prose("# not a heading\n---".into()), None);
         assert_eq!(out, "> \\# not a heading\n> \\---\n\n");
     }
 }

@@ -143,7 +143,9 @@ pub(crate) fn chart(plan: &Plan, schedule: &Schedule, standalone: bool) -> Strin
     let mut legend = Legend::new();
     legend.swatch(CRITICAL, "critical path");
     legend.swatch(NORMAL, "other step");
-    legend.marker("no estimate");
+    if steps.iter().any(|s| s.expected.is_none()) {
+        legend.marker("no estimate");
+    }
     for l in &limits {
         legend.line(l.colour, l.dash, &l.label);
     }
@@ -211,15 +213,16 @@ pub(crate) fn chart(plan: &Plan, schedule: &Schedule, standalone: bool) -> Strin
         if i % 2 == 1 {
             let _ = write!(
                 out,
-                r##"<rect x="0" y="{y:.1}" width="{WIDTH}" height="{ROW}" fill="#f6f8fa"/>"##
+                r##"<rect x="0" y="{}" width="{WIDTH}" height="{ROW}" fill="#f6f8fa"/>"##,
+                px(y)
             );
         }
         let label = truncate(&format!("{}. {}", i + 1, s.id), LABEL_CHARS);
         let _ = write!(
             out,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="{INK}"{}>{}</text>"#,
-            PLOT_X - 8.0,
-            y + ROW / 2.0 + 4.0,
+            r#"<text x="{}" y="{}" text-anchor="end" fill="{INK}"{}>{}</text>"#,
+            px(PLOT_X - 8.0),
+            px(y + ROW / 2.0 + 4.0),
             if critical {
                 r#" font-weight="bold""#
             } else {
@@ -227,14 +230,16 @@ pub(crate) fn chart(plan: &Plan, schedule: &Schedule, standalone: bool) -> Strin
             },
             escape(&label)
         );
-        let manual = if matches!(s.kind, StepKind::Manual { .. }) {
-            ", by hand"
-        } else {
-            ""
-        };
+        let mut notes = String::new();
+        if matches!(s.kind, StepKind::Manual { .. }) {
+            notes.push_str(" · by hand");
+        }
+        if let Some(c) = &s.when_checkpoint {
+            notes.push_str(&format!(" · only if {c}"));
+        }
         let tooltip = match s.expected {
-            Some(d) => format!("{}: starts at +{start}, expected {d}{manual}", s.name()),
-            None => format!("{}: starts at +{start}, no estimate{manual}", s.name()),
+            Some(d) => format!("{}: starts at +{start}, expected {d}{notes}", s.name()),
+            None => format!("{}: starts at +{start}, no estimate{notes}", s.name()),
         };
         let bx = x(start);
         match s.expected {
@@ -245,15 +250,24 @@ pub(crate) fn chart(plan: &Plan, schedule: &Schedule, standalone: bool) -> Strin
                 } else {
                     ("bar", NORMAL)
                 };
+                let text = format!("{d}{notes}");
+                // Beside the bar's end, or before its start when it would run off the chart.
+                let (tx, anchor) = if bx + w + 4.0 + text_width(&text) > WIDTH {
+                    (bx - 4.0, "end")
+                } else {
+                    (bx + w + 4.0, "start")
+                };
                 let _ = write!(
                     out,
-                    r#"<rect class="{class}" data-step="{}" x="{bx:.1}" y="{:.1}" width="{w:.1}" height="{BAR}" rx="2" fill="{fill}"><title>{}</title></rect><text x="{:.1}" y="{:.1}" fill="{MUTED}">{d}{}</text>"#,
+                    r#"<rect class="{class}" data-step="{}" x="{}" y="{}" width="{}" height="{BAR}" rx="2" fill="{fill}"><title>{}</title></rect><text x="{}" y="{}" text-anchor="{anchor}" fill="{MUTED}">{}</text>"#,
                     escape(&s.id),
-                    y + (ROW - BAR) / 2.0,
+                    px(bx),
+                    px(y + (ROW - BAR) / 2.0),
+                    px(w),
                     escape(&tooltip),
-                    bx + w + 4.0,
-                    y + ROW / 2.0 + 4.0,
-                    if manual.is_empty() { "" } else { " · by hand" },
+                    px(tx),
+                    px(y + ROW / 2.0 + 4.0),
+                    escape(&text),
                 );
             }
             None => {
@@ -264,14 +278,15 @@ pub(crate) fn chart(plan: &Plan, schedule: &Schedule, standalone: bool) -> Strin
                 };
                 let _ = write!(
                     out,
-                    r#"<rect class="{class}" data-step="{}" x="{:.1}" y="{:.1}" width="3" height="{:.1}" fill="{UNKNOWN}"><title>{}</title></rect><text x="{:.1}" y="{:.1}" fill="{MUTED}" font-style="italic">no estimate</text>"#,
+                    r#"<rect class="{class}" data-step="{}" x="{}" y="{}" width="3" height="{}" fill="{UNKNOWN}"><title>{}</title></rect><text x="{}" y="{}" fill="{MUTED}" font-style="italic">no estimate{}</text>"#,
                     escape(&s.id),
-                    bx - 1.5,
-                    y + 2.0,
-                    ROW - 4.0,
+                    px(bx - 1.5),
+                    px(y + 2.0),
+                    px(ROW - 4.0),
                     escape(&tooltip),
-                    bx + 5.0,
-                    y + ROW / 2.0 + 4.0,
+                    px(bx + 5.0),
+                    px(y + ROW / 2.0 + 4.0),
+                    escape(&notes),
                 );
             }
         }
@@ -330,7 +345,7 @@ impl Legend {
     }
 
     fn room(&mut self, label: &str) -> (f64, f64) {
-        let w = 26.0 + label.chars().count() as f64 * 6.6 + 18.0;
+        let w = 26.0 + text_width(label) + 18.0;
         if self.x + w > WIDTH && self.x > 8.0 {
             self.x = 8.0;
             self.y += 18.0;
@@ -402,6 +417,30 @@ fn message(text: &str, standalone: bool) -> String {
     )
 }
 
+/// A coordinate written with one decimal. `{:.1}` on `f64` takes a slow exact path; this is
+/// integer arithmetic, which matters at 5,000 rows.
+struct Px(i64);
+
+fn px(v: f64) -> Px {
+    Px((v * 10.0).round() as i64)
+}
+
+impl std::fmt::Display for Px {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        match abs % 10 {
+            0 => write!(f, "{sign}{}", abs / 10),
+            tenth => write!(f, "{sign}{}.{tenth}", abs / 10),
+        }
+    }
+}
+
+/// A rough width of `text` at the chart's 12px font; enough to keep labels on the chart.
+fn text_width(text: &str) -> f64 {
+    text.chars().count() as f64 * 6.6
+}
+
 fn tick_label(at: Duration) -> String {
     if at.is_zero() {
         "0".to_string()
@@ -433,6 +472,14 @@ mod tests {
             .copied()
             .find(|s| domain.div_ceil(*s) <= MAX_TICKS);
         assert_eq!(step, Some(120_000));
+    }
+
+    #[test]
+    fn coordinates_have_one_decimal() {
+        assert_eq!(px(12.34).to_string(), "12.3");
+        assert_eq!(px(12.0).to_string(), "12");
+        assert_eq!(px(-0.25).to_string(), "-0.3");
+        assert_eq!(px(0.04).to_string(), "0");
     }
 
     #[test]
