@@ -89,14 +89,20 @@ impl Schedule {
         let last = (0..tasks.len()).max_by(|a, b| finish[*a].cmp(&finish[*b]).then(b.cmp(a)));
         let mut path = Vec::new();
         let mut at = last;
+        let mut on_path = vec![false; tasks.len()];
         while let Some(i) = at {
-            if path.contains(&i) {
+            if on_path[i] {
                 break;
             }
+            on_path[i] = true;
             path.push(i);
             at = via[i];
         }
         path.reverse();
+        let mut critical = vec![false; tasks.len()];
+        for i in &path {
+            critical[*i] = true;
+        }
         let slots = tasks
             .iter()
             .enumerate()
@@ -104,7 +110,7 @@ impl Schedule {
                 id: t.id.to_string(),
                 start: start[i],
                 finish: finish[i],
-                critical: path.contains(&i),
+                critical: critical[i],
             })
             .collect();
         Schedule {

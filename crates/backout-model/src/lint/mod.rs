@@ -98,20 +98,11 @@ pub fn lint(source: &str) -> Linted {
     let mut plan = None;
     if let Some(spec) = spec {
         checker.check(&spec, &root);
-        if !checker.resolve {
-            checker.diagnostics.push(
-                Diagnostic::note(
-                    codes::CHECKS_SKIPPED,
-                    Span::default(),
-                    "references between steps, criteria, people and channels were not checked",
-                )
-                .with_help("fix the errors above and lint again to see the rest"),
-            );
-        }
         if !checker.diagnostics.iter().any(Diagnostic::is_error) {
             plan = convert::plan(&spec);
         }
     }
+    let resolved = checker.resolve;
     let mut diagnostics = checker.diagnostics;
     // Problems of the file as a whole (a missing section) point at its first line.
     for d in &mut diagnostics {
@@ -120,6 +111,17 @@ pub fn lint(source: &str) -> Linted {
         }
     }
     diagnostic::sort(&mut diagnostics);
+    if !resolved {
+        // Last, after the errors it refers to, and pointing at the end of the file.
+        diagnostics.push(
+            Diagnostic::note(
+                codes::CHECKS_SKIPPED,
+                Span::at(source, source.len(), 0),
+                "references between steps, criteria, people and channels were not checked",
+            )
+            .with_help("fix the errors above and lint again to see the rest"),
+        );
+    }
     Linted {
         plan,
         diagnostics,

@@ -11,7 +11,11 @@ use crate::yaml::Node;
 pub(super) fn check(spec: &PlanSpec, root: &Node, checker: &mut Checker) {
     // Presence is judged on the document, not the decoded spec: a section that is present but
     // broken has its own errors and is not also "unanswered".
-    let present = |key: &str| root.get(key).is_some();
+    // An empty key (`testing:` with nothing under it) answers nothing.
+    let present = |key: &str| {
+        root.get(key)
+            .is_some_and(|n| n.value != crate::yaml::Value::Null)
+    };
     match &spec.version {
         None if !present("version") => checker.push(
             Diagnostic::error(

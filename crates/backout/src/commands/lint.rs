@@ -31,7 +31,8 @@ struct JsonFile<'a> {
 
 struct Outcome {
     file: String,
-    source: String,
+    /// `None` when the file could not be read: there is no text to show excerpts from.
+    source: Option<String>,
     diagnostics: Vec<Diagnostic>,
     hash: Option<String>,
 }
@@ -47,7 +48,7 @@ pub fn run(args: &LintArgs) -> Result<ExitCode, CommandError> {
                     let linted = lint(&source);
                     Outcome {
                         file,
-                        source,
+                        source: Some(source),
                         diagnostics: linted.diagnostics,
                         hash: linted.hash,
                     }
@@ -56,7 +57,7 @@ pub fn run(args: &LintArgs) -> Result<ExitCode, CommandError> {
                     let d = Diagnostic::error(codes::UNREADABLE, Default::default(), message);
                     Outcome {
                         file,
-                        source: String::new(),
+                        source: None,
                         diagnostics: vec![d],
                         hash: None,
                     }
@@ -150,7 +151,12 @@ fn print_human(outcomes: &[Outcome], with_hash: bool) {
     };
     for o in outcomes {
         for d in &o.diagnostics {
-            if o.source.is_empty() {
+            if let Some(source) = &o.source {
+                output::out(&format!(
+                    "{}\n",
+                    output::render_diagnostic(d, &o.file, source, color)
+                ));
+            } else {
                 output::out(&format!(
                     "{}:{}:{}: {}[{}]: {}\n",
                     o.file,
@@ -159,11 +165,6 @@ fn print_human(outcomes: &[Outcome], with_hash: bool) {
                     d.severity,
                     d.code,
                     d.message
-                ));
-            } else {
-                output::out(&format!(
-                    "{}\n",
-                    output::render_diagnostic(d, &o.file, &o.source, color)
                 ));
             }
         }
