@@ -484,6 +484,24 @@ impl Plan {
     }
 }
 
+/// An environment variable name from free text: upper case, anything but letters and digits as `_`.
+pub fn env_name(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The variable through which a step's output reaches later steps: `BACKOUT_OUTPUT_<STEP>_<NAME>`.
+pub fn output_variable(step: &str, name: &str) -> String {
+    format!("BACKOUT_OUTPUT_{}_{}", env_name(step), env_name(name))
+}
+
 impl Serialize for Duration {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)

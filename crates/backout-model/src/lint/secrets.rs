@@ -87,7 +87,7 @@ fn walk(node: &Node, parent_key: Option<&str>, checker: &mut Checker) {
                                 "reference it from the environment instead, e.g. `{}: \"{}${{{}}}\"`",
                                 key.name,
                                 if header && text.starts_with("Bearer ") { "Bearer " } else { "" },
-                                suggest_var(&key.name)
+                                crate::plan::env_name(&key.name)
                             )),
                         );
                     }
@@ -237,18 +237,6 @@ fn looks_like_token(candidate: &str, prefix: &str) -> bool {
         "eyJ" => body.len() >= 20 && body.contains('.'),
         _ => body.len() >= 8,
     }
-}
-
-fn suggest_var(key: &str) -> String {
-    key.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -1136,7 +1136,7 @@ impl<'a> Context<'a> {
                     Text::new()
                         .code(o)
                         .plain(" (later steps read ")
-                        .code(output_variable(&s.id, o))
+                        .code(crate::plan::output_variable(&s.id, o))
                         .plain(")")
                 }),
             ));
@@ -1919,22 +1919,6 @@ fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// `BACKOUT_OUTPUT_<STEP>_<NAME>`: upper case, anything but letters and digits as `_`.
-fn output_variable(step: &str, name: &str) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
-    format!("BACKOUT_OUTPUT_{}_{}", clean(step), clean(name))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1959,7 +1943,7 @@ mod tests {
     #[test]
     fn output_variables_follow_the_design() {
         assert_eq!(
-            output_variable("find-revision", "revision"),
+            crate::plan::output_variable("find-revision", "revision"),
             "BACKOUT_OUTPUT_FIND_REVISION_REVISION"
         );
     }
