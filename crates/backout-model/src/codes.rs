@@ -36,7 +36,6 @@ codes! {
     UNKNOWN_CRITERION = "B032", "a criterion id that is not declared";
     UNKNOWN_EVENT = "B033", "a notification event the tool does not emit";
     CHANNEL_KIND = "B034", "a channel has no kind or more than one (webhook, slack, email, command)";
-    BAD_TEMPLATE = "B035", "a message template that does not parse";
     OVER_BUDGET = "B040", "the critical path of the procedure is longer than expected_duration";
     OUTSIDE_WINDOW = "B041", "start_within plus expected_duration does not fit in the window";
     TIMEOUT_BELOW_EXPECTED = "B042", "a step's timeout is shorter than its expected duration";
@@ -56,5 +55,4 @@ codes! {
     HTTP_SPEC = "B081", "an http method or expected status that is not valid";
     WAIT_SPEC = "B082", "a wait step needs exactly one of for or until";
     OUTPUT_SPEC = "B083", "an output that is not captured from stdout";
-    UNKNOWN_ENVIRONMENT = "B090", "testing overrides an environment nobody rehearses in";
 }

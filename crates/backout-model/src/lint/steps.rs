@@ -272,7 +272,7 @@ fn needs(list: &StepList<'_>, lists: &[StepList<'_>], checker: &mut Checker) {
             if need.value == step.id.value {
                 checker.push(
                     Diagnostic::error(
-                        codes::CYCLE,
+                        codes::NEEDS_ACROSS,
                         need.span,
                         format!("step `{}` needs itself", step.id.value),
                     )
@@ -288,6 +288,7 @@ fn needs(list: &StepList<'_>, lists: &[StepList<'_>], checker: &mut Checker) {
                         .find(|l| l.steps.iter().any(|s| s.id.value == need.value));
                     let mut d = unknown(codes::UNKNOWN_NEEDS, "step in needs", need, &known);
                     if let Some(other) = elsewhere {
+                        d.code = codes::NEEDS_ACROSS;
                         d.message = format!(
                             "`{}` is a step of {}, not of {}",
                             need.value, other.label, list.label
