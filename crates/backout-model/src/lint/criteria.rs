@@ -16,15 +16,12 @@ pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
             checker,
         );
         for c in &criteria.rollback_when {
-            let sources: Vec<&str> = [
+            let sources = super::given(&[
                 ("prometheus", c.prometheus.is_some()),
                 ("alertmanager", c.alertmanager.is_some()),
                 ("http", c.http.is_some()),
                 ("command", c.command.is_some()),
-            ]
-            .into_iter()
-            .filter_map(|(k, present)| present.then_some(k))
-            .collect();
+            ]);
             let what = format!("criterion `{}`", c.id.value);
             source_count(&sources, c.id.span, &what, checker);
             let needs_condition =
@@ -133,15 +130,12 @@ pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
     for list in step_lists(spec) {
         for step in list.steps {
             let Some(verify) = &step.verify else { continue };
-            let sources: Vec<&str> = [
+            let sources = super::given(&[
                 ("http", verify.http.is_some()),
                 ("command", verify.command.is_some()),
                 ("prometheus", verify.prometheus.is_some()),
                 ("criterion", verify.criterion.is_some()),
-            ]
-            .into_iter()
-            .filter_map(|(k, present)| present.then_some(k))
-            .collect();
+            ]);
             let what = format!("the verify of step `{}`", step.id.value);
             source_count(&sources, verify.span, &what, checker);
             let needs_condition = verify.prometheus.is_some()

@@ -271,3 +271,13 @@ pub(crate) fn http_status(status: Option<&Spanned<u16>>, checker: &mut Checker) 
         );
     }
 }
+
+/// The names of the alternatives that are present, for "exactly one of" checks (step kinds,
+/// criterion sources, channel kinds).
+pub(crate) fn given<'a>(alternatives: &[(&'a str, bool)]) -> Vec<&'a str> {
+    alternatives
+        .iter()
+        .filter(|(_, present)| *present)
+        .map(|(name, _)| *name)
+        .collect()
+}

@@ -117,15 +117,12 @@ pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
     }
     if let Some(Section::Given(communication)) = spec.communication.as_deref() {
         for (name, channel) in communication.channels.iter() {
-            let kinds: Vec<&str> = [
+            let kinds = super::given(&[
                 ("webhook", channel.webhook.is_some()),
                 ("slack", channel.slack.is_some()),
                 ("email", channel.email.is_some()),
                 ("command", channel.command.is_some()),
-            ]
-            .into_iter()
-            .filter_map(|(k, present)| present.then_some(k))
-            .collect();
+            ]);
             if kinds.len() != 1 {
                 let found = if kinds.is_empty() {
                     "no kind".to_string()

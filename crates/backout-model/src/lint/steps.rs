@@ -71,17 +71,14 @@ pub(super) fn check(spec: &PlanSpec, lists: &[StepList<'_>], checker: &mut Check
 }
 
 fn shape(step: &Spanned<StepSpec>, list: &StepList<'_>, checker: &mut Checker) {
-    let kinds: Vec<&str> = [
+    let kinds = super::given(&[
         ("run", step.run.is_some()),
         ("exec", step.exec.is_some()),
         ("http", step.http.is_some()),
         ("manual", step.manual.is_some()),
         ("notify", step.notify.is_some()),
         ("wait", step.wait.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(k, present)| present.then_some(k))
-    .collect();
+    ]);
     match kinds.len() {
         1 => {}
         0 => checker.push(
