@@ -67,6 +67,22 @@ impl SqliteStore {
     /// Opens the database file at `path`, creating it and its parent directories if missing,
     /// and applies pending migrations.
     pub async fn open_path(path: &Path) -> Result<Self, StoreError> {
+        // Several processes opening a brand-new file at once race to switch it to WAL, and the
+        // loser sees "database is locked" despite the busy timeout; a short retry settles it.
+        let mut delay = std::time::Duration::from_millis(20);
+        for _ in 0..6 {
+            match Self::open_path_once(path).await {
+                Err(error) if is_locked(&error) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                other => return other,
+            }
+        }
+        Self::open_path_once(path).await
+    }
+
+    async fn open_path_once(path: &Path) -> Result<Self, StoreError> {
         let location = path.display().to_string();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|error| open_error(&location, error))?;
@@ -387,14 +403,27 @@ impl Store for SqliteStore {
         Ok(sealed)
     }
 
-    async fn record_step(&self, step: &StepRecord, event: &NewEvent) -> Result<Event, StoreError> {
-        let event = event.bind_to(&step.run_id, Some(&step.step_id))?;
+    async fn record_steps(
+        &self,
+        batch: &[(StepRecord, NewEvent)],
+    ) -> Result<Vec<Event>, StoreError> {
+        let bound = batch
+            .iter()
+            .map(|(step, event)| event.bind_to(&step.run_id, Some(&step.step_id)))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut tx = self.begin_write().await?;
-        if !run_exists(&mut tx, &step.run_id).await? {
-            return Err(StoreError::run_not_found(&step.run_id));
+        let mut checked: Vec<&str> = Vec::new();
+        let mut sealed = Vec::with_capacity(batch.len());
+        for ((step, _), event) in batch.iter().zip(&bound) {
+            if !checked.contains(&step.run_id.as_str()) {
+                if !run_exists(&mut tx, &step.run_id).await? {
+                    return Err(StoreError::run_not_found(&step.run_id));
+                }
+                checked.push(&step.run_id);
+            }
+            upsert_step(&mut tx, step).await?;
+            sealed.push(append(&mut tx, event).await?);
         }
-        upsert_step(&mut tx, step).await?;
-        let sealed = append(&mut tx, &event).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(sealed)
     }
@@ -499,4 +528,17 @@ impl Store for SqliteStore {
         .map_err(db_error)?;
         row.as_ref().map(event_from_row).transpose()
     }
+}
+
+/// Whether an error (or one of its causes) is SQLite's "database is locked" / "busy".
+fn is_locked(error: &StoreError) -> bool {
+    let mut current: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if text.contains("database is locked") || text.contains("database is busy") {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }

@@ -88,6 +88,13 @@ async fn conformance_runs_newest_first() {
 }
 
 #[tokio::test]
+async fn conformance_step_batches() {
+    conformance::step_batches(&fresh().await.store)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn conformance_steps_round_trip() {
     conformance::steps_round_trip(&fresh().await.store)
         .await

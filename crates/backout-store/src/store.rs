@@ -33,7 +33,20 @@ pub trait Store: Send + Sync {
 
     /// Replaces the record of `step.step_id` in `step.run_id` (creating it if the run has none
     /// yet, e.g. for a contingency step) and appends `event`. The run must exist.
-    async fn record_step(&self, step: &StepRecord, event: &NewEvent) -> Result<Event, StoreError>;
+    async fn record_step(&self, step: &StepRecord, event: &NewEvent) -> Result<Event, StoreError> {
+        let mut events = self.record_steps(&[(step.clone(), event.clone())]).await?;
+        events
+            .pop()
+            .ok_or_else(|| StoreError::corrupt("a recorded step returned no event"))
+    }
+
+    /// Records several step states with their events in ONE transaction: all or nothing, events
+    /// in the given order. The executor commits a step's finish together with the starts of the
+    /// steps it unblocks, so a chain pays one durable commit per step instead of two.
+    async fn record_steps(
+        &self,
+        batch: &[(StepRecord, NewEvent)],
+    ) -> Result<Vec<Event>, StoreError>;
 
     /// Appends an event that changes no record (a note, a notification, a checkpoint).
     async fn append_event(&self, event: &NewEvent) -> Result<Event, StoreError>;

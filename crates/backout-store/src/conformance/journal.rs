@@ -231,6 +231,24 @@ pub async fn failed_writes_append_nothing(store: &dyn Store) -> Result<(), Store
             .is_err()
     );
 
+    // A batch with one bad record writes none of it: the good step before it stays as it was.
+    let good = StepRecord {
+        state: StepState::Succeeded,
+        ..StepRecord::pending(run_id, "a", T0 + 1)
+    };
+    assert!(
+        store
+            .record_steps(&[
+                (good, NewEvent::new("step_succeeded", "executor", T0 + 1)),
+                (
+                    StepRecord::pending(missing, "a", T0 + 1),
+                    NewEvent::new("step_started", "executor", T0 + 1)
+                ),
+            ])
+            .await
+            .is_err()
+    );
+
     // An event that names another run or step than the record written with it.
     let changed = StepRecord {
         state: StepState::Failed,

@@ -33,7 +33,7 @@ pub use journal::{
     failed_writes_append_nothing, tampering_is_detected,
 };
 pub use runs::{missing_records_are_not_found, run_updates, runs_newest_first, runs_round_trip};
-pub use steps::steps_round_trip;
+pub use steps::{step_batches, steps_round_trip};
 
 /// How [`tampering_is_detected`] asks the backend to corrupt its journal, bypassing the store
 /// (and any append-only guard the backend has, as an attacker with file access would).
@@ -51,6 +51,7 @@ pub async fn run_all(store: Arc<dyn Store>) -> Result<(), StoreError> {
     run_updates(store.as_ref()).await?;
     runs_newest_first(store.as_ref()).await?;
     steps_round_trip(store.as_ref()).await?;
+    step_batches(store.as_ref()).await?;
     events_are_ordered_and_gap_free(store.as_ref()).await?;
     failed_writes_append_nothing(store.as_ref()).await?;
     missing_records_are_not_found(store.as_ref()).await?;

@@ -142,3 +142,65 @@ pub async fn steps_round_trip(store: &dyn Store) -> Result<(), StoreError> {
     assert_eq!(kinds, expected_kinds);
     Ok(())
 }
+
+/// A batch of step records commits together: every record stored, one event each, in order,
+/// with consecutive sequence numbers.
+pub async fn step_batches(store: &dyn Store) -> Result<(), StoreError> {
+    let run_id = "conf-batch";
+    store
+        .create_run(
+            &new_run(run_id, T0, &["a", "b", "c"]),
+            &NewEvent::new("run_started", "alice", T0),
+        )
+        .await?;
+    let before = last_seq(store).await?;
+    let done = StepRecord {
+        state: StepState::Succeeded,
+        ..StepRecord::pending(run_id, "a", T0 + 1)
+    };
+    let next = |id: &str| StepRecord {
+        state: StepState::Running,
+        attempt: 1,
+        ..StepRecord::pending(run_id, id, T0 + 1)
+    };
+    let events = store
+        .record_steps(&[
+            (
+                done.clone(),
+                NewEvent::new("step_succeeded", "executor", T0 + 1),
+            ),
+            (next("b"), NewEvent::new("step_started", "executor", T0 + 1)),
+            (next("c"), NewEvent::new("step_started", "executor", T0 + 1)),
+        ])
+        .await?;
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        [before + 1, before + 2, before + 3],
+        "one event per record, in order"
+    );
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e.step_id.as_deref())
+            .collect::<Vec<_>>(),
+        [Some("a"), Some("b"), Some("c")],
+        "each event is bound to its record"
+    );
+    let states: Vec<StepState> = store
+        .list_steps(run_id)
+        .await?
+        .iter()
+        .map(|s| s.state)
+        .collect();
+    assert_eq!(
+        states,
+        [StepState::Succeeded, StepState::Running, StepState::Running]
+    );
+    assert!(
+        store.record_steps(&[]).await?.is_empty(),
+        "an empty batch writes nothing"
+    );
+    assert_eq!(last_seq(store).await?, before + 3);
+    Ok(())
+}
