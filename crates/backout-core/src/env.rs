@@ -1,0 +1,137 @@
+//! Values reaching steps: `${VAR}` references resolved from the environment at the moment of use,
+//! and the redaction of those values from everything captured.
+//!
+//! A `run:` string is never rewritten: the shell expands `$VAR` itself from the environment the
+//! step receives, so data can never become code. Argument lists, URLs, headers, bodies and `env`
+//! values are resolved here.
+
+use std::collections::BTreeMap;
+
+/// Resolves `${NAME}` references against the process environment.
+#[derive(Clone, Debug, Default)]
+pub struct Resolver {
+    vars: BTreeMap<String, String>,
+}
+
+/// A `${NAME}` the environment does not define.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("environment variable `{0}` is not set (the plan references it as ${{{0}}})")]
+pub struct MissingVar(pub String);
+
+impl Resolver {
+    /// A resolver over the current process environment.
+    pub fn from_env() -> Resolver {
+        Resolver {
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    /// A resolver over given variables (tests, overrides).
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Resolver {
+        Resolver {
+            vars: vars.into_iter().collect(),
+        }
+    }
+
+    /// Adds or replaces variables (environment overrides of a rehearsal).
+    pub fn extend(&mut self, vars: impl IntoIterator<Item = (String, String)>) {
+        self.vars.extend(vars);
+    }
+
+    pub fn vars(&self) -> &BTreeMap<String, String> {
+        &self.vars
+    }
+
+    /// Replaces every `${NAME}` in `text` with its value.
+    pub fn resolve(&self, text: &str) -> Result<String, MissingVar> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[start..]);
+                return Ok(out);
+            };
+            let name = &after[..end];
+            match self.vars.get(name) {
+                Some(value) => out.push_str(value),
+                None => return Err(MissingVar(name.to_string())),
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}
+
+/// Names referenced as `${NAME}` anywhere in a text.
+pub fn references(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        names.push(after[..end].to_string());
+        rest = &after[end + 1..];
+    }
+    names
+}
+
+/// Removes secret values from captured text, replacing each with `${NAME}`.
+#[derive(Clone, Debug, Default)]
+pub struct Redactor {
+    /// (value, name), longest value first so a secret containing another is replaced whole.
+    secrets: Vec<(String, String)>,
+}
+
+impl Redactor {
+    /// Every variable the plan references as `${NAME}` is a secret; values shorter than 4
+    /// characters are ignored (redacting "1" would garble all output and protects nothing).
+    pub fn new(plan_source: &str, resolver: &Resolver) -> Redactor {
+        let mut secrets: Vec<(String, String)> = references(plan_source)
+            .into_iter()
+            .filter_map(|name| resolver.vars.get(&name).map(|v| (v.clone(), name)))
+            .filter(|(value, _)| value.len() >= 4)
+            .collect();
+        secrets.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+        secrets.dedup();
+        Redactor { secrets }
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (value, name) in &self.secrets {
+            if out.contains(value.as_str()) {
+                out = out.replace(value.as_str(), &format!("${{{name}}}"));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_and_reports_missing() {
+        let r = Resolver::from_vars([("TOKEN".to_string(), "s3cr3t".to_string())]);
+        assert_eq!(r.resolve("Bearer ${TOKEN}!").unwrap(), "Bearer s3cr3t!");
+        assert_eq!(r.resolve("${NOPE}"), Err(MissingVar("NOPE".into())));
+        assert_eq!(r.resolve("no refs $PLAIN").unwrap(), "no refs $PLAIN");
+    }
+
+    #[test]
+    fn redacts_referenced_values_only() {
+        let r = Resolver::from_vars([
+            ("TOKEN".to_string(), "s3cr3t-value".to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+        ]);
+        let red = Redactor::new("url: https://x/${TOKEN}", &r);
+        assert_eq!(
+            red.redact("got s3cr3t-value in /root"),
+            "got ${TOKEN} in /root"
+        );
+    }
+}

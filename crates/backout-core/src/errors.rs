@@ -1,0 +1,18 @@
+//! Errors of the operations. Expected refusals (a run that cannot start or resume) are their own
+//! kinds so the binary maps them to exit codes in one place.
+
+use backout_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The store failed; nothing more was done.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The plan stored with the run no longer lints (it cannot change, so this is corruption).
+    #[error("the plan of run `{run_id}` does not lint: {message}")]
+    InvalidPlan { run_id: String, message: String },
+    /// A request that cannot be honoured: unknown workaround or step, a run already finished,
+    /// a run another live executor holds, a step in the wrong state.
+    #[error("{0}")]
+    Refused(String),
+}

@@ -1,0 +1,873 @@
+//! The executor: runs a plan's procedure (or a workaround) as a DAG, as fast as `needs` allow,
+//! bounded by `max_parallel`, recording every state change durably before anything depends on
+//! it.
+//!
+//! Crash safety rests on one rule: a step is recorded `running` (attempt n) and committed before
+//! its work starts, and recorded finished and committed before any dependant starts. After a
+//! `kill -9`, [`Executor::resume`] therefore knows exactly which steps finished (never re-run),
+//! which were running (re-run only when idempotent, otherwise `in_doubt` for a person), and kills
+//! whatever processes the dead executor left (see `process::kill_leftovers`).
+//!
+//! The executor owns timeouts, retries, verification and cancellation; runners only run.
+
+mod graph;
+mod people;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backout_model::Plan;
+use backout_model::plan::{Answer, Step};
+use backout_store::{
+    ExecutorInfo, NewEvent, NewRun, Run, RunKind, RunState, RunUpdate, StepRecord, StepState, Store,
+};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::clock::Clock;
+use crate::env::{Redactor, Resolver};
+use crate::errors::ExecError;
+use crate::process;
+use crate::runner::{self, Invocation, Outcome};
+use graph::Graph;
+pub use people::{StepTarget, abort, confirm, resolve};
+
+/// How to start a run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub kind: RunKind,
+    pub environment: String,
+    /// Checkpoints the forward deployment reached; `when_checkpoint` steps need theirs.
+    pub checkpoints: Vec<String>,
+    pub actor: String,
+    pub release_id: Option<String>,
+    /// Run this workaround's steps instead of the procedure.
+    pub workaround: Option<String>,
+    /// Keep polling for people (manual confirmations, in-doubt resolutions) instead of returning
+    /// with the run `waiting`.
+    pub wait_for_people: bool,
+    /// Extra variables for every step (e.g. a rehearsal environment's overrides).
+    pub extra_env: Vec<(String, String)>,
+}
+
+/// Where a run ended up when the executor returned.
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    pub run: Run,
+    pub steps: Vec<StepRecord>,
+}
+
+/// Live progress for terminals and logs. Called from the executor's tasks; must not block.
+pub trait Progress: Send + Sync {
+    fn event(&self, event: &ProgressEvent);
+}
+
+/// What progress reporters are told.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ProgressEvent {
+    RunStarted {
+        run_id: String,
+        steps: usize,
+        resumed: bool,
+    },
+    PreconditionFailed {
+        id: String,
+        detail: String,
+    },
+    StepStarted {
+        step: String,
+        attempt: u32,
+        expected_ms: Option<u64>,
+    },
+    StepRetrying {
+        step: String,
+        attempt: u32,
+        detail: String,
+    },
+    StepFinished {
+        step: String,
+        state: StepState,
+        detail: String,
+        elapsed_ms: u64,
+        expected_ms: Option<u64>,
+    },
+    StepWaiting {
+        step: String,
+        by: String,
+        instructions: String,
+    },
+    StepInDoubt {
+        step: String,
+    },
+    RunFinished {
+        run_id: String,
+        state: RunState,
+    },
+}
+
+/// Runs procedures against a store.
+pub struct Executor {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    resolver: Arc<Resolver>,
+    progress: Arc<dyn Progress>,
+    /// How often the store is polled for confirmations, resolutions and aborts.
+    poll: Duration,
+}
+
+impl Executor {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        resolver: Resolver,
+        progress: Arc<dyn Progress>,
+    ) -> Executor {
+        process::become_subreaper();
+        Executor {
+            store,
+            clock,
+            resolver: Arc::new(resolver),
+            progress,
+            poll: Duration::from_millis(200),
+        }
+    }
+
+    /// Starts a new run of `source` (the plan's text). Preconditions run first; a failing one
+    /// refuses the run and nothing else runs.
+    pub async fn start(&self, source: &str, options: &RunOptions) -> Result<RunSummary, ExecError> {
+        let linted = backout_model::lint(source);
+        let errors = linted.errors();
+        let (Some(plan), Some(hash)) = (linted.plan, linted.hash) else {
+            return Err(ExecError::Refused(format!(
+                "the plan has {errors} error(s); run `backout lint` on it first"
+            )));
+        };
+        let steps = steps_to_run(&plan, options.workaround.as_deref())?;
+        let now = self.clock.now_ms();
+        let run_id = backout_store::new_run_id(now);
+        let new_run = NewRun {
+            id: run_id.clone(),
+            plan_hash: hash,
+            plan_source: source.to_string(),
+            kind: if options.workaround.is_some() {
+                RunKind::Workaround
+            } else {
+                options.kind
+            },
+            release_id: options.release_id.clone(),
+            environment: options.environment.clone(),
+            actor: options.actor.clone(),
+            state: RunState::Running,
+            checkpoints: options.checkpoints.clone(),
+            executor: Some(me()),
+            steps: steps.iter().map(|s| s.id.clone()).collect(),
+            created_at_ms: now,
+        };
+        let payload = json!({
+            "workaround": options.workaround,
+            "checkpoints": options.checkpoints,
+            "environment": options.environment,
+        });
+        self.store
+            .create_run(
+                &new_run,
+                &NewEvent::new("run_started", &options.actor, now)
+                    .run(&run_id)
+                    .payload(payload),
+            )
+            .await?;
+        self.progress.event(&ProgressEvent::RunStarted {
+            run_id: run_id.clone(),
+            steps: steps.len(),
+            resumed: false,
+        });
+
+        let context = self.context(&plan, source, &run_id, options);
+        if options.workaround.is_none()
+            && let Answer::Given(procedure) = &plan.procedure
+        {
+            for pre in &procedure.preconditions {
+                let inv = context.invocation(None, 1, pre.timeout.map(|t| t.0), &BTreeMap::new());
+                let outcome = runner::for_action(&pre.action).run(inv).await;
+                if !outcome.ok {
+                    let detail = context.redactor.redact(&format!(
+                        "{}: {}",
+                        outcome.detail,
+                        outcome.stderr.trim()
+                    ));
+                    self.progress.event(&ProgressEvent::PreconditionFailed {
+                        id: pre.id.clone(),
+                        detail: detail.clone(),
+                    });
+                    let now = self.clock.now_ms();
+                    let event = NewEvent::new("run_refused", &options.actor, now)
+                        .run(&run_id)
+                        .payload(json!({ "precondition": pre.id, "detail": detail }));
+                    self.store
+                        .update_run(
+                            &RunUpdate {
+                                run_id: run_id.clone(),
+                                state: RunState::Refused,
+                                executor: None,
+                                at_ms: now,
+                            },
+                            &event,
+                        )
+                        .await?;
+                    return self.summary(&run_id).await;
+                }
+            }
+        }
+        let graph = Graph::new(&plan, steps);
+        self.drive(context, graph, &options.actor, options.wait_for_people)
+            .await
+    }
+
+    /// Continues a run after its executor stopped (crash, `kill -9`, waiting for a person).
+    pub async fn resume(
+        &self,
+        run_id: &str,
+        actor: &str,
+        wait_for_people: bool,
+    ) -> Result<RunSummary, ExecError> {
+        let run = self.store.get_run(run_id).await?;
+        if run.state.is_terminal() {
+            return Err(ExecError::Refused(format!(
+                "run `{run_id}` already ended: {}",
+                run.state
+            )));
+        }
+        if let Some(holder) = &run.executor
+            && holder.hostname == me().hostname
+            && holder.pid != std::process::id()
+            && process::is_alive(holder.pid)
+            && is_backout(holder.pid)
+        {
+            return Err(ExecError::Refused(format!(
+                "run `{run_id}` is being executed by process {} on this machine; stop it first or wait for it",
+                holder.pid
+            )));
+        }
+        let linted = backout_model::lint(&run.plan_source);
+        let Some(plan) = linted.plan else {
+            return Err(ExecError::InvalidPlan {
+                run_id: run_id.into(),
+                message: format!("{} error(s)", linted.errors()),
+            });
+        };
+        let workaround = match run.kind {
+            RunKind::Workaround => self.workaround_of(run_id).await?,
+            _ => None,
+        };
+        let steps = steps_to_run(&plan, workaround.as_deref())?;
+        let killed = process::kill_leftovers(run_id);
+        let now = self.clock.now_ms();
+        let records = self.store.list_steps(run_id).await?;
+        for record in records.iter().filter(|r| r.state == StepState::Running) {
+            let idempotent = find_step(&plan, &record.step_id).is_some_and(|s| s.idempotent);
+            let mut next = record.clone();
+            next.updated_at_ms = now;
+            next.pgid = None;
+            let kind = if idempotent {
+                next.state = StepState::Pending;
+                next.note = Some(format!(
+                    "was running (attempt {}) when its executor stopped; idempotent, so it runs again",
+                    record.attempt
+                ));
+                "step_requeued"
+            } else {
+                next.state = StepState::InDoubt;
+                next.note = Some(format!(
+                    "was running (attempt {}) when its executor stopped and is not idempotent: check whether it took effect, then `backout resolve {run_id} {} done|failed|retry`",
+                    record.attempt, record.step_id
+                ));
+                self.progress.event(&ProgressEvent::StepInDoubt {
+                    step: record.step_id.clone(),
+                });
+                "step_in_doubt"
+            };
+            self.store
+                .record_step(
+                    &next,
+                    &NewEvent::new(kind, actor, now)
+                        .run(run_id)
+                        .step(&record.step_id),
+                )
+                .await?;
+        }
+        let event = NewEvent::new("run_resumed", actor, now)
+            .run(run_id)
+            .payload(json!({ "killed_process_groups": killed }));
+        self.store
+            .update_run(
+                &RunUpdate {
+                    run_id: run_id.into(),
+                    state: RunState::Running,
+                    executor: Some(me()),
+                    at_ms: now,
+                },
+                &event,
+            )
+            .await?;
+        self.progress.event(&ProgressEvent::RunStarted {
+            run_id: run_id.into(),
+            steps: steps.len(),
+            resumed: true,
+        });
+        let options = RunOptions {
+            kind: run.kind,
+            environment: run.environment.clone(),
+            checkpoints: run.checkpoints.clone(),
+            actor: actor.into(),
+            release_id: run.release_id.clone(),
+            workaround,
+            wait_for_people,
+            extra_env: Vec::new(),
+        };
+        let context = self.context(&plan, &run.plan_source, run_id, &options);
+        let graph = Graph::new(&plan, steps);
+        self.drive(context, graph, actor, wait_for_people).await
+    }
+
+    /// The workaround a workaround run was started for, from its `run_started` event.
+    async fn workaround_of(&self, run_id: &str) -> Result<Option<String>, ExecError> {
+        let events = self.store.run_events(run_id, 0, 1).await?;
+        Ok(events
+            .first()
+            .and_then(|e| e.payload.get("workaround"))
+            .and_then(|w| w.as_str())
+            .map(str::to_string))
+    }
+
+    fn context(
+        &self,
+        plan: &Plan,
+        source: &str,
+        run_id: &str,
+        options: &RunOptions,
+    ) -> Arc<Context> {
+        let mut resolver = (*self.resolver).clone();
+        resolver.extend(options.extra_env.iter().cloned());
+        let base = vec![
+            ("BACKOUT_RUN_ID".to_string(), run_id.to_string()),
+            ("BACKOUT_SERVICE".to_string(), plan.release.service.clone()),
+            (
+                "BACKOUT_RELEASE_VERSION".to_string(),
+                plan.release.version.clone(),
+            ),
+            (
+                "BACKOUT_ROLLBACK_TO".to_string(),
+                plan.release.rollback_to.clone(),
+            ),
+            (
+                "BACKOUT_ENVIRONMENT".to_string(),
+                options.environment.clone(),
+            ),
+        ];
+        let mut base = base;
+        base.extend(options.extra_env.iter().cloned());
+        Arc::new(Context {
+            run_id: run_id.to_string(),
+            redactor: Redactor::new(source, &resolver),
+            resolver: Arc::new(resolver),
+            base_env: base,
+            checkpoints: options.checkpoints.clone(),
+            cancel: watch::channel(false).0,
+        })
+    }
+
+    async fn summary(&self, run_id: &str) -> Result<RunSummary, ExecError> {
+        Ok(RunSummary {
+            run: self.store.get_run(run_id).await?,
+            steps: self.store.list_steps(run_id).await?,
+        })
+    }
+
+    /// The scheduling loop: commit what finished together with what it unblocks, start it, and
+    /// wait for the next step to finish or for the poll tick, until nothing can make progress.
+    ///
+    /// One transaction holds the finished steps' final records and the `running` records of the
+    /// steps they unblock, so a chain pays one durable commit per step and a layer of parallel
+    /// steps one commit to start them all. Nothing starts before its `running` record is
+    /// committed, and nothing depends on a step before its final record is.
+    async fn drive(
+        &self,
+        context: Arc<Context>,
+        mut graph: Graph,
+        actor: &str,
+        wait_for_people: bool,
+    ) -> Result<RunSummary, ExecError> {
+        let run_id = context.run_id.clone();
+        graph.load(&self.store.list_steps(&run_id).await?);
+        let mut tasks: JoinSet<Result<Finished, ExecError>> = JoinSet::new();
+        let mut finished: Vec<Finished> = Vec::new();
+        let mut running = 0usize;
+        let mut aborted = false;
+        loop {
+            let now = self.clock.now_ms();
+            let mut batch: Vec<(StepRecord, NewEvent)> = Vec::new();
+            let mut after_commit: Vec<ProgressEvent> = Vec::new();
+            for done in finished.drain(..) {
+                if let Some(index) = graph.index(&done.record.step_id) {
+                    graph.set(index, done.record.clone());
+                }
+                after_commit.push(done.progress);
+                batch.push((done.record, done.event));
+            }
+            let mut starts: Vec<(Step, StepRecord)> = Vec::new();
+            // Skipped steps can unblock others at once: repeat until nothing new is ready.
+            loop {
+                let ready = if aborted {
+                    Vec::new()
+                } else {
+                    graph.ready(running + starts.len())
+                };
+                if ready.is_empty() {
+                    break;
+                }
+                for index in ready {
+                    let step = graph.nodes[index].step.clone();
+                    let mut record = graph.record(index, &run_id, now);
+                    record.updated_at_ms = now;
+                    if let Some(checkpoint) = &step.when_checkpoint
+                        && !context.checkpoints.contains(checkpoint)
+                    {
+                        record.state = StepState::Skipped;
+                        record.note = Some(format!(
+                            "checkpoint `{checkpoint}` was not reached, so there is nothing to undo"
+                        ));
+                        after_commit.push(ProgressEvent::StepFinished {
+                            step: step.id.clone(),
+                            state: StepState::Skipped,
+                            detail: record.note.clone().unwrap_or_default(),
+                            elapsed_ms: 0,
+                            expected_ms: None,
+                        });
+                        batch.push((
+                            record.clone(),
+                            NewEvent::new("step_skipped", actor, now)
+                                .run(&run_id)
+                                .step(&step.id),
+                        ));
+                        graph.set(index, record);
+                    } else if let backout_model::plan::StepKind::Manual { by, instructions } =
+                        &step.kind
+                    {
+                        record.state = StepState::WaitingManual;
+                        let event = NewEvent::new("manual_step_waiting", actor, now)
+                            .run(&run_id)
+                            .step(&step.id)
+                            .payload(json!({ "by": by, "instructions": instructions }));
+                        after_commit.push(ProgressEvent::StepWaiting {
+                            step: step.id.clone(),
+                            by: by.clone(),
+                            instructions: instructions.clone(),
+                        });
+                        batch.push((record.clone(), event));
+                        graph.set(index, record);
+                    } else {
+                        record.state = StepState::Running;
+                        record.attempt += 1;
+                        record.started_at_ms = Some(now);
+                        record.finished_at_ms = None;
+                        record.note = None;
+                        let event = NewEvent::new("step_started", actor, now)
+                            .run(&run_id)
+                            .step(&step.id)
+                            .payload(json!({ "attempt": record.attempt }));
+                        after_commit.push(ProgressEvent::StepStarted {
+                            step: step.id.clone(),
+                            attempt: record.attempt,
+                            expected_ms: step.expected.map(|e| e.as_millis()),
+                        });
+                        batch.push((record.clone(), event));
+                        graph.mark_running(index);
+                        starts.push((step, record));
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                // Durable before anything it describes happens or is depended on.
+                self.store.record_steps(&batch).await?;
+            }
+            for event in &after_commit {
+                self.progress.event(event);
+            }
+            for (step, record) in starts {
+                running += 1;
+                let outputs = graph.outputs_env();
+                let (store, clock, context, actor) = (
+                    self.store.clone(),
+                    self.clock.clone(),
+                    context.clone(),
+                    actor.to_string(),
+                );
+                let progress = self.progress.clone();
+                tasks.spawn(async move {
+                    execute_step(
+                        store, clock, progress, context, step, record, outputs, actor,
+                    )
+                    .await
+                });
+            }
+
+            let waiting = graph.waiting_for_people();
+            if running == 0
+                && (graph.ready(0).is_empty() || aborted)
+                && (waiting.is_empty() || !wait_for_people || aborted)
+            {
+                break;
+            }
+            let tick = tokio::time::sleep(self.poll);
+            tokio::select! {
+                Some(joined) = tasks.join_next(), if running > 0 => {
+                    running -= 1;
+                    finished.push(joined.map_err(|e| ExecError::Refused(format!("a step task failed: {e}")))??);
+                    // Others that finished meanwhile share the next commit.
+                    while let Some(joined) = tasks.try_join_next() {
+                        running -= 1;
+                        finished.push(joined.map_err(|e| ExecError::Refused(format!("a step task failed: {e}")))??);
+                    }
+                }
+                () = tick => {
+                    // People act through the store: confirmations, resolutions, aborts.
+                    let run = self.store.get_run(&run_id).await?;
+                    if run.state == RunState::Aborted && !aborted {
+                        aborted = true;
+                        context.cancel.send_replace(true);
+                    }
+                    if !waiting.is_empty() {
+                        graph.load(&self.store.list_steps(&run_id).await?);
+                    }
+                }
+            }
+        }
+        let now = self.clock.now_ms();
+        let current = self.store.get_run(&run_id).await?;
+        let state = if current.state == RunState::Aborted {
+            RunState::Aborted
+        } else {
+            graph.verdict()
+        };
+        if state != current.state || state == RunState::Waiting {
+            let kind = match state {
+                RunState::Succeeded => "run_succeeded",
+                RunState::Failed => "run_failed",
+                RunState::Waiting => "run_waiting",
+                RunState::Aborted => "run_aborted",
+                RunState::Running | RunState::Refused => "run_stopped",
+            };
+            let payload = json!({ "waiting_for": graph.waiting_for_people() });
+            let executor = if state == RunState::Waiting {
+                None
+            } else {
+                current.executor.clone()
+            };
+            self.store
+                .update_run(
+                    &RunUpdate {
+                        run_id: run_id.clone(),
+                        state,
+                        executor,
+                        at_ms: now,
+                    },
+                    &NewEvent::new(kind, actor, now)
+                        .run(&run_id)
+                        .payload(payload),
+                )
+                .await?;
+        }
+        self.progress.event(&ProgressEvent::RunFinished {
+            run_id: run_id.clone(),
+            state,
+        });
+        self.summary(&run_id).await
+    }
+}
+
+/// What every step of one run shares.
+struct Context {
+    run_id: String,
+    resolver: Arc<Resolver>,
+    redactor: Redactor,
+    base_env: Vec<(String, String)>,
+    checkpoints: Vec<String>,
+    cancel: watch::Sender<bool>,
+}
+
+impl Context {
+    fn invocation(
+        &self,
+        step: Option<&Step>,
+        attempt: u32,
+        timeout: Option<Duration>,
+        outputs: &BTreeMap<String, String>,
+    ) -> Invocation {
+        let mut env = self.base_env.clone();
+        env.extend(outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if let Some(step) = step {
+            env.push(("BACKOUT_STEP_ID".into(), step.id.clone()));
+            env.push(("BACKOUT_ATTEMPT".into(), attempt.to_string()));
+        }
+        Invocation {
+            env,
+            deadline: timeout.map(|t| tokio::time::Instant::now() + t),
+            cancel: self.cancel.subscribe(),
+            resolver: self.resolver.clone(),
+        }
+    }
+}
+
+/// A step's final state, to be committed by the scheduling loop with what it unblocks.
+struct Finished {
+    record: StepRecord,
+    event: NewEvent,
+    progress: ProgressEvent,
+}
+
+/// Runs one step through its attempts. The first attempt's `running` record was committed by the
+/// loop; a retry commits the failed attempt and the next `running` together before starting it.
+/// The final record is returned, not written: the loop commits it.
+#[allow(clippy::too_many_arguments)]
+async fn execute_step(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    progress: Arc<dyn Progress>,
+    context: Arc<Context>,
+    step: Step,
+    mut record: StepRecord,
+    outputs: BTreeMap<String, String>,
+    actor: String,
+) -> Result<Finished, ExecError> {
+    let run_id = context.run_id.clone();
+    let expected_ms = step.expected.map(|e| e.as_millis());
+    // `retries` bounds the automatic attempts (1 + retries in all, also across a crash and
+    // resume); a person's `resolve … retry` beyond that still gets its one run.
+    let last_attempt = record.attempt.max(step.retries + 1);
+    loop {
+        let attempt = record.attempt;
+        let started = record.started_at_ms.unwrap_or_else(|| clock.now_ms());
+        let outcome =
+            attempt_step(&context, &step, attempt, started, &outputs, clock.as_ref()).await;
+        let finished = clock.now_ms();
+        record.finished_at_ms = Some(finished);
+        record.updated_at_ms = finished;
+        record.exit_status = outcome.exit_status;
+        record.pgid = outcome.pgid;
+        record.stdout = context.redactor.redact(&outcome.stdout);
+        record.stderr = context.redactor.redact(&outcome.stderr);
+        let detail = context.redactor.redact(&outcome.detail);
+        record.note = Some(detail.clone());
+        let elapsed_ms = u64::try_from(finished - started).unwrap_or(0);
+        if outcome.ok {
+            let value = outcome.stdout.trim_end_matches(['\n', '\r']).to_string();
+            record.outputs = step
+                .outputs
+                .iter()
+                .map(|name| (name.clone(), value.clone()))
+                .collect();
+            record.state = StepState::Succeeded;
+            let event = NewEvent::new("step_succeeded", &actor, finished)
+                .run(&run_id)
+                .step(&step.id)
+                .payload(json!({ "attempt": attempt, "detail": detail, "elapsed_ms": elapsed_ms }));
+            let progress = ProgressEvent::StepFinished {
+                step: step.id.clone(),
+                state: StepState::Succeeded,
+                detail,
+                elapsed_ms,
+                expected_ms,
+            };
+            return Ok(Finished {
+                record,
+                event,
+                progress,
+            });
+        }
+        if attempt < last_attempt && !outcome.cancelled {
+            progress.event(&ProgressEvent::StepRetrying {
+                step: step.id.clone(),
+                attempt,
+                detail: detail.clone(),
+            });
+            // Pending, not failed, while the retry waits: after a crash in the delay, resume runs
+            // the next attempt instead of taking this one for the final failure.
+            record.state = StepState::Pending;
+            record.note = Some(format!(
+                "attempt {attempt} failed ({detail}); retrying after {}",
+                step.retry_delay
+            ));
+            let event = NewEvent::new("step_attempt_failed", &actor, finished)
+                .run(&run_id)
+                .step(&step.id)
+                .payload(json!({ "attempt": attempt, "detail": detail }));
+            store.record_step(&record, &event).await?;
+            tokio::time::sleep(step.retry_delay.0).await;
+            let now = clock.now_ms();
+            record.state = StepState::Running;
+            record.attempt = attempt + 1;
+            record.started_at_ms = Some(now);
+            record.finished_at_ms = None;
+            record.updated_at_ms = now;
+            record.note = None;
+            let event = NewEvent::new("step_started", &actor, now)
+                .run(&run_id)
+                .step(&step.id)
+                .payload(json!({ "attempt": attempt + 1 }));
+            store.record_step(&record, &event).await?;
+            progress.event(&ProgressEvent::StepStarted {
+                step: step.id.clone(),
+                attempt: attempt + 1,
+                expected_ms,
+            });
+            continue;
+        }
+        record.state = if outcome.cancelled {
+            StepState::Aborted
+        } else {
+            StepState::Failed
+        };
+        let kind = if outcome.cancelled {
+            "step_aborted"
+        } else {
+            "step_failed"
+        };
+        let event = NewEvent::new(kind, &actor, finished)
+            .run(&run_id)
+            .step(&step.id)
+            .payload(
+                json!({ "attempt": attempt, "detail": detail, "timed_out": outcome.timed_out }),
+            );
+        let progress = ProgressEvent::StepFinished {
+            step: step.id.clone(),
+            state: record.state,
+            detail,
+            elapsed_ms,
+            expected_ms,
+        };
+        return Ok(Finished {
+            record,
+            event,
+            progress,
+        });
+    }
+}
+
+/// One attempt: the step's runner, then its `verify` within what is left of the timeout.
+async fn attempt_step(
+    context: &Context,
+    step: &Step,
+    attempt: u32,
+    started: i64,
+    outputs: &BTreeMap<String, String>,
+    clock: &dyn Clock,
+) -> Outcome {
+    let mut inv = context.invocation(Some(step), attempt, step.timeout.map(|t| t.0), outputs);
+    for (k, v) in &step.env {
+        match context.resolver.resolve(v) {
+            Ok(v) => inv.env.push((k.clone(), v)),
+            Err(e) => return Outcome::failed(e.to_string()),
+        }
+    }
+    let Some(runner) = runner::for_step(&step.kind) else {
+        return Outcome::failed("manual steps are confirmed by a person, not run");
+    };
+    let mut outcome = runner.run(inv).await;
+    if outcome.ok
+        && let Some(verify) = &step.verify
+    {
+        let spent = Duration::from_millis(u64::try_from(clock.now_ms() - started).unwrap_or(0));
+        let remaining = step
+            .timeout
+            .map_or(Duration::from_secs(60), |t| t.0.saturating_sub(spent));
+        let check = runner::for_check(verify)
+            .run(context.invocation(Some(step), attempt, Some(remaining), outputs))
+            .await;
+        if !check.ok {
+            outcome.ok = false;
+            outcome.detail = format!("verify failed: {}", check.detail);
+        }
+    }
+    outcome
+}
+
+fn steps_to_run(plan: &Plan, workaround: Option<&str>) -> Result<Vec<Step>, ExecError> {
+    match workaround {
+        Some(id) => {
+            let workarounds = plan
+                .workarounds
+                .given()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let found = workarounds.iter().find(|w| w.id == id).ok_or_else(|| {
+                let known: Vec<&str> = workarounds.iter().map(|w| w.id.as_str()).collect();
+                ExecError::Refused(format!(
+                    "the plan has no workaround `{id}` (it has: {})",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ))
+            })?;
+            if found.steps.is_empty() {
+                return Err(ExecError::Refused(format!(
+                    "workaround `{id}` has no steps to run: {}",
+                    found.description
+                )));
+            }
+            Ok(found.steps.clone())
+        }
+        None => match &plan.procedure {
+            Answer::Given(p) => Ok(p.steps.clone()),
+            Answer::NotApplicable(reason) => Err(ExecError::Refused(format!(
+                "this plan has no procedure ({reason}); run one of its workarounds with --workaround"
+            ))),
+        },
+    }
+}
+
+/// A step of the procedure, a contingency or a workaround, by id.
+fn find_step<'a>(plan: &'a Plan, id: &str) -> Option<&'a Step> {
+    let procedure = plan
+        .procedure
+        .given()
+        .map(|p| p.steps.as_slice())
+        .unwrap_or_default();
+    let contingencies = plan
+        .contingency
+        .given()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c.steps.iter());
+    let workarounds = plan
+        .workarounds
+        .given()
+        .into_iter()
+        .flatten()
+        .flat_map(|w| w.steps.iter());
+    procedure
+        .iter()
+        .chain(contingencies)
+        .chain(workarounds)
+        .find(|s| s.id == id)
+}
+
+fn me() -> ExecutorInfo {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    ExecutorInfo {
+        pid: std::process::id(),
+        hostname,
+    }
+}
+
+/// Whether a pid is a backout process (pids are reused; a stranger is not our executor).
+fn is_backout(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|c| c.trim().starts_with("backout"))
+}

@@ -1,0 +1,13 @@
+//! The operations of `backout` over small traits, with no HTTP and no SQL: executing a plan's
+//! procedure as a crash-safe DAG (`executor`), the step runners it uses (`runner`), processes
+//! (`process`), `${VAR}` resolution and redaction (`env`), and time (`clock`).
+
+pub mod clock;
+pub mod env;
+pub mod errors;
+pub mod executor;
+pub mod process;
+pub mod runner;
+
+pub use errors::ExecError;
+pub use executor::{Executor, Progress, ProgressEvent, RunOptions, RunSummary, StepTarget};
