@@ -46,6 +46,118 @@ pub enum Command {
     /// Print the JSON Schema of the plan format (for editor completion).
     #[command(after_help = "Example:\n  backout schema > backout.schema.json")]
     Schema,
+    /// Run a plan's procedure (or a workaround) now: drills, emergencies.
+    #[command(
+        after_help = "Examples:\n  backout run backout.yaml --checkpoint expand-migration\n  backout run backout.yaml --workaround disable-new-flow"
+    )]
+    Run(RunArgs),
+    /// Continue a run whose executor stopped (crash, kill -9, or waiting for a person).
+    #[command(after_help = "Example:\n  backout resume run-01jd8k2m3n4p5q6r")]
+    Resume(ResumeArgs),
+    /// Show recent runs, or one run's steps.
+    #[command(after_help = "Examples:\n  backout status\n  backout status run-01jd8k2m3n4p5q6r")]
+    Status(StatusArgs),
+    /// Confirm a manual step that waits for a performer.
+    #[command(
+        after_help = "Example:\n  backout confirm run-01jd8k2m3n4p5q6r confirm-payments --note \"test order seen\""
+    )]
+    Confirm(ConfirmArgs),
+    /// Decide an in-doubt step after a crash: it took effect (done), failed, or did not happen (retry).
+    #[command(
+        after_help = "Example:\n  backout resolve run-01jd8k2m3n4p5q6r revert-migration done --note \"schema is at 0041\""
+    )]
+    Resolve(ResolveArgs),
+    /// Stop a run: running steps get SIGTERM (SIGKILL after a grace period), nothing new starts.
+    #[command(
+        after_help = "Example:\n  backout abort run-01jd8k2m3n4p5q6r --reason \"wrong cluster\""
+    )]
+    Abort(AbortArgs),
+    /// What happened in a run: timeline, expected vs actual, critical path.
+    #[command(after_help = "Example:\n  backout report run-01jd8k2m3n4p5q6r")]
+    Report(ReportArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RunFormat {
+    /// Progress lines for people.
+    Human,
+    /// One JSON event per line.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The plan file.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// Environment the run targets (recorded with the run; default: the plan's release environment).
+    #[arg(long = "env", value_name = "E")]
+    pub environment: Option<String>,
+    /// Run this workaround instead of the procedure.
+    #[arg(long, value_name = "ID")]
+    pub workaround: Option<String>,
+    /// A checkpoint the forward deployment reached (repeatable); steps with `when_checkpoint` need theirs.
+    #[arg(long = "checkpoint", value_name = "NAME")]
+    pub checkpoints: Vec<String>,
+    /// Keep waiting for manual confirmations instead of exiting with 7.
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, value_enum, default_value_t = RunFormat::Human)]
+    pub format: RunFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    pub run: String,
+    /// Keep waiting for manual confirmations instead of exiting with 7.
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, value_enum, default_value_t = RunFormat::Human)]
+    pub format: RunFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    pub run: Option<String>,
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfirmArgs {
+    pub run: String,
+    pub step: String,
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Resolution {
+    Done,
+    Failed,
+    Retry,
+}
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    pub run: String,
+    pub step: String,
+    #[arg(value_enum)]
+    pub outcome: Resolution,
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AbortArgs {
+    pub run: String,
+    #[arg(long, default_value = "no reason given")]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    pub run: String,
 }
 
 #[derive(Debug, Args)]

@@ -13,11 +13,10 @@ pub enum ExitCode {
     RollbackRequired = 3,
     #[allow(dead_code)]
     Inconclusive = 4,
-    #[allow(dead_code)] // Refusals: not authorized, window closed, precondition failed.
+    /// Not authorized, window closed, precondition failed, or the request cannot be honoured.
     Refused = 5,
-    #[allow(dead_code)]
     RunFailed = 6,
-    #[allow(dead_code)]
+    /// A run waits for a person (manual step, in-doubt step).
     Waiting = 7,
 }
 
@@ -41,6 +40,12 @@ impl CommandError {
             message: message.into(),
         }
     }
+    pub fn refused(message: impl Into<String>) -> CommandError {
+        CommandError {
+            code: ExitCode::Refused,
+            message: message.into(),
+        }
+    }
     pub fn exit_code(&self) -> ExitCode {
         self.code
     }
@@ -49,5 +54,25 @@ impl CommandError {
 impl std::fmt::Display for CommandError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+impl From<backout_core::ExecError> for CommandError {
+    fn from(error: backout_core::ExecError) -> CommandError {
+        match error {
+            backout_core::ExecError::Refused(message) => CommandError::refused(message),
+            backout_core::ExecError::Store(backout_store::StoreError::NotFound { entity, id }) => {
+                CommandError::usage(format!(
+                    "no {entity} `{id}` in this store (see `backout status`)"
+                ))
+            }
+            other => CommandError::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<backout_store::StoreError> for CommandError {
+    fn from(error: backout_store::StoreError) -> CommandError {
+        backout_core::ExecError::from(error).into()
     }
 }

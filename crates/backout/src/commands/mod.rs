@@ -4,6 +4,7 @@
 mod init;
 mod lint;
 mod render;
+mod runs;
 
 use std::path::Path;
 
@@ -15,6 +16,13 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Init(args) => init::run(&args, &cli.global),
         Command::Lint(args) => lint::run(&args),
         Command::Render(args) => render::run(&args),
+        Command::Run(args) => runs::run(&args, &cli.global),
+        Command::Resume(args) => runs::resume(&args, &cli.global),
+        Command::Status(args) => runs::status(&args, &cli.global),
+        Command::Confirm(args) => runs::confirm(&args, &cli.global),
+        Command::Resolve(args) => runs::resolve(&args, &cli.global),
+        Command::Abort(args) => runs::abort(&args, &cli.global),
+        Command::Report(args) => runs::report(&args, &cli.global),
         Command::Schema => {
             let schema = backout_model::schema::json_schema();
             let text = serde_json::to_string_pretty(&schema)

@@ -1,0 +1,627 @@
+//! Run commands: `run`, `resume`, `status`, `confirm`, `resolve`, `abort`, `report`. They open the
+//! store (`--database`, default SQLite under the user's data dir), call the executor or the
+//! people operations of backout-core, print progress, and map run states to exit codes.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use backout_core::clock::{Clock, SystemClock};
+use backout_core::env::Resolver;
+use backout_core::{Executor, Progress, ProgressEvent, RunOptions, RunSummary, StepTarget};
+use backout_model::Duration;
+use backout_model::schedule::Schedule;
+use backout_store::{Run, RunKind, RunState, StepRecord, StepState, Store};
+
+use crate::cli::{
+    AbortArgs, ConfirmArgs, Global, LintFormat, ReportArgs, Resolution, ResolveArgs, ResumeArgs,
+    RunArgs, RunFormat, StatusArgs,
+};
+use crate::exit_codes::{CommandError, ExitCode};
+use crate::output;
+
+fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CommandError::internal(format!("cannot start the async runtime: {e}")))
+}
+
+async fn open_store(global: &Global) -> Result<Arc<dyn Store>, CommandError> {
+    let url = match &global.database {
+        Some(url) => url.clone(),
+        None => backout_sqlite::default_database_url().map_err(|e| {
+            CommandError::usage(format!(
+                "{e}; pass --database sqlite://PATH or set BACKOUT_DATABASE_URL"
+            ))
+        })?,
+    };
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(CommandError::usage(
+            "the PostgreSQL store is not available in this version; use sqlite://PATH",
+        ));
+    }
+    let store = backout_sqlite::SqliteStore::open(&url).await.map_err(|e| {
+        CommandError::usage(format!(
+            "cannot open the store `{url}`: {}",
+            with_causes(&e)
+        ))
+    })?;
+    Ok(Arc::new(store))
+}
+
+/// An error and its causes, "a: b: c", so the root cause (say, "database is locked") shows.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Who is acting: `--as`, `BACKOUT_USER`, else the OS user.
+pub fn actor(global: &Global) -> String {
+    global
+        .actor
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .or_else(os_user)
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The name of this process's user from /etc/passwd (USER is unset under cron, CI and sudo -i).
+fn os_user() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)? == uid).then(|| name.to_string())
+    })
+}
+
+fn now() -> i64 {
+    SystemClock.now_ms()
+}
+
+pub fn run(args: &RunArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    let source = super::read_plan(&args.plan).map_err(CommandError::usage)?;
+    let linted = backout_model::lint(&source);
+    let Some(plan) = &linted.plan else {
+        return Err(CommandError::usage(format!(
+            "`{}` has {} error(s); run `backout lint {}` and fix them first",
+            args.plan.display(),
+            linted.errors(),
+            args.plan.display()
+        )));
+    };
+    for checkpoint in &args.checkpoints {
+        if !plan.release.checkpoints.contains(checkpoint) {
+            return Err(CommandError::usage(format!(
+                "the plan declares no checkpoint `{checkpoint}` (it has: {})",
+                if plan.release.checkpoints.is_empty() {
+                    "none".into()
+                } else {
+                    plan.release.checkpoints.join(", ")
+                }
+            )));
+        }
+    }
+    let options = RunOptions {
+        kind: RunKind::Adhoc,
+        environment: args
+            .environment
+            .clone()
+            .unwrap_or_else(|| plan.release.environment.clone()),
+        checkpoints: args.checkpoints.clone(),
+        actor: actor(global),
+        release_id: None,
+        workaround: args.workaround.clone(),
+        wait_for_people: args.wait,
+        extra_env: Vec::new(),
+    };
+    let plan = plan.clone();
+    runtime()?.block_on(async {
+        let store = open_store(global).await?;
+        let executor = Executor::new(
+            store,
+            Arc::new(SystemClock),
+            Resolver::from_env(),
+            printer(args.format, &plan),
+        );
+        let summary = executor.start(&source, &options).await?;
+        Ok(finish(&summary, args.format))
+    })
+}
+
+pub fn resume(args: &ResumeArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    runtime()?.block_on(async {
+        let store = open_store(global).await?;
+        let run = store.get_run(&args.run).await?;
+        let plan = backout_model::lint(&run.plan_source).plan;
+        let progress: Arc<dyn Progress> = match &plan {
+            Some(plan) => printer(args.format, plan),
+            None => {
+                return Err(CommandError::internal(format!(
+                    "the plan stored with run `{}` does not lint",
+                    args.run
+                )));
+            }
+        };
+        let executor = Executor::new(store, Arc::new(SystemClock), Resolver::from_env(), progress);
+        let summary = executor
+            .resume(&args.run, &actor(global), args.wait)
+            .await?;
+        Ok(finish(&summary, args.format))
+    })
+}
+
+fn finish(summary: &RunSummary, format: RunFormat) -> ExitCode {
+    if format == RunFormat::Human {
+        let run = &summary.run;
+        let took = run.finished_at_ms.unwrap_or(run.updated_at_ms) - run.created_at_ms;
+        let mut line = format!(
+            "run {} {} after {}",
+            run.id,
+            run.state,
+            Duration::from_millis(u64::try_from(took).unwrap_or(0))
+        );
+        match run.state {
+            RunState::Waiting => {
+                let of = |state: StepState| -> Vec<&str> {
+                    summary
+                        .steps
+                        .iter()
+                        .filter(|s| s.state == state)
+                        .map(|s| s.step_id.as_str())
+                        .collect()
+                };
+                let (manual, in_doubt) = (of(StepState::WaitingManual), of(StepState::InDoubt));
+                line.push_str("; waiting for a person");
+                if !manual.is_empty() {
+                    line.push_str(&format!(
+                        "\n  manual: {} — when done, `backout confirm {} STEP --note …`",
+                        manual.join(", "),
+                        run.id
+                    ));
+                }
+                if !in_doubt.is_empty() {
+                    line.push_str(&format!(
+                        "\n  in doubt after a crash: {} — check whether each took effect, then `backout resolve {} STEP done|failed|retry`",
+                        in_doubt.join(", "),
+                        run.id
+                    ));
+                }
+                line.push_str(&format!("\n  then `backout resume {}`", run.id));
+            }
+            RunState::Failed => line.push_str(&format!("; see `backout status {}`", run.id)),
+            _ => {}
+        }
+        eprintln!("{line}");
+    }
+    exit_for(summary.run.state)
+}
+
+fn exit_for(state: RunState) -> ExitCode {
+    match state {
+        RunState::Succeeded => ExitCode::Ok,
+        RunState::Waiting | RunState::Running => ExitCode::Waiting,
+        RunState::Refused => ExitCode::Refused,
+        RunState::Failed | RunState::Aborted => ExitCode::RunFailed,
+    }
+}
+
+fn printer(format: RunFormat, plan: &backout_model::Plan) -> Arc<dyn Progress> {
+    match format {
+        RunFormat::Json => Arc::new(JsonProgress),
+        RunFormat::Human => Arc::new(HumanProgress {
+            color: std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            started: std::time::Instant::now(),
+            total: plan.steps().len(),
+            done: std::sync::atomic::AtomicUsize::new(0),
+        }),
+    }
+}
+
+/// One JSON event per line on standard output.
+struct JsonProgress;
+
+impl Progress for JsonProgress {
+    fn event(&self, event: &ProgressEvent) {
+        if let Ok(line) = serde_json::to_string(event) {
+            output::out(&format!("{line}\n"));
+        }
+    }
+}
+
+/// One line per event on standard error, with elapsed time against expected.
+struct HumanProgress {
+    color: bool,
+    started: std::time::Instant,
+    total: usize,
+    done: std::sync::atomic::AtomicUsize,
+}
+
+impl Progress for HumanProgress {
+    fn event(&self, event: &ProgressEvent) {
+        let style = |c: anstyle::AnsiColor| {
+            if self.color {
+                c.on_default()
+            } else {
+                anstyle::Style::new()
+            }
+        };
+        let (green, red, yellow) = (
+            style(anstyle::AnsiColor::Green),
+            style(anstyle::AnsiColor::Red),
+            style(anstyle::AnsiColor::Yellow),
+        );
+        let at = format!("[{:>7.1}s]", self.started.elapsed().as_secs_f64());
+        let expected = |ms: &Option<u64>| {
+            ms.map(|ms| format!(" (expected {})", Duration::from_millis(ms)))
+                .unwrap_or_default()
+        };
+        let line = match event {
+            ProgressEvent::RunStarted {
+                run_id,
+                steps,
+                resumed,
+            } => {
+                format!(
+                    "{at} {} run {run_id}: {steps} steps",
+                    if *resumed { "resuming" } else { "starting" }
+                )
+            }
+            ProgressEvent::PreconditionFailed { id, detail } => {
+                format!("{at} {red}precondition {id} failed{red:#}: {detail}; nothing was run")
+            }
+            ProgressEvent::StepStarted {
+                step,
+                attempt,
+                expected_ms,
+            } => {
+                let attempt = if *attempt > 1 {
+                    format!(" attempt {attempt}")
+                } else {
+                    String::new()
+                };
+                format!("{at} ▶ {step}{attempt}{}", expected(expected_ms))
+            }
+            ProgressEvent::StepRetrying {
+                step,
+                attempt,
+                detail,
+            } => {
+                format!(
+                    "{at} {yellow}↻ {step}{yellow:#} attempt {attempt} failed: {detail}; retrying"
+                )
+            }
+            ProgressEvent::StepFinished {
+                step,
+                state,
+                detail,
+                elapsed_ms,
+                expected_ms,
+            } => {
+                let n = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let took = Duration::from_millis(*elapsed_ms);
+                let (mark, s) = match state {
+                    StepState::Succeeded => ("✓", green),
+                    StepState::Skipped => ("–", yellow),
+                    _ => ("✗", red),
+                };
+                let detail = if *state == StepState::Succeeded {
+                    String::new()
+                } else {
+                    format!(": {detail}")
+                };
+                // Contingency steps can add to the planned count.
+                let total = self.total.max(n);
+                format!(
+                    "{at} {s}{mark} {step}{s:#} {state} in {took}{}{detail}  [{n}/{total}]",
+                    expected(expected_ms)
+                )
+            }
+            ProgressEvent::StepWaiting {
+                step,
+                by,
+                instructions,
+            } => format!(
+                "{at} {yellow}✋ {step}{yellow:#} waits for {by}:\n{}",
+                instructions
+                    .lines()
+                    .map(|l| format!("           {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+            ProgressEvent::StepInDoubt { step } => {
+                format!(
+                    "{at} {yellow}? {step}{yellow:#} was running when the executor stopped; it is in doubt until a person resolves it"
+                )
+            }
+            ProgressEvent::RunFinished { .. } => return,
+        };
+        eprintln!("{line}");
+    }
+}
+
+pub fn status(args: &StatusArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    runtime()?.block_on(async {
+        let store = open_store(global).await?;
+        match &args.run {
+            None => {
+                let runs = store.list_runs(20).await?;
+                if args.format == LintFormat::Json {
+                    output::out(&format!(
+                        "{}\n",
+                        json(&runs.iter().map(run_json).collect::<Vec<_>>())?
+                    ));
+                    return Ok(ExitCode::Ok);
+                }
+                if runs.is_empty() {
+                    output::out("no runs yet; start one with `backout run PLAN`\n");
+                }
+                for run in &runs {
+                    output::out(&format!(
+                        "{}  {:<10} {:<10} {}  by {}\n",
+                        run.id,
+                        run.state.to_string(),
+                        run.kind.to_string(),
+                        service_of(run),
+                        run.actor
+                    ));
+                }
+                Ok(ExitCode::Ok)
+            }
+            Some(id) => {
+                let run = store.get_run(id).await?;
+                let steps = store.list_steps(id).await?;
+                if args.format == LintFormat::Json {
+                    let value = serde_json::json!({ "run": run_json(&run), "steps": steps });
+                    output::out(&format!("{}\n", json(&value)?));
+                } else {
+                    output::out(&step_table(&run, &steps));
+                }
+                Ok(exit_for(run.state))
+            }
+        }
+    })
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, CommandError> {
+    serde_json::to_string_pretty(value).map_err(|e| CommandError::internal(e.to_string()))
+}
+
+/// A run without its plan text (which `status` does not need to repeat).
+fn run_json(run: &Run) -> serde_json::Value {
+    let mut value = serde_json::to_value(run).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("plan_source");
+    }
+    value
+}
+
+fn service_of(run: &Run) -> String {
+    backout_model::lint(&run.plan_source).plan.map_or_else(
+        || "?".into(),
+        |p| format!("{} {}", p.release.service, p.release.version),
+    )
+}
+
+fn expected_of(run: &Run) -> std::collections::HashMap<String, Duration> {
+    let Some(plan) = backout_model::lint(&run.plan_source).plan else {
+        return Default::default();
+    };
+    let contingency = plan
+        .contingency
+        .given()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c.steps.iter());
+    let workarounds = plan
+        .workarounds
+        .given()
+        .into_iter()
+        .flatten()
+        .flat_map(|w| w.steps.iter());
+    plan.steps()
+        .iter()
+        .chain(contingency)
+        .chain(workarounds)
+        .filter_map(|s| s.expected.map(|e| (s.id.clone(), e)))
+        .collect()
+}
+
+fn step_table(run: &Run, steps: &[StepRecord]) -> String {
+    let expected = expected_of(run);
+    let mut out = format!(
+        "run {}  {}  ({}, {} by {})\n",
+        run.id,
+        run.state,
+        service_of(run),
+        run.kind,
+        run.actor
+    );
+    out.push_str(&format!(
+        "{:<24} {:<15} {:>7} {:>10} {:>10} {:>6}  note\n",
+        "step", "state", "attempt", "took", "expected", "exit"
+    ));
+    for s in steps {
+        let took = match (s.started_at_ms, s.finished_at_ms) {
+            (Some(a), Some(b)) => {
+                Duration::from_millis(u64::try_from(b - a).unwrap_or(0)).to_string()
+            }
+            (Some(_), None) => "running".into(),
+            _ => "-".into(),
+        };
+        let exp = expected
+            .get(&s.step_id)
+            .map_or("-".into(), ToString::to_string);
+        let exit = s.exit_status.map_or("-".into(), |c| c.to_string());
+        let note: String = s
+            .note
+            .clone()
+            .unwrap_or_default()
+            .chars()
+            .take(100)
+            .collect();
+        out.push_str(&format!(
+            "{:<24} {:<15} {:>7} {:>10} {:>10} {:>6}  {note}\n",
+            s.step_id,
+            s.state.to_string(),
+            s.attempt,
+            took,
+            exp,
+            exit
+        ));
+    }
+    out
+}
+
+pub fn confirm(args: &ConfirmArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    runtime()?.block_on(async {
+        let store = open_store(global).await?;
+        backout_core::executor::confirm(store.as_ref(), &args.run, &args.step, &actor(global), args.note.as_deref(), now()).await?;
+        eprintln!("confirmed {} in run {}; a waiting executor continues, otherwise run `backout resume {}`", args.step, args.run, args.run);
+        Ok(ExitCode::Ok)
+    })
+}
+
+pub fn resolve(args: &ResolveArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    let target = match args.outcome {
+        Resolution::Done => StepTarget::Done,
+        Resolution::Failed => StepTarget::Failed,
+        Resolution::Retry => StepTarget::Retry,
+    };
+    runtime()?.block_on(async {
+        let store = open_store(global).await?;
+        backout_core::executor::resolve(
+            store.as_ref(),
+            &args.run,
+            &args.step,
+            target,
+            &actor(global),
+            args.note.as_deref(),
+            now(),
+        )
+        .await?;
+        eprintln!(
+            "resolved {} in run {}; continue with `backout resume {}`",
+            args.step, args.run, args.run
+        );
+        Ok(ExitCode::Ok)
+    })
+}
+
+pub fn abort(args: &AbortArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    runtime()?.block_on(async {
+        let store = open_store(global).await?;
+        backout_core::executor::abort(
+            store.as_ref(),
+            &args.run,
+            &actor(global),
+            &args.reason,
+            now(),
+        )
+        .await?;
+        eprintln!(
+            "run {} aborted; a running executor stops its steps within a second",
+            args.run
+        );
+        // Give a live executor its poll interval to cancel, so `status` right after shows it.
+        tokio::time::sleep(StdDuration::from_millis(10)).await;
+        Ok(ExitCode::Ok)
+    })
+}
+
+pub fn report(args: &ReportArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    runtime()?.block_on(async {
+        let store = open_store(global).await?;
+        let run = store.get_run(&args.run).await?;
+        let steps = store.list_steps(&args.run).await?;
+        let events = store.run_events(&args.run, 0, 100_000).await?;
+        output::out(&report_text(&run, &steps, &events));
+        Ok(ExitCode::Ok)
+    })
+}
+
+fn report_text(run: &Run, steps: &[StepRecord], events: &[backout_store::Event]) -> String {
+    let plan = backout_model::lint(&run.plan_source).plan;
+    let mut out = String::new();
+    out.push_str(&format!("# Run {} — {}\n\n", run.id, service_of(run)));
+    out.push_str(&format!(
+        "- kind: {}, environment: {}, started by {}\n- state: {}\n",
+        run.kind, run.environment, run.actor, run.state
+    ));
+    if !run.checkpoints.is_empty() {
+        out.push_str(&format!(
+            "- checkpoints reached: {}\n",
+            run.checkpoints.join(", ")
+        ));
+    }
+    let total = run.finished_at_ms.unwrap_or(run.updated_at_ms) - run.created_at_ms;
+    let total = Duration::from_millis(u64::try_from(total).unwrap_or(0));
+    if let Some(plan) = &plan {
+        let schedule = Schedule::of_steps(plan.steps());
+        let promised = plan
+            .expected_duration
+            .given()
+            .map_or("not applicable".to_string(), ToString::to_string);
+        out.push_str(&format!(
+            "- took {total}; expected_duration {promised}; ideal critical path {} ({})\n",
+            schedule.total,
+            schedule.critical_path.join(" → ")
+        ));
+    }
+    out.push_str("\n## Steps: expected vs actual\n\n| step | state | attempts | started (+s) | took | expected | note |\n|---|---|---|---|---|---|---|\n");
+    let expected = expected_of(run);
+    for s in steps {
+        let start = s.started_at_ms.map_or("-".into(), |t| {
+            format!("{:.1}", (t - run.created_at_ms) as f64 / 1000.0)
+        });
+        let took = match (s.started_at_ms, s.finished_at_ms) {
+            (Some(a), Some(b)) => {
+                Duration::from_millis(u64::try_from(b - a).unwrap_or(0)).to_string()
+            }
+            _ => "-".into(),
+        };
+        let exp = expected
+            .get(&s.step_id)
+            .map_or("-".into(), ToString::to_string);
+        let note = s
+            .note
+            .clone()
+            .unwrap_or_default()
+            .replace('|', "\\|")
+            .replace('\n', " ");
+        out.push_str(&format!(
+            "| {} | {} | {} | {start} | {took} | {exp} | {note} |\n",
+            s.step_id, s.state, s.attempt
+        ));
+    }
+    out.push_str("\n## Timeline\n\n");
+    for e in events {
+        let at = format!("+{:.3}s", (e.at_ms - run.created_at_ms) as f64 / 1000.0);
+        let step = e
+            .step_id
+            .as_deref()
+            .map(|s| format!(" {s}"))
+            .unwrap_or_default();
+        out.push_str(&format!("- {at} {}{step} by {}\n", e.kind, e.actor));
+    }
+    out
+}
