@@ -18,7 +18,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct Global {
     /// Store URL: sqlite://PATH (default: a file under the user's data dir) or postgres://…
     #[arg(long, global = true, env = "BACKOUT_DATABASE_URL", value_name = "URL")]

@@ -61,6 +61,13 @@ impl Graph {
         });
     }
 
+    /// A step's `expected`, in milliseconds.
+    pub fn expected_ms(&self, id: &str) -> Option<u64> {
+        self.index(id)
+            .and_then(|i| self.nodes[i].step.expected)
+            .map(|e| e.as_millis())
+    }
+
     pub fn index(&self, id: &str) -> Option<usize> {
         self.index.get(id).copied()
     }

@@ -457,6 +457,8 @@ impl Executor {
                         &step.kind
                     {
                         record.state = StepState::WaitingManual;
+                        // A manual step's time runs from here to the confirmation.
+                        record.started_at_ms = Some(now);
                         let event = NewEvent::new("manual_step_waiting", actor, now)
                             .run(&run_id)
                             .step(&step.id)
@@ -540,7 +542,23 @@ impl Executor {
                         context.cancel.send_replace(true);
                     }
                     if !waiting.is_empty() {
-                        graph.load(&self.store.list_steps(&run_id).await?);
+                        let records = self.store.list_steps(&run_id).await?;
+                        graph.load(&records);
+                        // Tell the watchers about the steps people settled.
+                        for record in records.iter().filter(|r| waiting.contains(&r.step_id)) {
+                            if !matches!(record.state, StepState::WaitingManual | StepState::InDoubt) {
+                                self.progress.event(&ProgressEvent::StepFinished {
+                                    step: record.step_id.clone(),
+                                    state: record.state,
+                                    detail: record.note.clone().unwrap_or_default(),
+                                    elapsed_ms: record
+                                        .finished_at_ms
+                                        .zip(record.started_at_ms)
+                                        .map_or(0, |(f, s)| u64::try_from(f - s).unwrap_or(0)),
+                                    expected_ms: graph.expected_ms(&record.step_id),
+                                });
+                            }
+                        }
                     }
                 }
             }

@@ -134,13 +134,22 @@ pub fn run(args: &RunArgs, global: &Global) -> Result<ExitCode, CommandError> {
         extra_env: Vec::new(),
     };
     let plan = plan.clone();
+    let mut options = options;
+    let prompter = interactive(args.format).then(|| {
+        options.wait_for_people = true;
+        spawn_prompter(global)
+    });
     runtime()?.block_on(async {
         let store = open_store(global).await?;
         let executor = Executor::new(
             store,
             Arc::new(SystemClock),
             Resolver::from_env(),
-            printer(args.format, &plan),
+            printer(
+                args.format,
+                &run_steps(&plan, args.workaround.as_deref()),
+                prompter,
+            ),
         );
         let summary = executor.start(&source, &options).await?;
         Ok(finish(&summary, args.format))
@@ -148,12 +157,27 @@ pub fn run(args: &RunArgs, global: &Global) -> Result<ExitCode, CommandError> {
 }
 
 pub fn resume(args: &ResumeArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    let prompter = interactive(args.format).then(|| spawn_prompter(global));
+    let wait = args.wait || prompter.is_some();
     runtime()?.block_on(async {
         let store = open_store(global).await?;
         let run = store.get_run(&args.run).await?;
         let plan = backout_model::lint(&run.plan_source).plan;
+        // A workaround run names its workaround in its first event.
+        let workaround = match run.kind {
+            RunKind::Workaround => store
+                .run_events(&args.run, 0, 1)
+                .await?
+                .first()
+                .and_then(|e| e.payload.get("workaround")?.as_str().map(str::to_string)),
+            _ => None,
+        };
         let progress: Arc<dyn Progress> = match &plan {
-            Some(plan) => printer(args.format, plan),
+            Some(plan) => printer(
+                args.format,
+                &run_steps(plan, workaround.as_deref()),
+                prompter.clone(),
+            ),
             None => {
                 return Err(CommandError::internal(format!(
                     "the plan stored with run `{}` does not lint",
@@ -162,9 +186,7 @@ pub fn resume(args: &ResumeArgs, global: &Global) -> Result<ExitCode, CommandErr
             }
         };
         let executor = Executor::new(store, Arc::new(SystemClock), Resolver::from_env(), progress);
-        let summary = executor
-            .resume(&args.run, &actor(global), args.wait)
-            .await?;
+        let summary = executor.resume(&args.run, &actor(global), wait).await?;
         Ok(finish(&summary, args.format))
     })
 }
@@ -224,16 +246,111 @@ fn exit_for(state: RunState) -> ExitCode {
     }
 }
 
-fn printer(format: RunFormat, plan: &backout_model::Plan) -> Arc<dyn Progress> {
+/// The progress printer for a run of `steps` (the procedure's, or a workaround's).
+fn printer(
+    format: RunFormat,
+    steps: &[backout_model::plan::Step],
+    prompt: Option<std::sync::mpsc::Sender<(String, String)>>,
+) -> Arc<dyn Progress> {
     match format {
         RunFormat::Json => Arc::new(JsonProgress),
         RunFormat::Human => Arc::new(HumanProgress {
             color: std::io::stderr().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             started: std::time::Instant::now(),
-            total: plan.steps().len(),
+            total: steps.len(),
             done: std::sync::atomic::AtomicUsize::new(0),
+            steps: steps
+                .iter()
+                .map(|s| {
+                    (
+                        s.id.clone(),
+                        s.needs.clone(),
+                        s.expected.unwrap_or_default(),
+                    )
+                })
+                .collect(),
+            finished: std::sync::Mutex::new(std::collections::HashSet::new()),
+            prompt: prompt.map(std::sync::Mutex::new),
+            run_id: std::sync::Mutex::new(String::new()),
         }),
+    }
+}
+
+/// Whether to ask for manual confirmations here: a person at a terminal watching human output.
+fn interactive(format: RunFormat) -> bool {
+    format == RunFormat::Human && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// On a terminal, a manual step is confirmed where the run is watched: the performer reads the
+/// instructions, does the work, types `y` (and optionally a note). The confirmation goes through
+/// the store exactly like `backout confirm` from another terminal, which works too.
+fn spawn_prompter(global: &Global) -> std::sync::mpsc::Sender<(String, String)> {
+    let (tx, rx) = std::sync::mpsc::channel::<(String, String)>();
+    let global = global.clone();
+    std::thread::spawn(move || {
+        for (run_id, step) in rx {
+            loop {
+                eprint!(
+                    "  → type y and Enter when `{step}` is done (text after y is kept as a note): "
+                );
+                let mut line = String::new();
+                match std::io::stdin().read_line(&mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                let answer = line.trim();
+                if !(answer == "y" || answer.starts_with("y ") || answer == "yes") {
+                    eprintln!(
+                        "  not confirmed; `{step}` still waits (or confirm it with `backout confirm {run_id} {step}`)"
+                    );
+                    continue;
+                }
+                let note = answer
+                    .strip_prefix("yes")
+                    .or_else(|| answer.strip_prefix('y'))
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty());
+                let result = runtime().and_then(|rt| {
+                    rt.block_on(async {
+                        let store = open_store(&global).await?;
+                        backout_core::executor::confirm(
+                            store.as_ref(),
+                            &run_id,
+                            &step,
+                            &actor(&global),
+                            note,
+                            now(),
+                        )
+                        .await
+                        .map_err(CommandError::from)
+                    })
+                });
+                match result {
+                    Ok(()) => eprintln!("  confirmed `{step}`"),
+                    // Someone confirmed it elsewhere meanwhile, or the run ended.
+                    Err(e) => eprintln!("  {e}"),
+                }
+                break;
+            }
+        }
+    });
+    tx
+}
+
+/// The steps a run executes: a workaround's, or the procedure's.
+fn run_steps(
+    plan: &backout_model::Plan,
+    workaround: Option<&str>,
+) -> Vec<backout_model::plan::Step> {
+    match workaround {
+        Some(id) => plan
+            .workarounds
+            .given()
+            .and_then(|ws| ws.iter().find(|w| w.id == id))
+            .map(|w| w.steps.clone())
+            .unwrap_or_default(),
+        None => plan.steps().to_vec(),
     }
 }
 
@@ -254,6 +371,35 @@ struct HumanProgress {
     started: std::time::Instant,
     total: usize,
     done: std::sync::atomic::AtomicUsize,
+    /// Where waiting manual steps are sent to be confirmed at this terminal.
+    prompt: Option<std::sync::Mutex<std::sync::mpsc::Sender<(String, String)>>>,
+    run_id: std::sync::Mutex<String>,
+    /// The procedure's steps (id, needs, expected), for the remaining critical path.
+    steps: Vec<(String, Vec<String>, Duration)>,
+    finished: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl HumanProgress {
+    /// Expected time left: the critical path through the steps not finished yet.
+    fn eta(&self, just_finished: &str) -> Option<Duration> {
+        let mut finished = self.finished.lock().ok()?;
+        finished.insert(just_finished.to_string());
+        let tasks: Vec<backout_model::schedule::Task<'_>> = self
+            .steps
+            .iter()
+            .filter(|(id, _, _)| !finished.contains(id))
+            .map(|(id, needs, expected)| backout_model::schedule::Task {
+                id,
+                needs: needs
+                    .iter()
+                    .filter(|n| !finished.contains(*n))
+                    .map(String::as_str)
+                    .collect(),
+                expected: *expected,
+            })
+            .collect();
+        Some(Schedule::compute(&tasks).total)
+    }
 }
 
 impl Progress for HumanProgress {
@@ -281,6 +427,9 @@ impl Progress for HumanProgress {
                 steps,
                 resumed,
             } => {
+                if let Ok(mut current) = self.run_id.lock() {
+                    current.clone_from(run_id);
+                }
                 format!(
                     "{at} {} run {run_id}: {steps} steps",
                     if *resumed { "resuming" } else { "starting" }
@@ -331,8 +480,12 @@ impl Progress for HumanProgress {
                 };
                 // Contingency steps can add to the planned count.
                 let total = self.total.max(n);
+                let eta = match self.eta(step) {
+                    Some(left) if n < total => format!(", about {left} left"),
+                    _ => String::new(),
+                };
                 format!(
-                    "{at} {s}{mark} {step}{s:#} {state} in {took}{}{detail}  [{n}/{total}]",
+                    "{at} {s}{mark} {step}{s:#} {state} in {took}{}{detail}  [{n}/{total}{eta}]",
                     expected(expected_ms)
                 )
             }
@@ -340,14 +493,22 @@ impl Progress for HumanProgress {
                 step,
                 by,
                 instructions,
-            } => format!(
-                "{at} {yellow}✋ {step}{yellow:#} waits for {by}:\n{}",
-                instructions
-                    .lines()
-                    .map(|l| format!("           {l}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            ),
+            } => {
+                eprintln!(
+                    "{at} {yellow}✋ {step}{yellow:#} waits for {by}:\n{}",
+                    instructions
+                        .lines()
+                        .map(|l| format!("           {l}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+                if let Some(prompt) = &self.prompt
+                    && let (Ok(prompt), Ok(run_id)) = (prompt.lock(), self.run_id.lock())
+                {
+                    let _ = prompt.send((run_id.clone(), step.clone()));
+                }
+                return;
+            }
             ProgressEvent::StepInDoubt { step } => {
                 format!(
                     "{at} {yellow}? {step}{yellow:#} was running when the executor stopped; it is in doubt until a person resolves it"
