@@ -618,17 +618,25 @@ fn step_table(run: &Run, steps: &[StepRecord]) -> String {
         run.actor
     );
     out.push_str(&format!(
-        "{:<24} {:<15} {:>7} {:>10} {:>10} {:>6}  note\n",
-        "step", "state", "attempt", "took", "expected", "exit"
+        "{:<24} {:<15} {:>7} {:>9} {:>10} {:>10} {:>6}  note\n",
+        "step", "state", "attempt", "started", "took", "expected", "exit"
     ));
     for s in steps {
         let took = match (s.started_at_ms, s.finished_at_ms) {
             (Some(a), Some(b)) => {
                 Duration::from_millis(u64::try_from(b - a).unwrap_or(0)).to_string()
             }
-            (Some(_), None) => "running".into(),
+            (Some(a), None) if matches!(s.state, StepState::Running | StepState::WaitingManual) => {
+                format!(
+                    "{}…",
+                    Duration::from_millis(u64::try_from(now() - a).unwrap_or(0))
+                )
+            }
             _ => "-".into(),
         };
+        let started = s.started_at_ms.map_or("-".into(), |t| {
+            format!("+{:.1}s", (t - run.created_at_ms) as f64 / 1000.0)
+        });
         let exp = expected
             .get(&s.step_id)
             .map_or("-".into(), ToString::to_string);
@@ -641,10 +649,11 @@ fn step_table(run: &Run, steps: &[StepRecord]) -> String {
             .take(100)
             .collect();
         out.push_str(&format!(
-            "{:<24} {:<15} {:>7} {:>10} {:>10} {:>6}  {note}\n",
+            "{:<24} {:<15} {:>7} {:>9} {:>10} {:>10} {:>6}  {note}\n",
             s.step_id,
             s.state.to_string(),
             s.attempt,
+            started,
             took,
             exp,
             exit
