@@ -466,6 +466,24 @@ impl Plan {
         self.procedure.given().map_or(&[], |p| &p.steps)
     }
 
+    /// Every step of the plan: the procedure's, then each contingency branch's, then each
+    /// workaround's (ids are unique within each run, so lookups by id are unambiguous).
+    pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
+        let contingency = self
+            .contingency
+            .given()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| &c.steps);
+        let workarounds = self
+            .workarounds
+            .given()
+            .into_iter()
+            .flatten()
+            .flat_map(|w| &w.steps);
+        self.steps().iter().chain(contingency).chain(workarounds)
+    }
+
     /// Members of a people group.
     pub fn group(&self, name: &str) -> Option<&[String]> {
         self.people

@@ -812,7 +812,8 @@ async fn attempt_step(
     outcome
 }
 
-fn steps_to_run(plan: &Plan, workaround: Option<&str>) -> Result<Vec<Step>, ExecError> {
+/// The steps a run executes: a workaround's, or the procedure's.
+pub fn steps_to_run(plan: &Plan, workaround: Option<&str>) -> Result<Vec<Step>, ExecError> {
     match workaround {
         Some(id) => {
             let workarounds = plan
@@ -850,28 +851,7 @@ fn steps_to_run(plan: &Plan, workaround: Option<&str>) -> Result<Vec<Step>, Exec
 
 /// A step of the procedure, a contingency or a workaround, by id.
 fn find_step<'a>(plan: &'a Plan, id: &str) -> Option<&'a Step> {
-    let procedure = plan
-        .procedure
-        .given()
-        .map(|p| p.steps.as_slice())
-        .unwrap_or_default();
-    let contingencies = plan
-        .contingency
-        .given()
-        .into_iter()
-        .flatten()
-        .flat_map(|c| c.steps.iter());
-    let workarounds = plan
-        .workarounds
-        .given()
-        .into_iter()
-        .flatten()
-        .flat_map(|w| w.steps.iter());
-    procedure
-        .iter()
-        .chain(contingencies)
-        .chain(workarounds)
-        .find(|s| s.id == id)
+    plan.all_steps().find(|s| s.id == id)
 }
 
 fn me() -> ExecutorInfo {

@@ -338,20 +338,12 @@ fn spawn_prompter(global: &Global) -> std::sync::mpsc::Sender<(String, String)> 
     tx
 }
 
-/// The steps a run executes: a workaround's, or the procedure's.
+/// The steps a run executes, or none when the workaround is unknown (the executor says so).
 fn run_steps(
     plan: &backout_model::Plan,
     workaround: Option<&str>,
 ) -> Vec<backout_model::plan::Step> {
-    match workaround {
-        Some(id) => plan
-            .workarounds
-            .given()
-            .and_then(|ws| ws.iter().find(|w| w.id == id))
-            .map(|w| w.steps.clone())
-            .unwrap_or_default(),
-        None => plan.steps().to_vec(),
-    }
+    backout_core::executor::steps_to_run(plan, workaround).unwrap_or_default()
 }
 
 /// One JSON event per line on standard output.
@@ -587,22 +579,7 @@ fn expected_of(run: &Run) -> std::collections::HashMap<String, Duration> {
     let Some(plan) = backout_model::lint(&run.plan_source).plan else {
         return Default::default();
     };
-    let contingency = plan
-        .contingency
-        .given()
-        .into_iter()
-        .flatten()
-        .flat_map(|c| c.steps.iter());
-    let workarounds = plan
-        .workarounds
-        .given()
-        .into_iter()
-        .flatten()
-        .flat_map(|w| w.steps.iter());
-    plan.steps()
-        .iter()
-        .chain(contingency)
-        .chain(workarounds)
+    plan.all_steps()
         .filter_map(|s| s.expected.map(|e| (s.id.clone(), e)))
         .collect()
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::{Context, capped, not_applicable_text, plural, section};
-use crate::plan::{Answer, Plan, Step, StepKind};
+use crate::plan::{Answer, StepKind};
 use crate::render::document::{Block, Row, Section, Table, Text};
 
 impl<'a> Context<'a> {
@@ -264,7 +264,7 @@ impl<'a> Context<'a> {
                 .push(Text::new().link("q4", "performs the steps"));
         }
         let mut manual: HashMap<&str, Vec<&str>> = HashMap::new();
-        for step in all_steps(p) {
+        for step in p.all_steps() {
             if let StepKind::Manual { by, .. } = &step.kind {
                 manual.entry(by).or_default().push(&step.id);
             }
@@ -317,21 +317,4 @@ impl<'a> Context<'a> {
         }
         section(2, "contacts", "Contacts", body)
     }
-}
-
-/// Every step in the plan: procedure, contingency branches and workarounds.
-fn all_steps(plan: &Plan) -> impl Iterator<Item = &Step> {
-    let contingency = plan
-        .contingency
-        .given()
-        .into_iter()
-        .flatten()
-        .flat_map(|c| &c.steps);
-    let workarounds = plan
-        .workarounds
-        .given()
-        .into_iter()
-        .flatten()
-        .flat_map(|w| &w.steps);
-    plan.steps().iter().chain(contingency).chain(workarounds)
 }
