@@ -1,8 +1,10 @@
-//! The operations of `backout` over small traits, with no HTTP and no SQL: executing a plan's
-//! procedure as a crash-safe DAG (`executor`), the step runners it uses (`runner`), processes
-//! (`process`), `${VAR}` resolution and redaction (`env`), and time (`clock`).
+//! The operations of `backout` over small traits, with no HTTP and no SQL: evaluating rollback
+//! criteria (`criteria`, pure), executing a plan's procedure as a crash-safe DAG (`executor`),
+//! the step runners it uses (`runner`), processes (`process`), `${VAR}` resolution and redaction
+//! (`env`), and time (`clock`).
 
 pub mod clock;
+pub mod criteria;
 pub mod env;
 pub mod errors;
 pub mod executor;

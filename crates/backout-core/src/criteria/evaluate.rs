@@ -1,0 +1,512 @@
+//! Evaluation semantics of plan format v1 (DESIGN.md "criteria"), as pure functions.
+//!
+//! - A measurement is `failing` (`fails_if` holds for any series; failing wins), `passing` (not
+//!   failing and `passes_if` holds when given), or `inconclusive` (between the bands, no data under
+//!   `no_data: inconclusive`, NaN, or the source erred `errors_after` times in a row). With only
+//!   `passes_if`, a value outside it is failing: the band is the definition of healthy.
+//! - A criterion is `pending` until its first measurement after `delay`; `tripped` after
+//!   `trips_after` consecutive failing measurements, and stays tripped until re-armed (a decider
+//!   denied the rollback) or the rollback ran; `failing` while fewer failures than that are in a
+//!   row; otherwise what its latest measurement was. Errors below `errors_after` leave the state as
+//!   it was but break a passing streak: no data and errors are never healthy.
+//! - Release verdict: `rollback_required` (any tripped, or requested) > `inconclusive` (any
+//!   inconclusive) > `success` (every `success_when` check passing for `hold`) > `healthy`; after
+//!   the window closed, `closed`.
+
+use backout_model::Condition;
+use backout_model::plan::{Criterion, NoData};
+use serde::Serialize;
+
+/// One labelled value of a query result (a scalar has no labels).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Series {
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+/// What a source saw in one measurement.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Observation {
+    /// Numbers to judge by the criterion's conditions.
+    Values { series: Vec<Series> },
+    /// A source that judges by itself: a firing alert, an exit status, an HTTP status.
+    Judged { failing: bool, detail: String },
+    /// An empty result.
+    NoData,
+    /// The source could not be read (timeout, connection refused, bad query).
+    Error { message: String },
+}
+
+/// How one measurement is classified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measured {
+    Failing,
+    Passing,
+    Inconclusive,
+    /// A source error not yet counted as inconclusive (fewer than `errors_after` in a row).
+    Erred,
+}
+
+/// Classifies one observation under a criterion's conditions and `no_data`; returns the class and
+/// a one-line reason (with the labels of the deciding series).
+pub fn classify(criterion: &Criterion, observation: &Observation) -> (Measured, String) {
+    match observation {
+        Observation::Judged {
+            failing: true,
+            detail,
+        } => (Measured::Failing, detail.clone()),
+        Observation::Judged {
+            failing: false,
+            detail,
+        } => (Measured::Passing, detail.clone()),
+        Observation::Error { message } => (Measured::Erred, format!("source error: {message}")),
+        Observation::NoData => no_data(criterion),
+        Observation::Values { series } if series.is_empty() => no_data(criterion),
+        Observation::Values { series } => {
+            let mut worst = (Measured::Passing, String::new());
+            for s in series {
+                let (class, reason) = judge(criterion.fails_if, criterion.passes_if, s);
+                match class {
+                    Measured::Failing => return (class, reason),
+                    Measured::Inconclusive if worst.0 == Measured::Passing => {
+                        worst = (class, reason)
+                    }
+                    _ if worst.1.is_empty() => worst.1 = reason,
+                    _ => {}
+                }
+            }
+            worst
+        }
+    }
+}
+
+fn no_data(criterion: &Criterion) -> (Measured, String) {
+    match criterion.no_data {
+        NoData::Fail => (Measured::Failing, "no data (no_data: fail)".into()),
+        NoData::Inconclusive => (Measured::Inconclusive, "no data".into()),
+    }
+}
+
+fn judge(
+    fails_if: Option<Condition>,
+    passes_if: Option<Condition>,
+    s: &Series,
+) -> (Measured, String) {
+    let labels = if s.labels.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " {{{}}}",
+            s.labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{v}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let value = backout_model::condition::format_number(s.value);
+    if s.value.is_nan() {
+        return (Measured::Inconclusive, format!("value NaN{labels}"));
+    }
+    if let Some(f) = fails_if
+        && f.holds(s.value)
+    {
+        return (
+            Measured::Failing,
+            format!("{value}{labels} {}", f.describe()),
+        );
+    }
+    match (fails_if, passes_if) {
+        (_, Some(p)) if p.holds(s.value) => (
+            Measured::Passing,
+            format!("{value}{labels} {}", p.describe()),
+        ),
+        (Some(_), Some(p)) => (
+            Measured::Inconclusive,
+            format!(
+                "{value}{labels} is between the bands (passing needs it to be {})",
+                p.describe().trim_start_matches("is ")
+            ),
+        ),
+        (None, Some(p)) => (
+            Measured::Failing,
+            format!("{value}{labels} does not hold `{p}`"),
+        ),
+        (_, None) => (Measured::Passing, format!("{value}{labels}")),
+    }
+}
+
+/// A criterion's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CriterionStatus {
+    Pending,
+    Passing,
+    /// Failing, but fewer than `trips_after` times in a row.
+    Failing,
+    Inconclusive,
+    Tripped,
+}
+
+/// Everything the evaluation remembers about one criterion between measurements.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CriterionState {
+    pub status: CriterionStatus,
+    pub consecutive_failures: u32,
+    pub consecutive_errors: u32,
+    /// Since when (ms) every measurement passed, for `success_when.hold`.
+    pub passing_since_ms: Option<i64>,
+    /// The latest reason, for status and notifications.
+    pub last_reason: Option<String>,
+    pub last_measured_ms: Option<i64>,
+}
+
+impl Default for CriterionState {
+    fn default() -> Self {
+        CriterionState {
+            status: CriterionStatus::Pending,
+            consecutive_failures: 0,
+            consecutive_errors: 0,
+            passing_since_ms: None,
+            last_reason: None,
+            last_measured_ms: None,
+        }
+    }
+}
+
+impl CriterionState {
+    /// Applies one measurement taken at `at_ms`. Measurements during the warm-up (`delay` after
+    /// the window opened at `opened_ms`) are ignored.
+    pub fn observe(
+        &mut self,
+        criterion: &Criterion,
+        observation: &Observation,
+        at_ms: i64,
+        opened_ms: i64,
+    ) {
+        if at_ms < opened_ms + i64::try_from(criterion.delay.as_millis()).unwrap_or(i64::MAX) {
+            return;
+        }
+        let (class, reason) = classify(criterion, observation);
+        self.last_reason = Some(reason);
+        self.last_measured_ms = Some(at_ms);
+        if class == Measured::Erred {
+            self.consecutive_errors += 1;
+            self.passing_since_ms = None;
+            if self.consecutive_errors >= criterion.errors_after
+                && self.status != CriterionStatus::Tripped
+            {
+                self.status = CriterionStatus::Inconclusive;
+            }
+            return;
+        }
+        self.consecutive_errors = 0;
+        if class == Measured::Failing {
+            self.consecutive_failures += 1;
+            self.passing_since_ms = None;
+        } else {
+            self.consecutive_failures = 0;
+        }
+        if self.status == CriterionStatus::Tripped {
+            return;
+        }
+        self.status = match class {
+            Measured::Failing if self.consecutive_failures >= criterion.trips_after => {
+                CriterionStatus::Tripped
+            }
+            Measured::Failing => CriterionStatus::Failing,
+            Measured::Inconclusive => {
+                self.passing_since_ms = None;
+                CriterionStatus::Inconclusive
+            }
+            Measured::Passing | Measured::Erred => {
+                self.passing_since_ms.get_or_insert(at_ms);
+                CriterionStatus::Passing
+            }
+        };
+    }
+
+    /// Re-arms a tripped criterion after a decider denied the rollback.
+    pub fn rearm(&mut self) {
+        if self.status == CriterionStatus::Tripped {
+            self.status = CriterionStatus::Pending;
+            self.consecutive_failures = 0;
+            self.passing_since_ms = None;
+        }
+    }
+}
+
+/// The release verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    RollbackRequired,
+    Inconclusive,
+    Success,
+    Healthy,
+    Closed,
+}
+
+/// Combines criterion states into the release verdict. `success_checks` and `hold_ms` come from
+/// `success_when` (none: success is never declared early).
+pub fn verdict(
+    states: &[(&str, &CriterionState)],
+    requested: bool,
+    window_closed: bool,
+    success: Option<(&[String], i64)>,
+    now_ms: i64,
+) -> Verdict {
+    if window_closed {
+        return Verdict::Closed;
+    }
+    if requested
+        || states
+            .iter()
+            .any(|(_, s)| s.status == CriterionStatus::Tripped)
+    {
+        return Verdict::RollbackRequired;
+    }
+    if states
+        .iter()
+        .any(|(_, s)| s.status == CriterionStatus::Inconclusive)
+    {
+        return Verdict::Inconclusive;
+    }
+    if let Some((checks, hold_ms)) = success
+        && !checks.is_empty()
+        && checks.iter().all(|id| {
+            states.iter().find(|(c, _)| c == id).is_some_and(|(_, s)| {
+                s.status == CriterionStatus::Passing
+                    && s.passing_since_ms.is_some_and(|t| now_ms - t >= hold_ms)
+            })
+        })
+    {
+        return Verdict::Success;
+    }
+    Verdict::Healthy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = r#"
+version: 1
+release: { service: s, version: "2", rollback_to: "1", environment: test }
+owners: { deployment_engineer: a@example.com }
+people: { ops: [a@example.com] }
+criteria:
+  rollback_when:
+    - { id: both, prometheus: "q", fails_if: "> 0.02", passes_if: "<= 0.005", trips_after: 2, delay: 1m }
+    - { id: fails-only, prometheus: "q", fails_if: "> 5" }
+    - { id: passes-only, prometheus: "q", passes_if: ">= 0.95" }
+    - { id: strict, prometheus: "q", fails_if: "> 1", no_data: fail, errors_after: 2 }
+    - { id: alert, alertmanager: { alert: A } }
+  success_when: { hold: 10m, checks: [both, fails-only] }
+window: { closes_after: 4h }
+authorization: { deciders: ops }
+execution: { performers: ops }
+procedure: { not_applicable: "t" }
+contingency: { not_applicable: "t" }
+workarounds: []
+expected_duration: { not_applicable: "t" }
+communication: { not_applicable: "t" }
+testing: { not_applicable: "t" }
+"#;
+
+    fn criterion(id: &str) -> Criterion {
+        let plan = backout_model::lint(PLAN).plan.expect("test plan lints");
+        plan.criterion(id).cloned().expect("known criterion")
+    }
+
+    fn values(v: &[f64]) -> Observation {
+        Observation::Values {
+            series: v
+                .iter()
+                .map(|v| Series {
+                    labels: vec![],
+                    value: *v,
+                })
+                .collect(),
+        }
+    }
+
+    const MIN: i64 = 60_000;
+
+    #[test]
+    fn classification_table() {
+        use Measured::*;
+        let table: &[(&str, Observation, Measured)] = &[
+            ("both", values(&[0.03]), Failing),
+            ("both", values(&[0.001]), Passing),
+            ("both", values(&[0.01]), Inconclusive),
+            ("both", values(&[0.001, 0.03]), Failing),
+            ("both", values(&[0.001, 0.01]), Inconclusive),
+            ("both", values(&[f64::NAN]), Inconclusive),
+            ("both", values(&[]), Inconclusive),
+            ("both", Observation::NoData, Inconclusive),
+            ("fails-only", values(&[5.0]), Passing),
+            ("fails-only", values(&[f64::INFINITY]), Failing),
+            ("passes-only", values(&[0.99]), Passing),
+            ("passes-only", values(&[0.5]), Failing),
+            ("strict", Observation::NoData, Failing),
+            (
+                "strict",
+                Observation::Error {
+                    message: "timeout".into(),
+                },
+                Erred,
+            ),
+            (
+                "alert",
+                Observation::Judged {
+                    failing: true,
+                    detail: "firing".into(),
+                },
+                Failing,
+            ),
+            (
+                "alert",
+                Observation::Judged {
+                    failing: false,
+                    detail: "not firing".into(),
+                },
+                Passing,
+            ),
+        ];
+        for (id, obs, expected) in table {
+            assert_eq!(classify(&criterion(id), obs).0, *expected, "{id} {obs:?}");
+        }
+    }
+
+    #[test]
+    fn failing_series_is_reported_with_its_labels() {
+        let obs = Observation::Values {
+            series: vec![
+                Series {
+                    labels: vec![("pod".into(), "a".into())],
+                    value: 0.001,
+                },
+                Series {
+                    labels: vec![("pod".into(), "b".into())],
+                    value: 0.5,
+                },
+            ],
+        };
+        let (class, reason) = classify(&criterion("both"), &obs);
+        assert_eq!(class, Measured::Failing);
+        assert_eq!(reason, "0.5 {pod=\"b\"} is above 0.02");
+    }
+
+    #[test]
+    fn trips_after_consecutive_failures_and_stays_tripped_until_rearmed() {
+        let c = criterion("both");
+        let mut s = CriterionState::default();
+        s.observe(&c, &values(&[0.5]), 30_000, 0);
+        assert_eq!(s.status, CriterionStatus::Pending, "inside the 1m delay");
+        s.observe(&c, &values(&[0.5]), MIN, 0);
+        assert_eq!(s.status, CriterionStatus::Failing);
+        s.observe(&c, &values(&[0.001]), 2 * MIN, 0);
+        assert_eq!(
+            s.status,
+            CriterionStatus::Passing,
+            "not consecutive: the count restarts"
+        );
+        s.observe(&c, &values(&[0.5]), 3 * MIN, 0);
+        s.observe(&c, &values(&[0.5]), 4 * MIN, 0);
+        assert_eq!(s.status, CriterionStatus::Tripped);
+        s.observe(&c, &values(&[0.001]), 5 * MIN, 0);
+        assert_eq!(
+            s.status,
+            CriterionStatus::Tripped,
+            "a tripped criterion stays tripped"
+        );
+        s.rearm();
+        s.observe(&c, &values(&[0.001]), 6 * MIN, 0);
+        assert_eq!(s.status, CriterionStatus::Passing);
+    }
+
+    #[test]
+    fn errors_become_inconclusive_after_errors_after_and_are_never_healthy() {
+        let c = criterion("strict");
+        let mut s = CriterionState::default();
+        s.observe(&c, &values(&[0.0]), 0, 0);
+        assert_eq!(s.status, CriterionStatus::Passing);
+        let err = Observation::Error {
+            message: "connection refused".into(),
+        };
+        s.observe(&c, &err, MIN, 0);
+        assert_eq!(
+            s.status,
+            CriterionStatus::Passing,
+            "one error is not yet inconclusive"
+        );
+        assert_eq!(s.passing_since_ms, None, "but it breaks the passing streak");
+        s.observe(&c, &err, 2 * MIN, 0);
+        assert_eq!(s.status, CriterionStatus::Inconclusive);
+    }
+
+    #[test]
+    fn verdict_order_and_success_hold() {
+        let passing_since = |t: i64| CriterionState {
+            status: CriterionStatus::Passing,
+            passing_since_ms: Some(t),
+            ..CriterionState::default()
+        };
+        let tripped = CriterionState {
+            status: CriterionStatus::Tripped,
+            ..CriterionState::default()
+        };
+        let unsure = CriterionState {
+            status: CriterionStatus::Inconclusive,
+            ..CriterionState::default()
+        };
+        let checks = vec!["a".to_string(), "b".to_string()];
+        let success = Some((checks.as_slice(), 10 * MIN));
+        let (a, b) = (passing_since(0), passing_since(5 * MIN));
+        assert_eq!(
+            verdict(&[("a", &a), ("b", &b)], false, false, success, 12 * MIN),
+            Verdict::Healthy,
+            "b held only 7m"
+        );
+        assert_eq!(
+            verdict(&[("a", &a), ("b", &b)], false, false, success, 15 * MIN),
+            Verdict::Success
+        );
+        assert_eq!(
+            verdict(
+                &[("a", &a), ("b", &unsure)],
+                false,
+                false,
+                success,
+                15 * MIN
+            ),
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            verdict(
+                &[("a", &tripped), ("b", &unsure)],
+                false,
+                false,
+                success,
+                15 * MIN
+            ),
+            Verdict::RollbackRequired
+        );
+        assert_eq!(
+            verdict(&[("a", &a), ("b", &b)], true, false, success, 15 * MIN),
+            Verdict::RollbackRequired,
+            "a person asked"
+        );
+        assert_eq!(
+            verdict(&[("a", &tripped)], false, true, success, 15 * MIN),
+            Verdict::Closed
+        );
+        assert_eq!(
+            verdict(&[("a", &a), ("b", &b)], false, false, None, 15 * MIN),
+            Verdict::Healthy
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! Rollback criteria: turning what a source observed into a criterion's state, and the states of
+//! all criteria into the release verdict. Pure functions over values (measurements in, state out);
+//! the sources that observe and the watcher that schedules them are separate edges.
+
+mod evaluate;
+
+pub use evaluate::{
+    CriterionState, CriterionStatus, Measured, Observation, Series, Verdict, classify, verdict,
+};
