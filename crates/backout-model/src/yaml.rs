@@ -77,6 +77,9 @@ impl Node {
     }
 }
 
+/// The deepest nesting a plan may have.
+pub const MAX_DEPTH: usize = 24;
+
 /// A parsed document and the duplicate keys found in it (reported, not fatal: the first
 /// occurrence wins so the rest of the document can still be checked).
 #[derive(Debug)]
@@ -90,6 +93,11 @@ pub struct Document {
 pub fn parse(source: &str) -> Result<Document, Diagnostic> {
     let options = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
+        budget: serde_saphyr::budget! {
+            // Plans nest about eight levels deep; the parser recurses per level, so a low limit
+            // keeps hostile input from overflowing a small (2 MiB) thread stack.
+            max_depth: MAX_DEPTH,
+        },
     };
     match serde_saphyr::from_str_with_options::<Spanned<RawNode>>(source, options) {
         Ok(spanned) => {
@@ -121,6 +129,13 @@ fn syntax_diagnostic(error: &serde_saphyr::Error, source: &str) -> Diagnostic {
         let key = key.split(", set DuplicateKeyPolicy").next().unwrap_or(key);
         Diagnostic::error(codes::DUPLICATE_KEY, span, format!("duplicate key `{key}`"))
             .with_help("each key may appear once in a mapping; remove or merge the repeated one")
+    } else if message.contains("Depth") {
+        Diagnostic::error(
+            codes::YAML_SYNTAX,
+            span,
+            format!("the document nests deeper than {MAX_DEPTH} levels"),
+        )
+        .with_help("a plan needs about eight levels; look for runaway indentation or brackets")
     } else if message.contains("budget") {
         Diagnostic::error(
             codes::YAML_SYNTAX,

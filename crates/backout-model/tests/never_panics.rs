@@ -363,13 +363,11 @@ fn hostile_inputs_are_diagnosed_not_fatal() {
     });
 }
 
-/// Linter bug: serde-saphyr's recursive descent uses ~20 frames per nesting level, so on a
-/// default 2 MiB thread (test threads, tokio workers of a future `backout serve`) a plan nested
-/// about 60 levels deep aborts the whole process with a stack overflow before the depth budget
-/// (64) is reached. A stack overflow is not a panic and cannot be caught, hence `#[ignore]`;
-/// run with `--ignored` once the depth limit is lowered or lint gets its own stack.
+/// serde-saphyr's recursive descent uses ~20 frames per nesting level, so on a default 2 MiB
+/// thread (test threads, tokio workers of a future `backout serve`) a plan nested about 60 levels
+/// deep used to abort the process with a stack overflow before the parser's default depth budget
+/// (64). The linter now caps nesting at `yaml::MAX_DEPTH` (24), well inside a small stack.
 #[test]
-#[ignore = "bug: stack overflow (process abort) on a 2 MiB thread for ~60 nesting levels"]
 fn deep_nesting_on_a_small_stack() {
     let handle = std::thread::Builder::new()
         .stack_size(2 << 20)
