@@ -16,6 +16,14 @@ macro_rules! run_columns {
     };
 }
 
+/// Columns of `releases` read by [`release_from_row`].
+macro_rules! release_columns {
+    () => {
+        "id, plan_hash, plan_source, service, version, rollback_to, environment, actor, state, \
+         opened_at_ms, closes_at_ms, closed_at_ms, close_reason"
+    };
+}
+
 /// Columns of `step_states` read by [`step_from_row`].
 macro_rules! step_columns {
     () => {
@@ -125,5 +133,35 @@ pub(crate) fn event_from_row(row: &SqliteRow) -> Result<Event, StoreError> {
         payload: json(row, "payload")?,
         prev_hash: get(row, "prev_hash")?,
         hash: get(row, "hash")?,
+    })
+}
+
+/// A release row; its checkpoints are read separately.
+pub(crate) fn release_from_row(row: &SqliteRow) -> Result<backout_store::Release, StoreError> {
+    Ok(backout_store::Release {
+        id: get(row, "id")?,
+        plan_hash: get(row, "plan_hash")?,
+        plan_source: get(row, "plan_source")?,
+        service: get(row, "service")?,
+        version: get(row, "version")?,
+        rollback_to: get(row, "rollback_to")?,
+        environment: get(row, "environment")?,
+        actor: get(row, "actor")?,
+        state: name(row, "state")?,
+        opened_at_ms: get(row, "opened_at_ms")?,
+        closes_at_ms: get(row, "closes_at_ms")?,
+        closed_at_ms: get(row, "closed_at_ms")?,
+        close_reason: get(row, "close_reason")?,
+        checkpoints: Vec::new(),
+    })
+}
+
+pub(crate) fn checkpoint_from_row(
+    row: &SqliteRow,
+) -> Result<backout_store::Checkpoint, StoreError> {
+    Ok(backout_store::Checkpoint {
+        name: get(row, "name")?,
+        at_ms: get(row, "at_ms")?,
+        actor: get(row, "actor")?,
     })
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backout_store::{
-    Entity, Event, GENESIS_HASH, NewEvent, NewRun, Run, RunUpdate, StepRecord, Store, StoreError,
-    canonical_json,
+    Checkpoint, Entity, Event, GENESIS_HASH, NewEvent, NewRelease, NewRun, Release, Run, RunUpdate,
+    StepRecord, Store, StoreError, canonical_json,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -22,7 +22,9 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use crate::errors::{db_error, open_error};
 use crate::location::{Location, parse_url};
-use crate::rows::{event_from_row, run_from_row, step_from_row};
+use crate::rows::{
+    checkpoint_from_row, event_from_row, release_from_row, run_from_row, step_from_row,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!();
 
@@ -528,6 +530,142 @@ impl Store for SqliteStore {
         .map_err(db_error)?;
         row.as_ref().map(event_from_row).transpose()
     }
+
+    async fn create_release(
+        &self,
+        release: &NewRelease,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError> {
+        let event = bind_release(event, &release.id)?;
+        let mut tx = self.begin_write().await?;
+        if release_exists(&mut tx, &release.id).await? {
+            return Err(StoreError::Conflict {
+                entity: Entity::Release,
+                id: release.id.clone(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO releases (id, plan_hash, plan_source, service, version, rollback_to, environment, \
+             actor, state, opened_at_ms, closes_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)",
+        )
+        .bind(&release.id)
+        .bind(&release.plan_hash)
+        .bind(&release.plan_source)
+        .bind(&release.service)
+        .bind(&release.version)
+        .bind(&release.rollback_to)
+        .bind(&release.environment)
+        .bind(&release.actor)
+        .bind(release.opened_at_ms)
+        .bind(release.closes_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let sealed = append(&mut tx, &event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn get_release(&self, release_id: &str) -> Result<Release, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            release_columns!(),
+            " FROM releases WHERE id = ?"
+        ))
+        .bind(release_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| release_not_found(release_id))?;
+        let mut release = release_from_row(&row)?;
+        release.checkpoints = self.checkpoints(release_id).await?;
+        Ok(release)
+    }
+
+    async fn list_releases(&self, limit: u32) -> Result<Vec<Release>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            release_columns!(),
+            " FROM releases ORDER BY opened_at_ms DESC, id DESC LIMIT ?"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        let mut releases = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut release = release_from_row(row)?;
+            release.checkpoints = self.checkpoints(&release.id).await?;
+            releases.push(release);
+        }
+        Ok(releases)
+    }
+
+    async fn record_checkpoint(
+        &self,
+        release_id: &str,
+        checkpoint: &Checkpoint,
+        close: Option<&str>,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError> {
+        let event = bind_release(event, release_id)?;
+        let mut tx = self.begin_write().await?;
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM releases WHERE id = ?")
+            .bind(release_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        match state.as_deref() {
+            None => return Err(release_not_found(release_id)),
+            Some("closed") => {
+                return Err(StoreError::invalid(format!(
+                    "release `{release_id}` is closed"
+                )));
+            }
+            Some(_) => {}
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO release_checkpoints (release_id, name, at_ms, actor) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (release_id, name) DO NOTHING",
+        )
+        .bind(release_id)
+        .bind(&checkpoint.name)
+        .bind(checkpoint.at_ms)
+        .bind(&checkpoint.actor)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict {
+                entity: Entity::Checkpoint,
+                id: checkpoint.name.clone(),
+            });
+        }
+        if let Some(reason) = close {
+            close_window(&mut tx, release_id, checkpoint.at_ms, reason).await?;
+        }
+        let sealed = append(&mut tx, &event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn close_release(
+        &self,
+        release_id: &str,
+        at_ms: i64,
+        reason: &str,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError> {
+        let event = bind_release(event, release_id)?;
+        let mut tx = self.begin_write().await?;
+        if !release_exists(&mut tx, release_id).await? {
+            return Err(release_not_found(release_id));
+        }
+        close_window(&mut tx, release_id, at_ms, reason).await?;
+        let sealed = append(&mut tx, &event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
 }
 
 /// Whether an error (or one of its causes) is SQLite's "database is locked" / "busy".
@@ -541,4 +679,60 @@ fn is_locked(error: &StoreError) -> bool {
         current = e.source();
     }
     false
+}
+
+impl SqliteStore {
+    async fn checkpoints(&self, release_id: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows = sqlx::query("SELECT name, at_ms, actor FROM release_checkpoints WHERE release_id = ? ORDER BY rowid")
+            .bind(release_id)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(checkpoint_from_row).collect()
+    }
+}
+
+fn release_not_found(id: &str) -> StoreError {
+    StoreError::NotFound {
+        entity: Entity::Release,
+        id: id.to_owned(),
+    }
+}
+
+/// The event written with a release change names that release.
+fn bind_release(event: &NewEvent, release_id: &str) -> Result<NewEvent, StoreError> {
+    match &event.release_id {
+        Some(given) if given != release_id => Err(StoreError::invalid(format!(
+            "event names release `{given}` but is written with release `{release_id}`"
+        ))),
+        _ => Ok(event.clone().release(release_id)),
+    }
+}
+
+async fn release_exists(conn: &mut SqliteConnection, release_id: &str) -> Result<bool, StoreError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM releases WHERE id = ?")
+        .bind(release_id)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(found.is_some())
+}
+
+/// Closes an open release; closing a closed one keeps its first closing.
+async fn close_window(
+    conn: &mut SqliteConnection,
+    release_id: &str,
+    at_ms: i64,
+    reason: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE releases SET state = 'closed', closed_at_ms = ?, close_reason = ? WHERE id = ? AND state = 'open'",
+    )
+    .bind(at_ms)
+    .bind(reason)
+    .bind(release_id)
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }

@@ -88,6 +88,11 @@ async fn conformance_runs_newest_first() {
 }
 
 #[tokio::test]
+async fn conformance_releases() {
+    conformance::releases(&fresh().await.store).await.unwrap();
+}
+
+#[tokio::test]
 async fn conformance_step_batches() {
     conformance::step_batches(&fresh().await.store)
         .await

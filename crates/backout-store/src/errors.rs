@@ -78,6 +78,8 @@ pub enum Entity {
     Run,
     Step,
     Event,
+    Release,
+    Checkpoint,
 }
 
 impl fmt::Display for Entity {
@@ -86,6 +88,8 @@ impl fmt::Display for Entity {
             Entity::Run => "run",
             Entity::Step => "step",
             Entity::Event => "event",
+            Entity::Release => "release",
+            Entity::Checkpoint => "checkpoint",
         })
     }
 }

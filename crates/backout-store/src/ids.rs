@@ -12,8 +12,17 @@ const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
 /// A new sortable run id for a run created at `now_ms` (milliseconds since the Unix epoch).
 pub fn new_run_id(now_ms: i64) -> String {
+    new_id("run-", now_ms)
+}
+
+/// A new release id, `rel-` and the same time-sortable scheme as run ids.
+pub fn new_release_id(now_ms: i64) -> String {
+    new_id("rel-", now_ms)
+}
+
+fn new_id(prefix: &str, now_ms: i64) -> String {
     let mut id = String::with_capacity(22);
-    id.push_str("run-");
+    id.push_str(prefix);
     // 48 bits of time in 10 characters (50 bits), most significant first.
     let time = u64::try_from(now_ms).unwrap_or(0) & ((1 << 48) - 1);
     push_base32(time, 10, &mut id);

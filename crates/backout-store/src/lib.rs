@@ -13,6 +13,7 @@ pub mod conformance;
 mod errors;
 mod event;
 mod ids;
+mod release;
 mod run;
 mod step;
 mod store;
@@ -23,7 +24,8 @@ pub use chain::{
 };
 pub use errors::{BoxError, Entity, StoreError, UnknownName};
 pub use event::{Event, NewEvent};
-pub use ids::new_run_id;
+pub use ids::{new_release_id, new_run_id};
+pub use release::{Checkpoint, NewRelease, Release, ReleaseState};
 pub use run::{ExecutorInfo, NewRun, Run, RunKind, RunState, RunUpdate};
 pub use step::{StepRecord, StepState};
 pub use store::{Store, verify_store};

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use crate::chain::{ChainBreak, ChainSummary, ChainVerifier};
 use crate::errors::StoreError;
 use crate::event::{Event, NewEvent};
+use crate::release::{Checkpoint, NewRelease, Release};
 use crate::run::{NewRun, Run, RunUpdate};
 use crate::step::StepRecord;
 
@@ -76,6 +77,38 @@ pub trait Store: Send + Sync {
 
     /// The event with the highest `seq`, if any.
     async fn last_event(&self) -> Result<Option<Event>, StoreError>;
+
+    /// Creates a release (its window opens) with its event. Conflict if the id exists.
+    async fn create_release(
+        &self,
+        release: &NewRelease,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError>;
+
+    async fn get_release(&self, release_id: &str) -> Result<Release, StoreError>;
+
+    /// Releases, newest first.
+    async fn list_releases(&self, limit: u32) -> Result<Vec<Release>, StoreError>;
+
+    /// Records a checkpoint the forward deployment reached, with its event; `close` closes the
+    /// window in the same transaction (the point of no return) with that reason. Conflict if
+    /// the checkpoint was already recorded; Invalid if the release is closed.
+    async fn record_checkpoint(
+        &self,
+        release_id: &str,
+        checkpoint: &Checkpoint,
+        close: Option<&str>,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError>;
+
+    /// Closes a release's window (on time, or early as a success) with its event.
+    async fn close_release(
+        &self,
+        release_id: &str,
+        at_ms: i64,
+        reason: &str,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError>;
 }
 
 /// Reads the whole journal of `store` in pages of `page_size` events and verifies its hash chain

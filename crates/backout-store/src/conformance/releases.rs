@@ -1,0 +1,161 @@
+//! Conformance story about releases: creation, reading back, checkpoints in order, closing at a
+//! point of no return, and the refusals around them.
+
+use crate::conformance::{T0, last_seq};
+use crate::errors::{Entity, StoreError};
+use crate::event::NewEvent;
+use crate::release::{Checkpoint, NewRelease, Release, ReleaseState};
+use crate::store::Store;
+
+fn new_release(id: &str) -> NewRelease {
+    NewRelease {
+        id: id.to_owned(),
+        plan_hash: "hash-1".to_owned(),
+        plan_source: "version: 1\n".to_owned(),
+        service: "checkout".to_owned(),
+        version: "2.14.0".to_owned(),
+        rollback_to: "2.13.4".to_owned(),
+        environment: "production".to_owned(),
+        actor: "alice".to_owned(),
+        opened_at_ms: T0,
+        closes_at_ms: Some(T0 + 4 * 3_600_000),
+    }
+}
+
+/// Releases round-trip, list newest first, record checkpoints in order, close at a point of no
+/// return in the same transaction, and refuse duplicates, unknown ids and changes when closed.
+pub async fn releases(store: &dyn Store) -> Result<(), StoreError> {
+    let first = new_release("rel-conf-1");
+    let event = store
+        .create_release(&first, &NewEvent::new("release_started", "alice", T0))
+        .await?;
+    assert_eq!(
+        event.release_id.as_deref(),
+        Some("rel-conf-1"),
+        "the event is bound to the release"
+    );
+    assert_eq!(
+        store.get_release("rel-conf-1").await?,
+        Release::from_new(&first)
+    );
+    let mut second = new_release("rel-conf-2");
+    second.opened_at_ms = T0 + 10;
+    second.closes_at_ms = None;
+    store
+        .create_release(&second, &NewEvent::new("release_started", "bob", T0 + 10))
+        .await?;
+    let ids: Vec<String> = store
+        .list_releases(10)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        ids[..2],
+        ["rel-conf-2".to_owned(), "rel-conf-1".to_owned()],
+        "newest first"
+    );
+    match store
+        .create_release(&first, &NewEvent::new("release_started", "mallory", T0))
+        .await
+    {
+        Err(StoreError::Conflict {
+            entity: Entity::Release,
+            ..
+        }) => {}
+        other => panic!("expected Conflict for a duplicate release, got {other:?}"),
+    }
+
+    let checkpoint = |name: &str, at: i64| Checkpoint {
+        name: name.to_owned(),
+        at_ms: at,
+        actor: "deploy-bot".to_owned(),
+    };
+    store
+        .record_checkpoint(
+            "rel-conf-1",
+            &checkpoint("expand", T0 + 100),
+            None,
+            &NewEvent::new("checkpoint", "deploy-bot", T0 + 100),
+        )
+        .await?;
+    match store
+        .record_checkpoint(
+            "rel-conf-1",
+            &checkpoint("expand", T0 + 150),
+            None,
+            &NewEvent::new("checkpoint", "deploy-bot", T0 + 150),
+        )
+        .await
+    {
+        Err(StoreError::Conflict {
+            entity: Entity::Checkpoint,
+            ..
+        }) => {}
+        other => panic!("expected Conflict for a checkpoint reached twice, got {other:?}"),
+    }
+    let before = last_seq(store).await?;
+    store
+        .record_checkpoint(
+            "rel-conf-1",
+            &checkpoint("contract", T0 + 200),
+            Some("point of no return `contract` reached"),
+            &NewEvent::new("checkpoint", "deploy-bot", T0 + 200),
+        )
+        .await?;
+    assert_eq!(
+        last_seq(store).await?,
+        before + 1,
+        "a failed duplicate appended nothing; the close did"
+    );
+    let release = store.get_release("rel-conf-1").await?;
+    assert_eq!(
+        release.checkpoints,
+        vec![
+            checkpoint("expand", T0 + 100),
+            checkpoint("contract", T0 + 200)
+        ]
+    );
+    assert_eq!(release.state, ReleaseState::Closed);
+    assert_eq!(release.closed_at_ms, Some(T0 + 200));
+    assert_eq!(
+        release.close_reason.as_deref(),
+        Some("point of no return `contract` reached")
+    );
+    assert!(release.window_closed(T0 + 201));
+    assert!(release.reached("expand") && !release.reached("traffic"));
+    assert!(
+        store
+            .record_checkpoint(
+                "rel-conf-1",
+                &checkpoint("late", T0 + 300),
+                None,
+                &NewEvent::new("checkpoint", "x", T0 + 300)
+            )
+            .await
+            .is_err(),
+        "a closed release takes no checkpoints"
+    );
+
+    store
+        .close_release(
+            "rel-conf-2",
+            T0 + 500,
+            "success: checks held",
+            &NewEvent::new("window_closed", "watcher", T0 + 500),
+        )
+        .await?;
+    let second = store.get_release("rel-conf-2").await?;
+    assert_eq!(
+        (second.state, second.closed_at_ms),
+        (ReleaseState::Closed, Some(T0 + 500))
+    );
+    match store.get_release("rel-conf-missing").await {
+        Err(StoreError::NotFound {
+            entity: Entity::Release,
+            ..
+        }) => {}
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    Ok(())
+}
