@@ -11,6 +11,9 @@ pub enum ExecError {
     /// The plan stored with the run no longer lints (it cannot change, so this is corruption).
     #[error("the plan of run `{run_id}` does not lint: {message}")]
     InvalidPlan { run_id: String, message: String },
+    /// A request that names something the plan does not have (an undeclared checkpoint).
+    #[error("{0}")]
+    Usage(String),
     /// A request that cannot be honoured: unknown workaround or step, a run already finished,
     /// a run another live executor holds, a step in the wrong state.
     #[error("{0}")]

@@ -9,6 +9,7 @@ pub mod env;
 pub mod errors;
 pub mod executor;
 pub mod process;
+pub mod release;
 pub mod runner;
 
 pub use errors::ExecError;

@@ -46,6 +46,14 @@ pub enum Command {
     /// Print the JSON Schema of the plan format (for editor completion).
     #[command(after_help = "Example:\n  backout schema > backout.schema.json")]
     Schema,
+    /// Open a release guarded by a plan: its rollback window opens now.
+    #[command(
+        after_help = "Example:\n  backout start backout.yaml --version 2.14.0 --rollback-to 2.13.4"
+    )]
+    Start(StartArgs),
+    /// Record that the forward deployment reached a checkpoint (the point of no return closes the window).
+    #[command(after_help = "Example:\n  backout checkpoint rel-01jd8k2m3n4p5q6r expand-migration")]
+    Checkpoint(CheckpointArgs),
     /// Run a plan's procedure (or a workaround) now: drills, emergencies.
     #[command(
         after_help = "Examples:\n  backout run backout.yaml --checkpoint expand-migration\n  backout run backout.yaml --workaround disable-new-flow"
@@ -54,8 +62,10 @@ pub enum Command {
     /// Continue a run whose executor stopped (crash, kill -9, or waiting for a person).
     #[command(after_help = "Example:\n  backout resume run-01jd8k2m3n4p5q6r")]
     Resume(ResumeArgs),
-    /// Show recent runs, or one run's steps.
-    #[command(after_help = "Examples:\n  backout status\n  backout status run-01jd8k2m3n4p5q6r")]
+    /// Show recent releases and runs, one release (window, checkpoints), or one run's steps.
+    #[command(
+        after_help = "Examples:\n  backout status\n  backout status rel-01jd8k2m3n4p5q6r\n  backout status run-01jd8k2m3n4p5q6r"
+    )]
     Status(StatusArgs),
     /// Confirm a manual step that waits for a performer.
     #[command(
@@ -104,6 +114,25 @@ pub struct RunArgs {
     pub wait: bool,
     #[arg(long, value_enum, default_value_t = RunFormat::Human)]
     pub format: RunFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The plan file (its text and hash are stored with the release).
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// The version being deployed (default: the plan's release.version).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// The version a rollback returns to (default: the plan's release.rollback_to).
+    #[arg(long)]
+    pub rollback_to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    pub release: String,
+    pub name: String,
 }
 
 #[derive(Debug, Args)]

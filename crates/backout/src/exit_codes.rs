@@ -61,6 +61,7 @@ impl From<backout_core::ExecError> for CommandError {
     fn from(error: backout_core::ExecError) -> CommandError {
         match error {
             backout_core::ExecError::Refused(message) => CommandError::refused(message),
+            backout_core::ExecError::Usage(message) => CommandError::usage(message),
             backout_core::ExecError::Store(backout_store::StoreError::NotFound { entity, id }) => {
                 CommandError::usage(format!(
                     "no {entity} `{id}` in this store (see `backout status`)"

@@ -3,6 +3,7 @@
 
 mod init;
 mod lint;
+mod releases;
 mod render;
 mod runs;
 
@@ -16,6 +17,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Init(args) => init::run(&args, &cli.global),
         Command::Lint(args) => lint::run(&args),
         Command::Render(args) => render::run(&args),
+        Command::Start(args) => releases::start(&args, &cli.global),
+        Command::Checkpoint(args) => releases::checkpoint(&args, &cli.global),
         Command::Run(args) => runs::run(&args, &cli.global),
         Command::Resume(args) => runs::resume(&args, &cli.global),
         Command::Status(args) => runs::status(&args, &cli.global),

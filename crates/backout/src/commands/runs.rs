@@ -20,14 +20,14 @@ use crate::cli::{
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
 
-fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CommandError::internal(format!("cannot start the async runtime: {e}")))
 }
 
-async fn open_store(global: &Global) -> Result<Arc<dyn Store>, CommandError> {
+pub(super) async fn open_store(global: &Global) -> Result<Arc<dyn Store>, CommandError> {
     let url = match &global.database {
         Some(url) => url.clone(),
         None => backout_sqlite::default_database_url().map_err(|e| {
@@ -93,7 +93,7 @@ fn os_user() -> Option<String> {
     })
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     SystemClock.now_ms()
 }
 
@@ -513,6 +513,9 @@ impl Progress for HumanProgress {
 }
 
 pub fn status(args: &StatusArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    if let Some(id) = args.run.as_deref().filter(|id| id.starts_with("rel-")) {
+        return super::releases::status(id, args.format, global);
+    }
     runtime()?.block_on(async {
         let store = open_store(global).await?;
         match &args.run {
@@ -524,6 +527,10 @@ pub fn status(args: &StatusArgs, global: &Global) -> Result<ExitCode, CommandErr
                         json(&runs.iter().map(run_json).collect::<Vec<_>>())?
                     ));
                     return Ok(ExitCode::Ok);
+                }
+                let releases = store.list_releases(10).await?;
+                for release in &releases {
+                    output::out(&super::releases::line(release, now()));
                 }
                 if runs.is_empty() {
                     output::out("no runs yet; start one with `backout run PLAN`\n");
@@ -555,7 +562,7 @@ pub fn status(args: &StatusArgs, global: &Global) -> Result<ExitCode, CommandErr
     })
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Result<String, CommandError> {
+pub(super) fn json<T: serde::Serialize>(value: &T) -> Result<String, CommandError> {
     serde_json::to_string_pretty(value).map_err(|e| CommandError::internal(e.to_string()))
 }
 

@@ -1,0 +1,212 @@
+//! Release commands: `start` opens a release and its window, `checkpoint` records the forward
+//! deployment's milestones, and `status REL` shows the window and checkpoints.
+
+use backout_core::release::{self, StartRelease};
+use backout_model::Duration;
+use backout_store::{Release, ReleaseState};
+
+use super::runs::{actor, json, now, open_store, runtime};
+use crate::cli::{CheckpointArgs, Global, LintFormat, StartArgs};
+use crate::exit_codes::{CommandError, ExitCode};
+use crate::output;
+
+pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    let source = super::read_plan(&args.plan).map_err(CommandError::usage)?;
+    let linted = backout_model::lint(&source);
+    if linted.plan.is_none() {
+        return Err(CommandError::usage(format!(
+            "`{}` has {} error(s); run `backout lint {}` and fix them first",
+            args.plan.display(),
+            linted.errors(),
+            args.plan.display()
+        )));
+    }
+    runtime()?.block_on(async {
+        let store = open_store(global).await?;
+        let request = StartRelease {
+            source: &source,
+            version: args.version.as_deref(),
+            rollback_to: args.rollback_to.as_deref(),
+            actor: &actor(global),
+            at_ms: now(),
+        };
+        let release = release::start(store.as_ref(), &request).await?;
+        eprintln!(
+            "release {} of {} {} (rolls back to {}): window {}",
+            release.id,
+            release.service,
+            release.version,
+            release.rollback_to,
+            match release.closes_at_ms {
+                Some(t) => format!("open until {}", utc(t)),
+                None => "not applicable (a rollback is possible at any time)".into(),
+            }
+        );
+        // The id alone on standard output, for scripts: REL=$(backout start …).
+        output::out(&format!("{}\n", release.id));
+        Ok(ExitCode::Ok)
+    })
+}
+
+pub fn checkpoint(args: &CheckpointArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    runtime()?.block_on(async {
+        let store = open_store(global).await?;
+        let release = release::checkpoint(store.as_ref(), &args.release, &args.name, &actor(global), now()).await?;
+        match (&release.state, &release.close_reason) {
+            (ReleaseState::Closed, Some(reason)) => {
+                eprintln!("release {}: checkpoint `{}` recorded; the rollback window is now closed ({reason})", release.id, args.name)
+            }
+            _ => eprintln!("release {}: checkpoint `{}` recorded", release.id, args.name),
+        }
+        Ok(ExitCode::Ok)
+    })
+}
+
+/// `status rel-…`: window, checkpoints and the plan guarding the release.
+pub fn status(
+    release_id: &str,
+    format: LintFormat,
+    global: &Global,
+) -> Result<ExitCode, CommandError> {
+    runtime()?.block_on(async {
+        let store = open_store(global).await?;
+        let release = store.get_release(release_id).await?;
+        if format == LintFormat::Json {
+            let mut value = serde_json::to_value(&release)
+                .map_err(|e| CommandError::internal(e.to_string()))?;
+            if let Some(map) = value.as_object_mut() {
+                map.remove("plan_source");
+                map.insert("window_closed".into(), release.window_closed(now()).into());
+            }
+            output::out(&format!("{}\n", json(&value)?));
+        } else {
+            output::out(&describe(&release, now()));
+        }
+        Ok(ExitCode::Ok)
+    })
+}
+
+/// One line per release for `status` without arguments.
+pub fn line(release: &Release, now_ms: i64) -> String {
+    let window = if release.window_closed(now_ms) {
+        "closed"
+    } else {
+        "open"
+    };
+    format!(
+        "{}  {:<10} {:<10} {} {} → {}  by {}\n",
+        release.id,
+        window,
+        "release",
+        release.service,
+        release.version,
+        release.rollback_to,
+        release.actor
+    )
+}
+
+fn describe(release: &Release, now_ms: i64) -> String {
+    let plan = backout_model::lint(&release.plan_source).plan;
+    let mut out = format!(
+        "release {}  {} {} → {} ({})\n",
+        release.id, release.service, release.version, release.rollback_to, release.environment
+    );
+    out.push_str(&format!(
+        "  started by {} at {}, plan hash {}\n",
+        release.actor,
+        utc(release.opened_at_ms),
+        short(&release.plan_hash)
+    ));
+    let window = match (release.state, release.closes_at_ms) {
+        (ReleaseState::Closed, _) => format!(
+            "closed at {}: {}",
+            release.closed_at_ms.map_or("?".into(), utc),
+            release.close_reason.as_deref().unwrap_or("closed")
+        ),
+        (ReleaseState::Open, Some(t)) if now_ms >= t => {
+            format!("closed at {} (its time ran out)", utc(t))
+        }
+        (ReleaseState::Open, Some(t)) => format!(
+            "open until {} ({} left)",
+            utc(t),
+            Duration::from_millis(u64::try_from(t - now_ms).unwrap_or(0) / 1000 * 1000)
+        ),
+        (ReleaseState::Open, None) => "not applicable: a rollback is possible at any time".into(),
+    };
+    out.push_str(&format!("  window: {window}\n"));
+    if let Some(plan) = &plan {
+        let no_return = plan
+            .window
+            .given()
+            .and_then(|w| w.closes_at_checkpoint.clone());
+        let declared = &plan.release.checkpoints;
+        if !declared.is_empty() {
+            out.push_str("  checkpoints:\n");
+            for name in declared {
+                let mark = if no_return.as_deref() == Some(name) {
+                    "  (point of no return)"
+                } else {
+                    ""
+                };
+                match release.checkpoints.iter().find(|c| &c.name == name) {
+                    Some(c) => out.push_str(&format!(
+                        "    ✓ {name} at {} by {}{mark}\n",
+                        utc(c.at_ms),
+                        c.actor
+                    )),
+                    None => out.push_str(&format!("    · {name}{mark}\n")),
+                }
+            }
+        }
+        if let Some(criteria) = plan.criteria.given() {
+            let ids: Vec<&str> = criteria
+                .rollback_when
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect();
+            out.push_str(&format!(
+                "  criteria: {} (not evaluated yet in this version)\n",
+                ids.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+/// RFC 3339 in UTC, to the second: `2026-11-26T18:04:05Z`.
+pub fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn formats_utc() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_795_716_245_000), "2026-11-27T16:44:05Z");
+        assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00Z");
+    }
+}
