@@ -3,6 +3,7 @@
 //! the sources that observe and the watcher that schedules them are separate edges.
 
 mod evaluate;
+pub mod sources;
 
 pub use evaluate::{
     CriterionState, CriterionStatus, Measured, Observation, Series, Verdict, classify, verdict,

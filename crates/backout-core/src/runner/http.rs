@@ -406,7 +406,7 @@ fn snippet(value: &serde_json::Value) -> String {
 
 /// The causes of a request error on one line, never the URL. hyper's wrapper ("client error
 /// (Connect)") and causes repeating an earlier one add nothing, so they are left out.
-fn causes(error: reqwest::Error) -> String {
+pub(crate) fn causes(error: reqwest::Error) -> String {
     let error = error.without_url();
     let mut text = String::new();
     let mut source = std::error::Error::source(&error);
@@ -428,7 +428,7 @@ fn causes(error: reqwest::Error) -> String {
 }
 
 /// An error and its causes on one line, skipping causes whose text repeats their parent's.
-fn chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -1,0 +1,277 @@
+//! Signal sources of rollback criteria: one measurement of one criterion, as an [`Observation`].
+//!
+//! A source only observes: it never classifies (that is `criteria::classify`), never retries and
+//! never schedules (that is the watcher's job). Every observation is bounded by the criterion's
+//! `timeout`; a timeout, a refused connection or an unreadable answer is `Observation::Error`,
+//! never a passing measurement. Messages never name the URL, which may carry credentials.
+
+mod alertmanager;
+mod command;
+mod http;
+mod prometheus;
+
+use crate::runner::http::{causes, chain};
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backout_model::plan::{Criterion, Endpoint, Source as SourceSpec, Sources};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Client, Method, Url};
+
+use super::Observation;
+use crate::env::Resolver;
+
+pub use alertmanager::AlertmanagerSource;
+pub use command::CommandSource;
+pub use http::HttpSource;
+pub use prometheus::{PrometheusSource, parse_query_response};
+
+/// The largest response body a source reads; anything longer is an error, not a truncated parse.
+const BODY_CAP: usize = 16 * 1024 * 1024;
+
+/// Measures one criterion.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// One measurement, within the criterion's timeout.
+    async fn observe(&self) -> Observation;
+}
+
+/// Builds the source of a criterion. Fails when a monitoring endpoint is not configured or its
+/// URL or headers cannot be resolved; the message says what to set.
+pub fn for_criterion(
+    criterion: &Criterion,
+    sources: &Sources,
+    resolver: Arc<Resolver>,
+) -> Result<Box<dyn Source>, String> {
+    let timeout = criterion.timeout.0;
+    match &criterion.source {
+        SourceSpec::Prometheus(query) => {
+            let endpoint = endpoint(
+                sources.prometheus.as_ref(),
+                "prometheus",
+                "PROMETHEUS_URL",
+                &resolver,
+                timeout,
+            )?;
+            Ok(Box::new(PrometheusSource::new(endpoint, query.clone())))
+        }
+        SourceSpec::Alertmanager { alert, matchers } => {
+            let endpoint = endpoint(
+                sources.alertmanager.as_ref(),
+                "alertmanager",
+                "ALERTMANAGER_URL",
+                &resolver,
+                timeout,
+            )?;
+            Ok(Box::new(AlertmanagerSource::new(
+                endpoint,
+                alert.clone(),
+                matchers.clone(),
+            )))
+        }
+        SourceSpec::Http(check) => Ok(Box::new(HttpSource::new(
+            check.clone(),
+            criterion.fails_if.is_some() || criterion.passes_if.is_some(),
+            resolver,
+            timeout,
+        )?)),
+        SourceSpec::Command(script) => Ok(Box::new(CommandSource::new(
+            script.clone(),
+            criterion.fails_if.is_some() || criterion.passes_if.is_some(),
+            resolver,
+            timeout,
+        ))),
+    }
+}
+
+/// A monitoring endpoint with everything resolved: where to send requests, and how.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// The base URL, without a trailing slash.
+    base: Url,
+    headers: HeaderMap,
+    timeout: Duration,
+    client: Client,
+}
+
+impl Resolved {
+    /// A resolved endpoint from parts (tests, and sources built without a plan).
+    pub fn new(url: &str, headers: HeaderMap, timeout: Duration) -> Result<Resolved, String> {
+        let base = parse_url(url)?;
+        let client = client(base.scheme() == "https")?;
+        Ok(Resolved {
+            base,
+            headers,
+            timeout,
+            client,
+        })
+    }
+
+    /// The URL of an API path below the base (which may itself have a path prefix).
+    fn url(&self, path: &str) -> Url {
+        let mut url = self.base.clone();
+        let joined = format!("{}{path}", url.path().trim_end_matches('/'));
+        url.set_path(&joined);
+        url.set_query(None);
+        url
+    }
+}
+
+/// The endpoint of a kind of source: the plan's `criteria.sources.<kind>` when given, else the
+/// `<VAR>` environment variable. The criterion's timeout bounds each request; an endpoint
+/// timeout, when shorter, bounds it further.
+fn endpoint(
+    configured: Option<&Endpoint>,
+    kind: &str,
+    var: &str,
+    resolver: &Resolver,
+    timeout: Duration,
+) -> Result<Resolved, String> {
+    let Some(configured) = configured else {
+        let Some(url) = resolver.vars().get(var).filter(|u| !u.trim().is_empty()) else {
+            return Err(format!(
+                "no {kind} endpoint: set `criteria.sources.{kind}.url` in the plan or the \
+                 {var} environment variable"
+            ));
+        };
+        return Resolved::new(url.trim(), HeaderMap::new(), timeout)
+            .map_err(|e| format!("{var}: {e}"));
+    };
+    let url = resolver
+        .resolve(&configured.url)
+        .map_err(|e| format!("criteria.sources.{kind}.url: {e}"))?;
+    let headers = headers(resolver, &configured.headers)
+        .map_err(|e| format!("criteria.sources.{kind}.headers: {e}"))?;
+    let timeout = configured.timeout.map_or(timeout, |t| t.0.min(timeout));
+    Resolved::new(url.trim(), headers, timeout)
+        .map_err(|e| format!("criteria.sources.{kind}.url: {e}"))
+}
+
+/// Parses an http(s) URL; the error never quotes it.
+fn parse_url(url: &str) -> Result<Url, String> {
+    let url = Url::parse(url).map_err(|e| format!("the URL is not valid: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "the URL's scheme `{}` is not http or https",
+            url.scheme()
+        ));
+    }
+    Ok(url)
+}
+
+/// Resolves `${VAR}` in header values; the values are marked sensitive so they never show in
+/// debug output.
+fn headers(resolver: &Resolver, headers: &[(String, String)]) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("`{name}` is not a valid header name"))?;
+        let value = resolver.resolve(value).map_err(|e| e.to_string())?;
+        let mut value = HeaderValue::from_str(&value)
+            .map_err(|_| format!("the value of header `{name}` is not a valid header value"))?;
+        value.set_sensitive(true);
+        map.append(header, value);
+    }
+    Ok(map)
+}
+
+/// The HTTP client, with rustls' ring provider installed first.
+fn client(https: bool) -> Result<Client, String> {
+    static CRYPTO: Once = Once::new();
+    CRYPTO.call_once(crate::runner::http::install_crypto_provider);
+    match Client::builder().build() {
+        Ok(client) => Ok(client),
+        // Building fails when the machine has no CA certificates; plain http needs none.
+        Err(e) if https => Err(format!("could not set up TLS: {}", chain(&e))),
+        Err(_) => Client::builder()
+            .tls_certs_only(Vec::new())
+            .build()
+            .map_err(|e| format!("could not set up the HTTP client: {}", chain(&e))),
+    }
+}
+
+/// A response: its status and its whole body.
+struct Fetched {
+    status: u16,
+    body: String,
+}
+
+/// Sends one request and reads the whole response within `timeout`. The error is a message for
+/// `Observation::Error`, without the URL.
+async fn fetch(
+    client: &Client,
+    method: Method,
+    url: Url,
+    headers: HeaderMap,
+    timeout: Duration,
+) -> Result<Fetched, String> {
+    let request = client.request(method, url).headers(headers);
+    let exchange = async {
+        let mut response = request.send().await.map_err(|e| {
+            if e.is_connect() {
+                format!("could not connect: {}", causes(e))
+            } else {
+                format!("request failed: {}", causes(e))
+            }
+        })?;
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("HTTP {status}, reading the body failed: {}", causes(e)))?
+        {
+            if body.len() + chunk.len() > BODY_CAP {
+                return Err(format!(
+                    "HTTP {status}, the body is larger than {} MiB",
+                    BODY_CAP / 1024 / 1024
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Fetched {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "timed out after {}; the request was abandoned",
+            backout_model::Duration(timeout)
+        )),
+    }
+}
+
+/// The first characters of a text, on one line, for a message.
+fn snippet(text: &str) -> String {
+    let text = text.trim().replace(['\n', '\r'], " ");
+    match text.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// Parses a sample value as Prometheus writes it (`NaN`, `+Inf`, `-Inf` included).
+fn parse_number(text: &str) -> Option<f64> {
+    match text.trim() {
+        "NaN" => Some(f64::NAN),
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        other => other.parse::<f64>().ok(),
+    }
+}
+
+/// Labels as `{a="1", b="2"}`, or nothing when there are none.
+fn format_labels(labels: &[(String, String)]) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let inner = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{{{inner}}}")
+}
