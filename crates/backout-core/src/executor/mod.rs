@@ -12,6 +12,7 @@
 
 mod graph;
 mod people;
+mod step;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,9 +31,10 @@ use crate::clock::Clock;
 use crate::env::{Redactor, Resolver};
 use crate::errors::ExecError;
 use crate::process;
-use crate::runner::{self, Invocation, Outcome};
+use crate::runner::{self, Invocation};
 use graph::Graph;
 pub use people::{StepTarget, abort, confirm, resolve};
+use step::{Finished, execute_step};
 
 /// How to start a run.
 #[derive(Clone, Debug)]
@@ -637,179 +639,6 @@ impl Context {
             resolver: self.resolver.clone(),
         }
     }
-}
-
-/// A step's final state, to be committed by the scheduling loop with what it unblocks.
-struct Finished {
-    record: StepRecord,
-    event: NewEvent,
-    progress: ProgressEvent,
-}
-
-/// Runs one step through its attempts. The first attempt's `running` record was committed by the
-/// loop; a retry commits the failed attempt and the next `running` together before starting it.
-/// The final record is returned, not written: the loop commits it.
-#[allow(clippy::too_many_arguments)]
-async fn execute_step(
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    progress: Arc<dyn Progress>,
-    context: Arc<Context>,
-    step: Step,
-    mut record: StepRecord,
-    outputs: BTreeMap<String, String>,
-    actor: String,
-) -> Result<Finished, ExecError> {
-    let run_id = context.run_id.clone();
-    let expected_ms = step.expected.map(|e| e.as_millis());
-    // `retries` bounds the automatic attempts (1 + retries in all, also across a crash and
-    // resume); a person's `resolve … retry` beyond that still gets its one run.
-    let last_attempt = record.attempt.max(step.retries + 1);
-    loop {
-        let attempt = record.attempt;
-        let started = record.started_at_ms.unwrap_or_else(|| clock.now_ms());
-        let outcome =
-            attempt_step(&context, &step, attempt, started, &outputs, clock.as_ref()).await;
-        let finished = clock.now_ms();
-        record.finished_at_ms = Some(finished);
-        record.updated_at_ms = finished;
-        record.exit_status = outcome.exit_status;
-        record.pgid = outcome.pgid;
-        record.stdout = context.redactor.redact(&outcome.stdout);
-        record.stderr = context.redactor.redact(&outcome.stderr);
-        let detail = context.redactor.redact(&outcome.detail);
-        record.note = Some(detail.clone());
-        let elapsed_ms = u64::try_from(finished - started).unwrap_or(0);
-        if outcome.ok {
-            let value = outcome.stdout.trim_end_matches(['\n', '\r']).to_string();
-            record.outputs = step
-                .outputs
-                .iter()
-                .map(|name| (name.clone(), value.clone()))
-                .collect();
-            record.state = StepState::Succeeded;
-            let event = NewEvent::new("step_succeeded", &actor, finished)
-                .run(&run_id)
-                .step(&step.id)
-                .payload(json!({ "attempt": attempt, "detail": detail, "elapsed_ms": elapsed_ms }));
-            let progress = ProgressEvent::StepFinished {
-                step: step.id.clone(),
-                state: StepState::Succeeded,
-                detail,
-                elapsed_ms,
-                expected_ms,
-            };
-            return Ok(Finished {
-                record,
-                event,
-                progress,
-            });
-        }
-        if attempt < last_attempt && !outcome.cancelled {
-            progress.event(&ProgressEvent::StepRetrying {
-                step: step.id.clone(),
-                attempt,
-                detail: detail.clone(),
-            });
-            // Pending, not failed, while the retry waits: after a crash in the delay, resume runs
-            // the next attempt instead of taking this one for the final failure.
-            record.state = StepState::Pending;
-            record.note = Some(format!(
-                "attempt {attempt} failed ({detail}); retrying after {}",
-                step.retry_delay
-            ));
-            let event = NewEvent::new("step_attempt_failed", &actor, finished)
-                .run(&run_id)
-                .step(&step.id)
-                .payload(json!({ "attempt": attempt, "detail": detail }));
-            store.record_step(&record, &event).await?;
-            tokio::time::sleep(step.retry_delay.0).await;
-            let now = clock.now_ms();
-            record.state = StepState::Running;
-            record.attempt = attempt + 1;
-            record.started_at_ms = Some(now);
-            record.finished_at_ms = None;
-            record.updated_at_ms = now;
-            record.note = None;
-            let event = NewEvent::new("step_started", &actor, now)
-                .run(&run_id)
-                .step(&step.id)
-                .payload(json!({ "attempt": attempt + 1 }));
-            store.record_step(&record, &event).await?;
-            progress.event(&ProgressEvent::StepStarted {
-                step: step.id.clone(),
-                attempt: attempt + 1,
-                expected_ms,
-            });
-            continue;
-        }
-        record.state = if outcome.cancelled {
-            StepState::Aborted
-        } else {
-            StepState::Failed
-        };
-        let kind = if outcome.cancelled {
-            "step_aborted"
-        } else {
-            "step_failed"
-        };
-        let event = NewEvent::new(kind, &actor, finished)
-            .run(&run_id)
-            .step(&step.id)
-            .payload(
-                json!({ "attempt": attempt, "detail": detail, "timed_out": outcome.timed_out }),
-            );
-        let progress = ProgressEvent::StepFinished {
-            step: step.id.clone(),
-            state: record.state,
-            detail,
-            elapsed_ms,
-            expected_ms,
-        };
-        return Ok(Finished {
-            record,
-            event,
-            progress,
-        });
-    }
-}
-
-/// One attempt: the step's runner, then its `verify` within what is left of the timeout.
-async fn attempt_step(
-    context: &Context,
-    step: &Step,
-    attempt: u32,
-    started: i64,
-    outputs: &BTreeMap<String, String>,
-    clock: &dyn Clock,
-) -> Outcome {
-    let mut inv = context.invocation(Some(step), attempt, step.timeout.map(|t| t.0), outputs);
-    for (k, v) in &step.env {
-        match context.resolver.resolve(v) {
-            Ok(v) => inv.env.push((k.clone(), v)),
-            Err(e) => return Outcome::failed(e.to_string()),
-        }
-    }
-    let Some(runner) = runner::for_step(&step.kind) else {
-        return Outcome::failed("manual steps are confirmed by a person, not run");
-    };
-    let mut outcome = runner.run(inv).await;
-    if outcome.ok
-        && let Some(verify) = &step.verify
-    {
-        let spent = Duration::from_millis(u64::try_from(clock.now_ms() - started).unwrap_or(0));
-        let remaining = step
-            .timeout
-            .map_or(Duration::from_secs(60), |t| t.0.saturating_sub(spent));
-        let check = runner::for_check(verify)
-            .run(context.invocation(Some(step), attempt, Some(remaining), outputs))
-            .await;
-        if !check.ok {
-            outcome.ok = false;
-            outcome.detail = format!("verify failed: {}", check.detail);
-        }
-    }
-    outcome
 }
 
 /// The steps a run executes: a workaround's, or the procedure's.
