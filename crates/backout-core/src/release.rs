@@ -2,10 +2,14 @@
 //! forward deployment, closing the window at the point of no return. The CLI and the server call
 //! these with an explicit actor.
 
-use backout_model::plan::Answer;
+use std::sync::Arc;
+
+use backout_model::plan::{Answer, Criterion};
 use backout_store::{Checkpoint, NewEvent, NewRelease, Release, Store, StoreError};
 use serde_json::json;
 
+use crate::criteria::{CriterionState, Observation, Verdict, classify, evaluate, sources};
+use crate::env::Resolver;
 use crate::errors::ExecError;
 
 /// What `backout start` needs.
@@ -129,4 +133,190 @@ pub async fn checkpoint(
         Err(e) => return Err(e.into()),
     }
     Ok(store.get_release(release_id).await?)
+}
+
+/// One criterion in a check report.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CriterionReport {
+    pub id: String,
+    pub title: String,
+    pub state: CriterionState,
+    /// Whether this check measured it (not when the window is closed or it is still in its delay).
+    pub measured: bool,
+}
+
+/// The outcome of `backout check`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CheckReport {
+    pub release_id: String,
+    pub verdict: Verdict,
+    pub criteria: Vec<CriterionReport>,
+}
+
+/// One round of measurements now: every criterion of the release's plan is measured (in
+/// parallel, each within its timeout), each measurement is journaled as a `measurement` event of
+/// the release, and the criteria's states are replayed from all of the release's measurements, so
+/// `trips_after` and `success_when.hold` count across checks. A changed verdict is journaled too.
+pub async fn check(
+    store: &dyn Store,
+    release_id: &str,
+    resolver: Arc<Resolver>,
+    actor: &str,
+    now_ms: i64,
+) -> Result<CheckReport, ExecError> {
+    let release = store.get_release(release_id).await?;
+    let plan = backout_model::lint(&release.plan_source)
+        .plan
+        .ok_or_else(|| ExecError::InvalidPlan {
+            run_id: release_id.into(),
+            message: "the stored plan no longer lints".into(),
+        })?;
+    let criteria: Vec<Criterion> = plan
+        .criteria
+        .given()
+        .map(|c| c.rollback_when.clone())
+        .unwrap_or_default();
+    let mut states: Vec<CriterionState> = vec![CriterionState::default(); criteria.len()];
+    let mut last_verdict: Option<String> = None;
+    let mut requested = false;
+    let mut after = 0;
+    loop {
+        let events = store.release_events(release_id, after, 1000).await?;
+        for event in &events {
+            match event.kind.as_str() {
+                "measurement" => {
+                    let id = event.payload.get("criterion").and_then(|c| c.as_str());
+                    let observation = event
+                        .payload
+                        .get("observation")
+                        .cloned()
+                        .and_then(|o| serde_json::from_value::<Observation>(o).ok());
+                    if let (Some(i), Some(observation)) = (
+                        id.and_then(|id| criteria.iter().position(|c| c.id == id)),
+                        observation,
+                    ) {
+                        states[i].observe(
+                            &criteria[i],
+                            &observation,
+                            event.at_ms,
+                            release.opened_at_ms,
+                        );
+                    }
+                }
+                "rollback_requested" => requested = true,
+                "verdict" => {
+                    last_verdict = event
+                        .payload
+                        .get("verdict")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string)
+                }
+                _ => {}
+            }
+        }
+        match events.last() {
+            Some(last) if events.len() == 1000 => after = last.seq,
+            _ => break,
+        }
+    }
+    let window_closed = release.window_closed(now_ms);
+    let mut measured = vec![false; criteria.len()];
+    if !window_closed {
+        let sources = plan
+            .criteria
+            .given()
+            .map(|c| c.sources.clone())
+            .unwrap_or_default();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, criterion) in criteria.iter().enumerate() {
+            if now_ms
+                < release.opened_at_ms + i64::try_from(criterion.delay.as_millis()).unwrap_or(0)
+            {
+                continue;
+            }
+            let source = sources::for_criterion(criterion, &sources, resolver.clone());
+            tasks.spawn(async move {
+                let observation = match source {
+                    Ok(source) => source.observe().await,
+                    Err(message) => Observation::Error { message },
+                };
+                (i, observation)
+            });
+        }
+        let mut observed: Vec<(usize, Observation)> = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            observed.push(
+                joined
+                    .map_err(|e| ExecError::Refused(format!("a measurement task failed: {e}")))?,
+            );
+        }
+        observed.sort_by_key(|(i, _)| *i);
+        for (i, observation) in observed {
+            let (class, reason) = classify(&criteria[i], &observation);
+            let event = NewEvent::new("measurement", actor, now_ms).payload(json!({
+                "criterion": criteria[i].id,
+                "observation": observation,
+                "class": class,
+                "reason": reason,
+            }));
+            store.append_event(&event.release(release_id)).await?;
+            states[i].observe(&criteria[i], &observation, now_ms, release.opened_at_ms);
+            measured[i] = true;
+        }
+    }
+    let pairs: Vec<(&str, &CriterionState)> = criteria
+        .iter()
+        .map(|c| c.id.as_str())
+        .zip(states.iter())
+        .collect();
+    let success = plan
+        .criteria
+        .given()
+        .and_then(|c| c.success_when.as_ref())
+        .map(|s| {
+            (
+                s.checks.as_slice(),
+                i64::try_from(s.hold.as_millis()).unwrap_or(i64::MAX),
+            )
+        });
+    let verdict = evaluate::verdict(&pairs, requested, window_closed, success, now_ms);
+    // The window closes on time, or early when the deployment met its success criteria.
+    if release.state == backout_store::ReleaseState::Open {
+        let reason = match (verdict, release.closes_at_ms) {
+            (Verdict::Success, _) => {
+                Some("success: every success_when check passed for its hold".to_string())
+            }
+            (_, Some(t)) if now_ms >= t => Some("closed on time (window.closes_after)".to_string()),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            let event = NewEvent::new("window_closed", actor, now_ms)
+                .payload(json!({ "reason": reason, "verdict": verdict }));
+            store
+                .close_release(release_id, now_ms, &reason, &event)
+                .await?;
+        }
+    }
+    let name = serde_json::to_value(verdict)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string));
+    if name != last_verdict {
+        let event = NewEvent::new("verdict", actor, now_ms).payload(json!({ "verdict": verdict }));
+        store.append_event(&event.release(release_id)).await?;
+    }
+    Ok(CheckReport {
+        release_id: release_id.to_string(),
+        verdict,
+        criteria: criteria
+            .iter()
+            .zip(states)
+            .zip(measured)
+            .map(|((c, state), measured)| CriterionReport {
+                id: c.id.clone(),
+                title: c.name().to_string(),
+                state,
+                measured,
+            })
+            .collect(),
+    })
 }

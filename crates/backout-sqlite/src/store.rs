@@ -582,6 +582,30 @@ impl Store for SqliteStore {
         Ok(release)
     }
 
+    async fn release_events(
+        &self,
+        release_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut conn = self.reader.acquire().await.map_err(db_error)?;
+        if !release_exists(&mut conn, release_id).await? {
+            return Err(release_not_found(release_id));
+        }
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE release_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(release_id)
+        .bind(clamp_seq(after_seq))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
     async fn list_releases(&self, limit: u32) -> Result<Vec<Release>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",

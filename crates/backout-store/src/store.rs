@@ -87,6 +87,14 @@ pub trait Store: Send + Sync {
 
     async fn get_release(&self, release_id: &str) -> Result<Release, StoreError>;
 
+    /// Events of a release after `after_seq`, in order (measurements, checkpoints, verdicts).
+    async fn release_events(
+        &self,
+        release_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError>;
+
     /// Releases, newest first.
     async fn list_releases(&self, limit: u32) -> Result<Vec<Release>, StoreError>;
 

@@ -54,6 +54,11 @@ pub enum Command {
     /// Record that the forward deployment reached a checkpoint (the point of no return closes the window).
     #[command(after_help = "Example:\n  backout checkpoint rel-01jd8k2m3n4p5q6r expand-migration")]
     Checkpoint(CheckpointArgs),
+    /// Measure every criterion of a release once, now, and print the verdict with its evidence.
+    #[command(
+        after_help = "Example:\n  backout check rel-01jd8k2m3n4p5q6r   # exit 3: rollback required, 4: inconclusive"
+    )]
+    Check(CheckArgs),
     /// Run a plan's procedure (or a workaround) now: drills, emergencies.
     #[command(
         after_help = "Examples:\n  backout run backout.yaml --checkpoint expand-migration\n  backout run backout.yaml --workaround disable-new-flow"
@@ -127,6 +132,13 @@ pub struct StartArgs {
     /// The version a rollback returns to (default: the plan's release.rollback_to).
     #[arg(long)]
     pub rollback_to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    pub release: String,
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
 }
 
 #[derive(Debug, Args)]

@@ -9,9 +9,9 @@ pub enum ExitCode {
     Internal = 1,
     /// Bad usage or an invalid plan.
     Usage = 2,
-    #[allow(dead_code)] // Used by `check`/`watch` (verdicts), which come with releases.
+    /// `check`: a criterion tripped, or a person requested a rollback.
     RollbackRequired = 3,
-    #[allow(dead_code)]
+    /// `check`: a criterion cannot be judged; a human should look.
     Inconclusive = 4,
     /// Not authorized, window closed, precondition failed, or the request cannot be honoured.
     Refused = 5,

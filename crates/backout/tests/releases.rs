@@ -153,3 +153,118 @@ fn an_invalid_plan_opens_no_release() {
     let out = backout(&db, &["start", &plan.display().to_string()]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A plan whose criteria read files in `dir`, so a test can make them pass or fail.
+fn criteria_plan(dir: &Path) -> std::path::PathBuf {
+    let d = dir.display();
+    let plan = format!(
+        r#"version: 1
+release: {{ service: demo, version: "2.0.0", rollback_to: "1.9.0", environment: test }}
+owners: {{ deployment_engineer: a@example.com }}
+people: {{ ops: [a@example.com] }}
+criteria:
+  rollback_when:
+    - {{ id: errors, command: "cat {d}/errors", fails_if: "> 5", passes_if: "<= 1", trips_after: 2 }}
+    - {{ id: health, command: "test -f {d}/healthy" }}
+  success_when: {{ hold: 1s, checks: [errors, health] }}
+window: {{ closes_after: 1h }}
+authorization: {{ deciders: ops }}
+execution: {{ performers: ops }}
+procedure: {{ not_applicable: "t" }}
+contingency: {{ not_applicable: "t" }}
+workarounds: []
+expected_duration: {{ not_applicable: "t" }}
+communication: {{ not_applicable: "t" }}
+testing: {{ not_applicable: "t" }}
+"#
+    );
+    let path = dir.join("plan.yaml");
+    std::fs::write(&path, plan).expect("write plan");
+    path
+}
+
+fn start(db: &Path, plan: &Path) -> String {
+    let out = backout(db, &["start", &plan.display().to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
+}
+
+fn check(db: &Path, release: &str) -> (Option<i32>, serde_json::Value) {
+    let out = backout(db, &["check", release, "--format", "json"]);
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("JSON: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), report)
+}
+
+#[test]
+fn check_trips_after_consecutive_failures_across_invocations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("backout.db");
+    std::fs::write(dir.path().join("errors"), "9\n").expect("write");
+    std::fs::write(dir.path().join("healthy"), "").expect("write");
+    let release = start(&db, &criteria_plan(dir.path()));
+    let (code, report) = check(&db, &release);
+    assert_eq!(
+        code,
+        Some(0),
+        "one failure of trips_after 2 is not yet a trip: {report}"
+    );
+    assert_eq!(report["criteria"][0]["state"]["status"], "failing");
+    let (code, report) = check(&db, &release);
+    assert_eq!(
+        code,
+        Some(3),
+        "the second failure in a row trips it (state replayed from the journal)"
+    );
+    assert_eq!(report["verdict"], "rollback_required");
+    assert_eq!(report["criteria"][0]["state"]["status"], "tripped");
+    std::fs::write(dir.path().join("errors"), "0\n").expect("write");
+    let (code, _) = check(&db, &release);
+    assert_eq!(code, Some(3), "a tripped criterion stays tripped");
+}
+
+#[test]
+fn check_reports_inconclusive_then_success_closes_the_window_early() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("backout.db");
+    std::fs::write(dir.path().join("errors"), "3\n").expect("write");
+    std::fs::write(dir.path().join("healthy"), "").expect("write");
+    let release = start(&db, &criteria_plan(dir.path()));
+    let (code, report) = check(&db, &release);
+    assert_eq!(code, Some(4), "3 is between the bands: {report}");
+    assert_eq!(report["verdict"], "inconclusive");
+    std::fs::write(dir.path().join("errors"), "0\n").expect("write");
+    let (code, report) = check(&db, &release);
+    assert_eq!(
+        (code, report["verdict"].as_str()),
+        (Some(0), Some("healthy")),
+        "passing, but not for 1s yet"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (code, report) = check(&db, &release);
+    assert_eq!(
+        (code, report["verdict"].as_str()),
+        (Some(0), Some("success"))
+    );
+    let status = status_json(&db, &release);
+    assert_eq!(status["state"], "closed");
+    assert!(
+        status["close_reason"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("success")
+    );
+    let (_, report) = check(&db, &release);
+    assert_eq!(report["verdict"], "closed", "after the window closed");
+    assert_eq!(
+        report["criteria"][0]["measured"], false,
+        "nothing is measured once the window is closed"
+    );
+}

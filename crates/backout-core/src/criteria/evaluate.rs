@@ -15,17 +15,18 @@
 
 use backout_model::Condition;
 use backout_model::plan::{Criterion, NoData};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One labelled value of a query result (a scalar has no labels).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Series {
     pub labels: Vec<(String, String)>,
     pub value: f64,
 }
 
-/// What a source saw in one measurement.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// What a source saw in one measurement. Stored in the journal, so a criterion's state can be
+/// replayed from its measurements.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Observation {
     /// Numbers to judge by the criterion's conditions.

@@ -2,7 +2,7 @@
 //! all criteria into the release verdict. Pure functions over values (measurements in, state out);
 //! the sources that observe and the watcher that schedules them are separate edges.
 
-mod evaluate;
+pub mod evaluate;
 pub mod sources;
 
 pub use evaluate::{

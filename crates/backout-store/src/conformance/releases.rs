@@ -150,6 +150,23 @@ pub async fn releases(store: &dyn Store) -> Result<(), StoreError> {
         (second.state, second.closed_at_ms),
         (ReleaseState::Closed, Some(T0 + 500))
     );
+    let kinds: Vec<String> = store
+        .release_events("rel-conf-1", 0, 100)
+        .await?
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["release_started", "checkpoint", "checkpoint"],
+        "a release's events, in order"
+    );
+    assert!(
+        store
+            .release_events("rel-conf-missing", 0, 10)
+            .await
+            .is_err()
+    );
     match store.get_release("rel-conf-missing").await {
         Err(StoreError::NotFound {
             entity: Entity::Release,

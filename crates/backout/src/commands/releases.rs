@@ -6,7 +6,7 @@ use backout_model::Duration;
 use backout_store::{Release, ReleaseState};
 
 use super::runs::{actor, json, now, open_store, runtime};
-use crate::cli::{CheckpointArgs, Global, LintFormat, StartArgs};
+use crate::cli::{CheckArgs, CheckpointArgs, Global, LintFormat, StartArgs};
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
 
@@ -59,6 +59,64 @@ pub fn checkpoint(args: &CheckpointArgs, global: &Global) -> Result<ExitCode, Co
             _ => eprintln!("release {}: checkpoint `{}` recorded", release.id, args.name),
         }
         Ok(ExitCode::Ok)
+    })
+}
+
+pub fn check(args: &CheckArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    use backout_core::criteria::{CriterionStatus, Verdict};
+    runtime()?.block_on(async {
+        let store = open_store(global).await?;
+        let resolver = std::sync::Arc::new(backout_core::env::Resolver::from_env());
+        let report = release::check(
+            store.as_ref(),
+            &args.release,
+            resolver,
+            &actor(global),
+            now(),
+        )
+        .await?;
+        if args.format == LintFormat::Json {
+            output::out(&format!("{}\n", json(&report)?));
+        } else {
+            for c in &report.criteria {
+                let status = match c.state.status {
+                    CriterionStatus::Pending => "pending",
+                    CriterionStatus::Passing => "passing",
+                    CriterionStatus::Failing => "failing",
+                    CriterionStatus::Inconclusive => "inconclusive",
+                    CriterionStatus::Tripped => "TRIPPED",
+                };
+                let count = if c.state.consecutive_failures > 0 {
+                    format!(" ({} failing in a row)", c.state.consecutive_failures)
+                } else {
+                    String::new()
+                };
+                let reason = c
+                    .state
+                    .last_reason
+                    .as_deref()
+                    .unwrap_or("no measurement yet");
+                let stale = if c.measured {
+                    ""
+                } else {
+                    " [not measured now]"
+                };
+                output::out(&format!(
+                    "{:<14} {:<24} {reason}{count}{stale}\n",
+                    status, c.id
+                ));
+            }
+            let verdict = serde_json::to_value(report.verdict)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            output::out(&format!("verdict: {verdict}\n"));
+        }
+        Ok(match report.verdict {
+            Verdict::RollbackRequired => ExitCode::RollbackRequired,
+            Verdict::Inconclusive => ExitCode::Inconclusive,
+            Verdict::Success | Verdict::Healthy | Verdict::Closed => ExitCode::Ok,
+        })
     })
 }
 
@@ -165,8 +223,9 @@ fn describe(release: &Release, now_ms: i64) -> String {
                 .map(|c| c.id.as_str())
                 .collect();
             out.push_str(&format!(
-                "  criteria: {} (not evaluated yet in this version)\n",
-                ids.join(", ")
+                "  criteria: {} (measure them with `backout check {}`)\n",
+                ids.join(", "),
+                release.id
             ));
         }
     }
