@@ -153,7 +153,34 @@ pub struct CheckReport {
     pub criteria: Vec<CriterionReport>,
 }
 
-/// One round of measurements now: every criterion of the release's plan is measured (in
+/// When the next measurement of any criterion is due (for `watch`): the earliest of each
+/// criterion's last measurement plus `every` (or the end of its delay), and the window's close.
+pub fn next_due_ms(
+    release: &Release,
+    plan: &backout_model::Plan,
+    report: &CheckReport,
+) -> Option<i64> {
+    let criteria = plan.criteria.given()?;
+    let mut due: Vec<i64> = criteria
+        .rollback_when
+        .iter()
+        .zip(&report.criteria)
+        .map(|(c, r)| {
+            let delay_end = release.opened_at_ms + i64::try_from(c.delay.as_millis()).unwrap_or(0);
+            r.state
+                .last_measured_ms
+                .map_or(delay_end, |t| {
+                    t + i64::try_from(c.every.as_millis()).unwrap_or(60_000)
+                })
+                .max(delay_end)
+        })
+        .collect();
+    due.extend(release.closes_at_ms);
+    due.into_iter().min()
+}
+
+/// One round of measurements now: every criterion of the release's plan (with `only_due`, each
+/// whose `every` has passed since its last measurement) is measured (in
 /// parallel, each within its timeout), each measurement is journaled as a `measurement` event of
 /// the release, and the criteria's states are replayed from all of the release's measurements, so
 /// `trips_after` and `success_when.hold` count across checks. A changed verdict is journaled too.
@@ -163,6 +190,7 @@ pub async fn check(
     resolver: Arc<Resolver>,
     actor: &str,
     now_ms: i64,
+    only_due: bool,
 ) -> Result<CheckReport, ExecError> {
     let release = store.get_release(release_id).await?;
     let plan = backout_model::lint(&release.plan_source)
@@ -231,6 +259,15 @@ pub async fn check(
         for (i, criterion) in criteria.iter().enumerate() {
             if now_ms
                 < release.opened_at_ms + i64::try_from(criterion.delay.as_millis()).unwrap_or(0)
+            {
+                continue;
+            }
+            // `watch` measures each criterion at its own cadence (`every`); `check` measures all.
+            let every = i64::try_from(criterion.every.as_millis()).unwrap_or(0);
+            if only_due
+                && states[i]
+                    .last_measured_ms
+                    .is_some_and(|t| now_ms < t + every)
             {
                 continue;
             }

@@ -59,6 +59,11 @@ pub enum Command {
         after_help = "Example:\n  backout check rel-01jd8k2m3n4p5q6r   # exit 3: rollback required, 4: inconclusive"
     )]
     Check(CheckArgs),
+    /// Measure a release's criteria at their cadence until a verdict needs action or the window closes.
+    #[command(
+        after_help = "Example:\n  backout watch rel-01jd8k2m3n4p5q6r   # exit 3: rollback required, 4: inconclusive, 0: success or closed"
+    )]
+    Watch(CheckArgs),
     /// Run a plan's procedure (or a workaround) now: drills, emergencies.
     #[command(
         after_help = "Examples:\n  backout run backout.yaml --checkpoint expand-migration\n  backout run backout.yaml --workaround disable-new-flow"

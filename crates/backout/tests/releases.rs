@@ -268,3 +268,49 @@ fn check_reports_inconclusive_then_success_closes_the_window_early() {
         "nothing is measured once the window is closed"
     );
 }
+
+#[test]
+fn watch_measures_at_each_criterions_cadence_until_a_verdict_needs_action() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("backout.db");
+    let plan = criteria_plan(dir.path());
+    let text = std::fs::read_to_string(&plan)
+        .expect("read plan")
+        .replace("trips_after: 2 }", "trips_after: 2, every: 300ms }")
+        .replace("healthy\" }", "healthy\", every: 300ms }")
+        .replace("hold: 1s", "hold: 600ms");
+    std::fs::write(&plan, text).expect("write plan");
+    std::fs::write(dir.path().join("healthy"), "").expect("write");
+
+    std::fs::write(dir.path().join("errors"), "0\n").expect("write");
+    let release = start(&db, &plan);
+    let started = std::time::Instant::now();
+    let out = backout(&db, &["watch", &release]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.trim_end().ends_with("verdict: success"), "{text}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "measured every 300ms, not every minute"
+    );
+    assert!(
+        text.matches("verdict: healthy").count() >= 2,
+        "several rounds before the hold was met: {text}"
+    );
+
+    std::fs::write(dir.path().join("errors"), "9\n").expect("write");
+    let release = start(&db, &plan);
+    let out = backout(&db, &["watch", &release]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("TRIPPED"));
+}

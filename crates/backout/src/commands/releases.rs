@@ -63,7 +63,6 @@ pub fn checkpoint(args: &CheckpointArgs, global: &Global) -> Result<ExitCode, Co
 }
 
 pub fn check(args: &CheckArgs, global: &Global) -> Result<ExitCode, CommandError> {
-    use backout_core::criteria::{CriterionStatus, Verdict};
     runtime()?.block_on(async {
         let store = open_store(global).await?;
         let resolver = std::sync::Arc::new(backout_core::env::Resolver::from_env());
@@ -73,12 +72,85 @@ pub fn check(args: &CheckArgs, global: &Global) -> Result<ExitCode, CommandError
             resolver,
             &actor(global),
             now(),
+            false,
         )
         .await?;
-        if args.format == LintFormat::Json {
-            output::out(&format!("{}\n", json(&report)?));
-        } else {
-            for c in &report.criteria {
+        print_report(&report, args.format, false)?;
+        Ok(exit_for(report.verdict))
+    })
+}
+
+/// Watches a release: measures each criterion at its cadence until the verdict needs action
+/// (exit 3 rollback required, 4 inconclusive) or the window closes (exit 0).
+pub fn watch(args: &CheckArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    use backout_core::criteria::Verdict;
+    runtime()?.block_on(async {
+        let store = open_store(global).await?;
+        let resolver = std::sync::Arc::new(backout_core::env::Resolver::from_env());
+        let release = store.get_release(&args.release).await?;
+        let Some(plan) = backout_model::lint(&release.plan_source).plan else {
+            return Err(CommandError::internal(
+                "the plan stored with the release no longer lints",
+            ));
+        };
+        loop {
+            let report = release::check(
+                store.as_ref(),
+                &args.release,
+                resolver.clone(),
+                &actor(global),
+                now(),
+                true,
+            )
+            .await?;
+            print_report(&report, args.format, true)?;
+            match report.verdict {
+                Verdict::RollbackRequired
+                | Verdict::Inconclusive
+                | Verdict::Success
+                | Verdict::Closed => {
+                    return Ok(exit_for(report.verdict));
+                }
+                Verdict::Healthy => {}
+            }
+            let release = store.get_release(&args.release).await?;
+            let next = release::next_due_ms(&release, &plan, &report).unwrap_or(now() + 60_000);
+            let wait = u64::try_from(next - now()).unwrap_or(0).clamp(200, 60_000);
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        }
+    })
+}
+
+fn exit_for(verdict: backout_core::criteria::Verdict) -> ExitCode {
+    use backout_core::criteria::Verdict;
+    match verdict {
+        Verdict::RollbackRequired => ExitCode::RollbackRequired,
+        Verdict::Inconclusive => ExitCode::Inconclusive,
+        Verdict::Success | Verdict::Healthy | Verdict::Closed => ExitCode::Ok,
+    }
+}
+
+/// Prints a check report; `only_measured` prints just the criteria measured in this round (watch).
+fn print_report(
+    report: &release::CheckReport,
+    format: LintFormat,
+    only_measured: bool,
+) -> Result<(), CommandError> {
+    use backout_core::criteria::CriterionStatus;
+    if format == LintFormat::Json {
+        output::out(&format!(
+            "{}\n",
+            serde_json::to_string(report).map_err(|e| CommandError::internal(e.to_string()))?
+        ));
+        return Ok(());
+    }
+    {
+        {
+            for c in report
+                .criteria
+                .iter()
+                .filter(|c| c.measured || !only_measured)
+            {
                 let status = match c.state.status {
                     CriterionStatus::Pending => "pending",
                     CriterionStatus::Passing => "passing",
@@ -112,12 +184,8 @@ pub fn check(args: &CheckArgs, global: &Global) -> Result<ExitCode, CommandError
                 .unwrap_or_default();
             output::out(&format!("verdict: {verdict}\n"));
         }
-        Ok(match report.verdict {
-            Verdict::RollbackRequired => ExitCode::RollbackRequired,
-            Verdict::Inconclusive => ExitCode::Inconclusive,
-            Verdict::Success | Verdict::Healthy | Verdict::Closed => ExitCode::Ok,
-        })
-    })
+    }
+    Ok(())
 }
 
 /// `status rel-…`: window, checkpoints and the plan guarding the release.
