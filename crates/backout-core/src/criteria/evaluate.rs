@@ -429,6 +429,26 @@ testing: { not_applicable: "t" }
         assert_eq!(s.status, CriterionStatus::Passing);
     }
 
+    /// The worked example of the README, step by step.
+    #[test]
+    fn readme_worked_example() {
+        let c = criterion("both"); // > 0.02 fails, <= 0.005 passes, trips_after 2, delay 1m
+        let mut s = CriterionState::default();
+        let steps: &[(i64, f64, CriterionStatus)] = &[
+            (0, 0.5, CriterionStatus::Pending),
+            (MIN, 0.001, CriterionStatus::Passing),
+            (2 * MIN, 0.03, CriterionStatus::Failing),
+            (3 * MIN, 0.01, CriterionStatus::Inconclusive),
+            (4 * MIN, 0.05, CriterionStatus::Failing),
+            (5 * MIN, 0.04, CriterionStatus::Tripped),
+            (6 * MIN, 0.001, CriterionStatus::Tripped),
+        ];
+        for (at, value, expected) in steps {
+            s.observe(&c, &values(&[*value]), *at, 0);
+            assert_eq!(s.status, *expected, "at {at} ms with {value}");
+        }
+    }
+
     #[test]
     fn errors_become_inconclusive_after_errors_after_and_are_never_healthy() {
         let c = criterion("strict");
