@@ -153,6 +153,41 @@ pub struct CheckReport {
     pub criteria: Vec<CriterionReport>,
 }
 
+/// A person asks for a rollback: the verdict becomes `rollback_required` with no criterion.
+/// Refused once the window is closed (quoting the plan's `after_close`).
+pub async fn request(
+    store: &dyn Store,
+    release_id: &str,
+    reason: &str,
+    actor: &str,
+    now_ms: i64,
+) -> Result<Release, ExecError> {
+    let release = store.get_release(release_id).await?;
+    if reason.trim().is_empty() {
+        return Err(ExecError::Usage(
+            "a rollback request needs a reason (--reason)".into(),
+        ));
+    }
+    if release.window_closed(now_ms) {
+        let after_close = backout_model::lint(&release.plan_source)
+            .plan
+            .and_then(|p| p.window.given().and_then(|w| w.after_close.clone()))
+            .map(|a| format!("; the plan says instead: {a}"))
+            .unwrap_or_default();
+        return Err(ExecError::Refused(format!(
+            "the rollback window of release `{release_id}` is closed ({}){after_close}",
+            release
+                .close_reason
+                .as_deref()
+                .unwrap_or("its time ran out")
+        )));
+    }
+    let event =
+        NewEvent::new("rollback_requested", actor, now_ms).payload(json!({ "reason": reason }));
+    store.append_event(&event.release(release_id)).await?;
+    Ok(release)
+}
+
 /// When the next measurement of any criterion is due (for `watch`): the earliest of each
 /// criterion's last measurement plus `every` (or the end of its delay), and the window's close.
 pub fn next_due_ms(

@@ -64,6 +64,11 @@ pub enum Command {
         after_help = "Example:\n  backout watch rel-01jd8k2m3n4p5q6r   # exit 3: rollback required, 4: inconclusive, 0: success or closed"
     )]
     Watch(CheckArgs),
+    /// A person asks for a rollback of a release (no criterion needed).
+    #[command(
+        after_help = "Example:\n  backout request rel-01jd8k2m3n4p5q6r --reason \"checkout emails are empty\""
+    )]
+    Request(RequestArgs),
     /// Run a plan's procedure (or a workaround) now: drills, emergencies.
     #[command(
         after_help = "Examples:\n  backout run backout.yaml --checkpoint expand-migration\n  backout run backout.yaml --workaround disable-new-flow"
@@ -137,6 +142,14 @@ pub struct StartArgs {
     /// The version a rollback returns to (default: the plan's release.rollback_to).
     #[arg(long)]
     pub rollback_to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    pub release: String,
+    /// Why: recorded in the journal and shown to the deciders.
+    #[arg(long)]
+    pub reason: String,
 }
 
 #[derive(Debug, Args)]

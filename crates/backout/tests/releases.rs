@@ -261,8 +261,13 @@ fn check_reports_inconclusive_then_success_closes_the_window_early() {
             .unwrap_or("")
             .starts_with("success")
     );
-    let (_, report) = check(&db, &release);
+    let (code, report) = check(&db, &release);
     assert_eq!(report["verdict"], "closed", "after the window closed");
+    assert_eq!(
+        code,
+        Some(5),
+        "a closed window refuses rollbacks, and check says so"
+    );
     assert_eq!(
         report["criteria"][0]["measured"], false,
         "nothing is measured once the window is closed"
@@ -313,4 +318,42 @@ fn watch_measures_at_each_criterions_cadence_until_a_verdict_needs_action() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("TRIPPED"));
+}
+
+#[test]
+fn a_person_can_request_a_rollback_until_the_window_closes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("backout.db");
+    std::fs::write(dir.path().join("errors"), "0\n").expect("write");
+    std::fs::write(dir.path().join("healthy"), "").expect("write");
+    let release = start(&db, &criteria_plan(dir.path()));
+    let out = backout(
+        &db,
+        &["request", &release, "--reason", "checkout emails are empty"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, report) = check(&db, &release);
+    assert_eq!(
+        (code, report["verdict"].as_str()),
+        (Some(3), Some("rollback_required")),
+        "no criterion needed"
+    );
+
+    let checkout = start(&db, Path::new(&checkout_plan()));
+    assert!(
+        backout(&db, &["checkpoint", &checkout, "contract-migration"])
+            .status
+            .success()
+    );
+    let late = backout(&db, &["request", &checkout, "--reason", "too late"]);
+    assert_eq!(late.status.code(), Some(5));
+    let message = String::from_utf8_lossy(&late.stderr);
+    assert!(
+        message.contains("Roll forward with a hotfix"),
+        "quotes after_close: {message}"
+    );
 }

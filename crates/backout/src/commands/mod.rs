@@ -21,6 +21,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Checkpoint(args) => releases::checkpoint(&args, &cli.global),
         Command::Check(args) => releases::check(&args, &cli.global),
         Command::Watch(args) => releases::watch(&args, &cli.global),
+        Command::Request(args) => releases::request(&args, &cli.global),
         Command::Run(args) => runs::run(&args, &cli.global),
         Command::Resume(args) => runs::resume(&args, &cli.global),
         Command::Status(args) => runs::status(&args, &cli.global),

@@ -6,7 +6,7 @@ use backout_model::Duration;
 use backout_store::{Release, ReleaseState};
 
 use super::runs::{actor, json, now, open_store, runtime};
-use crate::cli::{CheckArgs, CheckpointArgs, Global, LintFormat, StartArgs};
+use crate::cli::{CheckArgs, CheckpointArgs, Global, LintFormat, RequestArgs, StartArgs};
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
 
@@ -44,6 +44,27 @@ pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError
         );
         // The id alone on standard output, for scripts: REL=$(backout start …).
         output::out(&format!("{}\n", release.id));
+        Ok(ExitCode::Ok)
+    })
+}
+
+pub fn request(args: &RequestArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    runtime()?.block_on(async {
+        let store = open_store(global).await?;
+        let release = release::request(
+            store.as_ref(),
+            &args.release,
+            &args.reason,
+            &actor(global),
+            now(),
+        )
+        .await?;
+        eprintln!(
+            "release {}: rollback requested by {} ({}); the verdict is now rollback_required",
+            release.id,
+            actor(global),
+            args.reason
+        );
         Ok(ExitCode::Ok)
     })
 }
@@ -126,7 +147,9 @@ fn exit_for(verdict: backout_core::criteria::Verdict) -> ExitCode {
     match verdict {
         Verdict::RollbackRequired => ExitCode::RollbackRequired,
         Verdict::Inconclusive => ExitCode::Inconclusive,
-        Verdict::Success | Verdict::Healthy | Verdict::Closed => ExitCode::Ok,
+        Verdict::Success | Verdict::Healthy => ExitCode::Ok,
+        // A closed window refuses rollbacks: say so in the exit code too.
+        Verdict::Closed => ExitCode::Refused,
     }
 }
 
