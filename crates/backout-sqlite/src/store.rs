@@ -437,6 +437,19 @@ impl Store for SqliteStore {
         Ok(sealed)
     }
 
+    async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Event>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let mut sealed = Vec::with_capacity(events.len());
+        for event in events {
+            sealed.push(append(&mut tx, event).await?);
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
     async fn get_run(&self, run_id: &str) -> Result<Run, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
@@ -512,6 +525,32 @@ impl Store for SqliteStore {
             " FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
         ))
         .bind(clamp_seq(after_seq))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn events_of_kinds(
+        &self,
+        after_seq: u64,
+        kinds: &[&str],
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The kinds travel as one JSON array, so the statement text is static.
+        let kinds = serde_json::to_string(kinds).map_err(|e| StoreError::invalid(e.to_string()))?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE seq > ? AND kind IN (SELECT value FROM json_each(?)) \
+             ORDER BY seq LIMIT ?"
+        ))
+        .bind(clamp_seq(after_seq))
+        .bind(kinds)
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await
@@ -625,6 +664,41 @@ impl Store for SqliteStore {
         Ok(releases)
     }
 
+    async fn open_releases(&self) -> Result<Vec<Release>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            release_columns!(),
+            " FROM releases WHERE state = 'open' ORDER BY opened_at_ms, id"
+        ))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        // One query for the checkpoints of all of them, not one per release.
+        let checkpoint_rows = sqlx::query(
+            "SELECT c.release_id, c.name, c.at_ms, c.actor FROM release_checkpoints c \
+             JOIN releases r ON r.id = c.release_id WHERE r.state = 'open' ORDER BY c.rowid",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        let mut by_release: std::collections::HashMap<String, Vec<Checkpoint>> =
+            std::collections::HashMap::new();
+        for row in &checkpoint_rows {
+            let id: String = row.try_get("release_id").map_err(db_error)?;
+            by_release
+                .entry(id)
+                .or_default()
+                .push(checkpoint_from_row(row)?);
+        }
+        let mut releases = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut release = release_from_row(row)?;
+            release.checkpoints = by_release.remove(&release.id).unwrap_or_default();
+            releases.push(release);
+        }
+        Ok(releases)
+    }
+
     async fn record_checkpoint(
         &self,
         release_id: &str,
@@ -685,7 +759,11 @@ impl Store for SqliteStore {
         if !release_exists(&mut tx, release_id).await? {
             return Err(release_not_found(release_id));
         }
-        close_window(&mut tx, release_id, at_ms, reason).await?;
+        if !close_window(&mut tx, release_id, at_ms, reason).await? {
+            return Err(StoreError::invalid(format!(
+                "the window of release `{release_id}` is already closed"
+            )));
+        }
         let sealed = append(&mut tx, &event).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(sealed)
@@ -748,8 +826,8 @@ async fn close_window(
     release_id: &str,
     at_ms: i64,
     reason: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
         "UPDATE releases SET state = 'closed', closed_at_ms = ?, close_reason = ? WHERE id = ? AND state = 'open'",
     )
     .bind(at_ms)
@@ -758,5 +836,5 @@ async fn close_window(
     .execute(conn)
     .await
     .map_err(db_error)?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }

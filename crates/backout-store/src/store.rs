@@ -52,6 +52,10 @@ pub trait Store: Send + Sync {
     /// Appends an event that changes no record (a note, a notification, a checkpoint).
     async fn append_event(&self, event: &NewEvent) -> Result<Event, StoreError>;
 
+    /// Appends several events in ONE transaction, in the given order: all or nothing. A watcher
+    /// journals a round of measurements of many releases with one durable commit.
+    async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Event>, StoreError>;
+
     async fn get_run(&self, run_id: &str) -> Result<Run, StoreError>;
 
     /// The `limit` most recently created runs: by `created_at_ms` descending, then by id
@@ -74,6 +78,15 @@ pub trait Store: Send + Sync {
     /// Up to `limit` events of the whole journal with `seq > after_seq`, in `seq` order
     /// (audit export and verification, page by page).
     async fn events(&self, after_seq: u64, limit: u32) -> Result<Vec<Event>, StoreError>;
+
+    /// Like [`Store::events`], but only events whose kind is one of `kinds` (a watcher tails
+    /// checkpoints, requests and decisions without reading back every measurement).
+    async fn events_of_kinds(
+        &self,
+        after_seq: u64,
+        kinds: &[&str],
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError>;
 
     /// The event with the highest `seq`, if any.
     async fn last_event(&self) -> Result<Option<Event>, StoreError>;
@@ -98,6 +111,10 @@ pub trait Store: Send + Sync {
     /// Releases, newest first.
     async fn list_releases(&self, limit: u32) -> Result<Vec<Release>, StoreError>;
 
+    /// Every release whose window is still recorded as open, oldest first (what a watcher of
+    /// all releases picks up when it starts).
+    async fn open_releases(&self) -> Result<Vec<Release>, StoreError>;
+
     /// Records a checkpoint the forward deployment reached, with its event; `close` closes the
     /// window in the same transaction (the point of no return) with that reason. Conflict if
     /// the checkpoint was already recorded; Invalid if the release is closed.
@@ -109,7 +126,8 @@ pub trait Store: Send + Sync {
         event: &NewEvent,
     ) -> Result<Event, StoreError>;
 
-    /// Closes a release's window (on time, or early as a success) with its event.
+    /// Closes a release's window (on time, or early as a success) with its event. Invalid (and
+    /// nothing appended) when it is already closed.
     async fn close_release(
         &self,
         release_id: &str,

@@ -61,9 +61,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Measure a release's criteria at their cadence until a verdict needs action or the window closes.
     #[command(
-        after_help = "Example:\n  backout watch rel-01jd8k2m3n4p5q6r   # exit 3: rollback required, 4: inconclusive, 0: success or closed"
+        after_help = "Examples:\n  backout watch rel-01jd8k2m3n4p5q6r   # exit 3: rollback required, 4: inconclusive, 0: success, 5: window closed\n  backout watch --all                  # every open release, until Ctrl-C"
     )]
-    Watch(CheckArgs),
+    Watch(WatchArgs),
     /// A person asks for a rollback of a release (no criterion needed).
     #[command(
         after_help = "Example:\n  backout request rel-01jd8k2m3n4p5q6r --reason \"checkout emails are empty\""
@@ -142,6 +142,9 @@ pub struct StartArgs {
     /// The version a rollback returns to (default: the plan's release.rollback_to).
     #[arg(long)]
     pub rollback_to: Option<String>,
+    /// When the deployment happened, RFC 3339 (default: now); the window opens then.
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +158,21 @@ pub struct RequestArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     pub release: String,
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The release to watch (or --all).
+    #[arg(required_unless_present = "all")]
+    pub release: Option<String>,
+    /// Watch every open release, and each one that starts, until interrupted.
+    #[arg(long, conflicts_with = "release")]
+    pub all: bool,
+    /// Measurements in flight at once, across all watched releases.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
     #[arg(long, value_enum, default_value_t = LintFormat::Human)]
     pub format: LintFormat,
 }

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod exit_codes;
 mod output;
+mod time;
 
 use clap::Parser;
 

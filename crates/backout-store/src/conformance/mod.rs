@@ -33,7 +33,7 @@ pub use journal::{
     chain_verifies, concurrent_appends, events_are_ordered_and_gap_free,
     failed_writes_append_nothing, tampering_is_detected,
 };
-pub use releases::releases;
+pub use releases::{releases, watcher_reads};
 pub use runs::{missing_records_are_not_found, run_updates, runs_newest_first, runs_round_trip};
 pub use steps::{step_batches, steps_round_trip};
 
@@ -55,6 +55,7 @@ pub async fn run_all(store: Arc<dyn Store>) -> Result<(), StoreError> {
     steps_round_trip(store.as_ref()).await?;
     step_batches(store.as_ref()).await?;
     releases(store.as_ref()).await?;
+    watcher_reads(store.as_ref()).await?;
     events_are_ordered_and_gap_free(store.as_ref()).await?;
     failed_writes_append_nothing(store.as_ref()).await?;
     missing_records_are_not_found(store.as_ref()).await?;

@@ -176,3 +176,124 @@ pub async fn releases(store: &dyn Store) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// What a watcher of many releases needs: the open releases with their checkpoints, a batch of
+/// events committed all or nothing, and a tail of the journal filtered by kind.
+pub async fn watcher_reads(store: &dyn Store) -> Result<(), StoreError> {
+    let mut open = new_release("rel-conf-open");
+    open.opened_at_ms = T0 + 1_000;
+    store
+        .create_release(
+            &open,
+            &NewEvent::new("release_started", "alice", T0 + 1_000),
+        )
+        .await?;
+    store
+        .record_checkpoint(
+            "rel-conf-open",
+            &Checkpoint {
+                name: "expand".to_owned(),
+                at_ms: T0 + 1_100,
+                actor: "bot".to_owned(),
+            },
+            None,
+            &NewEvent::new("checkpoint_reached", "bot", T0 + 1_100),
+        )
+        .await?;
+    let mut closed = new_release("rel-conf-shut");
+    closed.opened_at_ms = T0 + 1_200;
+    store
+        .create_release(
+            &closed,
+            &NewEvent::new("release_started", "alice", T0 + 1_200),
+        )
+        .await?;
+    store
+        .close_release(
+            "rel-conf-shut",
+            T0 + 1_300,
+            "closed on time",
+            &NewEvent::new("window_closed", "watcher", T0 + 1_300),
+        )
+        .await?;
+    let before = last_seq(store).await?;
+    match store
+        .close_release(
+            "rel-conf-shut",
+            T0 + 1_400,
+            "again",
+            &NewEvent::new("window_closed", "watcher", T0 + 1_400),
+        )
+        .await
+    {
+        Err(StoreError::Invalid { .. }) => {}
+        other => panic!("expected Invalid for closing a closed window, got {other:?}"),
+    }
+    assert_eq!(
+        last_seq(store).await?,
+        before,
+        "a refused close appends nothing"
+    );
+    let listed = store.open_releases().await?;
+    let mine = listed
+        .iter()
+        .find(|r| r.id == "rel-conf-open")
+        .expect("an open release is listed");
+    assert_eq!(mine.checkpoints.len(), 1, "with its checkpoints");
+    assert!(
+        listed.iter().all(|r| r.state == ReleaseState::Open),
+        "closed releases are not listed"
+    );
+
+    let before = last_seq(store).await?;
+    let batch: Vec<NewEvent> = (0..3)
+        .map(|i| {
+            NewEvent::new("measurement", "watcher", T0 + 2_000 + i)
+                .payload(serde_json::json!({ "i": i }))
+                .release("rel-conf-open")
+        })
+        .collect();
+    let sealed = store.append_events(&batch).await?;
+    assert_eq!(
+        sealed.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![before + 1, before + 2, before + 3],
+        "a batch is appended in order"
+    );
+    assert!(store.append_events(&[]).await?.is_empty());
+    let bad = vec![
+        NewEvent::new("measurement", "watcher", T0 + 3_000).release("rel-conf-open"),
+        NewEvent::new("step_started", "watcher", T0 + 3_000).run("run-conf-missing"),
+    ];
+    assert!(
+        store.append_events(&bad).await.is_err(),
+        "an event naming a missing run fails the batch"
+    );
+    assert_eq!(
+        last_seq(store).await?,
+        before + 3,
+        "a failed batch appends nothing"
+    );
+
+    let tail = store
+        .events_of_kinds(before - 10, &["checkpoint_reached", "window_closed"], 100)
+        .await?;
+    assert!(
+        tail.iter()
+            .all(|e| e.kind == "checkpoint_reached" || e.kind == "window_closed"),
+        "only the asked kinds"
+    );
+    assert!(
+        tail.iter()
+            .any(|e| e.release_id.as_deref() == Some("rel-conf-shut")),
+        "the close of the other release is in the tail"
+    );
+    assert!(
+        store
+            .events_of_kinds(before, &["measurement"], 2)
+            .await?
+            .len()
+            == 2,
+        "limit applies"
+    );
+    Ok(())
+}

@@ -1,14 +1,23 @@
 //! Release commands: `start` opens a release and its window, `checkpoint` records the forward
-//! deployment's milestones, and `status REL` shows the window and checkpoints.
+//! deployment's milestones, `request` asks for a rollback, `check` and `watch` measure the
+//! criteria, and `status REL` shows the window, checkpoints, verdict and criteria.
 
-use backout_core::release::{self, StartRelease};
-use backout_model::Duration;
+mod view;
+
+use std::sync::Arc;
+
+use backout_core::clock::SystemClock;
+use backout_core::criteria::Verdict;
+use backout_core::release::{self, StartRelease, Tracker, WatchOptions, Watcher};
 use backout_store::{Release, ReleaseState};
 
 use super::runs::{actor, json, now, open_store, runtime};
-use crate::cli::{CheckArgs, CheckpointArgs, Global, LintFormat, RequestArgs, StartArgs};
+use crate::cli::{
+    CheckArgs, CheckpointArgs, Global, LintFormat, RequestArgs, StartArgs, WatchArgs,
+};
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
+use crate::time::{left, parse_rfc3339, utc};
 
 pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError> {
     let source = super::read_plan(&args.plan).map_err(CommandError::usage)?;
@@ -21,6 +30,18 @@ pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError
             args.plan.display()
         )));
     }
+    let at_ms = match &args.at {
+        Some(at) => {
+            let at_ms = parse_rfc3339(at).map_err(|e| CommandError::usage(format!("--at: {e}")))?;
+            if at_ms > now() + 60_000 {
+                return Err(CommandError::usage(format!(
+                    "--at {at} is in the future; give the time the deployment happened"
+                )));
+            }
+            at_ms
+        }
+        None => now(),
+    };
     runtime()?.block_on(async {
         let store = open_store(global).await?;
         let request = StartRelease {
@@ -28,7 +49,7 @@ pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError
             version: args.version.as_deref(),
             rollback_to: args.rollback_to.as_deref(),
             actor: &actor(global),
-            at_ms: now(),
+            at_ms,
         };
         let release = release::start(store.as_ref(), &request).await?;
         eprintln!(
@@ -38,6 +59,11 @@ pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError
             release.version,
             release.rollback_to,
             match release.closes_at_ms {
+                Some(t) if t <= now() => format!(
+                    "already closed at {} (the deployment at {} is older than the window)",
+                    utc(t),
+                    utc(release.opened_at_ms)
+                ),
                 Some(t) => format!("open until {}", utc(t)),
                 None => "not applicable (a rollback is possible at any time)".into(),
             }
@@ -86,7 +112,7 @@ pub fn checkpoint(args: &CheckpointArgs, global: &Global) -> Result<ExitCode, Co
 pub fn check(args: &CheckArgs, global: &Global) -> Result<ExitCode, CommandError> {
     runtime()?.block_on(async {
         let store = open_store(global).await?;
-        let resolver = std::sync::Arc::new(backout_core::env::Resolver::from_env());
+        let resolver = Arc::new(backout_core::env::Resolver::from_env());
         let report = release::check(
             store.as_ref(),
             &args.release,
@@ -96,54 +122,139 @@ pub fn check(args: &CheckArgs, global: &Global) -> Result<ExitCode, CommandError
             false,
         )
         .await?;
-        print_report(&report, args.format, false)?;
+        if args.format == LintFormat::Json {
+            output::out(&format!("{}\n", json(&report)?));
+        } else {
+            output::out(&view::table(&report, now(), ""));
+        }
         Ok(exit_for(report.verdict))
     })
 }
 
-/// Watches a release: measures each criterion at its cadence until the verdict needs action
-/// (exit 3 rollback required, 4 inconclusive) or the window closes (exit 0).
-pub fn watch(args: &CheckArgs, global: &Global) -> Result<ExitCode, CommandError> {
-    use backout_core::criteria::Verdict;
+/// Watches one release until its verdict needs a person, success is reached or the window
+/// closes (exiting with the verdict's code), or, with `--all`, every open release until
+/// interrupted.
+pub fn watch(args: &WatchArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    let ids: Vec<String> = match (&args.release, args.all) {
+        (Some(id), false) => vec![id.clone()],
+        (None, true) => Vec::new(),
+        (Some(_), true) => {
+            return Err(CommandError::usage(
+                "give either a release id or --all, not both",
+            ));
+        }
+        (None, false) => {
+            return Err(CommandError::usage(
+                "which release? give its id (see `backout status`) or --all",
+            ));
+        }
+    };
     runtime()?.block_on(async {
         let store = open_store(global).await?;
-        let resolver = std::sync::Arc::new(backout_core::env::Resolver::from_env());
-        let release = store.get_release(&args.release).await?;
-        let Some(plan) = backout_model::lint(&release.plan_source).plan else {
-            return Err(CommandError::internal(
-                "the plan stored with the release no longer lints",
-            ));
+        let options = WatchOptions {
+            actor: actor(global),
+            all: args.all,
+            concurrency: args.concurrency.max(1),
+            ..WatchOptions::default()
         };
-        loop {
-            let report = release::check(
-                store.as_ref(),
-                &args.release,
-                resolver.clone(),
-                &actor(global),
-                now(),
-                true,
-            )
-            .await?;
-            print_report(&report, args.format, true)?;
-            match report.verdict {
-                Verdict::RollbackRequired
-                | Verdict::Inconclusive
-                | Verdict::Success
-                | Verdict::Closed => {
-                    return Ok(exit_for(report.verdict));
-                }
-                Verdict::Healthy => {}
-            }
-            let release = store.get_release(&args.release).await?;
-            let next = release::next_due_ms(&release, &plan, &report).unwrap_or(now() + 60_000);
-            let wait = u64::try_from(next - now()).unwrap_or(0).clamp(200, 60_000);
-            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        let resolver = Arc::new(backout_core::env::Resolver::from_env());
+        let mut watcher =
+            Watcher::new(store, resolver, Arc::new(SystemClock), options, &ids).await?;
+        if args.all {
+            eprintln!(
+                "watching {} open release(s) and any that start; Ctrl-C stops",
+                watcher.len()
+            );
         }
+        let live = args.format == LintFormat::Human
+            && !args.all
+            && std::io::IsTerminal::is_terminal(&std::io::stdout());
+        let mut view = view::LiveView::default();
+        let mut last = None;
+        let all = args.all;
+        let format = args.format;
+        watcher
+            .run(interrupted(), |round| {
+                let verdict = round.verdict();
+                match format {
+                    LintFormat::Json if all && !round.verdict_changed => {}
+                    LintFormat::Json => {
+                        if let Ok(text) = serde_json::to_string(&round.report()) {
+                            output::out(&format!("{text}\n"));
+                        }
+                    }
+                    LintFormat::Human if all => {
+                        if round.verdict_changed {
+                            let t = round.tracker;
+                            output::out(&format!(
+                                "{} {} {} {} {}",
+                                utc(round.now_ms),
+                                t.release_id,
+                                t.service,
+                                t.version,
+                                view::verdict_line(&round.report())
+                            ));
+                        }
+                    }
+                    LintFormat::Human if live => {
+                        let t = round.tracker;
+                        let window = match t.closes_at_ms() {
+                            _ if t.window_closed(round.now_ms) => "window closed".to_string(),
+                            Some(c) => format!(
+                                "window open until {} ({} left)",
+                                utc(c),
+                                left(c - round.now_ms)
+                            ),
+                            None => "no window: a rollback is possible at any time".into(),
+                        };
+                        let header = format!(
+                            "release {}  {} {}  {window}  (updated {})",
+                            t.release_id,
+                            t.service,
+                            t.version,
+                            utc(round.now_ms)
+                        );
+                        output::out(&view.frame(&header, &round.report(), round.now_ms));
+                    }
+                    LintFormat::Human => output::out(&view::log_lines(
+                        &round.report(),
+                        round.verdict_changed,
+                        round.now_ms,
+                    )),
+                }
+                last = Some(verdict);
+                if !all && verdict != Verdict::Healthy {
+                    std::ops::ControlFlow::Break(())
+                } else {
+                    std::ops::ControlFlow::Continue(())
+                }
+            })
+            .await?;
+        Ok(match (all, last) {
+            (false, Some(verdict)) => exit_for(verdict),
+            _ => ExitCode::Ok,
+        })
     })
 }
 
-fn exit_for(verdict: backout_core::criteria::Verdict) -> ExitCode {
-    use backout_core::criteria::Verdict;
+/// Completes on Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match term.as_mut() {
+            Some(term) => {
+                term.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminated => {}
+    }
+}
+
+fn exit_for(verdict: Verdict) -> ExitCode {
     match verdict {
         Verdict::RollbackRequired => ExitCode::RollbackRequired,
         Verdict::Inconclusive => ExitCode::Inconclusive,
@@ -151,64 +262,6 @@ fn exit_for(verdict: backout_core::criteria::Verdict) -> ExitCode {
         // A closed window refuses rollbacks: say so in the exit code too.
         Verdict::Closed => ExitCode::Refused,
     }
-}
-
-/// Prints a check report; `only_measured` prints just the criteria measured in this round (watch).
-fn print_report(
-    report: &release::CheckReport,
-    format: LintFormat,
-    only_measured: bool,
-) -> Result<(), CommandError> {
-    use backout_core::criteria::CriterionStatus;
-    if format == LintFormat::Json {
-        output::out(&format!(
-            "{}\n",
-            serde_json::to_string(report).map_err(|e| CommandError::internal(e.to_string()))?
-        ));
-        return Ok(());
-    }
-    {
-        {
-            for c in report
-                .criteria
-                .iter()
-                .filter(|c| c.measured || !only_measured)
-            {
-                let status = match c.state.status {
-                    CriterionStatus::Pending => "pending",
-                    CriterionStatus::Passing => "passing",
-                    CriterionStatus::Failing => "failing",
-                    CriterionStatus::Inconclusive => "inconclusive",
-                    CriterionStatus::Tripped => "TRIPPED",
-                };
-                let count = if c.state.consecutive_failures > 0 {
-                    format!(" ({} failing in a row)", c.state.consecutive_failures)
-                } else {
-                    String::new()
-                };
-                let reason = c
-                    .state
-                    .last_reason
-                    .as_deref()
-                    .unwrap_or("no measurement yet");
-                let stale = if c.measured {
-                    ""
-                } else {
-                    " [not measured now]"
-                };
-                output::out(&format!(
-                    "{:<14} {:<24} {reason}{count}{stale}\n",
-                    status, c.id
-                ));
-            }
-            let verdict = serde_json::to_value(report.verdict)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            output::out(&format!("verdict: {verdict}\n"));
-        }
-    }
-    Ok(())
 }
 
 /// `status rel-…`: window, checkpoints and the plan guarding the release.
@@ -220,16 +273,36 @@ pub fn status(
     runtime()?.block_on(async {
         let store = open_store(global).await?;
         let release = store.get_release(release_id).await?;
+        let now = now();
+        // The verdict and criteria as the journal has them: status measures nothing.
+        let report = match Tracker::plan_of(&release) {
+            Ok(plan) => Some(
+                Tracker::replay(store.as_ref(), &release, Arc::new(plan))
+                    .await?
+                    .report(&[], now),
+            ),
+            Err(_) => None,
+        };
         if format == LintFormat::Json {
             let mut value = serde_json::to_value(&release)
                 .map_err(|e| CommandError::internal(e.to_string()))?;
             if let Some(map) = value.as_object_mut() {
                 map.remove("plan_source");
-                map.insert("window_closed".into(), release.window_closed(now()).into());
+                map.insert("window_closed".into(), release.window_closed(now).into());
+                if let Some(report) = &report {
+                    map.insert(
+                        "verdict".into(),
+                        serde_json::to_value(report.verdict).unwrap_or_default(),
+                    );
+                    map.insert(
+                        "criteria".into(),
+                        serde_json::to_value(&report.criteria).unwrap_or_default(),
+                    );
+                }
             }
             output::out(&format!("{}\n", json(&value)?));
         } else {
-            output::out(&describe(&release, now()));
+            output::out(&describe(&release, report.as_ref(), now));
         }
         Ok(ExitCode::Ok)
     })
@@ -254,7 +327,7 @@ pub fn line(release: &Release, now_ms: i64) -> String {
     )
 }
 
-fn describe(release: &Release, now_ms: i64) -> String {
+fn describe(release: &Release, report: Option<&release::CheckReport>, now_ms: i64) -> String {
     let plan = backout_model::lint(&release.plan_source).plan;
     let mut out = format!(
         "release {}  {} {} → {} ({})\n",
@@ -275,11 +348,9 @@ fn describe(release: &Release, now_ms: i64) -> String {
         (ReleaseState::Open, Some(t)) if now_ms >= t => {
             format!("closed at {} (its time ran out)", utc(t))
         }
-        (ReleaseState::Open, Some(t)) => format!(
-            "open until {} ({} left)",
-            utc(t),
-            Duration::from_millis(u64::try_from(t - now_ms).unwrap_or(0) / 1000 * 1000)
-        ),
+        (ReleaseState::Open, Some(t)) => {
+            format!("open until {} ({} left)", utc(t), left(t - now_ms))
+        }
         (ReleaseState::Open, None) => "not applicable: a rollback is possible at any time".into(),
     };
     out.push_str(&format!("  window: {window}\n"));
@@ -307,56 +378,21 @@ fn describe(release: &Release, now_ms: i64) -> String {
                 }
             }
         }
-        if let Some(criteria) = plan.criteria.given() {
-            let ids: Vec<&str> = criteria
-                .rollback_when
-                .iter()
-                .map(|c| c.id.as_str())
-                .collect();
+    }
+    match report {
+        Some(report) if !report.criteria.is_empty() => {
             out.push_str(&format!(
-                "  criteria: {} (measure them with `backout check {}`)\n",
-                ids.join(", "),
+                "  criteria (as last measured; `backout check {}` measures now):\n",
                 release.id
             ));
+            out.push_str(&view::table(report, now_ms, "  "));
         }
+        Some(report) => out.push_str(&format!("  {}", view::verdict_line(report))),
+        None => {}
     }
     out
 }
 
 fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
-}
-
-/// RFC 3339 in UTC, to the second: `2026-11-26T18:04:05Z`.
-pub fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utc;
-
-    #[test]
-    fn formats_utc() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc(1_795_716_245_000), "2026-11-26T18:04:05Z");
-        assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00Z");
-    }
 }

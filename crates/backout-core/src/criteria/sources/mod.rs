@@ -11,7 +11,7 @@ mod http;
 mod prometheus;
 
 use crate::runner::http::{causes, chain};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Once, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -176,18 +176,31 @@ fn headers(resolver: &Resolver, headers: &[(String, String)]) -> Result<HeaderMa
     Ok(map)
 }
 
-/// The HTTP client, with rustls' ring provider installed first.
+/// The HTTP client, with rustls' ring provider installed first. One client (one connection
+/// pool, one TLS configuration) is shared by every source of the process: a watcher of
+/// thousands of criteria keeps its connections alive instead of building a client each.
 fn client(https: bool) -> Result<Client, String> {
     static CRYPTO: Once = Once::new();
+    static TLS: OnceLock<Result<Client, String>> = OnceLock::new();
+    static PLAIN: OnceLock<Result<Client, String>> = OnceLock::new();
     CRYPTO.call_once(crate::runner::http::install_crypto_provider);
-    match Client::builder().build() {
-        Ok(client) => Ok(client),
-        // Building fails when the machine has no CA certificates; plain http needs none.
-        Err(e) if https => Err(format!("could not set up TLS: {}", chain(&e))),
-        Err(_) => Client::builder()
-            .tls_certs_only(Vec::new())
+    let tls = TLS.get_or_init(|| {
+        Client::builder()
             .build()
-            .map_err(|e| format!("could not set up the HTTP client: {}", chain(&e))),
+            .map_err(|e| format!("could not set up TLS: {}", chain(&e)))
+    });
+    match tls {
+        Ok(client) => Ok(client.clone()),
+        Err(e) if https => Err(e.clone()),
+        // Building fails when the machine has no CA certificates; plain http needs none.
+        Err(_) => PLAIN
+            .get_or_init(|| {
+                Client::builder()
+                    .tls_certs_only(Vec::new())
+                    .build()
+                    .map_err(|e| format!("could not set up the HTTP client: {}", chain(&e)))
+            })
+            .clone(),
     }
 }
 

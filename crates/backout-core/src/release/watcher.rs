@@ -1,0 +1,410 @@
+//! The watcher: one process measuring the criteria of many open releases, each at its own
+//! cadence, for `backout watch` and the server.
+//!
+//! - Each release is replayed from its journal once, when it is picked up; after that its
+//!   [`Tracker`] is kept in memory, so a round costs the measurements, not the history.
+//! - A measurement is due at `last + every` (never before the end of `delay`); the next one is
+//!   scheduled when it completes, so a slow source is never measured twice at once. Timers also
+//!   fire at the window's closing notice and its close.
+//! - Measurements run concurrently (bounded), and their events are journaled in batches: one
+//!   durable commit per batch, however many releases it covers.
+//! - The journal is tailed for what other processes record (checkpoints, requests, closes,
+//!   decisions, and, when watching all, new releases), so a `backout request` in another
+//!   terminal changes the verdict within a second.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backout_model::Plan;
+use backout_store::{NewEvent, Release, Store};
+use tokio::sync::{Semaphore, mpsc};
+
+use super::check::{CheckReport, close, observe, sources_of};
+use super::tracker::{TRACKED_KINDS, Tracker};
+use crate::clock::Clock;
+use crate::criteria::sources::Source;
+use crate::criteria::{Observation, Verdict};
+use crate::env::Resolver;
+use crate::errors::ExecError;
+
+/// How a watcher runs.
+#[derive(Clone, Debug)]
+pub struct WatchOptions {
+    pub actor: String,
+    /// Watch every open release, picking up new ones as they start (`watch --all`, the server).
+    pub all: bool,
+    /// Measurements in flight at once, across all releases.
+    pub concurrency: usize,
+    /// How long finished measurements may wait to be journaled together.
+    pub batch_window: Duration,
+    /// How often the journal is read for other processes' events.
+    pub tail_every: Duration,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            actor: "backout:watch".into(),
+            all: false,
+            concurrency: 256,
+            batch_window: Duration::from_millis(25),
+            tail_every: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What changed for one release, after its events were journaled.
+pub struct Round<'a> {
+    pub tracker: &'a Tracker,
+    /// The criteria measured in this round.
+    pub measured: Vec<bool>,
+    pub now_ms: i64,
+    /// The verdict changed in this round (always true the first time a release is reported).
+    pub verdict_changed: bool,
+    /// The window was closed in this round.
+    pub closed: bool,
+}
+
+impl Round<'_> {
+    pub fn verdict(&self) -> Verdict {
+        self.tracker.verdict(self.now_ms)
+    }
+
+    /// The release's full report, with the criteria measured in this round marked.
+    pub fn report(&self) -> CheckReport {
+        self.tracker.report(&self.measured, self.now_ms)
+    }
+}
+
+/// A timer that is not a measurement: the window's notice or close.
+const WINDOW: usize = usize::MAX;
+
+struct Watched {
+    tracker: Tracker,
+    sources: Vec<Result<Arc<dyn Source>, String>>,
+    /// Criteria measured since the last report.
+    measured: Vec<bool>,
+    reported: bool,
+}
+
+struct Finished {
+    release: usize,
+    criterion: usize,
+    at_ms: i64,
+    observation: Observation,
+}
+
+/// Watches releases until told to stop.
+pub struct Watcher {
+    store: Arc<dyn Store>,
+    resolver: Arc<Resolver>,
+    clock: Arc<dyn Clock>,
+    options: WatchOptions,
+    watched: Vec<Watched>,
+    index: HashMap<String, usize>,
+    plans: HashMap<String, Arc<Plan>>,
+    due: BinaryHeap<Reverse<(i64, usize, usize)>>,
+    tail_seq: u64,
+    in_flight: usize,
+}
+
+impl Watcher {
+    /// A watcher of `release_ids` (and, with `options.all`, every open release).
+    pub async fn new(
+        store: Arc<dyn Store>,
+        resolver: Arc<Resolver>,
+        clock: Arc<dyn Clock>,
+        options: WatchOptions,
+        release_ids: &[String],
+    ) -> Result<Watcher, ExecError> {
+        // Read the journal's end first: events after it are tailed, so none falls between.
+        let tail_seq = store.last_event().await?.map_or(0, |e| e.seq);
+        let mut watcher = Watcher {
+            store,
+            resolver,
+            clock,
+            options,
+            watched: Vec::new(),
+            index: HashMap::new(),
+            plans: HashMap::new(),
+            due: BinaryHeap::new(),
+            tail_seq,
+            in_flight: 0,
+        };
+        for id in release_ids {
+            let release = watcher.store.get_release(id).await?;
+            watcher.add(&release).await?;
+        }
+        if watcher.options.all {
+            for release in watcher.store.open_releases().await? {
+                watcher.add(&release).await?;
+            }
+        }
+        Ok(watcher)
+    }
+
+    /// How many releases are watched.
+    pub fn len(&self) -> usize {
+        self.watched.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.watched.is_empty()
+    }
+
+    async fn add(&mut self, release: &Release) -> Result<(), ExecError> {
+        if self.index.contains_key(&release.id) {
+            return Ok(());
+        }
+        let plan = match self.plans.get(&release.plan_hash) {
+            Some(plan) => plan.clone(),
+            None => {
+                let plan = Arc::new(Tracker::plan_of(release)?);
+                self.plans.insert(release.plan_hash.clone(), plan.clone());
+                plan
+            }
+        };
+        let tracker = Tracker::replay(self.store.as_ref(), release, plan).await?;
+        let sources = sources_of(&tracker, &self.resolver);
+        let slot = self.watched.len();
+        for i in 0..tracker.criteria().len() {
+            self.due.push(Reverse((tracker.due_at(i), slot, i)));
+        }
+        // Conclude once at once: a window that closed while nobody watched closes now.
+        self.due.push(Reverse((self.clock.now_ms(), slot, WINDOW)));
+        if let Some(t) = tracker.window_timer_ms() {
+            self.due.push(Reverse((t, slot, WINDOW)));
+        }
+        self.index.insert(release.id.clone(), slot);
+        self.watched.push(Watched {
+            measured: vec![false; tracker.criteria().len()],
+            tracker,
+            sources,
+            reported: false,
+        });
+        Ok(())
+    }
+
+    /// Runs until `on_round` breaks, `stop` completes, or (when not watching all) every
+    /// watched window is closed. `on_round` is called for each release whose state changed,
+    /// after its events are durable.
+    pub async fn run<F>(
+        &mut self,
+        stop: impl std::future::Future<Output = ()>,
+        mut on_round: F,
+    ) -> Result<(), ExecError>
+    where
+        F: FnMut(Round<'_>) -> ControlFlow<()>,
+    {
+        let (send, mut finished) = mpsc::channel::<Finished>(4096);
+        let permits = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        let mut pending: Vec<Finished> = Vec::new();
+        let mut timers: BTreeSet<usize> = BTreeSet::new();
+        let mut batch_deadline: Option<tokio::time::Instant> = None;
+        let mut tail = tokio::time::interval(self.options.tail_every);
+        tail.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stop);
+        loop {
+            if !self.options.all && self.watched.iter().all(|w| w.tracker.is_closed()) {
+                return Ok(());
+            }
+            let now = self.clock.now_ms();
+            while let Some(&Reverse((at, slot, criterion))) = self.due.peek() {
+                if at > now {
+                    break;
+                }
+                self.due.pop();
+                if self.watched[slot].tracker.is_closed() {
+                    continue;
+                }
+                if criterion == WINDOW {
+                    timers.insert(slot);
+                    continue;
+                }
+                self.start(slot, criterion, now, &permits, &send);
+            }
+            if !timers.is_empty() && batch_deadline.is_none() {
+                batch_deadline = Some(tokio::time::Instant::now());
+            }
+            let next_due = self.due.peek().map(|Reverse((at, _, _))| *at);
+            let sleep_for = next_due.map_or(Duration::from_secs(60), |at| {
+                Duration::from_millis(u64::try_from(at - now).unwrap_or(0))
+            });
+            let wake = match batch_deadline {
+                Some(deadline) => deadline.min(tokio::time::Instant::now() + sleep_for),
+                None => tokio::time::Instant::now() + sleep_for,
+            };
+            tokio::select! {
+                () = &mut stop => return Ok(()),
+                Some(done) = finished.recv() => {
+                    self.in_flight -= 1;
+                    pending.push(done);
+                    while let Ok(done) = finished.try_recv() {
+                        self.in_flight -= 1;
+                        pending.push(done);
+                    }
+                    if batch_deadline.is_none() {
+                        batch_deadline = Some(tokio::time::Instant::now() + self.options.batch_window);
+                    }
+                }
+                _ = tail.tick() => {
+                    let touched = self.tail().await?;
+                    if !touched.is_empty() {
+                        timers.extend(touched);
+                        batch_deadline.get_or_insert_with(tokio::time::Instant::now);
+                    }
+                }
+                () = tokio::time::sleep_until(wake) => {}
+            }
+            let flush_now = batch_deadline.is_some_and(|d| d <= tokio::time::Instant::now())
+                || pending.len() >= 1024
+                || (self.in_flight == 0 && !pending.is_empty());
+            if flush_now {
+                batch_deadline = None;
+                let flow = self
+                    .flush(
+                        std::mem::take(&mut pending),
+                        std::mem::take(&mut timers),
+                        &mut on_round,
+                    )
+                    .await?;
+                if flow.is_break() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Starts one measurement in the background.
+    fn start(
+        &mut self,
+        slot: usize,
+        criterion: usize,
+        now: i64,
+        permits: &Arc<Semaphore>,
+        send: &mpsc::Sender<Finished>,
+    ) {
+        let source = match &self.watched[slot].sources[criterion] {
+            Ok(source) => Ok(source.clone()),
+            Err(message) => Err(message.clone()),
+        };
+        let permits = permits.clone();
+        let send = send.clone();
+        self.in_flight += 1;
+        tokio::spawn(async move {
+            let observation = match permits.acquire_owned().await {
+                Ok(_permit) => observe(source).await,
+                Err(_) => Observation::Error {
+                    message: "the watcher is shutting down".into(),
+                },
+            };
+            let _ = send
+                .send(Finished {
+                    release: slot,
+                    criterion,
+                    at_ms: now,
+                    observation,
+                })
+                .await;
+        });
+    }
+
+    /// Reads what other processes journaled since the last tail; returns the releases it
+    /// changed (and picks up new releases when watching all).
+    async fn tail(&mut self) -> Result<BTreeSet<usize>, ExecError> {
+        let mut touched = BTreeSet::new();
+        loop {
+            let page = self
+                .store
+                .events_of_kinds(self.tail_seq, &TRACKED_KINDS, 1000)
+                .await?;
+            for event in &page {
+                self.tail_seq = event.seq;
+                let Some(id) = &event.release_id else {
+                    continue;
+                };
+                if let Some(&slot) = self.index.get(id) {
+                    self.watched[slot].tracker.apply(event);
+                    touched.insert(slot);
+                } else if self.options.all && event.kind == "release_started" {
+                    let release = self.store.get_release(id).await?;
+                    self.add(&release).await?;
+                }
+            }
+            if page.len() < 1000 {
+                return Ok(touched);
+            }
+        }
+    }
+
+    /// Applies finished measurements, concludes every release they (or timers) touched,
+    /// journals all their events in one commit, closes windows, and reports.
+    async fn flush<F>(
+        &mut self,
+        finished: Vec<Finished>,
+        mut touched: BTreeSet<usize>,
+        on_round: &mut F,
+    ) -> Result<ControlFlow<()>, ExecError>
+    where
+        F: FnMut(Round<'_>) -> ControlFlow<()>,
+    {
+        let actor = self.options.actor.clone();
+        let mut events: Vec<NewEvent> = Vec::with_capacity(finished.len() + 8);
+        for done in finished {
+            let watched = &mut self.watched[done.release];
+            touched.insert(done.release);
+            if watched.tracker.is_closed() {
+                continue;
+            }
+            events.push(watched.tracker.measured(
+                done.criterion,
+                done.observation,
+                done.at_ms,
+                &actor,
+            ));
+            watched.measured[done.criterion] = true;
+            let next = watched.tracker.due_at(done.criterion);
+            self.due.push(Reverse((next, done.release, done.criterion)));
+        }
+        let now = self.clock.now_ms();
+        let mut changes = Vec::new();
+        for &slot in &touched {
+            let tracker = &mut self.watched[slot].tracker;
+            let conclusion = tracker.conclude(now, &actor);
+            events.extend(conclusion.events);
+            if let Some(t) = tracker.window_timer_ms() {
+                self.due.push(Reverse((t, slot, WINDOW)));
+            }
+            changes.push((slot, conclusion.changed, conclusion.close));
+        }
+        self.store.append_events(&events).await?;
+        for (slot, changed, closing) in changes {
+            let closed = closing.is_some();
+            if let Some((reason, event)) = closing {
+                let id = self.watched[slot].tracker.release_id.clone();
+                close(self.store.as_ref(), &id, now, &reason, &event).await?;
+            }
+            let watched = &mut self.watched[slot];
+            let measured = std::mem::replace(
+                &mut watched.measured,
+                vec![false; watched.tracker.criteria().len()],
+            );
+            let first = !watched.reported;
+            watched.reported = true;
+            let round = Round {
+                tracker: &watched.tracker,
+                measured,
+                now_ms: now,
+                verdict_changed: changed || first,
+                closed,
+            };
+            if on_round(round).is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+}

@@ -1,0 +1,9 @@
+//! Tests of rendering and of every channel against real receivers: an HTTP server in the test,
+//! an aiosmtpd SMTP server, and real `sh` processes.
+
+mod command;
+mod common;
+mod email;
+mod slack;
+mod templates;
+mod webhook;
