@@ -4,14 +4,14 @@
 //! The command runs in its own process group. Exit 0 is delivered; anything else is worth
 //! retrying (commands fail for passing reasons: a network, a rate limit), with the first line of
 //! standard error as the message. At the deadline the whole group gets SIGTERM, then SIGKILL, and
-//! after every attempt whatever the command left running in its group is killed, so nothing
-//! outlives the delivery.
+//! after every attempt whatever the command left running in its group is killed (and reaped, if
+//! it became our child), so nothing outlives the delivery.
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use rustix::process::{Pid, Signal};
+use rustix::process::{Pid, Signal, WaitOptions};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
@@ -81,6 +81,7 @@ pub(crate) async fn deliver(
     // Background jobs of the command go too, which also closes the pipes they hold.
     if let Some(pgid) = pgid {
         signal_group(pgid, Signal::KILL);
+        reap_group(pgid).await;
     }
     writer.abort();
     let stderr = match tokio::time::timeout(Duration::from_secs(1), reader).await {
@@ -145,6 +146,26 @@ async fn first_bytes(stream: Option<impl AsyncRead + Unpin>) -> String {
         }
     }
     String::from_utf8_lossy(&kept).into_owned()
+}
+
+/// Reaps what the group kill left of the command's background jobs. When this process is a
+/// child subreaper (the executor makes itself one, because PID 1 here does not reap), orphaned
+/// grandchildren are reparented to us and would stay zombies. Waiting on the group only touches
+/// this delivery's processes; the group leader was already reaped by tokio.
+async fn reap_group(pgid: i32) {
+    let Some(group) = Pid::from_raw(pgid) else {
+        return;
+    };
+    for _ in 0..50 {
+        match rustix::process::waitpgid(group, WaitOptions::NOHANG) {
+            // Reaped one; there may be more.
+            Ok(Some(_)) => continue,
+            // Ours and still dying from the SIGKILL.
+            Ok(None) => tokio::time::sleep(Duration::from_millis(5)).await,
+            // No child of ours left in the group (usually: we are not a subreaper).
+            Err(_) => return,
+        }
+    }
 }
 
 /// Sends a signal to a process group; a group that is already gone is fine.

@@ -11,8 +11,10 @@
 //! out). Overrides are strict: printing something the notice does not have is an error naming
 //! it, and a render is limited in how much work it may do.
 //!
-//! The body is plain text with two conventions the HTML part honours: a paragraph whose lines all
-//! start with `- ` is a list, and one whose lines all start with two spaces is a command.
+//! The body is plain text with two conventions the HTML and Slack forms honour: lines starting
+//! with `- ` are list items, and lines starting with two spaces are commands (code blocks).
+//! Templates may use the `criterion` filter, which puts one criterion of a verdict in words:
+//! `{{ c|criterion }}` gives `error-rate: 0.031 {route="/pay"} (threshold > 0.02)`.
 
 use std::sync::LazyLock;
 
@@ -49,8 +51,10 @@ pub const NOTICE_FIELDS: [&str; 11] = [
 const OVERRIDE_FUEL: u64 = 200_000;
 
 /// Definitions every built-in template starts with: `what` names the release ("checkout 2.4.0"),
-/// `where` its environment (" in production"), `rel` its id for commands.
+/// `What` too, at the start of a sentence; `where` its environment (" in production"), `to` the
+/// version it goes back to (" to 2.3.9"), `rel` its id for commands.
 const PRELUDE: &str = r#"{% set what = (release.service ~ " " ~ release.version) if release else (plan or "the service") %}
+{% set What = what if release or plan else "The service" %}
 {% set where = (" in " ~ release.environment) if release and release.environment else "" %}
 {% set rel = release.id if release else "REL" %}
 {% set to = (" to " ~ release.rollback_to) if release and release.rollback_to else "" %}
@@ -106,6 +110,9 @@ static OVERRIDES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
     env.set_fuel(Some(OVERRIDE_FUEL));
+    // Debug mode makes an undefined-value error name the expression ("`run.duration` is
+    // undefined"); release builds would otherwise only say "undefined value".
+    env.set_debug(true);
     configure(&mut env);
     env
 });

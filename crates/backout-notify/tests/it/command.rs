@@ -117,3 +117,24 @@ async fn at_the_deadline_the_whole_process_group_is_killed() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[tokio::test]
+async fn background_jobs_are_killed_and_reaped_when_we_are_their_subreaper() {
+    // As the executor does: orphans of the command's group become our children.
+    let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    run(
+        "sleep 60 & echo $! > bg.pid",
+        Some(dir.path()),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("exit 0 is delivered");
+    let pid = std::fs::read_to_string(dir.path().join("bg.pid")).expect("the pid was written");
+    // Neither running nor a zombie: gone.
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "background sleep {} is left over",
+        pid.trim()
+    );
+}

@@ -44,12 +44,19 @@ pub fn full_notice(event: Event) -> Notice {
             Event::Success => "success",
             _ => "rollback_required",
         },
-        "criteria": [
-            { "name": "error-rate", "status": "tripped", "value": "0.031", "threshold": "> 0.02",
-              "labels": { "route": "/pay" } },
-            { "name": "p99-latency", "status": "passing", "value": "0.41", "threshold": "> 0.8" },
-            { "name": "orders-per-minute", "status": "inconclusive", "reason": "no data" },
-        ],
+        "criteria": if event == Event::Success {
+            json!([
+                { "name": "error-rate", "status": "passing", "value": "0.004", "threshold": "> 0.02" },
+                { "name": "p99-latency", "status": "passing", "value": "0.41", "threshold": "> 0.8" },
+            ])
+        } else {
+            json!([
+                { "name": "error-rate", "status": "tripped", "value": "0.031", "threshold": "> 0.02",
+                  "labels": { "route": "/pay" } },
+                { "name": "p99-latency", "status": "passing", "value": "0.41", "threshold": "> 0.8" },
+                { "name": "orders-per-minute", "status": "inconclusive", "reason": "no data" },
+            ])
+        },
     }));
     notice.decision = Some(json!({
         "actor": "bob", "decision": "approve", "reason": "error rate climbing on /pay",

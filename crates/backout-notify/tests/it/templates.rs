@@ -47,7 +47,7 @@ fn every_built_in_event_renders_from_a_bare_notice() {
             assert!(!text.contains("  ."), "{}: {text}", event.as_str());
         }
         assert!(
-            message.text.contains("the service"),
+            message.text.to_lowercase().contains("the service"),
             "{}: {}",
             event.as_str(),
             message.text

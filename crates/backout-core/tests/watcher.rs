@@ -1,0 +1,332 @@
+//! The watcher against a real SQLite store and real `command` sources: cadence per criterion,
+//! batched journaling, other writers' events picked up from the journal, windows closing on
+//! time with a notice first, and new releases found while watching all.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backout_core::clock::{Clock, SystemClock};
+use backout_core::criteria::Verdict;
+use backout_core::env::Resolver;
+use backout_core::release::{self, StartRelease, WatchOptions, Watcher};
+use backout_sqlite::SqliteStore;
+use backout_store::{NewEvent, ReleaseState, Store};
+
+fn plan(dir: &Path, every: &str, window: &str) -> String {
+    let d = dir.display();
+    format!(
+        r#"version: 1
+release: {{ service: demo, version: "2.0.0", rollback_to: "1.9.0", environment: test }}
+owners: {{ deployment_engineer: a@example.com }}
+people: {{ ops: [a@example.com] }}
+criteria:
+  rollback_when:
+    - {{ id: errors, command: "cat {d}/errors", fails_if: "> 5", every: {every} }}
+    - {{ id: slow, command: "true", every: 10m }}
+window: {window}
+authorization: {{ deciders: ops }}
+execution: {{ performers: ops }}
+procedure: {{ not_applicable: "t" }}
+contingency: {{ not_applicable: "t" }}
+workarounds: []
+expected_duration: {{ not_applicable: "t" }}
+communication: {{ not_applicable: "t" }}
+testing: {{ not_applicable: "t" }}
+"#
+    )
+}
+
+async fn store(dir: &Path) -> Arc<dyn Store> {
+    Arc::new(
+        SqliteStore::open_path(&dir.join("backout.db"))
+            .await
+            .expect("open store"),
+    )
+}
+
+async fn start(store: &dyn Store, source: &str, at_ms: i64) -> String {
+    release::start(
+        store,
+        &StartRelease {
+            source,
+            version: None,
+            rollback_to: None,
+            actor: "alice",
+            at_ms,
+        },
+    )
+    .await
+    .expect("start")
+    .id
+}
+
+fn options(all: bool) -> WatchOptions {
+    WatchOptions {
+        all,
+        tail_every: Duration::from_millis(100),
+        ..WatchOptions::default()
+    }
+}
+
+async fn kinds(store: &dyn Store, release: &str) -> Vec<String> {
+    store
+        .release_events(release, 0, 10_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+async fn measurements(store: &dyn Store, release: &str, criterion: &str) -> usize {
+    store
+        .release_events(release, 0, 10_000)
+        .await
+        .expect("events")
+        .iter()
+        .filter(|e| e.kind == "measurement" && e.payload["criterion"] == criterion)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_criterion_is_measured_at_its_own_cadence_across_releases() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("errors"), "0\n").expect("write");
+    let store = store(dir.path()).await;
+    let source = plan(dir.path(), "200ms", "{ closes_after: 1h }");
+    let now = SystemClock.now_ms();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(start(store.as_ref(), &source, now).await);
+    }
+    let mut watcher = Watcher::new(
+        store.clone(),
+        Arc::new(Resolver::from_env()),
+        Arc::new(SystemClock),
+        options(false),
+        &ids,
+    )
+    .await
+    .expect("watcher");
+    assert_eq!(watcher.len(), 3);
+    let mut rounds = 0;
+    watcher
+        .run(tokio::time::sleep(Duration::from_millis(1_100)), |round| {
+            rounds += 1;
+            assert_eq!(round.verdict(), Verdict::Healthy);
+            ControlFlow::Continue(())
+        })
+        .await
+        .expect("run");
+    for id in &ids {
+        let errors = measurements(store.as_ref(), id, "errors").await;
+        assert!(
+            (5..=7).contains(&errors),
+            "every 200ms for 1.1s gives about 6 measurements, got {errors}"
+        );
+        assert_eq!(
+            measurements(store.as_ref(), id, "slow").await,
+            1,
+            "`every: 10m` is measured once"
+        );
+    }
+    assert!(rounds >= 15, "a round per release per batch: {rounds}");
+    let verdicts = kinds(store.as_ref(), &ids[0])
+        .await
+        .iter()
+        .filter(|k| *k == "verdict")
+        .count();
+    assert_eq!(verdicts, 1, "an unchanged verdict is journaled once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_journaled_by_another_process_changes_the_verdict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("errors"), "0\n").expect("write");
+    let store = store(dir.path()).await;
+    let source = plan(dir.path(), "1h", "{ closes_after: 1h }");
+    let id = start(store.as_ref(), &source, SystemClock.now_ms()).await;
+    let mut watcher = Watcher::new(
+        store.clone(),
+        Arc::new(Resolver::from_env()),
+        Arc::new(SystemClock),
+        options(false),
+        std::slice::from_ref(&id),
+    )
+    .await
+    .expect("watcher");
+    let other = store.clone();
+    let target = id.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        release::request(
+            other.as_ref(),
+            &target,
+            "emails are empty",
+            "bob",
+            SystemClock.now_ms(),
+        )
+        .await
+        .expect("request");
+    });
+    let started = std::time::Instant::now();
+    let mut last = None;
+    watcher
+        .run(tokio::time::sleep(Duration::from_secs(10)), |round| {
+            last = Some(round.verdict());
+            if round.verdict() == Verdict::Healthy {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            }
+        })
+        .await
+        .expect("run");
+    assert_eq!(last, Some(Verdict::RollbackRequired));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "seen at the next tail, not at the next measurement: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_gives_notice_then_closes_on_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("errors"), "0\n").expect("write");
+    let store = store(dir.path()).await;
+    let source = plan(dir.path(), "1h", "{ closes_after: 4h }");
+    // Deployed 4h minus 1.5s ago: inside the 15-minute notice, closing in 1.5s.
+    let opened = SystemClock.now_ms() - 4 * 3_600_000 + 1_500;
+    let id = start(store.as_ref(), &source, opened).await;
+    let mut watcher = Watcher::new(
+        store.clone(),
+        Arc::new(Resolver::from_env()),
+        Arc::new(SystemClock),
+        options(false),
+        std::slice::from_ref(&id),
+    )
+    .await
+    .expect("watcher");
+    let mut verdicts = Vec::new();
+    watcher
+        .run(tokio::time::sleep(Duration::from_secs(10)), |round| {
+            if round.verdict_changed {
+                verdicts.push(round.verdict());
+            }
+            ControlFlow::Continue(())
+        })
+        .await
+        .expect("the watch of one release ends when its window closed");
+    assert_eq!(verdicts, vec![Verdict::Healthy, Verdict::Closed]);
+    let kinds = kinds(store.as_ref(), &id).await;
+    let closing = kinds.iter().position(|k| k == "window_closing");
+    let closed = kinds.iter().position(|k| k == "window_closed");
+    assert!(
+        matches!((closing, closed), (Some(a), Some(b)) if a < b),
+        "a notice, then the close: {kinds:?}"
+    );
+    assert_eq!(kinds.iter().filter(|k| *k == "window_closing").count(), 1);
+    let release = store.get_release(&id).await.expect("release");
+    assert_eq!(release.state, ReleaseState::Closed);
+    assert_eq!(
+        release.close_reason.as_deref(),
+        Some("closed on time (window.closes_after)")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watching_all_picks_up_releases_that_start_later_and_trips_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("errors"), "0\n").expect("write");
+    let store = store(dir.path()).await;
+    let source = plan(dir.path(), "100ms", "{ not_applicable: \"always possible\" }");
+    let first = start(store.as_ref(), &source, SystemClock.now_ms()).await;
+    let mut watcher = Watcher::new(
+        store.clone(),
+        Arc::new(Resolver::from_env()),
+        Arc::new(SystemClock),
+        options(true),
+        &[],
+    )
+    .await
+    .expect("watcher");
+    assert_eq!(watcher.len(), 1, "the open release is picked up");
+    let other = store.clone();
+    let later_source = source.clone();
+    let errors = dir.path().join("errors");
+    let later = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let id = start(other.as_ref(), &later_source, SystemClock.now_ms()).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        std::fs::write(errors, "9\n").expect("write");
+        id
+    });
+    let mut tripped = std::collections::BTreeSet::new();
+    watcher
+        .run(tokio::time::sleep(Duration::from_secs(10)), |round| {
+            if round.verdict() == Verdict::RollbackRequired {
+                tripped.insert(round.tracker.release_id.clone());
+            }
+            if tripped.len() == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .await
+        .expect("run");
+    let second = later.await.expect("join");
+    assert_eq!(watcher.len(), 2);
+    assert_eq!(tripped, [first, second].into_iter().collect());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_window_is_closed_by_a_checkpoint_from_another_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("errors"), "0\n").expect("write");
+    let store = store(dir.path()).await;
+    let source = plan(dir.path(), "100ms", "{ closes_after: 1h }");
+    let id = start(store.as_ref(), &source, SystemClock.now_ms()).await;
+    let mut watcher = Watcher::new(
+        store.clone(),
+        Arc::new(Resolver::from_env()),
+        Arc::new(SystemClock),
+        options(false),
+        std::slice::from_ref(&id),
+    )
+    .await
+    .expect("watcher");
+    let other = store.clone();
+    let target = id.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        other
+            .close_release(
+                &target,
+                SystemClock.now_ms(),
+                "point of no return",
+                &NewEvent::new("window_closed", "deploy-bot", SystemClock.now_ms()),
+            )
+            .await
+            .expect("close");
+    });
+    let mut last = None;
+    watcher
+        .run(tokio::time::sleep(Duration::from_secs(10)), |round| {
+            last = Some(round.verdict());
+            ControlFlow::Continue(())
+        })
+        .await
+        .expect("the watch ends once the window is closed");
+    assert_eq!(last, Some(Verdict::Closed));
+    let before = measurements(store.as_ref(), &id, "errors").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        measurements(store.as_ref(), &id, "errors").await,
+        before,
+        "nothing is measured after the close"
+    );
+}
