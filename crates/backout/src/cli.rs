@@ -69,6 +69,14 @@ pub enum Command {
         after_help = "Example:\n  backout request rel-01jd8k2m3n4p5q6r --reason \"checkout emails are empty\""
     )]
     Request(RequestArgs),
+    /// Approve or deny the rollback of a release, as a decider (authorization.deciders).
+    #[command(
+        after_help = "Examples:\n  backout decide rel-01jd8k2m3n4p5q6r approve --reason \"error rate 4%, checkout failing\"\n  backout decide rel-01jd8k2m3n4p5q6r deny --reason \"known blip, fixed forward\"\n  backout decide rel-01jd8k2m3n4p5q6r approve --override-window --reason \"data loss otherwise\""
+    )]
+    Decide(DecideArgs),
+    /// Run the procedure of an approved rollback, as a performer (execution.performers).
+    #[command(after_help = "Example:\n  backout execute rel-01jd8k2m3n4p5q6r")]
+    Execute(ExecuteArgs),
     /// Run a plan's procedure (or a workaround) now: drills, emergencies.
     #[command(
         after_help = "Examples:\n  backout run backout.yaml --checkpoint expand-migration\n  backout run backout.yaml --workaround disable-new-flow"
@@ -163,6 +171,35 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DecideArgs {
+    pub release: String,
+    #[arg(value_enum)]
+    pub choice: DecisionChoice,
+    /// Why: recorded in the journal, shown in notifications and the report.
+    #[arg(long)]
+    pub reason: String,
+    /// Approve although the rollback window closed (the full quorum must each do so).
+    #[arg(long)]
+    pub override_window: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DecisionChoice {
+    Approve,
+    Deny,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecuteArgs {
+    pub release: String,
+    /// Keep waiting for manual confirmations instead of exiting with 7.
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, value_enum, default_value_t = RunFormat::Human)]
+    pub format: RunFormat,
+}
+
+#[derive(Debug, Args)]
 pub struct WatchArgs {
     /// The release to watch (or --all).
     #[arg(required_unless_present = "all")]
@@ -234,7 +271,10 @@ pub struct AbortArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
+    /// A run id, or a release id for the whole story of the release.
     pub run: String,
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 //! CLI and the server call these with an explicit actor.
 
 mod check;
+pub mod decide;
 mod tracker;
 mod watcher;
 

@@ -1,6 +1,7 @@
 //! One module per command; `run` dispatches. Commands return the exit code of a normal outcome
 //! (a lint with errors is a normal outcome: exit 2) or a `CommandError` for a failure.
 
+mod decisions;
 mod init;
 mod lint;
 mod releases;
@@ -22,6 +23,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Check(args) => releases::check(&args, &cli.global),
         Command::Watch(args) => releases::watch(&args, &cli.global),
         Command::Request(args) => releases::request(&args, &cli.global),
+        Command::Decide(args) => decisions::decide(&args, &cli.global),
+        Command::Execute(args) => decisions::execute(&args, &cli.global),
         Command::Run(args) => runs::run(&args, &cli.global),
         Command::Resume(args) => runs::resume(&args, &cli.global),
         Command::Status(args) => runs::status(&args, &cli.global),

@@ -396,3 +396,144 @@ fn describe(release: &Release, report: Option<&release::CheckReport>, now_ms: i6
 fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
 }
+
+/// `report rel-…`: the story of a release in order: opening, checkpoints, verdict changes with
+/// their evidence, requests, decisions, escalations, executions and the window's close; the
+/// measurements are summarized per criterion (they are all in the journal).
+pub fn report(
+    release_id: &str,
+    format: LintFormat,
+    global: &Global,
+) -> Result<ExitCode, CommandError> {
+    runtime()?.block_on(async {
+        let store = open_store(global).await?;
+        let release = store.get_release(release_id).await?;
+        let mut events = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store.release_events(release_id, after, 1000).await?;
+            let full = page.len() == 1000;
+            after = page.last().map_or(after, |e| e.seq);
+            events.extend(page);
+            if !full {
+                break;
+            }
+        }
+        let mut measured: std::collections::BTreeMap<String, (usize, usize)> =
+            std::collections::BTreeMap::new();
+        for e in events.iter().filter(|e| e.kind == "measurement") {
+            let id = e.payload["criterion"].as_str().unwrap_or("?").to_string();
+            let entry = measured.entry(id).or_default();
+            entry.0 += 1;
+            entry.1 += usize::from(e.payload["class"] == "failing");
+        }
+        let story: Vec<&backout_store::Event> =
+            events.iter().filter(|e| e.kind != "measurement").collect();
+        if format == LintFormat::Json {
+            let value = serde_json::json!({
+                "release": { "id": release.id, "service": release.service, "version": release.version,
+                    "rollback_to": release.rollback_to, "environment": release.environment,
+                    "plan_hash": release.plan_hash, "state": release.state.as_str(),
+                    "opened_at_ms": release.opened_at_ms, "closes_at_ms": release.closes_at_ms,
+                    "closed_at_ms": release.closed_at_ms, "close_reason": release.close_reason },
+                "events": story,
+                "measurements": measured.iter().map(|(id, (n, failing))| {
+                    serde_json::json!({ "criterion": id, "count": n, "failing": failing })
+                }).collect::<Vec<_>>(),
+            });
+            output::out(&format!("{}\n", json(&value)?));
+            return Ok(ExitCode::Ok);
+        }
+        let mut out = format!(
+            "# Release {} — {} {} → {} ({})\n\n",
+            release.id, release.service, release.version, release.rollback_to, release.environment
+        );
+        out.push_str(&format!(
+            "- plan hash {}\n- opened {} by {}\n",
+            short(&release.plan_hash),
+            utc(release.opened_at_ms),
+            release.actor
+        ));
+        match (&release.closed_at_ms, &release.close_reason) {
+            (Some(at), Some(reason)) => {
+                out.push_str(&format!("- window closed {}: {reason}\n", utc(*at)))
+            }
+            _ => out.push_str(&format!(
+                "- window {}\n",
+                release
+                    .closes_at_ms
+                    .map_or("not applicable".into(), |t| format!("closes {}", utc(t)))
+            )),
+        }
+        out.push_str("\n## Timeline\n\n");
+        for e in &story {
+            out.push_str(&format!(
+                "- {} **{}** by {}{}\n",
+                utc(e.at_ms),
+                e.kind,
+                e.actor,
+                story_detail(e)
+            ));
+        }
+        if !measured.is_empty() {
+            out.push_str("\n## Measurements\n\n");
+            for (id, (n, failing)) in &measured {
+                out.push_str(&format!("- {id}: {n} measured, {failing} failing\n"));
+            }
+        }
+        output::out(&out);
+        Ok(ExitCode::Ok)
+    })
+}
+
+/// The words after an event in the timeline.
+fn story_detail(e: &backout_store::Event) -> String {
+    let p = &e.payload;
+    let s = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    match e.kind.as_str() {
+        "verdict" => {
+            let why: Vec<String> = p["evidence"]["criteria"]
+                .as_array()
+                .map(|c| {
+                    c.iter()
+                        .map(|c| {
+                            format!(
+                                "{}: {}",
+                                c["criterion"].as_str().unwrap_or("?"),
+                                c["reason"].as_str().unwrap_or("no measurement")
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let why = if why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", why.join("; "))
+            };
+            format!(": {}{why}", s("verdict"))
+        }
+        "decision" => format!(
+            ": {}{}{} — {}",
+            s("decision"),
+            if p["fallback"] == true {
+                " as fallback decider"
+            } else {
+                ""
+            },
+            if p["override_window"] == true {
+                " OVERRIDING THE CLOSED WINDOW"
+            } else {
+                ""
+            },
+            s("reason")
+        ),
+        "rollback_requested" => format!(": {}", s("reason")),
+        "checkpoint_reached" | "window_closed" if !s("checkpoint").is_empty() => {
+            format!(": {}", s("checkpoint"))
+        }
+        "window_closed" => format!(": {}", s("reason")),
+        "escalated" => format!(": {}", s("reason")),
+        _ => String::new(),
+    }
+}

@@ -191,7 +191,7 @@ pub fn resume(args: &ResumeArgs, global: &Global) -> Result<ExitCode, CommandErr
     })
 }
 
-fn finish(summary: &RunSummary, format: RunFormat) -> ExitCode {
+pub(super) fn finish(summary: &RunSummary, format: RunFormat) -> ExitCode {
     if format == RunFormat::Human {
         let run = &summary.run;
         let took = run.finished_at_ms.unwrap_or(run.updated_at_ms) - run.created_at_ms;
@@ -247,7 +247,7 @@ fn exit_for(state: RunState) -> ExitCode {
 }
 
 /// The progress printer for a run of `steps` (the procedure's, or a workaround's).
-fn printer(
+pub(super) fn printer(
     format: RunFormat,
     steps: &[backout_model::plan::Step],
     prompt: Option<std::sync::mpsc::Sender<(String, String)>>,
@@ -278,14 +278,14 @@ fn printer(
 }
 
 /// Whether to ask for manual confirmations here: a person at a terminal watching human output.
-fn interactive(format: RunFormat) -> bool {
+pub(super) fn interactive(format: RunFormat) -> bool {
     format == RunFormat::Human && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// On a terminal, a manual step is confirmed where the run is watched: the performer reads the
 /// instructions, does the work, types `y` (and optionally a note). The confirmation goes through
 /// the store exactly like `backout confirm` from another terminal, which works too.
-fn spawn_prompter(global: &Global) -> std::sync::mpsc::Sender<(String, String)> {
+pub(super) fn spawn_prompter(global: &Global) -> std::sync::mpsc::Sender<(String, String)> {
     let (tx, rx) = std::sync::mpsc::channel::<(String, String)>();
     let global = global.clone();
     std::thread::spawn(move || {
@@ -339,7 +339,7 @@ fn spawn_prompter(global: &Global) -> std::sync::mpsc::Sender<(String, String)> 
 }
 
 /// The steps a run executes, or none when the workaround is unknown (the executor says so).
-fn run_steps(
+pub(super) fn run_steps(
     plan: &backout_model::Plan,
     workaround: Option<&str>,
 ) -> Vec<backout_model::plan::Step> {
@@ -649,6 +649,8 @@ fn step_table(run: &Run, steps: &[StepRecord]) -> String {
 pub fn confirm(args: &ConfirmArgs, global: &Global) -> Result<ExitCode, CommandError> {
     runtime()?.block_on(async {
         let store = open_store(global).await?;
+        let run = store.get_run(&args.run).await?;
+        backout_core::release::decide::may_perform(store.as_ref(), &run, &actor(global)).await?;
         backout_core::executor::confirm(store.as_ref(), &args.run, &args.step, &actor(global), args.note.as_deref(), now()).await?;
         eprintln!("confirmed {} in run {}; a waiting executor continues, otherwise run `backout resume {}`", args.step, args.run, args.run);
         Ok(ExitCode::Ok)
@@ -663,6 +665,8 @@ pub fn resolve(args: &ResolveArgs, global: &Global) -> Result<ExitCode, CommandE
     };
     runtime()?.block_on(async {
         let store = open_store(global).await?;
+        let run = store.get_run(&args.run).await?;
+        backout_core::release::decide::may_perform(store.as_ref(), &run, &actor(global)).await?;
         backout_core::executor::resolve(
             store.as_ref(),
             &args.run,
@@ -703,6 +707,9 @@ pub fn abort(args: &AbortArgs, global: &Global) -> Result<ExitCode, CommandError
 }
 
 pub fn report(args: &ReportArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    if args.run.starts_with("rel-") {
+        return super::releases::report(&args.run, args.format, global);
+    }
     runtime()?.block_on(async {
         let store = open_store(global).await?;
         let run = store.get_run(&args.run).await?;

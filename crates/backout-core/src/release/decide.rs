@@ -1,0 +1,501 @@
+//! Who may say yes to a rollback (Q3) and who may carry it out (Q4), enforced. Every rule
+//! refuses with a message naming the rule, the group and its members, so the person at 3 a.m.
+//! knows whom to wake.
+//!
+//! - Only `authorization.deciders` decide; once `fallback.after` passed since the rollback became
+//!   required (or was requested) without a decision, `fallback.deciders` may too, and an
+//!   `escalated` event is journaled at that moment (by the watcher, or by the first fallback
+//!   decision if nobody watched).
+//! - `quorum` distinct approvers approve; one deny answers the request: tripped criteria re-arm
+//!   and the release keeps being watched.
+//! - After the window closed, an approval needs `--override-window` and a reason, and the
+//!   execution needs the full quorum of such approvals.
+//! - `execute` needs the approval, a member of `execution.performers`, and with
+//!   `separation_of_duties` someone who did not approve; the same holds for confirming or
+//!   resolving the run's manual steps.
+
+use backout_model::Plan;
+use backout_model::plan::{Authorization, Group};
+use backout_store::{Event, NewEvent, Release, Run, Store};
+use serde_json::json;
+
+use super::tracker::Tracker;
+use crate::errors::ExecError;
+
+/// The actor of approvals made by `authorization.automatic` criteria.
+pub const AUTOMATIC: &str = "backout:automatic";
+
+/// Approve or deny.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    Approve,
+    Deny,
+}
+
+impl Choice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Choice::Approve => "approve",
+            Choice::Deny => "deny",
+        }
+    }
+}
+
+/// One approval counted toward the quorum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approval {
+    pub actor: String,
+    pub at_ms: i64,
+    pub override_window: bool,
+}
+
+/// The decision state of a release, replayed from its journal.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decisions {
+    /// Since when a rollback is required or requested without an answer (none: nothing to
+    /// decide).
+    pub pending_since_ms: Option<i64>,
+    /// Approvals since the rollback became required, in order.
+    pub approvals: Vec<Approval>,
+    /// When the quorum was reached.
+    pub approved_at_ms: Option<i64>,
+    /// The latest deny: who, and why.
+    pub denied: Option<(String, String)>,
+    /// An `escalated` event was journaled for the pending decision.
+    pub escalated: bool,
+    /// Executions started for the approval (run ids when known).
+    pub executions: Vec<String>,
+}
+
+impl Decisions {
+    /// Replays the events of a release, in order.
+    pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>, quorum: u32) -> Decisions {
+        let mut state = Decisions::default();
+        for event in events {
+            state.apply(event, quorum);
+        }
+        state
+    }
+
+    pub fn apply(&mut self, event: &Event, quorum: u32) {
+        let text = |key: &str| event.payload.get(key).and_then(|v| v.as_str());
+        match event.kind.as_str() {
+            "verdict" if text("verdict") == Some("rollback_required") => {
+                self.pending_since_ms.get_or_insert(event.at_ms);
+            }
+            "rollback_requested" | "decision_requested" => {
+                self.pending_since_ms.get_or_insert(event.at_ms);
+            }
+            "escalated" if text("reason") != Some("start_within") => self.escalated = true,
+            "decision" if text("decision") == Some("approve") => {
+                if self.approvals.iter().all(|a| a.actor != event.actor) {
+                    self.approvals.push(Approval {
+                        actor: event.actor.clone(),
+                        at_ms: event.at_ms,
+                        override_window: event
+                            .payload
+                            .get("override_window")
+                            .and_then(serde_json::Value::as_bool)
+                            .unwrap_or(false),
+                    });
+                }
+                self.pending_since_ms.get_or_insert(event.at_ms);
+                if self.approved_at_ms.is_none() && self.approvals.len() >= quorum as usize {
+                    self.approved_at_ms = Some(event.at_ms);
+                }
+            }
+            "decision" if text("decision") == Some("deny") => {
+                *self = Decisions {
+                    denied: Some((event.actor.clone(), text("reason").unwrap_or("").into())),
+                    executions: std::mem::take(&mut self.executions),
+                    ..Decisions::default()
+                };
+            }
+            "execution_started" => self
+                .executions
+                .push(text("run_id").unwrap_or("").to_string()),
+            // The executor refused to start (a precondition failed, the plan has no procedure):
+            // nothing ran, so a performer may try again.
+            "execution_abandoned" => {
+                self.executions.pop();
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether the quorum approved with the window overridden by each approver.
+    pub fn overrides_window(&self, quorum: u32) -> bool {
+        self.approvals.iter().filter(|a| a.override_window).count() >= quorum as usize
+    }
+
+    pub fn approved_by(&self, actor: &str) -> bool {
+        self.approvals.iter().any(|a| same(&a.actor, actor))
+    }
+}
+
+/// Identities compare without regard to case (`Carol@Example.com` is `carol@example.com`).
+fn same(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
+
+fn group<'a>(plan: &'a Plan, name: &str) -> Option<&'a Group> {
+    plan.people.iter().find(|g| g.name == name)
+}
+
+fn member(plan: &Plan, name: &str, actor: &str) -> bool {
+    group(plan, name).is_some_and(|g| g.members.iter().any(|m| same(m, actor)))
+}
+
+/// `release-managers` (carol@example.com, dan@example.com)
+fn describe_group(plan: &Plan, name: &str) -> String {
+    match group(plan, name) {
+        Some(g) => format!("`{name}` ({})", g.members.join(", ")),
+        None => format!("`{name}`"),
+    }
+}
+
+fn millis(d: backout_model::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+/// A release with its plan and decision state.
+pub struct Loaded {
+    pub release: Release,
+    pub plan: Plan,
+    pub decisions: Decisions,
+}
+
+/// Reads a release, its plan and its decisions.
+pub async fn load(store: &dyn Store, release_id: &str) -> Result<Loaded, ExecError> {
+    let release = store.get_release(release_id).await?;
+    let plan = Tracker::plan_of(&release)?;
+    let quorum = plan.authorization.given().map_or(1, |a| a.quorum);
+    let mut decisions = Decisions::default();
+    let mut after = 0;
+    loop {
+        let page = store.release_events(release_id, after, 1000).await?;
+        for event in &page {
+            decisions.apply(event, quorum);
+        }
+        match page.last() {
+            Some(last) if page.len() == 1000 => after = last.seq,
+            _ => break,
+        }
+    }
+    Ok(Loaded {
+        release,
+        plan,
+        decisions,
+    })
+}
+
+/// What `backout decide` asks for.
+pub struct Decide<'a> {
+    pub release_id: &'a str,
+    pub actor: &'a str,
+    pub choice: Choice,
+    pub reason: &'a str,
+    pub override_window: bool,
+    pub now_ms: i64,
+}
+
+/// What a recorded decision did.
+#[derive(Clone, Debug)]
+pub struct Decided {
+    pub approvals: usize,
+    pub quorum: u32,
+    /// The quorum is reached: the rollback may be executed.
+    pub approved: bool,
+    /// The decider decided as a member of the fallback group (and the decision escalated).
+    pub as_fallback: bool,
+    pub override_window: bool,
+}
+
+/// Records a decision after checking every rule of `authorization`.
+pub async fn decide(store: &dyn Store, request: &Decide<'_>) -> Result<Decided, ExecError> {
+    let Loaded {
+        release,
+        plan,
+        decisions,
+    } = load(store, request.release_id).await?;
+    let id = request.release_id;
+    if request.reason.trim().is_empty() {
+        return Err(ExecError::Usage(
+            "a decision needs a reason (--reason)".into(),
+        ));
+    }
+    let Some(auth) = plan.authorization.given() else {
+        return Err(ExecError::Refused(format!(
+            "the plan of release `{id}` says authorization does not apply ({}); there is \
+             nothing to decide: a performer may run `backout execute {id}`",
+            match &plan.authorization {
+                backout_model::plan::Answer::NotApplicable(why) => why.as_str(),
+                backout_model::plan::Answer::Given(_) => "",
+            }
+        )));
+    };
+    let window_closed = release.window_closed(request.now_ms);
+    if request.override_window && !window_closed {
+        return Err(ExecError::Usage(format!(
+            "the window of release `{id}` is still open: --override-window is only for a closed window"
+        )));
+    }
+    if request.choice == Choice::Approve && window_closed && !request.override_window {
+        let after_close = plan
+            .window
+            .given()
+            .and_then(|w| w.after_close.clone())
+            .map(|a| format!("; the plan says instead: {a}"))
+            .unwrap_or_default();
+        return Err(ExecError::Refused(format!(
+            "the rollback window of release `{id}` is closed ({}){after_close}. To roll back \
+             anyway, {} deciders must each approve with --override-window and a reason",
+            release
+                .close_reason
+                .as_deref()
+                .unwrap_or("its time ran out"),
+            auth.quorum
+        )));
+    }
+    let Some(pending_since) = decisions.pending_since_ms.or((request.override_window
+        && request.choice == Choice::Approve)
+        .then_some(request.now_ms))
+    else {
+        return Err(ExecError::Refused(format!(
+            "there is nothing to decide for release `{id}`: no rollback is required or \
+             requested. `backout request {id} --reason …` asks for one"
+        )));
+    };
+    let as_fallback = authorize(&plan, auth, request, pending_since)?;
+    if request.choice == Choice::Approve && decisions.approved_by(request.actor) {
+        return Err(ExecError::Refused(format!(
+            "`{}` already approved the rollback of release `{id}`; the quorum of {} needs \
+             distinct approvers",
+            request.actor, auth.quorum
+        )));
+    }
+    if decisions.approved_at_ms.is_some() && request.choice == Choice::Approve {
+        return Err(ExecError::Refused(format!(
+            "the rollback of release `{id}` is already approved; a performer runs `backout execute {id}`"
+        )));
+    }
+    let mut events = Vec::new();
+    if as_fallback && !decisions.escalated {
+        events.push(escalation(auth, pending_since, request.now_ms, id));
+    }
+    let approvals = decisions.approvals.len() + usize::from(request.choice == Choice::Approve);
+    let approved = request.choice == Choice::Approve && approvals >= auth.quorum as usize;
+    events.push(
+        NewEvent::new("decision", request.actor, request.now_ms)
+            .payload(json!({
+                "decision": request.choice.as_str(),
+                "reason": request.reason,
+                "override_window": request.override_window,
+                "fallback": as_fallback,
+                "approvals": approvals,
+                "quorum": auth.quorum,
+                "approved": approved,
+            }))
+            .release(id),
+    );
+    store.append_events(&events).await?;
+    Ok(Decided {
+        approvals: if request.choice == Choice::Approve {
+            approvals
+        } else {
+            0
+        },
+        quorum: auth.quorum,
+        approved,
+        as_fallback,
+        override_window: request.override_window,
+    })
+}
+
+/// Whether `actor` may decide now; `Ok(true)` when only as a member of the fallback group.
+fn authorize(
+    plan: &Plan,
+    auth: &Authorization,
+    request: &Decide<'_>,
+    pending_since: i64,
+) -> Result<bool, ExecError> {
+    if member(plan, &auth.deciders, request.actor) {
+        return Ok(false);
+    }
+    let deciders = describe_group(plan, &auth.deciders);
+    let Some(fallback) = &auth.fallback else {
+        return Err(ExecError::Refused(format!(
+            "`{}` may not decide: only {deciders} may (authorization.deciders)",
+            request.actor
+        )));
+    };
+    if !member(plan, &fallback.deciders, request.actor) {
+        return Err(ExecError::Refused(format!(
+            "`{}` may not decide: only {deciders} may (authorization.deciders), or {} once no \
+             decision came for {} (authorization.fallback)",
+            request.actor,
+            describe_group(plan, &fallback.deciders),
+            fallback.after
+        )));
+    }
+    let from = pending_since + millis(fallback.after);
+    if request.now_ms < from {
+        return Err(ExecError::Refused(format!(
+            "`{}` is in the fallback group `{}`, which may decide only after {} without a \
+             decision (authorization.fallback.after): in {}. Until then ask {deciders}",
+            request.actor,
+            fallback.deciders,
+            fallback.after,
+            backout_model::Duration::from_millis(
+                u64::try_from(from - request.now_ms).unwrap_or(0) / 1000 * 1000
+            )
+        )));
+    }
+    Ok(true)
+}
+
+/// The `escalated` event for a decision nobody made within `fallback.after`.
+pub fn escalation(auth: &Authorization, pending_since: i64, now_ms: i64, id: &str) -> NewEvent {
+    let fallback = auth.fallback.as_ref();
+    NewEvent::new("escalated", "backout", now_ms)
+        .payload(json!({
+            "reason": "no_decision",
+            "pending_since_ms": pending_since,
+            "after": fallback.map(|f| f.after.to_string()),
+            "deciders": auth.deciders,
+            "fallback_deciders": fallback.map(|f| f.deciders.clone()),
+        }))
+        .release(id)
+}
+
+/// What `backout execute` may run: the release and its plan, after every rule held.
+pub struct Cleared {
+    pub release: Release,
+    pub plan: Plan,
+    pub override_window: bool,
+}
+
+/// Checks that `actor` may start the rollback of a release now, and journals the start
+/// (`execution_started`), so a second `execute` is refused.
+pub async fn clear_execution(
+    store: &dyn Store,
+    release_id: &str,
+    actor: &str,
+    now_ms: i64,
+) -> Result<Cleared, ExecError> {
+    let Loaded {
+        release,
+        plan,
+        decisions,
+    } = load(store, release_id).await?;
+    let id = release_id;
+    if let Some(execution) = plan.execution.given()
+        && !member(&plan, &execution.performers, actor)
+    {
+        return Err(ExecError::Refused(format!(
+            "`{actor}` may not execute the rollback: only {} may (execution.performers)",
+            describe_group(&plan, &execution.performers)
+        )));
+    }
+    let mut override_window = false;
+    if let Some(auth) = plan.authorization.given() {
+        if decisions.approved_at_ms.is_none() {
+            let denied = decisions
+                .denied
+                .as_ref()
+                .map(|(who, why)| format!("; the last decision was a deny by {who}: {why}"))
+                .unwrap_or_default();
+            return Err(ExecError::Refused(format!(
+                "the rollback of release `{id}` is not approved: {} of {} approval(s) from {}{denied}",
+                decisions.approvals.len(),
+                auth.quorum,
+                describe_group(&plan, &auth.deciders)
+            )));
+        }
+        if auth.separation_of_duties && decisions.approved_by(actor) {
+            return Err(ExecError::Refused(format!(
+                "`{actor}` approved this rollback and may not also start it \
+                 (authorization.separation_of_duties); another performer must"
+            )));
+        }
+        override_window = decisions.overrides_window(auth.quorum);
+    }
+    if release.window_closed(now_ms) && !override_window {
+        let after_close = plan
+            .window
+            .given()
+            .and_then(|w| w.after_close.clone())
+            .map(|a| format!("; the plan says instead: {a}"))
+            .unwrap_or_default();
+        return Err(ExecError::Refused(format!(
+            "the rollback window of release `{id}` is closed ({}){after_close}",
+            release
+                .close_reason
+                .as_deref()
+                .unwrap_or("its time ran out")
+        )));
+    }
+    if let Some(run) = decisions.executions.last() {
+        return Err(ExecError::Refused(format!(
+            "the rollback of release `{id}` was already started{}; continue it with `backout resume`",
+            if run.is_empty() {
+                String::new()
+            } else {
+                format!(" as run `{run}`")
+            }
+        )));
+    }
+    store
+        .append_event(
+            &NewEvent::new("execution_started", actor, now_ms)
+                .payload(json!({ "override_window": override_window }))
+                .release(id),
+        )
+        .await?;
+    Ok(Cleared {
+        release,
+        plan,
+        override_window,
+    })
+}
+
+/// Records that an execution cleared by [`clear_execution`] did not start a run.
+pub async fn abandon_execution(
+    store: &dyn Store,
+    release_id: &str,
+    actor: &str,
+    why: &str,
+    now_ms: i64,
+) -> Result<(), ExecError> {
+    store
+        .append_event(
+            &NewEvent::new("execution_abandoned", actor, now_ms)
+                .payload(json!({ "error": why }))
+                .release(release_id),
+        )
+        .await?;
+    Ok(())
+}
+
+/// With `separation_of_duties`, an approver of a release's rollback may not confirm or resolve
+/// the steps of its run.
+pub async fn may_perform(store: &dyn Store, run: &Run, actor: &str) -> Result<(), ExecError> {
+    let Some(release_id) = &run.release_id else {
+        return Ok(());
+    };
+    let Loaded {
+        plan, decisions, ..
+    } = load(store, release_id).await?;
+    if plan
+        .authorization
+        .given()
+        .is_some_and(|a| a.separation_of_duties)
+        && decisions.approved_by(actor)
+    {
+        return Err(ExecError::Refused(format!(
+            "`{actor}` approved the rollback of release `{release_id}` and may not also perform \
+             its steps (authorization.separation_of_duties); another performer must"
+        )));
+    }
+    Ok(())
+}
