@@ -15,6 +15,22 @@ use backout_sqlite::SqliteStore;
 use backout_store::{NewEvent, ReleaseState, Store};
 
 fn plan(dir: &Path, every: &str, window: &str) -> String {
+    plan_with(
+        dir,
+        every,
+        window,
+        "{ deciders: ops }",
+        "{ performers: ops }",
+    )
+}
+
+fn plan_with(
+    dir: &Path,
+    every: &str,
+    window: &str,
+    authorization: &str,
+    execution: &str,
+) -> String {
     let d = dir.display();
     format!(
         r#"version: 1
@@ -26,8 +42,8 @@ criteria:
     - {{ id: errors, command: "cat {d}/errors", fails_if: "> 5", every: {every} }}
     - {{ id: slow, command: "true", every: 10m }}
 window: {window}
-authorization: {{ deciders: ops }}
-execution: {{ performers: ops }}
+authorization: {authorization}
+execution: {execution}
 procedure: {{ not_applicable: "t" }}
 contingency: {{ not_applicable: "t" }}
 workarounds: []
@@ -242,7 +258,11 @@ async fn watching_all_picks_up_releases_that_start_later_and_trips_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("errors"), "0\n").expect("write");
     let store = store(dir.path()).await;
-    let source = plan(dir.path(), "100ms", "{ not_applicable: \"always possible\" }");
+    let source = plan(
+        dir.path(),
+        "100ms",
+        "{ not_applicable: \"always possible\" }",
+    );
     let first = start(store.as_ref(), &source, SystemClock.now_ms()).await;
     let mut watcher = Watcher::new(
         store.clone(),
@@ -329,4 +349,157 @@ async fn a_closed_window_is_closed_by_a_checkpoint_from_another_process() {
         before,
         "nothing is measured after the close"
     );
+}
+
+/// The kinds and actors of a release's decision events, in order.
+async fn decision_story(store: &dyn Store, release: &str) -> Vec<(String, String)> {
+    store
+        .release_events(release, 0, 10_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e.kind.as_str(),
+                "decision" | "decision_requested" | "escalated"
+            )
+        })
+        .map(|e| {
+            let reason = e.payload["reason"].as_str().unwrap_or("").to_string();
+            (format!("{} {}", e.kind, reason).trim().to_string(), e.actor)
+        })
+        .collect()
+}
+
+async fn watch_for(store: &Arc<dyn Store>, id: &str, options: WatchOptions, how_long: Duration) {
+    let mut watcher = Watcher::new(
+        store.clone(),
+        Arc::new(Resolver::from_env()),
+        Arc::new(SystemClock),
+        options,
+        &[id.to_string()],
+    )
+    .await
+    .expect("watcher");
+    watcher
+        .run(tokio::time::sleep(how_long), |_| ControlFlow::Continue(()))
+        .await
+        .expect("run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_automatic_criterion_approves_with_no_person() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("errors"), "9\n").expect("write");
+    let store = store(dir.path()).await;
+    let source = plan_with(
+        dir.path(),
+        "100ms",
+        "{ closes_after: 1h }",
+        "{ deciders: ops, automatic: [errors] }",
+        "{ performers: ops }",
+    );
+    let id = start(store.as_ref(), &source, SystemClock.now_ms()).await;
+    watch_for(&store, &id, options(false), Duration::from_millis(600)).await;
+    let story = decision_story(store.as_ref(), &id).await;
+    assert_eq!(story.len(), 1, "{story:?}");
+    assert_eq!(story[0].1, "backout:automatic");
+    assert!(
+        story[0]
+            .0
+            .starts_with("decision authorization.automatic: errors (9 is above 5)"),
+        "{story:?}"
+    );
+    let cleared = release::decide::clear_execution(
+        store.as_ref(),
+        &id,
+        release::decide::AUTOMATIC,
+        SystemClock.now_ms(),
+    )
+    .await;
+    assert!(
+        cleared.is_ok(),
+        "the watcher may start it: {:?}",
+        cleared.err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deciders_are_asked_once_and_the_fallback_after_its_delay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("errors"), "9\n").expect("write");
+    let store = store(dir.path()).await;
+    let source = plan_with(
+        dir.path(),
+        "100ms",
+        "{ closes_after: 1h }",
+        "{ deciders: ops, fallback: { after: 400ms, deciders: ops } }",
+        "{ performers: ops, start_within: 300ms }",
+    );
+    let id = start(store.as_ref(), &source, SystemClock.now_ms()).await;
+    watch_for(&store, &id, options(false), Duration::from_millis(900)).await;
+    let story = decision_story(store.as_ref(), &id).await;
+    assert_eq!(
+        story,
+        vec![
+            ("decision_requested".to_string(), "backout".to_string()),
+            ("escalated no_decision".to_string(), "backout".to_string()),
+        ],
+        "asked once, escalated once at fallback.after"
+    );
+    release::decide::decide(
+        store.as_ref(),
+        &release::decide::Decide {
+            release_id: &id,
+            actor: "a@example.com",
+            choice: release::decide::Choice::Approve,
+            reason: "errors",
+            override_window: false,
+            now_ms: SystemClock.now_ms(),
+        },
+    )
+    .await
+    .expect("approve");
+    watch_for(&store, &id, options(false), Duration::from_millis(700)).await;
+    let story = decision_story(store.as_ref(), &id).await;
+    assert_eq!(
+        story.last(),
+        Some(&("escalated start_within".to_string(), "backout".to_string())),
+        "approved but not started within 300ms: {story:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_beyond_the_concurrency_waits_its_turn() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("errors"), "0\n").expect("write");
+    let store = store(dir.path()).await;
+    let source = plan(dir.path(), "1h", "{ closes_after: 1h }");
+    let now = SystemClock.now_ms();
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(start(store.as_ref(), &source, now).await);
+    }
+    let mut watcher = Watcher::new(
+        store.clone(),
+        Arc::new(Resolver::from_env()),
+        Arc::new(SystemClock),
+        WatchOptions {
+            concurrency: 1,
+            ..options(false)
+        },
+        &ids,
+    )
+    .await
+    .expect("watcher");
+    watcher
+        .run(tokio::time::sleep(Duration::from_millis(1_500)), |_| {
+            ControlFlow::Continue(())
+        })
+        .await
+        .expect("run");
+    for id in &ids {
+        assert_eq!(measurements(store.as_ref(), id, "errors").await, 1);
+        assert_eq!(measurements(store.as_ref(), id, "slow").await, 1);
+    }
 }

@@ -63,6 +63,11 @@ pub struct Decisions {
     pub denied: Option<(String, String)>,
     /// An `escalated` event was journaled for the pending decision.
     pub escalated: bool,
+    /// The deciders were asked (`decision_requested`) for the pending decision.
+    pub asked: bool,
+    /// An `escalated` event was journaled because no execution started within
+    /// `execution.start_within` of the approval.
+    pub start_escalated: bool,
     /// Executions started for the approval (run ids when known).
     pub executions: Vec<String>,
 }
@@ -83,10 +88,15 @@ impl Decisions {
             "verdict" if text("verdict") == Some("rollback_required") => {
                 self.pending_since_ms.get_or_insert(event.at_ms);
             }
-            "rollback_requested" | "decision_requested" => {
+            "rollback_requested" => {
                 self.pending_since_ms.get_or_insert(event.at_ms);
             }
-            "escalated" if text("reason") != Some("start_within") => self.escalated = true,
+            "decision_requested" => {
+                self.pending_since_ms.get_or_insert(event.at_ms);
+                self.asked = true;
+            }
+            "escalated" if text("reason") == Some("start_within") => self.start_escalated = true,
+            "escalated" => self.escalated = true,
             "decision" if text("decision") == Some("approve") => {
                 if self.approvals.iter().all(|a| a.actor != event.actor) {
                     self.approvals.push(Approval {
@@ -100,7 +110,11 @@ impl Decisions {
                     });
                 }
                 self.pending_since_ms.get_or_insert(event.at_ms);
-                if self.approved_at_ms.is_none() && self.approvals.len() >= quorum as usize {
+                let automatic =
+                    event.payload.get("automatic") == Some(&serde_json::Value::Bool(true));
+                if self.approved_at_ms.is_none()
+                    && (automatic || self.approvals.len() >= quorum as usize)
+                {
                     self.approved_at_ms = Some(event.at_ms);
                 }
             }
@@ -131,6 +145,33 @@ impl Decisions {
     pub fn approved_by(&self, actor: &str) -> bool {
         self.approvals.iter().any(|a| same(&a.actor, actor))
     }
+}
+
+impl Decisions {
+    /// Replays the decision events of a release from the journal.
+    pub async fn read(
+        store: &dyn Store,
+        release_id: &str,
+        quorum: u32,
+    ) -> Result<Decisions, ExecError> {
+        let mut decisions = Decisions::default();
+        let mut after = 0;
+        loop {
+            let page = store.release_events(release_id, after, 1000).await?;
+            for event in &page {
+                decisions.apply(event, quorum);
+            }
+            match page.last() {
+                Some(last) if page.len() == 1000 => after = last.seq,
+                _ => return Ok(decisions),
+            }
+        }
+    }
+}
+
+/// The quorum of a plan (1 when authorization does not apply).
+pub fn quorum_of(plan: &Plan) -> u32 {
+    plan.authorization.given().map_or(1, |a| a.quorum)
 }
 
 /// Identities compare without regard to case (`Carol@Example.com` is `carol@example.com`).
@@ -169,19 +210,7 @@ pub struct Loaded {
 pub async fn load(store: &dyn Store, release_id: &str) -> Result<Loaded, ExecError> {
     let release = store.get_release(release_id).await?;
     let plan = Tracker::plan_of(&release)?;
-    let quorum = plan.authorization.given().map_or(1, |a| a.quorum);
-    let mut decisions = Decisions::default();
-    let mut after = 0;
-    loop {
-        let page = store.release_events(release_id, after, 1000).await?;
-        for event in &page {
-            decisions.apply(event, quorum);
-        }
-        match page.last() {
-            Some(last) if page.len() == 1000 => after = last.seq,
-            _ => break,
-        }
-    }
+    let decisions = Decisions::read(store, release_id, quorum_of(&plan)).await?;
     Ok(Loaded {
         release,
         plan,
@@ -368,6 +397,113 @@ pub fn escalation(auth: &Authorization, pending_since: i64, now_ms: i64, id: &st
         .release(id)
 }
 
+/// What a watcher journals after a release's verdict or decisions changed, at `now_ms`:
+/// - a rollback became required and one of `authorization.automatic` is tripped inside the
+///   window: an approval by [`AUTOMATIC`] (no person needed);
+/// - otherwise, once per pending decision: `decision_requested`, asking the deciders;
+/// - no decision within `fallback.after`: `escalated` (the fallback group may now decide);
+/// - approved, but no execution within `execution.start_within`: `escalated`.
+///
+/// Also returns when to look again (the next escalation due), if any.
+pub fn follow_up(
+    plan: &Plan,
+    decisions: &Decisions,
+    tracker: &Tracker,
+    now_ms: i64,
+) -> (Vec<NewEvent>, Option<i64>) {
+    let id = tracker.release_id.as_str();
+    let mut events = Vec::new();
+    let mut next = None;
+    let Some(auth) = plan.authorization.given() else {
+        return (events, next);
+    };
+    let Some(pending_since) = decisions.pending_since_ms else {
+        return (events, next);
+    };
+    if decisions.approved_at_ms.is_none() {
+        let tripped: Vec<String> = tracker
+            .criteria()
+            .iter()
+            .zip(tracker.states())
+            .filter(|(c, s)| {
+                s.status == crate::criteria::CriterionStatus::Tripped
+                    && auth.automatic.iter().any(|a| a == &c.id)
+            })
+            .map(|(c, s)| {
+                format!(
+                    "{} ({})",
+                    c.id,
+                    s.last_reason.as_deref().unwrap_or("tripped")
+                )
+            })
+            .collect();
+        if !tripped.is_empty() && !tracker.window_closed(now_ms) {
+            events.push(
+                NewEvent::new("decision", AUTOMATIC, now_ms)
+                    .payload(json!({
+                        "decision": "approve",
+                        "automatic": true,
+                        "reason": format!("authorization.automatic: {} tripped", tripped.join(", ")),
+                        "override_window": false,
+                        "fallback": false,
+                        "approvals": 1,
+                        "quorum": auth.quorum,
+                        "approved": true,
+                    }))
+                    .release(id),
+            );
+            return (events, next);
+        }
+        if !decisions.asked {
+            events.push(
+                NewEvent::new("decision_requested", "backout", now_ms)
+                    .payload(json!({
+                        "deciders": auth.deciders,
+                        "members": group(plan, &auth.deciders).map(|g| g.members.clone()),
+                        "quorum": auth.quorum,
+                        "fallback": auth.fallback.as_ref().map(|f| json!({
+                            "after": f.after.to_string(), "deciders": f.deciders,
+                        })),
+                        "evidence": tracker.evidence(),
+                    }))
+                    .release(id),
+            );
+        }
+        if let Some(fallback) = &auth.fallback
+            && !decisions.escalated
+        {
+            let due = pending_since + millis(fallback.after);
+            if now_ms >= due {
+                events.push(escalation(auth, pending_since, now_ms, id));
+            } else {
+                next = Some(due);
+            }
+        }
+    } else if let (Some(approved), Some(within)) = (
+        decisions.approved_at_ms,
+        plan.execution.given().and_then(|e| e.start_within),
+    ) && decisions.executions.is_empty()
+        && !decisions.start_escalated
+    {
+        let due = approved + millis(within);
+        if now_ms >= due {
+            events.push(
+                NewEvent::new("escalated", "backout", now_ms)
+                    .payload(json!({
+                        "reason": "start_within",
+                        "approved_at_ms": approved,
+                        "start_within": within.to_string(),
+                        "performers": plan.execution.given().map(|e| e.performers.clone()),
+                    }))
+                    .release(id),
+            );
+        } else {
+            next = Some(due);
+        }
+    }
+    (events, next)
+}
+
 /// What `backout execute` may run: the release and its plan, after every rule held.
 pub struct Cleared {
     pub release: Release,
@@ -389,7 +525,15 @@ pub async fn clear_execution(
         decisions,
     } = load(store, release_id).await?;
     let id = release_id;
+    // An automatic approval is carried out by the watcher itself, as `backout:automatic`.
+    let automatic = actor == AUTOMATIC;
+    if automatic && !decisions.approved_by(AUTOMATIC) {
+        return Err(ExecError::Refused(format!(
+            "the rollback of release `{id}` was not approved automatically; a performer must start it"
+        )));
+    }
     if let Some(execution) = plan.execution.given()
+        && !automatic
         && !member(&plan, &execution.performers, actor)
     {
         return Err(ExecError::Refused(format!(

@@ -20,9 +20,10 @@ use std::time::Duration;
 
 use backout_model::Plan;
 use backout_store::{NewEvent, Release, Store};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 use super::check::{CheckReport, close, observe, sources_of};
+use super::decide::{self, Decisions};
 use super::tracker::{TRACKED_KINDS, Tracker};
 use crate::clock::Clock;
 use crate::criteria::sources::Source;
@@ -59,6 +60,8 @@ impl Default for WatchOptions {
 /// What changed for one release, after its events were journaled.
 pub struct Round<'a> {
     pub tracker: &'a Tracker,
+    /// Who approved or denied, escalations, executions.
+    pub decisions: &'a Decisions,
     /// The criteria measured in this round.
     pub measured: Vec<bool>,
     pub now_ms: i64,
@@ -79,11 +82,26 @@ impl Round<'_> {
     }
 }
 
-/// A timer that is not a measurement: the window's notice or close.
+/// A timer that is not a measurement: the window's notice or close, an escalation.
 const WINDOW: usize = usize::MAX;
+
+/// What the watcher reads back from the journal: what changes a tracker, and what changes
+/// the decisions (escalations journaled by a `decide`, executions started elsewhere).
+const TAIL_KINDS: [&str; 9] = [
+    TRACKED_KINDS[0],
+    TRACKED_KINDS[1],
+    TRACKED_KINDS[2],
+    TRACKED_KINDS[3],
+    TRACKED_KINDS[4],
+    "decision_requested",
+    "escalated",
+    "execution_started",
+    "execution_abandoned",
+];
 
 struct Watched {
     tracker: Tracker,
+    decisions: Decisions,
     sources: Vec<Result<Arc<dyn Source>, String>>,
     /// Criteria measured since the last report.
     measured: Vec<bool>,
@@ -167,7 +185,9 @@ impl Watcher {
                 plan
             }
         };
-        let tracker = Tracker::replay(self.store.as_ref(), release, plan).await?;
+        let tracker = Tracker::replay(self.store.as_ref(), release, plan.clone()).await?;
+        let decisions =
+            Decisions::read(self.store.as_ref(), &release.id, decide::quorum_of(&plan)).await?;
         let sources = sources_of(&tracker, &self.resolver);
         let slot = self.watched.len();
         for i in 0..tracker.criteria().len() {
@@ -182,6 +202,7 @@ impl Watcher {
         self.watched.push(Watched {
             measured: vec![false; tracker.criteria().len()],
             tracker,
+            decisions,
             sources,
             reported: false,
         });
@@ -200,7 +221,6 @@ impl Watcher {
         F: FnMut(Round<'_>) -> ControlFlow<()>,
     {
         let (send, mut finished) = mpsc::channel::<Finished>(4096);
-        let permits = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
         let mut pending: Vec<Finished> = Vec::new();
         let mut timers: BTreeSet<usize> = BTreeSet::new();
         let mut batch_deadline: Option<tokio::time::Instant> = None;
@@ -212,8 +232,11 @@ impl Watcher {
                 return Ok(());
             }
             let now = self.clock.now_ms();
+            // Start what is due, but never more than `concurrency` at once: a backlog waits in
+            // the heap (a few bytes each), not as spawned tasks.
+            let limit = self.options.concurrency.max(1);
             while let Some(&Reverse((at, slot, criterion))) = self.due.peek() {
-                if at > now {
+                if at > now || (criterion != WINDOW && self.in_flight >= limit) {
                     break;
                 }
                 self.due.pop();
@@ -224,12 +247,17 @@ impl Watcher {
                     timers.insert(slot);
                     continue;
                 }
-                self.start(slot, criterion, now, &permits, &send);
+                self.start(slot, criterion, now, &send);
             }
             if !timers.is_empty() && batch_deadline.is_none() {
                 batch_deadline = Some(tokio::time::Instant::now());
             }
-            let next_due = self.due.peek().map(|Reverse((at, _, _))| *at);
+            // At the limit, the next finished measurement wakes the loop, not the heap.
+            let next_due = if self.in_flight >= limit {
+                None
+            } else {
+                self.due.peek().map(|Reverse((at, _, _))| *at)
+            };
             let sleep_for = next_due.map_or(Duration::from_secs(60), |at| {
                 Duration::from_millis(u64::try_from(at - now).unwrap_or(0))
             });
@@ -279,28 +307,15 @@ impl Watcher {
     }
 
     /// Starts one measurement in the background.
-    fn start(
-        &mut self,
-        slot: usize,
-        criterion: usize,
-        now: i64,
-        permits: &Arc<Semaphore>,
-        send: &mpsc::Sender<Finished>,
-    ) {
+    fn start(&mut self, slot: usize, criterion: usize, now: i64, send: &mpsc::Sender<Finished>) {
         let source = match &self.watched[slot].sources[criterion] {
             Ok(source) => Ok(source.clone()),
             Err(message) => Err(message.clone()),
         };
-        let permits = permits.clone();
         let send = send.clone();
         self.in_flight += 1;
         tokio::spawn(async move {
-            let observation = match permits.acquire_owned().await {
-                Ok(_permit) => observe(source).await,
-                Err(_) => Observation::Error {
-                    message: "the watcher is shutting down".into(),
-                },
-            };
+            let observation = observe(source).await;
             let _ = send
                 .send(Finished {
                     release: slot,
@@ -319,7 +334,7 @@ impl Watcher {
         loop {
             let page = self
                 .store
-                .events_of_kinds(self.tail_seq, &TRACKED_KINDS, 1000)
+                .events_of_kinds(self.tail_seq, &TAIL_KINDS, 1000)
                 .await?;
             for event in &page {
                 self.tail_seq = event.seq;
@@ -327,7 +342,10 @@ impl Watcher {
                     continue;
                 };
                 if let Some(&slot) = self.index.get(id) {
-                    self.watched[slot].tracker.apply(event);
+                    let watched = &mut self.watched[slot];
+                    watched.tracker.apply(event);
+                    let quorum = decide::quorum_of(watched.tracker.plan());
+                    watched.decisions.apply(event, quorum);
                     touched.insert(slot);
                 } else if self.options.all && event.kind == "release_started" {
                     let release = self.store.get_release(id).await?;
@@ -336,6 +354,22 @@ impl Watcher {
             }
             if page.len() < 1000 {
                 return Ok(touched);
+            }
+        }
+    }
+
+    /// Applies the decision events this watcher journaled to the decisions of their releases.
+    fn apply_own(&mut self, sealed: &[backout_store::Event]) {
+        for event in sealed {
+            let slot = event.release_id.as_ref().and_then(|id| self.index.get(id));
+            if let Some(&slot) = slot {
+                let watched = &mut self.watched[slot];
+                let quorum = decide::quorum_of(watched.tracker.plan());
+                watched.decisions.apply(event, quorum);
+                // The tracker re-arms on a deny; the watcher never journals one.
+                if event.kind == "decision" || event.kind == "rollback_requested" {
+                    watched.tracker.apply(event);
+                }
             }
         }
     }
@@ -380,7 +414,28 @@ impl Watcher {
             }
             changes.push((slot, conclusion.changed, conclusion.close));
         }
-        self.store.append_events(&events).await?;
+        let sealed = self.store.append_events(&events).await?;
+        self.apply_own(&sealed);
+        // Decisions follow the verdicts: an automatic approval, asking the deciders,
+        // escalations when nobody decided or started in time.
+        let mut follow = Vec::new();
+        for &slot in &touched {
+            let watched = &self.watched[slot];
+            let (events, next) = decide::follow_up(
+                watched.tracker.plan(),
+                &watched.decisions,
+                &watched.tracker,
+                now,
+            );
+            follow.extend(events);
+            if let Some(at) = next {
+                self.due.push(Reverse((at, slot, WINDOW)));
+            }
+        }
+        if !follow.is_empty() {
+            let sealed = self.store.append_events(&follow).await?;
+            self.apply_own(&sealed);
+        }
         for (slot, changed, closing) in changes {
             let closed = closing.is_some();
             if let Some((reason, event)) = closing {
@@ -396,6 +451,7 @@ impl Watcher {
             watched.reported = true;
             let round = Round {
                 tracker: &watched.tracker,
+                decisions: &watched.decisions,
                 measured,
                 now_ms: now,
                 verdict_changed: changed || first,
