@@ -18,9 +18,12 @@ reproducible, random phase of the 5 s cadence), then the exporter flips to faili
   Prometheus alert  t0 -> HighErrorRate first seen as `firing` in /api/v1/alerts (polled every
                     100 ms, so up to 0.1 s late).
 The exporter then flips back and the next trial waits until the alert has resolved.
-Both detectors sample every 5 s at a phase independent of the flip, so each one's latency is
-roughly uniform over [data delay, 5 s + data delay] (data delay: up to 1 s until the next scrape)
-and a single trial's ratio mostly says whose cadence happened to come first; compare medians.
+Both detectors sample every 5 s at a phase independent of the flip, so each latency is roughly
+uniform over [data delay, 5 s + data delay] (data delay: up to 1 s until the next scrape). `watch`
+is started within ~20 ms after one of Prometheus' rule evaluations, so backout measures at (nearly)
+the same instants as Prometheus evaluates its rule: then both see the same scraped sample, and the
+per-trial ratio compares the two detectors' own overheads, not which cadence happened to come
+first after the flip (with unrelated phases one trial's ratio can be anything from ~0.1x to ~10x).
 Target (issue "Detection latency with the real Prometheus"): backout median <= 7 s over 5 trials.
 Environment: BENCH_DETECT_TRIALS (5), BENCH_DETECT_SEED (1), BACKOUT_BIN (target/release/backout).
 Exit status: 0 whether or not the target is met; 1 on an error (a trial that did not end with exit
@@ -118,7 +121,11 @@ class Prometheus:
                 return a["state"]
         return None
 
-    def wait_until(self, what, done, within):
+    def last_evaluation(self):
+        """When the rule group was last evaluated (Prometheus' own timestamp text)."""
+        return [g.get("lastEvaluation") for g in self.get("/api/v1/rules")["data"]["groups"]]
+
+    def wait_until(self, what, done, within, poll=0.1):
         deadline = time.monotonic() + within
         while True:
             self.check_alive()
@@ -129,7 +136,7 @@ class Prometheus:
                 pass  # not listening yet
             if time.monotonic() > deadline:
                 fail(f"prometheus: {what} not reached after {within} s; its log:\n{self.log_tail()}")
-            time.sleep(0.1)
+            time.sleep(poll)
 
 
 # --- backout -------------------------------------------------------------------------------------
@@ -225,6 +232,10 @@ def trial(n, rng, prom, db, plan):
     """One trial: (healthy seconds, backout latency, printed latency, alert latency) or an Error."""
     prom.wait_until("HighErrorRate inactive", lambda: prom.alert_state() is None, 30)
     release = backout(db, "start", plan, "--version", f"v{n}")
+    # Start watch right after one of Prometheus' rule evaluations, so that both detectors sample
+    # at (nearly) the same instants of the same cadence: see the docstring.
+    last = prom.last_evaluation()
+    prom.wait_until("the next rule evaluation", lambda: prom.last_evaluation() != last, 2 * EVERY_S + 5, poll=0.02)
     watch = Watch(db, release)
     healthy = rng.uniform(5, 11)
     try:
