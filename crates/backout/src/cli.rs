@@ -210,6 +210,10 @@ pub struct WatchArgs {
     /// Measurements in flight at once, across all watched releases.
     #[arg(long, default_value_t = 256)]
     pub concurrency: usize,
+    /// Run the whole loop: when the rollback is approved (automatically, or by deciders while
+    /// this watches), execute it as this user and verify it (procedure.verify_after).
+    #[arg(long, conflicts_with = "all")]
+    pub execute: bool,
     #[arg(long, value_enum, default_value_t = LintFormat::Human)]
     pub format: LintFormat,
 }

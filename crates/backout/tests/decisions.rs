@@ -298,3 +298,143 @@ fn an_approver_may_not_confirm_the_manual_steps_of_the_rollback() {
         &["confirm", &run_id, "check"],
     ));
 }
+
+const LOOP: &str = r#"people:
+  release-managers: [carol@example.com, dan@example.com]
+  ops-oncall: [erin@example.com]
+criteria:
+  rollback_when:
+    - { id: errors, command: "cat \"$WORK/errors\"", fails_if: "> 5", every: 200ms, AUTO }
+window: { closes_after: 1h }
+authorization: { deciders: release-managers, quorum: 2 }
+execution: { performers: ops-oncall }
+procedure:
+  steps:
+    - { id: undo, run: "echo rolled back >> \"$WORK/undone\"; echo FIXED > \"$WORK/errors\"", expected: 1s }
+  verify_after: { checks: [errors], hold: 400ms }
+"#;
+
+fn loop_plan(sandbox: &Sandbox, automatic: bool, fixed: &str) -> String {
+    let body = LOOP
+        .replace(
+            ", AUTO }",
+            if automatic {
+                ", authorize: automatic }"
+            } else {
+                " }"
+            },
+        )
+        .replace("FIXED", fixed);
+    let plan = sandbox.plan("loop.yaml", &body);
+    let out = sandbox.run(&["start", plan.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn story(sandbox: &Sandbox, rel: &str) -> Vec<String> {
+    let report = sandbox.run(&["report", rel, "--format", "json"]);
+    let value: serde_json::Value = serde_json::from_slice(&report.stdout).expect("json");
+    value["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["kind"].as_str().unwrap_or(""),
+                e["actor"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn watch_execute_runs_an_automatic_rollback_and_verifies_it() {
+    let sandbox = Sandbox::new();
+    sandbox.write("errors", "9\n");
+    let rel = loop_plan(&sandbox, true, "0");
+    let out = as_(&sandbox, "erin@example.com", &["watch", &rel, "--execute"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(sandbox.read("undone"), "rolled back\n");
+    assert!(
+        text(&out).contains("rolled back and verified"),
+        "{}",
+        text(&out)
+    );
+    let story = story(&sandbox, &rel);
+    for expected in [
+        "decision backout:automatic",
+        "execution_started backout:automatic",
+        "execution_finished backout:automatic",
+        "verification_started erin@example.com",
+        "rollback_verified erin@example.com",
+    ] {
+        assert!(
+            story.iter().any(|s| s == expected),
+            "{expected} in {story:?}"
+        );
+    }
+    assert!(
+        !story.iter().any(|s| s.starts_with("decision_requested")),
+        "nobody was asked: {story:?}"
+    );
+}
+
+#[test]
+fn watch_execute_waits_for_the_deciders_then_runs_and_a_failed_verification_exits_6() {
+    let sandbox = Sandbox::new();
+    sandbox.write("errors", "9\n");
+    // The rollback does not fix the errors: verification must fail.
+    let rel = loop_plan(&sandbox, false, "9");
+    let watch = sandbox
+        .command()
+        .env("BACKOUT_USER", "erin@example.com")
+        .args(["watch", &rel, "--execute"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("watch starts");
+    let started = std::time::Instant::now();
+    while !story(&sandbox, &rel)
+        .iter()
+        .any(|s| s.starts_with("decision_requested"))
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "deciders never asked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        !sandbox.exists("undone"),
+        "nothing runs before the approval"
+    );
+    for who in ["carol@example.com", "dan@example.com"] {
+        ok(&as_(
+            &sandbox,
+            who,
+            &["decide", &rel, "approve", "--reason", "errors"],
+        ));
+    }
+    let out = watch.wait_with_output().expect("watch ends");
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    assert!(
+        text(&out).contains("did not verify: errors tripped after the rollback"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(sandbox.read("undone"), "rolled back\n");
+    let story = story(&sandbox, &rel);
+    assert!(
+        story
+            .iter()
+            .any(|s| s == "execution_started erin@example.com"),
+        "{story:?}"
+    );
+    assert!(
+        story
+            .iter()
+            .any(|s| s == "rollback_unverified erin@example.com"),
+        "{story:?}"
+    );
+}

@@ -6,10 +6,12 @@
 mod check;
 pub mod decide;
 mod tracker;
+mod verify;
 mod watcher;
 
 pub use check::{CheckReport, CriterionReport, check};
 pub use tracker::{Conclusion, Tracker, WINDOW_CLOSING_NOTICE_MS};
+pub use verify::{Verified, verify_after};
 pub use watcher::{Round, WatchOptions, Watcher};
 
 use backout_model::plan::Answer;

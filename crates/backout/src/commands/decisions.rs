@@ -8,12 +8,12 @@ use backout_core::clock::SystemClock;
 use backout_core::env::Resolver;
 use backout_core::executor::RunOptions;
 use backout_core::release::decide::{self, Choice, Decide};
-use backout_store::RunKind;
+use backout_store::{NewEvent, Run, RunKind, RunState, Store};
 
 use super::runs::{
     actor, finish, interactive, now, open_store, printer, run_steps, runtime, spawn_prompter,
 };
-use crate::cli::{DecideArgs, DecisionChoice, ExecuteArgs, Global};
+use crate::cli::{DecideArgs, DecisionChoice, ExecuteArgs, Global, RunFormat};
 use crate::exit_codes::{CommandError, ExitCode};
 
 pub fn decide(args: &DecideArgs, global: &Global) -> Result<ExitCode, CommandError> {
@@ -70,50 +70,84 @@ pub fn decide(args: &DecideArgs, global: &Global) -> Result<ExitCode, CommandErr
 pub fn execute(args: &ExecuteArgs, global: &Global) -> Result<ExitCode, CommandError> {
     let who = actor(global);
     let prompter = interactive(args.format).then(|| spawn_prompter(global));
+    let wait = args.wait || prompter.is_some();
     runtime()?.block_on(async {
         let store = open_store(global).await?;
-        let cleared = decide::clear_execution(store.as_ref(), &args.release, &who, now()).await?;
-        if cleared.override_window {
-            eprintln!(
-                "WINDOW OVERRIDDEN: release {} is rolled back after its window closed, on the approval of the full quorum",
-                args.release
-            );
-        }
-        let options = RunOptions {
-            kind: RunKind::Release,
-            environment: cleared.release.environment.clone(),
-            // Steps that undo a milestone run only when the deployment reached it.
-            checkpoints: cleared
-                .release
-                .checkpoints
-                .iter()
-                .map(|c| c.name.clone())
-                .collect(),
-            actor: who.clone(),
-            release_id: Some(args.release.clone()),
-            workaround: None,
-            wait_for_people: args.wait || prompter.is_some(),
-            extra_env: Vec::new(),
-        };
-        let executor = Executor::new(
-            store.clone(),
-            Arc::new(SystemClock),
-            Resolver::from_env(),
-            printer(args.format, &run_steps(&cleared.plan, None), prompter),
+        let (code, _) =
+            run_release(&store, &args.release, &who, args.format, wait, prompter).await?;
+        Ok(code)
+    })
+}
+
+/// Clears the execution of a release's rollback for `who` and runs its procedure; returns the
+/// exit code and whether the run completed. A run that never started is journaled as
+/// abandoned, so a performer may try again.
+pub(super) async fn run_release(
+    store: &Arc<dyn Store>,
+    release_id: &str,
+    who: &str,
+    format: RunFormat,
+    wait: bool,
+    prompter: Option<std::sync::mpsc::Sender<(String, String)>>,
+) -> Result<(ExitCode, Option<Run>), CommandError> {
+    let cleared = decide::clear_execution(store.as_ref(), release_id, who, now()).await?;
+    if cleared.override_window {
+        eprintln!(
+            "WINDOW OVERRIDDEN: release {release_id} is rolled back after its window closed, on the approval of the full quorum"
         );
-        match executor.start(&cleared.release.plan_source, &options).await {
-            Ok(summary) => Ok(finish(&summary, args.format)),
-            Err(error) => {
-                decide::abandon_execution(
-                    store.as_ref(),
-                    &args.release,
-                    &who,
-                    &error.to_string(),
-                    now(),
+    }
+    let options = RunOptions {
+        kind: RunKind::Release,
+        environment: cleared.release.environment.clone(),
+        // Steps that undo a milestone run only when the deployment reached it.
+        checkpoints: cleared
+            .release
+            .checkpoints
+            .iter()
+            .map(|c| c.name.clone())
+            .collect(),
+        actor: who.to_string(),
+        release_id: Some(release_id.to_string()),
+        workaround: None,
+        wait_for_people: wait,
+        extra_env: Vec::new(),
+    };
+    let executor = Executor::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        Resolver::from_env(),
+        printer(format, &run_steps(&cleared.plan, None), prompter),
+    );
+    match executor.start(&cleared.release.plan_source, &options).await {
+        Ok(summary) if summary.run.state == RunState::Refused => {
+            // A precondition refused it: nothing ran, so a performer may try again.
+            decide::abandon_execution(
+                store.as_ref(),
+                release_id,
+                who,
+                &format!("run {} was refused", summary.run.id),
+                now(),
+            )
+            .await?;
+            Ok((finish(&summary, format), Some(summary.run)))
+        }
+        Ok(summary) => {
+            store
+                .append_event(
+                    &NewEvent::new("execution_finished", who, now())
+                        .payload(serde_json::json!({
+                            "run_id": summary.run.id,
+                            "state": summary.run.state.as_str(),
+                        }))
+                        .release(release_id),
                 )
                 .await?;
-                Err(error.into())
-            }
+            Ok((finish(&summary, format), Some(summary.run)))
         }
-    })
+        Err(error) => {
+            decide::abandon_execution(store.as_ref(), release_id, who, &error.to_string(), now())
+                .await?;
+            Err(error.into())
+        }
+    }
 }

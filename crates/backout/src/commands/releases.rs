@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use backout_core::clock::SystemClock;
 use backout_core::criteria::Verdict;
-use backout_core::release::{self, StartRelease, Tracker, WatchOptions, Watcher};
+use backout_core::release::{self, StartRelease, Tracker, WatchOptions, Watcher, decide};
 use backout_store::{Release, ReleaseState};
 
 use super::runs::{actor, json, now, open_store, runtime};
@@ -159,7 +159,7 @@ pub fn watch(args: &WatchArgs, global: &Global) -> Result<ExitCode, CommandError
         };
         let resolver = Arc::new(backout_core::env::Resolver::from_env());
         let mut watcher =
-            Watcher::new(store, resolver, Arc::new(SystemClock), options, &ids).await?;
+            Watcher::new(store.clone(), resolver, Arc::new(SystemClock), options, &ids).await?;
         if args.all {
             eprintln!(
                 "watching {} open release(s) and any that start; Ctrl-C stops",
@@ -171,6 +171,8 @@ pub fn watch(args: &WatchArgs, global: &Global) -> Result<ExitCode, CommandError
             && std::io::IsTerminal::is_terminal(&std::io::stdout());
         let mut view = view::LiveView::default();
         let mut last = None;
+        let (execute, mut asked, mut approved_automatically) = (args.execute, false, false);
+        let who = actor(global);
         let all = args.all;
         let format = args.format;
         watcher
@@ -223,6 +225,25 @@ pub fn watch(args: &WatchArgs, global: &Global) -> Result<ExitCode, CommandError
                     )),
                 }
                 last = Some(verdict);
+                let d = round.decisions;
+                if execute && verdict == Verdict::RollbackRequired {
+                    if d.approved_at_ms.is_some() && d.executions.is_empty() {
+                        approved_automatically = d.approved_by(decide::AUTOMATIC);
+                        return std::ops::ControlFlow::Break(());
+                    }
+                    if !asked && d.approved_at_ms.is_none() {
+                        asked = true;
+                        eprintln!(
+                            "rollback required: waiting for a decision (`backout decide {} approve --reason …`); this watch executes it once approved",
+                            round.tracker.release_id
+                        );
+                    }
+                    return std::ops::ControlFlow::Continue(());
+                }
+                if execute && verdict == Verdict::Inconclusive {
+                    // A person should look; the loop keeps watching for a verdict.
+                    return std::ops::ControlFlow::Continue(());
+                }
                 if !all && verdict != Verdict::Healthy {
                     std::ops::ControlFlow::Break(())
                 } else {
@@ -230,11 +251,64 @@ pub fn watch(args: &WatchArgs, global: &Global) -> Result<ExitCode, CommandError
                 }
             })
             .await?;
+        if execute && last == Some(Verdict::RollbackRequired) {
+            return execute_and_verify(&store, &ids[0], &who, approved_automatically).await;
+        }
         Ok(match (all, last) {
             (false, Some(verdict)) => exit_for(verdict),
             _ => ExitCode::Ok,
         })
     })
+}
+
+/// The end of `watch --execute`: the approved rollback runs (as `backout:automatic` when a
+/// criterion approved it, else as the watching user, who must be a performer), then
+/// `verify_after` must hold.
+async fn execute_and_verify(
+    store: &Arc<dyn backout_store::Store>,
+    release_id: &str,
+    who: &str,
+    automatic: bool,
+) -> Result<ExitCode, CommandError> {
+    let performer = if automatic { decide::AUTOMATIC } else { who };
+    eprintln!("release {release_id}: the rollback is approved; executing it as {performer}");
+    let (code, run) = super::decisions::run_release(
+        store,
+        release_id,
+        performer,
+        crate::cli::RunFormat::Human,
+        true,
+        None,
+    )
+    .await?;
+    let Some(run) = run.filter(|r| r.state == backout_store::RunState::Succeeded) else {
+        return Ok(code);
+    };
+    let resolver = Arc::new(backout_core::env::Resolver::from_env());
+    match release::verify_after(
+        store.as_ref(),
+        release_id,
+        &run.id,
+        resolver,
+        &SystemClock,
+        who,
+    )
+    .await?
+    {
+        release::Verified::Held => {
+            eprintln!(
+                "release {release_id}: rolled back and verified (procedure.verify_after held)"
+            );
+            Ok(ExitCode::Ok)
+        }
+        release::Verified::NotRequired => Ok(ExitCode::Ok),
+        release::Verified::Failed(why) => {
+            output::error(&format!(
+                "release {release_id}: the rollback ran but did not verify: {why}"
+            ));
+            Ok(ExitCode::RunFailed)
+        }
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.
