@@ -366,3 +366,90 @@ fn a_person_can_request_a_rollback_until_the_window_closes() {
         "quotes after_close: {message}"
     );
 }
+
+#[test]
+fn start_at_takes_the_deployment_time_and_refuses_the_future_or_nonsense() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("backout.db");
+    std::fs::write(dir.path().join("errors"), "0\n").expect("write");
+    let plan = criteria_plan(dir.path());
+    let plan = plan.display().to_string();
+    let out = backout(&db, &["start", &plan, "--at", "2026-01-02T03:04:05+01:00"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let release = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already closed at 2026-01-02T03:04:05Z"),
+        "a deployment older than its 1h window: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = status_json(&db, &release);
+    assert_eq!(status["opened_at_ms"], 1_767_319_445_000_i64);
+    assert_eq!(status["window_closed"], true);
+    for (at, needle) in [
+        ("2999-01-01T00:00:00Z", "is in the future"),
+        ("yesterday", "is not an RFC 3339 time"),
+    ] {
+        let out = backout(&db, &["start", &plan, "--at", at]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(needle),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn watch_all_reports_verdict_changes_until_terminated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("backout.db");
+    std::fs::write(dir.path().join("errors"), "0\n").expect("write");
+    std::fs::write(dir.path().join("healthy"), "").expect("write");
+    let plan = criteria_plan(dir.path());
+    let text = std::fs::read_to_string(&plan)
+        .expect("read plan")
+        .replace("trips_after: 2 }", "trips_after: 1, every: 200ms }")
+        .replace("hold: 1s", "hold: 1h");
+    std::fs::write(&plan, text).expect("write plan");
+    let first = start(&db, &plan);
+    let watch = std::process::Command::new(assert_cmd::cargo::cargo_bin("backout"))
+        .env("BACKOUT_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("NO_COLOR", "1")
+        .args(["watch", "--all"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("watch starts");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let second = start(&db, &plan);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    std::fs::write(dir.path().join("errors"), "9\n").expect("write");
+    std::thread::sleep(std::time::Duration::from_millis(1_000));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &watch.id().to_string()])
+        .status();
+    let out = watch.wait_with_output().expect("watch ends");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for release in [&first, &second] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(release.as_str()) && l.contains("verdict: healthy")),
+            "{release} healthy: {text}"
+        );
+        assert!(
+            text.lines().any(|l| l.contains(release.as_str())
+                && l.contains("verdict: rollback_required (errors)")),
+            "{release} tripped: {text}"
+        );
+    }
+}
