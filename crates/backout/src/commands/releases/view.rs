@@ -51,7 +51,9 @@ pub fn criterion_line(c: &CriterionReport, now_ms: i64) -> String {
             )
         }
         (Some(last), _) => format!("  [{} ago]", left(now_ms - last)),
-        (None, Some(next)) if next > now_ms => format!("  [first in {}]", left(next - now_ms)),
+        (None, Some(next)) if next > now_ms => {
+            format!("  [first in {}]", left(next - now_ms + 999))
+        }
         (None, _) => String::new(),
     };
     format!(
