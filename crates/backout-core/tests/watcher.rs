@@ -86,6 +86,18 @@ fn options(all: bool) -> WatchOptions {
     }
 }
 
+async fn watcher(store: &Arc<dyn Store>, ids: &[String], options: WatchOptions) -> Watcher {
+    Watcher::new(
+        store.clone(),
+        Arc::new(Resolver::from_env()),
+        Arc::new(SystemClock),
+        options,
+        ids,
+    )
+    .await
+    .expect("watcher")
+}
+
 async fn kinds(store: &dyn Store, release: &str) -> Vec<String> {
     store
         .release_events(release, 0, 10_000)
@@ -117,15 +129,7 @@ async fn each_criterion_is_measured_at_its_own_cadence_across_releases() {
     for _ in 0..3 {
         ids.push(start(store.as_ref(), &source, now).await);
     }
-    let mut watcher = Watcher::new(
-        store.clone(),
-        Arc::new(Resolver::from_env()),
-        Arc::new(SystemClock),
-        options(false),
-        &ids,
-    )
-    .await
-    .expect("watcher");
+    let mut watcher = watcher(&store, &ids, options(false)).await;
     assert_eq!(watcher.len(), 3);
     let mut rounds = 0;
     watcher
@@ -164,15 +168,7 @@ async fn a_request_journaled_by_another_process_changes_the_verdict() {
     let store = store(dir.path()).await;
     let source = plan(dir.path(), "1h", "{ closes_after: 1h }");
     let id = start(store.as_ref(), &source, SystemClock.now_ms()).await;
-    let mut watcher = Watcher::new(
-        store.clone(),
-        Arc::new(Resolver::from_env()),
-        Arc::new(SystemClock),
-        options(false),
-        std::slice::from_ref(&id),
-    )
-    .await
-    .expect("watcher");
+    let mut watcher = watcher(&store, std::slice::from_ref(&id), options(false)).await;
     let other = store.clone();
     let target = id.clone();
     tokio::spawn(async move {
@@ -217,15 +213,7 @@ async fn a_window_gives_notice_then_closes_on_time() {
     // Deployed 4h minus 1.5s ago: inside the 15-minute notice, closing in 1.5s.
     let opened = SystemClock.now_ms() - 4 * 3_600_000 + 1_500;
     let id = start(store.as_ref(), &source, opened).await;
-    let mut watcher = Watcher::new(
-        store.clone(),
-        Arc::new(Resolver::from_env()),
-        Arc::new(SystemClock),
-        options(false),
-        std::slice::from_ref(&id),
-    )
-    .await
-    .expect("watcher");
+    let mut watcher = watcher(&store, std::slice::from_ref(&id), options(false)).await;
     let mut verdicts = Vec::new();
     watcher
         .run(tokio::time::sleep(Duration::from_secs(10)), |round| {
@@ -264,15 +252,7 @@ async fn watching_all_picks_up_releases_that_start_later_and_trips_them() {
         "{ not_applicable: \"always possible\" }",
     );
     let first = start(store.as_ref(), &source, SystemClock.now_ms()).await;
-    let mut watcher = Watcher::new(
-        store.clone(),
-        Arc::new(Resolver::from_env()),
-        Arc::new(SystemClock),
-        options(true),
-        &[],
-    )
-    .await
-    .expect("watcher");
+    let mut watcher = watcher(&store, &[], options(true)).await;
     assert_eq!(watcher.len(), 1, "the open release is picked up");
     let other = store.clone();
     let later_source = source.clone();
@@ -310,15 +290,7 @@ async fn a_closed_window_is_closed_by_a_checkpoint_from_another_process() {
     let store = store(dir.path()).await;
     let source = plan(dir.path(), "100ms", "{ closes_after: 1h }");
     let id = start(store.as_ref(), &source, SystemClock.now_ms()).await;
-    let mut watcher = Watcher::new(
-        store.clone(),
-        Arc::new(Resolver::from_env()),
-        Arc::new(SystemClock),
-        options(false),
-        std::slice::from_ref(&id),
-    )
-    .await
-    .expect("watcher");
+    let mut watcher = watcher(&store, std::slice::from_ref(&id), options(false)).await;
     let other = store.clone();
     let target = id.clone();
     tokio::spawn(async move {
@@ -372,15 +344,7 @@ async fn decision_story(store: &dyn Store, release: &str) -> Vec<(String, String
 }
 
 async fn watch_for(store: &Arc<dyn Store>, id: &str, options: WatchOptions, how_long: Duration) {
-    let mut watcher = Watcher::new(
-        store.clone(),
-        Arc::new(Resolver::from_env()),
-        Arc::new(SystemClock),
-        options,
-        &[id.to_string()],
-    )
-    .await
-    .expect("watcher");
+    let mut watcher = watcher(store, &[id.to_string()], options).await;
     watcher
         .run(tokio::time::sleep(how_long), |_| ControlFlow::Continue(()))
         .await
@@ -480,18 +444,11 @@ async fn a_backlog_beyond_the_concurrency_waits_its_turn() {
     for _ in 0..6 {
         ids.push(start(store.as_ref(), &source, now).await);
     }
-    let mut watcher = Watcher::new(
-        store.clone(),
-        Arc::new(Resolver::from_env()),
-        Arc::new(SystemClock),
-        WatchOptions {
-            concurrency: 1,
-            ..options(false)
-        },
-        &ids,
-    )
-    .await
-    .expect("watcher");
+    let options = WatchOptions {
+        concurrency: 1,
+        ..options(false)
+    };
+    let mut watcher = watcher(&store, &ids, options).await;
     watcher
         .run(tokio::time::sleep(Duration::from_millis(1_500)), |_| {
             ControlFlow::Continue(())

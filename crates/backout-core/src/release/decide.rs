@@ -155,17 +155,8 @@ impl Decisions {
         quorum: u32,
     ) -> Result<Decisions, ExecError> {
         let mut decisions = Decisions::default();
-        let mut after = 0;
-        loop {
-            let page = store.release_events(release_id, after, 1000).await?;
-            for event in &page {
-                decisions.apply(event, quorum);
-            }
-            match page.last() {
-                Some(last) if page.len() == 1000 => after = last.seq,
-                _ => return Ok(decisions),
-            }
-        }
+        super::for_each_event(store, release_id, |event| decisions.apply(event, quorum)).await?;
+        Ok(decisions)
     }
 }
 
@@ -270,19 +261,10 @@ pub async fn decide(store: &dyn Store, request: &Decide<'_>) -> Result<Decided, 
         )));
     }
     if request.choice == Choice::Approve && window_closed && !request.override_window {
-        let after_close = plan
-            .window
-            .given()
-            .and_then(|w| w.after_close.clone())
-            .map(|a| format!("; the plan says instead: {a}"))
-            .unwrap_or_default();
         return Err(ExecError::Refused(format!(
-            "the rollback window of release `{id}` is closed ({}){after_close}. To roll back \
-             anyway, {} deciders must each approve with --override-window and a reason",
-            release
-                .close_reason
-                .as_deref()
-                .unwrap_or("its time ran out"),
+            "{}. To roll back anyway, {} deciders must each approve with --override-window and \
+             a reason",
+            super::window_closed(&release, Some(&plan)),
             auth.quorum
         )));
     }
@@ -565,18 +547,9 @@ pub async fn clear_execution(
         override_window = decisions.overrides_window(auth.quorum);
     }
     if release.window_closed(now_ms) && !override_window {
-        let after_close = plan
-            .window
-            .given()
-            .and_then(|w| w.after_close.clone())
-            .map(|a| format!("; the plan says instead: {a}"))
-            .unwrap_or_default();
-        return Err(ExecError::Refused(format!(
-            "the rollback window of release `{id}` is closed ({}){after_close}",
-            release
-                .close_reason
-                .as_deref()
-                .unwrap_or("its time ran out")
+        return Err(ExecError::Refused(super::window_closed(
+            &release,
+            Some(&plan),
         )));
     }
     if let Some(run) = decisions.executions.last() {

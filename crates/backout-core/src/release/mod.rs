@@ -143,6 +143,40 @@ pub async fn checkpoint(
     Ok(store.get_release(release_id).await?)
 }
 
+/// Why a rollback is refused after the window closed, quoting the plan's `after_close`.
+pub fn window_closed(release: &Release, plan: Option<&backout_model::Plan>) -> String {
+    let after_close = plan
+        .and_then(|p| p.window.given())
+        .and_then(|w| w.after_close.as_deref())
+        .map(|a| format!("; the plan says instead: {a}"))
+        .unwrap_or_default();
+    format!(
+        "the rollback window of release `{}` is closed ({}){after_close}",
+        release.id,
+        release
+            .close_reason
+            .as_deref()
+            .unwrap_or("its time ran out")
+    )
+}
+
+/// Every event of a release, in order, read page by page.
+pub async fn for_each_event(
+    store: &dyn Store,
+    release_id: &str,
+    mut each: impl FnMut(&backout_store::Event),
+) -> Result<(), ExecError> {
+    let mut after = 0;
+    loop {
+        let page = store.release_events(release_id, after, 1000).await?;
+        page.iter().for_each(&mut each);
+        match page.last() {
+            Some(last) if page.len() == 1000 => after = last.seq,
+            _ => return Ok(()),
+        }
+    }
+}
+
 /// A person asks for a rollback: the verdict becomes `rollback_required` with no criterion.
 /// Refused once the window is closed (quoting the plan's `after_close`).
 pub async fn request(
@@ -159,18 +193,8 @@ pub async fn request(
         ));
     }
     if release.window_closed(now_ms) {
-        let after_close = backout_model::lint(&release.plan_source)
-            .plan
-            .and_then(|p| p.window.given().and_then(|w| w.after_close.clone()))
-            .map(|a| format!("; the plan says instead: {a}"))
-            .unwrap_or_default();
-        return Err(ExecError::Refused(format!(
-            "the rollback window of release `{release_id}` is closed ({}){after_close}",
-            release
-                .close_reason
-                .as_deref()
-                .unwrap_or("its time ran out")
-        )));
+        let plan = backout_model::lint(&release.plan_source).plan;
+        return Err(ExecError::Refused(window_closed(&release, plan.as_ref())));
     }
     let event =
         NewEvent::new("rollback_requested", actor, now_ms).payload(json!({ "reason": reason }));

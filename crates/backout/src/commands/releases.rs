@@ -483,16 +483,7 @@ pub fn report(
         let store = open_store(global).await?;
         let release = store.get_release(release_id).await?;
         let mut events = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = store.release_events(release_id, after, 1000).await?;
-            let full = page.len() == 1000;
-            after = page.last().map_or(after, |e| e.seq);
-            events.extend(page);
-            if !full {
-                break;
-            }
-        }
+        release::for_each_event(store.as_ref(), release_id, |e| events.push(e.clone())).await?;
         let mut measured: std::collections::BTreeMap<String, (usize, usize)> =
             std::collections::BTreeMap::new();
         for e in events.iter().filter(|e| e.kind == "measurement") {
