@@ -16,6 +16,7 @@ pub mod defaults {
     pub const TRIPS_AFTER: u32 = 1;
     pub const ERRORS_AFTER: u32 = 3;
     pub const QUORUM: u32 = 1;
+    pub const CLOSING_NOTICE: Duration = Duration(std::time::Duration::from_secs(15 * 60));
     pub const MAX_PARALLEL: u32 = 16;
     pub const RETRY_DELAY: Duration = Duration(std::time::Duration::from_secs(10));
     pub const MAX_AGE: Duration = Duration(std::time::Duration::from_secs(30 * 86_400));
@@ -72,6 +73,10 @@ pub(crate) fn plan(spec: &PlanSpec) -> Option<Plan> {
                 closes_after: w.closes_after.value,
                 closes_at_checkpoint: w.closes_at_checkpoint.as_ref().map(|c| c.value.clone()),
                 after_close: w.after_close.clone(),
+                closing_notice: w
+                    .closing_notice
+                    .as_ref()
+                    .map_or(defaults::CLOSING_NOTICE, |n| n.value),
             })
         })?,
         authorization: answer(spec.authorization.as_deref()?, |a| {

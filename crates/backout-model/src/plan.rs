@@ -156,6 +156,8 @@ pub struct Window {
     pub closes_after: Duration,
     pub closes_at_checkpoint: Option<String>,
     pub after_close: Option<String>,
+    /// How long before the window closes on time `window_closing` is announced.
+    pub closing_notice: Duration,
 }
 
 /// Q3.

@@ -185,6 +185,9 @@ spec! {
         closes_at_checkpoint: Option<Spanned<String>>,
         /// What to do instead once the window has closed.
         after_close: Option<String>,
+        /// How long before the window closes on time a `window_closing` notification goes out
+        /// (default 15m).
+        closing_notice: Option<Spanned<Duration>>,
     }
 }
 

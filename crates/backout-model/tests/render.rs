@@ -258,6 +258,7 @@ fn limits_and_estimates_appear_in_the_timeline() {
         closes_after: Duration::from_secs(30 * 60),
         closes_at_checkpoint: None,
         after_close: None,
+        closing_notice: Duration::from_secs(15 * 60),
     });
     let svg = render::timeline_svg(&plan);
     assert!(svg.contains("no estimate"));

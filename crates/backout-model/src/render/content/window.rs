@@ -40,6 +40,11 @@ impl<'a> Context<'a> {
         if let Some(latest) = self.latest_decision() {
             body.push(Block::Paragraph(latest));
         }
+        body.push(Block::Paragraph(
+            Text::from(format!("{} before it closes on time, ", w.closing_notice))
+                .code("window_closing")
+                .plain(" is announced to the channels that subscribe to it."),
+        ));
         body.push(Block::Paragraph(Text::from("After the window has closed:")));
         match &w.after_close {
             Some(a) => body.push(Block::Prose(a.as_str().into())),
