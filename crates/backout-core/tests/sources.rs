@@ -3,11 +3,10 @@
 //! Debian packages `prometheus` and `prometheus-alertmanager`, which `scripts/test` installs; a
 //! missing binary fails the test rather than skipping it.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use backout_core::criteria::sources;
 use backout_core::criteria::{Observation, Series};
@@ -16,77 +15,9 @@ use backout_model::plan::{Criterion, Endpoint, NoData, Source, Sources};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-const PROMETHEUS: &str = "prometheus";
-const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
-
-/// A server process, killed when the guard drops (also when an assertion panics).
-struct Server {
-    child: Child,
-    log: PathBuf,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// Panics with the server's log when it exited already.
-    fn check_alive(&mut self, what: &str) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("{what} exited with {status}:\n{}", self.log_tail());
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn require(binary: &str) {
-    let found = Command::new(binary)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(
-        found,
-        "`{binary}` is not installed: run scripts/test, which installs the Debian packages \
-         prometheus and prometheus-alertmanager (or: apt-get install -y prometheus \
-         prometheus-alertmanager)"
-    );
-}
-
-/// A loopback port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-fn start(binary: &str, args: &[String], dir: tempfile::TempDir, port: u16) -> Server {
-    let log = dir.path().join("server.log");
-    let file = std::fs::File::create(&log).unwrap();
-    let child = Command::new(binary)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .unwrap_or_else(|e| panic!("could not start {binary}: {e}; run scripts/test"));
-    Server {
-        child,
-        log,
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    }
-}
+use support::monitoring::{
+    Reply, Server, exporter, free_port, post_alert, start_alertmanager, start_prometheus,
+};
 
 fn criterion(source: Source, timeout: Duration) -> Criterion {
     Criterion {
@@ -141,39 +72,6 @@ fn one_value(observation: &Observation) -> Option<f64> {
     }
 }
 
-/// Serves `/metrics` in Prometheus' text format with the current content of `metrics`.
-async fn exporter(metrics: Arc<Mutex<String>>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                return;
-            };
-            let metrics = metrics.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 2048];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let body = metrics.lock().unwrap().clone();
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
-                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    });
-    addr
-}
-
 fn metrics_text(errors: &str) -> String {
     format!(
         "# HELP backout_test_errors Error ratio.\n# TYPE backout_test_errors gauge\n\
@@ -210,30 +108,11 @@ async fn poll_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_queries() {
-    require(PROMETHEUS);
     let metrics = Arc::new(Mutex::new(metrics_text("0.25")));
-    let exporter = exporter(metrics.clone()).await;
-
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: exporter\n    static_configs:\n\
-             \x20     - targets: [\"{exporter}\"]\n"
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let args = vec![
-        format!("--config.file={}", config.display()),
-        format!("--storage.tsdb.path={}", dir.path().join("data").display()),
-        format!("--web.listen-address=127.0.0.1:{port}"),
-    ];
-    let mut server = start(PROMETHEUS, &args, dir, port);
-
+    let served = metrics.clone();
+    let exporter = exporter(move |_path| Reply::ok(served.lock().unwrap().clone())).await;
     let started = Instant::now();
+    let mut server = start_prometheus(&[("exporter", exporter)], Duration::from_secs(1), &[]);
     poll_until(
         &mut server,
         "up{job=\"exporter\"}",
@@ -515,31 +394,6 @@ fn missing_endpoints_say_what_to_set() {
     assert!(err.contains("`PROMETHEUS_URL` is not set"), "{err}");
 }
 
-/// RFC 3339 UTC time `offset` from now.
-fn rfc3339(offset: Duration) -> String {
-    let secs = (SystemTime::now() + offset)
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 fn alertmanager_source(
     url: &str,
     alert: &str,
@@ -562,43 +416,8 @@ fn alertmanager_source(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alertmanager_alerts() {
-    require(ALERTMANAGER);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("alertmanager.yml");
-    std::fs::write(
-        &config,
-        "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n",
-    )
-    .unwrap();
-    let port = free_port();
-    let args = vec![
-        format!("--config.file={}", config.display()),
-        format!("--storage.path={}", dir.path().join("data").display()),
-        format!("--web.listen-address=127.0.0.1:{port}"),
-        "--cluster.listen-address=".to_string(),
-    ];
-    let mut server = start(ALERTMANAGER, &args, dir, port);
-
-    backout_core::runner::http::install_crypto_provider();
-    let client = reqwest::Client::new();
     let started = Instant::now();
-    loop {
-        server.check_alive("alertmanager");
-        let ready = client
-            .get(format!("{}/-/ready", server.url))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ready {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "alertmanager not ready after 20s:\n{}",
-            server.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let server = start_alertmanager();
     eprintln!("alertmanager ready after {:?}", started.elapsed());
 
     // Before any alert: not firing.
@@ -613,23 +432,16 @@ async fn alertmanager_alerts() {
         }
     );
 
-    let alerts = format!(
-        r#"[{{"labels":{{"alertname":"BackoutHighErrors","severity":"page","service":"api"}},
-             "startsAt":"{}","endsAt":"{}"}}]"#,
-        rfc3339(Duration::ZERO),
-        rfc3339(Duration::from_secs(600))
-    );
-    let response = client
-        .post(format!("{}/api/v2/alerts", server.url))
-        .header("Content-Type", "application/json")
-        .body(alerts)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "{:?}",
-        response.text().await
+    let now = SystemTime::now();
+    post_alert(
+        &server,
+        &[
+            ("alertname", "BackoutHighErrors"),
+            ("severity", "page"),
+            ("service", "api"),
+        ],
+        now,
+        now + Duration::from_secs(600),
     );
 
     let firing = Observation::Judged {

@@ -107,7 +107,7 @@ fn judge(
                 .join(", ")
         )
     };
-    let value = backout_model::condition::format_number(s.value);
+    let value = shown(s.value);
     if s.value.is_nan() {
         return (Measured::Inconclusive, format!("value NaN{labels}"));
     }
@@ -136,6 +136,22 @@ fn judge(
             format!("{value}{labels} does not hold `{p}`"),
         ),
         (_, None) => (Measured::Passing, format!("{value}{labels}")),
+    }
+}
+
+/// A measured value as people read it: six significant digits (`0.000999001`, not
+/// `0.0009990009990009992`); the journal keeps the exact value in the observation.
+fn shown(value: f64) -> String {
+    if !value.is_finite() || value.fract() == 0.0 {
+        return backout_model::condition::format_number(value);
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    let decimals = usize::try_from((5 - magnitude).clamp(0, 17)).unwrap_or(0);
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
     }
 }
 
@@ -292,6 +308,20 @@ pub fn verdict(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_shown_to_six_significant_digits() {
+        assert_eq!(shown(0.000_999_000_999_000_999_2), "0.000999001");
+        assert_eq!(shown(0.656_123_456), "0.656123");
+        assert_eq!(shown(1234.5678), "1234.57");
+        assert_eq!(shown(0.03), "0.03");
+        assert_eq!(shown(-0.25), "-0.25");
+        assert_eq!(shown(3.0), "3");
+        assert_eq!(
+            shown(f64::INFINITY),
+            backout_model::condition::format_number(f64::INFINITY)
+        );
+    }
 
     const PLAN: &str = r#"
 version: 1

@@ -116,7 +116,11 @@ pub async fn checkpoint(
         actor,
         at_ms,
     )
-    .payload(json!({ "checkpoint": name, "point_of_no_return": point_of_no_return }));
+    .payload(json!({
+        "checkpoint": name,
+        "point_of_no_return": point_of_no_return,
+        "reason": close,
+    }));
     let checkpoint = Checkpoint {
         name: name.to_string(),
         at_ms,

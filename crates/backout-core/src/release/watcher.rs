@@ -106,6 +106,8 @@ struct Watched {
     /// Criteria measured since the last report.
     measured: Vec<bool>,
     reported: bool,
+    /// A round was reported with the window closed.
+    closed_reported: bool,
 }
 
 struct Finished {
@@ -205,6 +207,7 @@ impl Watcher {
             decisions,
             sources,
             reported: false,
+            closed_reported: false,
         });
         Ok(())
     }
@@ -228,7 +231,8 @@ impl Watcher {
         tail.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stop);
         loop {
-            if !self.options.all && self.watched.iter().all(|w| w.tracker.is_closed()) {
+            // Watching given releases ends once each closed window was reported.
+            if !self.options.all && self.watched.iter().all(|w| w.closed_reported) {
                 return Ok(());
             }
             let now = self.clock.now_ms();
@@ -240,11 +244,12 @@ impl Watcher {
                     break;
                 }
                 self.due.pop();
-                if self.watched[slot].tracker.is_closed() {
-                    continue;
-                }
+                // A closed window is still concluded (and reported) once; never measured.
                 if criterion == WINDOW {
                     timers.insert(slot);
+                    continue;
+                }
+                if self.watched[slot].tracker.is_closed() {
                     continue;
                 }
                 self.start(slot, criterion, now, &send);
@@ -449,6 +454,7 @@ impl Watcher {
             );
             let first = !watched.reported;
             watched.reported = true;
+            watched.closed_reported |= watched.tracker.is_closed();
             let round = Round {
                 tracker: &watched.tracker,
                 decisions: &watched.decisions,
