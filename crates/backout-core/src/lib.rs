@@ -8,6 +8,7 @@ pub mod criteria;
 pub mod env;
 pub mod errors;
 pub mod executor;
+pub mod notify;
 pub mod process;
 pub mod release;
 pub mod runner;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use backout_store::{Event, ExecutorInfo, Run, StepRecord, StoreError};
+use backout_store::{Delivery, DeliveryAttempt, Event, ExecutorInfo, Run, StepRecord, StoreError};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Decode, Row, Sqlite, Type};
 
@@ -29,6 +29,15 @@ macro_rules! step_columns {
     () => {
         "run_id, step_id, state, attempt, started_at_ms, finished_at_ms, exit_status, pgid, \
          note, outputs, stdout, stderr, updated_at_ms"
+    };
+}
+
+/// Columns of `deliveries` read by [`delivery_from_row`].
+macro_rules! delivery_columns {
+    () => {
+        "id, event_seq, release_id, run_id, channel, kind, notify_event, state, created_at_ms, \
+         next_attempt_at_ms, claimed_by, claimed_until_ms, attempts, last_error, \
+         delivered_at_ms, updated_at_ms"
     };
 }
 
@@ -163,5 +172,26 @@ pub(crate) fn checkpoint_from_row(
         name: get(row, "name")?,
         at_ms: get(row, "at_ms")?,
         actor: get(row, "actor")?,
+    })
+}
+
+pub(crate) fn delivery_from_row(row: &SqliteRow) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        id: int(row, "id")?,
+        event_seq: int(row, "event_seq")?,
+        release_id: get(row, "release_id")?,
+        run_id: get(row, "run_id")?,
+        channel: get(row, "channel")?,
+        kind: name(row, "kind")?,
+        notify_event: get(row, "notify_event")?,
+        state: name(row, "state")?,
+        created_at_ms: get(row, "created_at_ms")?,
+        next_attempt_at_ms: get(row, "next_attempt_at_ms")?,
+        claimed_by: get(row, "claimed_by")?,
+        claimed_until_ms: get(row, "claimed_until_ms")?,
+        attempts: json::<Vec<DeliveryAttempt>>(row, "attempts")?,
+        last_error: get(row, "last_error")?,
+        delivered_at_ms: get(row, "delivered_at_ms")?,
+        updated_at_ms: get(row, "updated_at_ms")?,
     })
 }

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backout_store::{
-    Checkpoint, Entity, Event, GENESIS_HASH, NewEvent, NewRelease, NewRun, Release, Run, RunUpdate,
-    StepRecord, Store, StoreError, canonical_json,
+    Checkpoint, Delivery, DeliveryNext, Entity, Event, GENESIS_HASH, NewAttempt, NewDelivery,
+    NewEvent, NewRelease, NewRun, Release, Run, RunUpdate, StepRecord, Store, StoreError,
+    canonical_json,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -23,7 +24,8 @@ use sqlx::{Row, Sqlite, Transaction};
 use crate::errors::{db_error, open_error};
 use crate::location::{Location, parse_url};
 use crate::rows::{
-    checkpoint_from_row, event_from_row, release_from_row, run_from_row, step_from_row,
+    checkpoint_from_row, delivery_from_row, event_from_row, release_from_row, run_from_row,
+    step_from_row,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!();
@@ -249,8 +251,10 @@ async fn run_exists(conn: &mut SqliteConnection, run_id: &str) -> Result<bool, S
     Ok(found.is_some())
 }
 
-/// Appends `event` as the next one in the chain. Must run inside a write transaction.
+/// Appends `event` as the next one in the chain, with its deliveries. Must run inside a write
+/// transaction.
 async fn append(conn: &mut SqliteConnection, event: &NewEvent) -> Result<Event, StoreError> {
+    event.check_deliveries()?;
     if let Some(run_id) = &event.run_id
         && !run_exists(conn, run_id).await?
     {
@@ -288,7 +292,61 @@ async fn append(conn: &mut SqliteConnection, event: &NewEvent) -> Result<Event, 
     .execute(&mut *conn)
     .await
     .map_err(db_error)?;
+    if !event.deliveries.is_empty() {
+        insert_deliveries(conn, &sealed, &event.deliveries).await?;
+    }
     Ok(sealed)
+}
+
+/// The outbox rows of a just-appended event, pending and due at the event's time.
+async fn insert_deliveries(
+    conn: &mut SqliteConnection,
+    event: &Event,
+    deliveries: &[NewDelivery],
+) -> Result<(), StoreError> {
+    let release_id = match (&event.release_id, &event.run_id) {
+        (Some(release_id), _) => Some(release_id.clone()),
+        (None, Some(run_id)) => {
+            sqlx::query_scalar::<_, Option<String>>("SELECT release_id FROM runs WHERE id = ?")
+                .bind(run_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_error)?
+                .flatten()
+        }
+        (None, None) => None,
+    };
+    for delivery in deliveries {
+        sqlx::query(
+            "INSERT INTO deliveries (event_seq, release_id, run_id, channel, kind, notify_event, \
+             state, created_at_ms, next_attempt_at_ms, updated_at_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+        )
+        .bind(clamp_seq(event.seq))
+        .bind(&release_id)
+        .bind(&event.run_id)
+        .bind(&delivery.channel)
+        .bind(delivery.kind.as_str())
+        .bind(&delivery.notify_event)
+        .bind(event.at_ms)
+        .bind(event.at_ms)
+        .bind(event.at_ms)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+fn delivery_not_found(id: u64) -> StoreError {
+    StoreError::NotFound {
+        entity: Entity::Delivery,
+        id: id.to_string(),
+    }
+}
+
+fn clamp_id(id: u64) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
@@ -767,6 +825,149 @@ impl Store for SqliteStore {
         let sealed = append(&mut tx, &event).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(sealed)
+    }
+
+    async fn due_deliveries(&self, now_ms: i64, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM deliveries WHERE state = 'pending' AND next_attempt_at_ms <= ? \
+             AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?) \
+             ORDER BY next_attempt_at_ms, id LIMIT ?"
+        ))
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn claim_deliveries(
+        &self,
+        claimant: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        if claimant.is_empty() {
+            return Err(StoreError::invalid("a claim needs a claimant"));
+        }
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(concat!(
+            "UPDATE deliveries SET claimed_by = ?, claimed_until_ms = ? WHERE id IN (\
+             SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at_ms <= ? \
+             AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?) \
+             ORDER BY next_attempt_at_ms, id LIMIT ?) RETURNING ",
+            delivery_columns!()
+        ))
+        .bind(claimant)
+        .bind(now_ms.saturating_add(lease_ms.max(0)))
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        let mut claimed = rows
+            .iter()
+            .map(delivery_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        // RETURNING gives rows in no particular order.
+        claimed.sort_by_key(|d| (d.next_attempt_at_ms, d.id));
+        Ok(claimed)
+    }
+
+    async fn record_delivery_attempt(
+        &self,
+        id: u64,
+        attempt: &NewAttempt,
+        next: DeliveryNext,
+    ) -> Result<Delivery, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM deliveries WHERE id = ?"
+        ))
+        .bind(clamp_id(id))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| delivery_not_found(id))?;
+        let mut delivery = delivery_from_row(&row)?;
+        delivery.apply(attempt, next);
+        sqlx::query(
+            "UPDATE deliveries SET state = ?, next_attempt_at_ms = ?, claimed_by = ?, \
+             claimed_until_ms = ?, attempts = ?, last_error = ?, delivered_at_ms = ?, \
+             updated_at_ms = ? WHERE id = ?",
+        )
+        .bind(delivery.state.as_str())
+        .bind(delivery.next_attempt_at_ms)
+        .bind(&delivery.claimed_by)
+        .bind(delivery.claimed_until_ms)
+        .bind(to_json(&delivery.attempts)?)
+        .bind(&delivery.last_error)
+        .bind(delivery.delivered_at_ms)
+        .bind(delivery.updated_at_ms)
+        .bind(clamp_id(id))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(delivery)
+    }
+
+    async fn get_delivery(&self, id: u64) -> Result<Delivery, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM deliveries WHERE id = ?"
+        ))
+        .bind(clamp_id(id))
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| delivery_not_found(id))?;
+        delivery_from_row(&row)
+    }
+
+    async fn list_deliveries(
+        &self,
+        release_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let mut conn = self.reader.acquire().await.map_err(db_error)?;
+        let rows = match release_id {
+            Some(release_id) => {
+                if !release_exists(&mut conn, release_id).await? {
+                    return Err(release_not_found(release_id));
+                }
+                sqlx::query(concat!(
+                    "SELECT ",
+                    delivery_columns!(),
+                    " FROM deliveries WHERE release_id = ? ORDER BY id DESC LIMIT ?"
+                ))
+                .bind(release_id)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await
+            }
+            None => {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    delivery_columns!(),
+                    " FROM deliveries ORDER BY id DESC LIMIT ?"
+                ))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await
+            }
+        }
+        .map_err(db_error)?;
+        rows.iter().map(delivery_from_row).collect()
     }
 }
 

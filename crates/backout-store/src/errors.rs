@@ -80,6 +80,7 @@ pub enum Entity {
     Event,
     Release,
     Checkpoint,
+    Delivery,
 }
 
 impl fmt::Display for Entity {
@@ -90,6 +91,7 @@ impl fmt::Display for Entity {
             Entity::Event => "event",
             Entity::Release => "release",
             Entity::Checkpoint => "checkpoint",
+            Entity::Delivery => "delivery",
         })
     }
 }

@@ -5,9 +5,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::chain::{self, EventBody};
+use crate::delivery::NewDelivery;
 use crate::errors::StoreError;
 
 /// An event to append. The store assigns `seq`, `prev_hash` and `hash`.
+///
+/// `deliveries` are the notifications the event causes (the outbox): the store writes them in
+/// the same transaction as the event, as rows of their own linked by the event's `seq`. They
+/// are not part of the event's hash: the chain covers what happened, the deliveries say who
+/// is told, and their state changes as attempts are made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewEvent {
     /// Milliseconds since the Unix epoch, from the caller's clock.
@@ -20,6 +26,8 @@ pub struct NewEvent {
     /// Who caused it: a user, or the system component acting on its own.
     pub actor: String,
     pub payload: Value,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<NewDelivery>,
 }
 
 impl NewEvent {
@@ -33,6 +41,7 @@ impl NewEvent {
             release_id: None,
             actor: actor.into(),
             payload: Value::Null,
+            deliveries: Vec::new(),
         }
     }
 
@@ -58,6 +67,35 @@ impl NewEvent {
     pub fn payload(mut self, payload: Value) -> Self {
         self.payload = payload;
         self
+    }
+
+    /// Sets the deliveries written with the event (replacing any given before).
+    pub fn deliveries(mut self, deliveries: Vec<NewDelivery>) -> Self {
+        self.deliveries = deliveries;
+        self
+    }
+
+    /// Refuses deliveries a backend could not store: an empty channel or event name, or the
+    /// same channel twice for one lifecycle event. Every backend calls this before writing.
+    pub fn check_deliveries(&self) -> Result<(), StoreError> {
+        for (i, delivery) in self.deliveries.iter().enumerate() {
+            if delivery.channel.is_empty() || delivery.notify_event.is_empty() {
+                return Err(StoreError::invalid(format!(
+                    "a delivery of event `{}` names no channel or no lifecycle event",
+                    self.kind
+                )));
+            }
+            if self.deliveries[..i]
+                .iter()
+                .any(|d| d.channel == delivery.channel && d.notify_event == delivery.notify_event)
+            {
+                return Err(StoreError::invalid(format!(
+                    "event `{}` delivers `{}` to channel `{}` twice",
+                    self.kind, delivery.notify_event, delivery.channel
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The event as written together with a record of `run_id` (and `step_id`): missing ids are

@@ -1,6 +1,7 @@
-//! Storage contract of `backout`: the [`Store`] trait, the records it keeps (runs, step states and
-//! the hash-chained event journal), its errors, the chain verifier used by `audit verify`, and a
-//! conformance suite that every backend runs against itself.
+//! Storage contract of `backout`: the [`Store`] trait, the records it keeps (runs, step states,
+//! releases, the hash-chained event journal and the notification outbox), its errors, the chain
+//! verifier used by `audit verify`, and a conformance suite that every backend runs against
+//! itself.
 //!
 //! This crate knows no SQL and opens no database: backends (`backout-sqlite`, later
 //! `backout-postgres`) implement [`Store`], and the executor and the server only see the trait.
@@ -10,6 +11,7 @@ mod text_enum;
 
 mod chain;
 pub mod conformance;
+mod delivery;
 mod errors;
 mod event;
 mod ids;
@@ -21,6 +23,10 @@ mod store;
 pub use chain::{
     ChainBreak, ChainBreakKind, ChainHead, ChainSummary, ChainVerifier, GENESIS_HASH,
     canonical_json, verify_chain,
+};
+pub use delivery::{
+    AttemptOutcome, Delivery, DeliveryAttempt, DeliveryKind, DeliveryNext, DeliveryState,
+    NewAttempt, NewDelivery,
 };
 pub use errors::{BoxError, Entity, StoreError, UnknownName};
 pub use event::{Event, NewEvent};

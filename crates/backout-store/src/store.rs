@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use crate::chain::{ChainBreak, ChainSummary, ChainVerifier};
+use crate::delivery::{Delivery, DeliveryNext, NewAttempt};
 use crate::errors::StoreError;
 use crate::event::{Event, NewEvent};
 use crate::release::{Checkpoint, NewRelease, Release};
@@ -22,6 +23,9 @@ use crate::step::StepRecord;
 /// - Event ids (`run_id`, `step_id`) of the event given with a record are filled in from the
 ///   record, or must match it ([`NewEvent::bind_to`]); an event naming a run that does not exist
 ///   fails with [`StoreError::NotFound`].
+/// - The deliveries given with an event ([`NewEvent::deliveries`]) are written in the event's
+///   transaction: committed with it, or not at all. Each starts `pending`, due at the event's
+///   time.
 /// - Timestamps are the caller's; the store never reads a clock.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -135,6 +139,43 @@ pub trait Store: Send + Sync {
         reason: &str,
         event: &NewEvent,
     ) -> Result<Event, StoreError>;
+
+    /// Up to `limit` deliveries a dispatcher could claim at `now_ms` ([`Delivery::claimable`]),
+    /// most overdue first. Reads only: a dispatcher polls this and takes the write lock to
+    /// claim only when something is due.
+    async fn due_deliveries(&self, now_ms: i64, limit: u32) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Claims up to `limit` deliveries claimable at `now_ms` for `claimant` until
+    /// `now_ms + lease_ms`, most overdue first, in one write transaction: two dispatchers never
+    /// hold the same delivery, and a claim not settled by
+    /// [`Store::record_delivery_attempt`] before it expires (its dispatcher died) can be
+    /// claimed again. Returns the claimed deliveries.
+    async fn claim_deliveries(
+        &self,
+        claimant: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Records one attempt at delivery `id` and what follows it, as [`Delivery::apply`] says;
+    /// returns the delivery as now stored. NotFound if there is no such delivery.
+    async fn record_delivery_attempt(
+        &self,
+        id: u64,
+        attempt: &NewAttempt,
+        next: DeliveryNext,
+    ) -> Result<Delivery, StoreError>;
+
+    async fn get_delivery(&self, id: u64) -> Result<Delivery, StoreError>;
+
+    /// The `limit` most recent deliveries (newest first), of one release (its own events and
+    /// those of its runs) or of all. NotFound for a release that does not exist.
+    async fn list_deliveries(
+        &self,
+        release_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
 }
 
 /// Reads the whole journal of `store` in pages of `page_size` events and verifies its hash chain

@@ -30,6 +30,7 @@ use tokio::task::JoinSet;
 use crate::clock::Clock;
 use crate::env::{Redactor, Resolver};
 use crate::errors::ExecError;
+use crate::notify::{route, routed};
 use crate::process;
 use crate::runner::{self, Invocation};
 use graph::Graph;
@@ -176,9 +177,12 @@ impl Executor {
         self.store
             .create_run(
                 &new_run,
-                &NewEvent::new("run_started", &options.actor, now)
-                    .run(&run_id)
-                    .payload(payload),
+                &routed(
+                    &plan,
+                    NewEvent::new("run_started", &options.actor, now)
+                        .run(&run_id)
+                        .payload(payload),
+                ),
             )
             .await?;
         self.progress.event(&ProgressEvent::RunStarted {
@@ -373,6 +377,7 @@ impl Executor {
         base.extend(options.extra_env.iter().cloned());
         Arc::new(Context {
             run_id: run_id.to_string(),
+            plan: Arc::new(plan.clone()),
             redactor: Redactor::new(source, &resolver),
             resolver: Arc::new(resolver),
             base_env: base,
@@ -494,6 +499,11 @@ impl Executor {
                 }
             }
             if !batch.is_empty() {
+                // Notifications (a step failed, a manual step waits, a notify step's message)
+                // commit with the events that cause them.
+                for (_, event) in &mut batch {
+                    event.deliveries = route(&context.plan, event);
+                }
                 // Durable before anything it describes happens or is depended on.
                 self.store.record_steps(&batch).await?;
             }
@@ -594,9 +604,12 @@ impl Executor {
                         executor,
                         at_ms: now,
                     },
-                    &NewEvent::new(kind, actor, now)
-                        .run(&run_id)
-                        .payload(payload),
+                    &routed(
+                        &context.plan,
+                        NewEvent::new(kind, actor, now)
+                            .run(&run_id)
+                            .payload(payload),
+                    ),
                 )
                 .await?;
         }
@@ -611,6 +624,8 @@ impl Executor {
 /// What every step of one run shares.
 struct Context {
     run_id: String,
+    /// The plan being executed (its channels route the run's notifications).
+    plan: Arc<Plan>,
     resolver: Arc<Resolver>,
     redactor: Redactor,
     base_env: Vec<(String, String)>,

@@ -13,6 +13,7 @@ use serde_json::json;
 use super::check::{CheckReport, CriterionReport};
 use crate::criteria::{CriterionState, CriterionStatus, Observation, Verdict, classify, evaluate};
 use crate::errors::ExecError;
+use crate::notify::routed;
 
 /// How long before the window closes on time a `window_closing` event is journaled.
 pub const WINDOW_CLOSING_NOTICE_MS: i64 = 15 * 60 * 1000;
@@ -271,20 +272,22 @@ impl Tracker {
             && now_ms < closes
         {
             self.closing_noticed = true;
-            events.push(
+            events.push(routed(
+                &self.plan,
                 NewEvent::new("window_closing", actor, now_ms)
                     .payload(json!({ "closes_at_ms": closes, "remaining_ms": closes - now_ms }))
                     .release(&self.release_id),
-            );
+            ));
         }
         let changed = self.last_verdict != Some(verdict);
         if changed {
             self.last_verdict = Some(verdict);
-            events.push(
+            events.push(routed(
+                &self.plan,
                 NewEvent::new("verdict", actor, now_ms)
                     .payload(json!({ "verdict": verdict, "evidence": self.evidence() }))
                     .release(&self.release_id),
-            );
+            ));
         }
         let close = if self.closed {
             None
@@ -303,8 +306,11 @@ impl Tracker {
             self.closed = true;
             self.succeeded = verdict == Verdict::Success;
             self.close_reason = Some(reason.clone());
-            let event = NewEvent::new("window_closed", actor, now_ms)
-                .payload(json!({ "reason": reason, "verdict": verdict }));
+            let event = routed(
+                &self.plan,
+                NewEvent::new("window_closed", actor, now_ms)
+                    .payload(json!({ "reason": reason, "verdict": verdict })),
+            );
             (reason, event)
         });
         Conclusion {

@@ -1,7 +1,7 @@
-//! `notify` steps. Until channel delivery exists (the communication issue), a notification is
-//! a journal event plus a line on standard error naming the channels and the message; the step
-//! succeeds when that is recorded. This is real behaviour, not a placeholder: the executor
-//! journals the event before the step counts as done.
+//! `notify` steps. The runner only says what is sent; the sending goes through the outbox: the
+//! executor commits the step's `step_succeeded` event with one delivery per channel the step
+//! names (`notify::route`), and a dispatcher sends them with retries. So the step is done when
+//! its message is durably queued, and a crash after that still delivers it.
 
 use async_trait::async_trait;
 
@@ -22,7 +22,7 @@ impl NotifyRunner {
 impl StepRunner for NotifyRunner {
     async fn run(&self, _inv: Invocation) -> Outcome {
         let message = self.message.as_deref().unwrap_or("(no message)");
-        let line = format!("notify [{}]: {message}", self.channels.join(", "));
+        let line = format!("notify [{}]: {message} (queued)", self.channels.join(", "));
         Outcome {
             ok: true,
             stdout: format!("{line}\n"),

@@ -16,6 +16,7 @@
 //! }
 //! ```
 
+mod deliveries;
 mod journal;
 mod releases;
 mod runs;
@@ -29,6 +30,7 @@ use crate::errors::{Entity, StoreError};
 use crate::run::{ExecutorInfo, NewRun, RunKind, RunState};
 use crate::store::Store;
 
+pub use deliveries::deliveries;
 pub use journal::{
     chain_verifies, concurrent_appends, events_are_ordered_and_gap_free,
     failed_writes_append_nothing, tampering_is_detected,
@@ -56,6 +58,7 @@ pub async fn run_all(store: Arc<dyn Store>) -> Result<(), StoreError> {
     step_batches(store.as_ref()).await?;
     releases(store.as_ref()).await?;
     watcher_reads(store.as_ref()).await?;
+    deliveries(store.as_ref()).await?;
     events_are_ordered_and_gap_free(store.as_ref()).await?;
     failed_writes_append_nothing(store.as_ref()).await?;
     missing_records_are_not_found(store.as_ref()).await?;

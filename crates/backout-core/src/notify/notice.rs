@@ -1,0 +1,611 @@
+//! Notices from the journal: what a delivery says, built from its event and the records the
+//! dispatcher loaded (the release, the run and its steps, the plan stored with them, and the
+//! parts of the release's history a message refers to). Pure: nothing here reads a store.
+//!
+//! The shapes of `verdict`, `decision` and `run` are the ones `backout_notify::Notice`
+//! documents, so the built-in templates and the plan's `communication.templates` find what
+//! they print.
+
+use backout_model::Plan;
+use backout_model::plan::{Event, StepKind};
+use backout_notify::{Message, Notice, ReleaseInfo, WindowInfo, render};
+use backout_store::{Delivery, Event as JournalEvent, Release, Run, StepRecord, StepState};
+use serde_json::{Map, Value, json};
+
+use super::route::MESSAGE;
+
+/// Everything a notice is built from.
+pub struct Facts<'a> {
+    pub delivery: &'a Delivery,
+    pub event: &'a JournalEvent,
+    pub plan: &'a Plan,
+    pub release: Option<&'a Release>,
+    pub run: Option<&'a Run>,
+    pub steps: &'a [StepRecord],
+    pub history: &'a History,
+}
+
+/// What happened to the release before the event, where a message needs it.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    /// Who asked for a rollback and why (`backout request`), the latest request.
+    pub requested: Option<(String, String)>,
+    /// The payload of the latest `verdict` event.
+    pub verdict: Option<Value>,
+    /// The latest decision, as the notice's `decision`.
+    pub decision: Option<Value>,
+}
+
+impl History {
+    /// Takes in one earlier event of the release.
+    pub fn apply(&mut self, event: &JournalEvent) {
+        match event.kind.as_str() {
+            "rollback_requested" => {
+                let reason = event.payload.get("reason").and_then(Value::as_str);
+                self.requested = Some((event.actor.clone(), reason.unwrap_or("").to_string()));
+            }
+            "verdict" => self.verdict = Some(event.payload.clone()),
+            "decision" => self.decision = Some(decision(event)),
+            _ => {}
+        }
+    }
+
+    /// Whether a notice of `event` refers to earlier events of its release.
+    pub fn needed(notify_event: Event, event: &JournalEvent) -> bool {
+        match notify_event {
+            Event::RollbackRequired => event
+                .payload
+                .pointer("/evidence/requested")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            Event::DecisionRequested | Event::Escalated => true,
+            _ => false,
+        }
+    }
+}
+
+/// The idempotency key of every delivery of a journal event: stable across retries, processes
+/// and restarts, and different for every event (its hash is in it).
+pub fn event_id(event: &JournalEvent) -> String {
+    let short = event.hash.get(..12).unwrap_or(&event.hash);
+    format!("evt-{}-{short}", event.seq)
+}
+
+/// The lifecycle event a delivery announces; a `notify` step's message counts as part of the
+/// running backout (`started`).
+pub fn notify_event(delivery: &Delivery) -> Result<Event, String> {
+    if delivery.notify_event == MESSAGE {
+        return Ok(Event::Started);
+    }
+    Event::parse(&delivery.notify_event).ok_or_else(|| {
+        format!(
+            "`{}` is not an event backout notifies about",
+            delivery.notify_event
+        )
+    })
+}
+
+/// The notice of a delivery.
+pub fn notice(facts: &Facts<'_>) -> Result<Notice, String> {
+    let event = notify_event(facts.delivery)?;
+    let mut notice = Notice::new(
+        event,
+        event_id(facts.event),
+        rfc3339(facts.event.at_ms),
+        String::new(),
+    );
+    notice.release = facts.release.map(|r| release_info(facts, r));
+    notice.plan = Some(facts.plan.release.service.clone());
+    notice.verdict = verdict(facts, event);
+    notice.decision = match event {
+        Event::Decision if facts.event.kind == "decision" => Some(decision(facts.event)),
+        Event::Escalated | Event::Decision => facts.history.decision.clone(),
+        _ => None,
+    };
+    notice.run = run(facts);
+    notice.deciders = deciders(facts, event);
+    notice.summary = summary(facts, event, &notice);
+    Ok(notice)
+}
+
+/// The message of a delivery: the plan's template for the event when it has one (falling back
+/// to the built-in text, with a note, when that template fails), the built-in text otherwise,
+/// and a `notify` step's own message for [`MESSAGE`] deliveries.
+pub fn message(facts: &Facts<'_>, notice: &Notice) -> Result<(Message, Option<String>), String> {
+    if facts.delivery.notify_event == MESSAGE {
+        return Ok((step_message(facts), None));
+    }
+    let template = facts.plan.communication.given().and_then(|c| {
+        c.templates
+            .iter()
+            .find(|(e, _)| *e == notice.event)
+            .map(|(_, t)| t.as_str())
+    });
+    match render(notice, template) {
+        Ok(message) => Ok((message, None)),
+        Err(error) if template.is_some() => {
+            let message = render(notice, None).map_err(|e| e.to_string())?;
+            Ok((
+                message,
+                Some(format!(
+                    "the plan's template for {} failed ({error}); the built-in text was sent",
+                    notice.event.as_str()
+                )),
+            ))
+        }
+        Err(error) => Err(format!("the built-in message does not render: {error}")),
+    }
+}
+
+fn release_info(facts: &Facts<'_>, release: &Release) -> ReleaseInfo {
+    let at = facts.event.at_ms;
+    ReleaseInfo {
+        id: release.id.clone(),
+        service: release.service.clone(),
+        version: release.version.clone(),
+        rollback_to: Some(release.rollback_to.clone()),
+        environment: Some(release.environment.clone()),
+        plan_hash: Some(release.plan_hash.clone()),
+        window: release.closes_at_ms.map(|closes| WindowInfo {
+            closes_at: rfc3339(closes),
+            closed: facts.event.kind == "window_closed"
+                || closes <= at
+                || release.closed_at_ms.is_some_and(|c| c <= at),
+            overridden: false,
+            after_close: facts
+                .plan
+                .window
+                .given()
+                .and_then(|w| w.after_close.clone()),
+        }),
+    }
+}
+
+/// The verdict and its evidence: the event's own for a verdict event, else the latest one.
+fn verdict(facts: &Facts<'_>, event: Event) -> Option<Value> {
+    let payload = if facts.event.kind == "verdict" {
+        &facts.event.payload
+    } else if matches!(event, Event::DecisionRequested | Event::Escalated) {
+        facts.history.verdict.as_ref()?
+    } else {
+        return None;
+    };
+    let name = payload.get("verdict")?.clone();
+    let evidence = payload.get("evidence").cloned().unwrap_or(Value::Null);
+    let criteria_of_plan = facts
+        .plan
+        .criteria
+        .given()
+        .map_or(&[][..], |c| c.rollback_when.as_slice());
+    let mut criteria: Vec<Value> = evidence
+        .get("criteria")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let id = c.get("criterion").and_then(Value::as_str).unwrap_or("");
+            let title = criteria_of_plan
+                .iter()
+                .find(|p| p.id == id)
+                .map_or(id, |p| p.name());
+            let mut entry = Map::new();
+            entry.insert("id".into(), json!(id));
+            entry.insert("name".into(), json!(title));
+            entry.insert(
+                "status".into(),
+                c.get("status").cloned().unwrap_or(Value::Null),
+            );
+            if let Some(reason) = c.get("reason").and_then(Value::as_str) {
+                entry.insert("reason".into(), json!(reason));
+            }
+            Value::Object(entry)
+        })
+        .collect();
+    if name == "success"
+        && criteria.is_empty()
+        && let Some(success) = facts
+            .plan
+            .criteria
+            .given()
+            .and_then(|c| c.success_when.as_ref())
+    {
+        criteria = success
+            .checks
+            .iter()
+            .map(|id| {
+                let title = criteria_of_plan
+                    .iter()
+                    .find(|p| &p.id == id)
+                    .map_or(id.as_str(), |p| p.name());
+                json!({ "id": id, "name": title, "status": "passing",
+                        "reason": format!("passed for {}", success.hold) })
+            })
+            .collect();
+    }
+    let mut verdict = json!({ "verdict": name, "criteria": criteria });
+    if evidence.get("requested").and_then(Value::as_bool) == Some(true) {
+        verdict["requested"] = match &facts.history.requested {
+            Some((by, reason)) => json!({ "by": by, "reason": reason }),
+            None => json!({ "by": null }),
+        };
+    }
+    Some(verdict)
+}
+
+/// A `decision` event as the notice's `decision`.
+fn decision(event: &JournalEvent) -> Value {
+    let field = |key: &str| event.payload.get(key).cloned().unwrap_or(Value::Null);
+    json!({
+        "actor": event.actor,
+        "decision": field("decision"),
+        "reason": field("reason"),
+        "override_window": event.payload.get("override_window").and_then(Value::as_bool).unwrap_or(false),
+        "approvals": field("approvals"),
+        "quorum": field("quorum"),
+        "approved": field("approved"),
+    })
+}
+
+/// The run the event is about, as the templates read it.
+fn run(facts: &Facts<'_>) -> Option<Value> {
+    let run = facts.run?;
+    let event = facts.event;
+    let state = match event.kind.as_str() {
+        "run_started" => "running",
+        "run_succeeded" => "succeeded",
+        "run_failed" => "failed",
+        _ => run.state.as_str(),
+    };
+    let count = |states: &[StepState]| {
+        facts
+            .steps
+            .iter()
+            .filter(|s| states.contains(&s.state))
+            .count()
+    };
+    let mut value = json!({
+        "id": run.id,
+        "kind": run.kind,
+        "environment": run.environment,
+        "state": state,
+        "duration": human_duration(event.at_ms - run.created_at_ms),
+        "steps": {
+            "total": facts.steps.len(),
+            "done": count(&[StepState::Succeeded, StepState::Skipped]),
+            "failed": count(&[StepState::Failed]),
+        },
+    });
+    if let Some(step) = step(facts) {
+        value["step"] = step;
+    }
+    Some(value)
+}
+
+/// The step a run notice is about: the event's step, or for a failed run the step it stopped at.
+fn step(facts: &Facts<'_>) -> Option<Value> {
+    let event = facts.event;
+    let id = match &event.step_id {
+        Some(id) => id.clone(),
+        None if event.kind == "run_failed" => facts
+            .steps
+            .iter()
+            .find(|s| s.state == StepState::Failed)?
+            .step_id
+            .clone(),
+        None => return None,
+    };
+    let mut step = Map::new();
+    step.insert("id".into(), json!(id));
+    let planned = facts.plan.all_steps().find(|s| s.id == id);
+    if let Some(title) = planned.and_then(|s| s.title.as_ref()) {
+        step.insert("title".into(), json!(title));
+    }
+    let detail = event.payload.get("detail").and_then(Value::as_str);
+    let note = facts
+        .steps
+        .iter()
+        .find(|s| s.step_id == id)
+        .and_then(|s| s.note.as_deref());
+    match event.kind.as_str() {
+        "step_failed" => {
+            if let Some(error) = detail.or(note) {
+                step.insert("error".into(), json!(error));
+            }
+        }
+        "run_failed" => {
+            if let Some(error) = note {
+                step.insert("error".into(), json!(error));
+            }
+        }
+        _ => {}
+    }
+    if let Some(StepKind::Manual { by, instructions }) = planned.map(|s| &s.kind) {
+        step.insert("performers".into(), json!(members(facts.plan, by)));
+        step.insert("instructions".into(), json!(instructions));
+    }
+    Some(Value::Object(step))
+}
+
+/// Who may decide now: the deciders, or for an escalation the fallback deciders.
+fn deciders(facts: &Facts<'_>, event: Event) -> Vec<String> {
+    let Some(auth) = facts.plan.authorization.given() else {
+        return Vec::new();
+    };
+    match event {
+        Event::RollbackRequired | Event::Inconclusive | Event::DecisionRequested => {
+            members(facts.plan, &auth.deciders)
+        }
+        Event::Escalated => {
+            let group = facts
+                .event
+                .payload
+                .get("fallback_deciders")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| auth.fallback.as_ref().map(|f| f.deciders.clone()))
+                .unwrap_or_else(|| auth.deciders.clone());
+            members(facts.plan, &group)
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The people of a group, or the name itself when it is not a declared group.
+fn members(plan: &Plan, group: &str) -> Vec<String> {
+    match plan.people.iter().find(|g| g.name == group) {
+        Some(g) if !g.members.is_empty() => g.members.clone(),
+        _ => vec![group.to_string()],
+    }
+}
+
+/// "checkout 2.4.0 in production", or the plan's service for a run without a release.
+fn what(facts: &Facts<'_>) -> String {
+    match facts.release {
+        Some(r) => format!("{} {} in {}", r.service, r.version, r.environment),
+        None => match facts.run {
+            Some(run) => format!("{} in {}", facts.plan.release.service, run.environment),
+            None => facts.plan.release.service.clone(),
+        },
+    }
+}
+
+/// One line in plain words.
+fn summary(facts: &Facts<'_>, event: Event, notice: &Notice) -> String {
+    let what = what(facts);
+    let payload = &facts.event.payload;
+    let text = |key: &str| payload.get(key).and_then(Value::as_str).unwrap_or("");
+    let run_id = facts.run.map_or("", |r| r.id.as_str());
+    let step_id = facts.event.step_id.as_deref().unwrap_or("a step");
+    let criteria = |statuses: &[&str]| -> String {
+        notice
+            .verdict
+            .as_ref()
+            .and_then(|v| v.get("criteria"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|c| {
+                c.get("status")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| statuses.contains(&s))
+            })
+            .filter_map(|c| c.get("id").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if facts.delivery.notify_event == MESSAGE {
+        let step = facts
+            .event
+            .step_id
+            .as_deref()
+            .and_then(|id| facts.plan.all_steps().find(|s| s.id == id));
+        return match step.map(|s| &s.kind) {
+            Some(StepKind::Notify {
+                message: Some(message),
+                ..
+            }) => format!("{what}: {message}"),
+            _ => format!("{what}: {}", step.map_or(step_id, |s| s.name())),
+        };
+    }
+    match event {
+        Event::RollbackRequired => {
+            let tripped = criteria(&["tripped", "failing"]);
+            let requested = notice
+                .verdict
+                .as_ref()
+                .and_then(|v| v.get("requested"))
+                .map(|r| {
+                    let by = r.get("by").and_then(Value::as_str).unwrap_or("a person");
+                    format!("requested by {by}")
+                });
+            let why = [
+                (!tripped.is_empty()).then(|| format!("tripped: {tripped}")),
+                requested,
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; ");
+            if why.is_empty() {
+                format!("{what}: rollback required")
+            } else {
+                format!("{what}: rollback required ({why})")
+            }
+        }
+        Event::Inconclusive => {
+            let unsure = criteria(&["inconclusive"]);
+            if unsure.is_empty() {
+                format!("{what}: inconclusive, a person should look")
+            } else {
+                format!("{what}: inconclusive ({unsure}), a person should look")
+            }
+        }
+        Event::Success => format!("{what}: the deployment met its success criteria"),
+        Event::DecisionRequested => format!("{what}: a decision on rolling back is needed"),
+        Event::Decision => {
+            let decision = notice.decision.as_ref();
+            let field = |key: &str| {
+                decision
+                    .and_then(|d| d.get(key))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let verb = match field("decision").as_str() {
+                "approve" => "approved",
+                "deny" => "denied",
+                _ => "decided on",
+            };
+            format!("{what}: {} {verb} the rollback", facts.event.actor)
+        }
+        Event::Escalated => format!(
+            "{what}: escalated, no one acted in time{}",
+            if notice.deciders.is_empty() {
+                String::new()
+            } else {
+                format!("; now {}", notice.deciders.join(", "))
+            }
+        ),
+        Event::Started => format!("{what}: backout started (run {run_id})"),
+        Event::ManualStepWaiting => {
+            format!("{what}: manual step {step_id} waits for {}", text("by"))
+        }
+        Event::StepFailed => match text("detail") {
+            "" => format!("{what}: step {step_id} failed"),
+            detail => format!("{what}: step {step_id} failed: {detail}"),
+        },
+        Event::Completed => format!("{what}: backout completed (run {run_id})"),
+        Event::Failed => format!("{what}: backout FAILED (run {run_id})"),
+        Event::WindowClosing => match notice.release.as_ref().and_then(|r| r.window.as_ref()) {
+            Some(window) => format!("{what}: the rollback window closes at {}", window.closes_at),
+            None => format!("{what}: the rollback window closes soon"),
+        },
+        Event::WindowClosed => match text("reason") {
+            "" => format!("{what}: the rollback window closed"),
+            reason => format!("{what}: the rollback window closed ({reason})"),
+        },
+    }
+}
+
+/// The message of a `notify` step: its text, under a subject naming the release and the step.
+fn step_message(facts: &Facts<'_>) -> Message {
+    let what = what(facts);
+    let step = facts
+        .event
+        .step_id
+        .as_deref()
+        .and_then(|id| facts.plan.all_steps().find(|s| s.id == id));
+    let title = step.map_or("a notify step", |s| s.name());
+    let body = match step.map(|s| &s.kind) {
+        Some(StepKind::Notify {
+            message: Some(message),
+            ..
+        }) => message.clone(),
+        _ => title.to_string(),
+    };
+    let mut text = format!("{body}\n");
+    if let Some(run) = facts.run {
+        text.push_str(&format!(
+            "\nFrom the backout of {what} (run {}, step {}). Follow it with:\n  backout status {}\n",
+            run.id,
+            step.map_or("?", |s| s.id.as_str()),
+            run.id
+        ));
+    }
+    let subject = format!("{what}: {title}");
+    let html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head><body>\n<h2>{}</h2>\n{}</body></html>\n",
+        escape_html(&subject),
+        escape_html(&subject),
+        text.split("\n\n")
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| format!(
+                "<p>{}</p>\n",
+                escape_html(p.trim_end()).replace('\n', "<br>\n")
+            ))
+            .collect::<String>()
+    );
+    Message {
+        subject,
+        text,
+        html,
+    }
+}
+
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A duration as people say it: `45s`, `4m 12s`, `1h 5m`.
+pub fn human_duration(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) if s == 0 => format!("{m}m"),
+        (0, _) => format!("{m}m {s}s"),
+        (_, 0) => format!("{h}h"),
+        _ => format!("{h}h {m}m"),
+    }
+}
+
+/// RFC 3339 in UTC, to the second: `2026-11-26T18:04:05Z`.
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_durations_read_well() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_716_245_000), "2026-11-26T18:04:05Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(human_duration(45_400), "45s");
+        assert_eq!(human_duration(252_000), "4m 12s");
+        assert_eq!(human_duration(120_000), "2m");
+        assert_eq!(human_duration(3_900_000), "1h 5m");
+        assert_eq!(human_duration(-5), "0s");
+    }
+
+    #[test]
+    fn event_ids_are_stable_and_distinct() {
+        let event =
+            backout_store::NewEvent::new("verdict", "w", 1).seal(42, backout_store::GENESIS_HASH);
+        let id = event_id(&event);
+        assert_eq!(id, format!("evt-42-{}", &event.hash[..12]));
+        assert_eq!(id, event_id(&event.clone()));
+        let other = backout_store::NewEvent::new("verdict", "w", 1).seal(43, &event.hash);
+        assert_ne!(event_id(&other), id);
+    }
+}
