@@ -360,7 +360,9 @@ fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// A person requests a rollback and `check` journals the verdict, with its deliveries.
+/// A person requests a rollback (the request announces `rollback_required`, with its
+/// deliveries) and `check` journals the verdict (not announced again); returns the event that
+/// carries the deliveries.
 async fn rollback_required(fixture: &Fixture, release: &Release) -> backout_store::Event {
     release::request(
         fixture.store.as_ref(),
@@ -390,10 +392,11 @@ async fn rollback_required(fixture: &Fixture, release: &Release) -> backout_stor
         .release_events(&release.id, 0, 100)
         .await
         .expect("events");
+    assert!(events.iter().any(|e| e.kind == "verdict"), "the verdict is journaled");
     events
         .into_iter()
-        .rfind(|e| e.kind == "verdict")
-        .expect("a verdict event")
+        .rfind(|e| e.kind == "rollback_requested")
+        .expect("the request event")
 }
 
 async fn deliveries_of(store: &dyn Store, release_id: &str) -> Vec<Delivery> {
@@ -502,7 +505,7 @@ async fn a_verdict_is_routed_retried_with_backoff_and_delivered_once_per_key() {
     let body = requests[2].json();
     assert_eq!(body["event"], "rollback_required");
     assert_eq!(body["event_id"], key.as_str());
-    assert_eq!(body["at"], "2026-11-26T18:04:07Z");
+    assert_eq!(body["at"], "2026-11-26T18:04:06Z", "the time of the request");
     assert_eq!(body["release"]["id"], release.id.as_str());
     assert_eq!(body["release"]["version"], "2.4.0");
     assert_eq!(

@@ -108,6 +108,11 @@ pub enum Command {
     /// What happened in a run: timeline, expected vs actual, critical path.
     #[command(after_help = "Example:\n  backout report run-01jd8k2m3n4p5q6r")]
     Report(ReportArgs),
+    /// Notifications sent or queued: when, which event, which channel, attempts, last error.
+    #[command(
+        after_help = "Examples:\n  backout deliveries rel-01jd8k2m3n4p5q6r\n  backout deliveries --format json"
+    )]
+    Deliveries(DeliveriesArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -271,6 +276,15 @@ pub struct AbortArgs {
     pub run: String,
     #[arg(long, default_value = "no reason given")]
     pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DeliveriesArgs {
+    /// Only this release's notifications (its own events and its runs').
+    #[arg(value_name = "REL")]
+    pub release: Option<String>,
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
 }
 
 #[derive(Debug, Args)]

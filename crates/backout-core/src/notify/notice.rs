@@ -163,6 +163,20 @@ fn release_info(facts: &Facts<'_>, release: &Release) -> ReleaseInfo {
 
 /// The verdict and its evidence: the event's own for a verdict event, else the latest one.
 fn verdict(facts: &Facts<'_>, event: Event) -> Option<Value> {
+    // A person's request announces the rollback itself: no criterion needed.
+    if facts.event.kind == "rollback_requested" {
+        let reason = facts
+            .event
+            .payload
+            .get("reason")
+            .cloned()
+            .unwrap_or(Value::Null);
+        return Some(json!({
+            "verdict": "rollback_required",
+            "criteria": [],
+            "requested": { "by": facts.event.actor, "reason": reason },
+        }));
+    }
     let payload = if facts.event.kind == "verdict" {
         &facts.event.payload
     } else if matches!(event, Event::DecisionRequested | Event::Escalated) {

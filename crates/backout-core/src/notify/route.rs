@@ -17,7 +17,11 @@ pub const MESSAGE: &str = "message";
 /// failed attempt that is retried).
 pub fn lifecycle_event(kind: &str, payload: &serde_json::Value) -> Option<Event> {
     Some(match kind {
+        // A person's request is announced at once (no watcher needed); the verdict it causes
+        // is not announced again.
+        "rollback_requested" => Event::RollbackRequired,
         "verdict" => match payload.get("verdict")?.as_str()? {
+            "rollback_required" if only_requested(payload) => return None,
             "rollback_required" => Event::RollbackRequired,
             "inconclusive" => Event::Inconclusive,
             "success" => Event::Success,
@@ -31,10 +35,22 @@ pub fn lifecycle_event(kind: &str, payload: &serde_json::Value) -> Option<Event>
         "step_failed" => Event::StepFailed,
         "run_succeeded" => Event::Completed,
         "run_failed" => Event::Failed,
+        // The procedure ran but `verify_after` did not hold: the backout failed.
+        "rollback_unverified" => Event::Failed,
         "window_closing" => Event::WindowClosing,
         "window_closed" => Event::WindowClosed,
         _ => return None,
     })
+}
+
+/// A `rollback_required` verdict whose only cause is a person's request (already announced by
+/// the `rollback_requested` event).
+fn only_requested(payload: &serde_json::Value) -> bool {
+    let evidence = &payload["evidence"];
+    evidence["requested"] == true
+        && evidence["criteria"]
+            .as_array()
+            .is_none_or(|c| c.iter().all(|c| c["status"] != "tripped"))
 }
 
 /// The deliveries `event` causes under `plan`: one per channel the plan's

@@ -309,6 +309,10 @@ pub async fn decide(store: &dyn Store, request: &Decide<'_>) -> Result<Decided, 
             }))
             .release(id),
     );
+    let events: Vec<NewEvent> = events
+        .into_iter()
+        .map(|e| crate::notify::routed(&plan, e))
+        .collect();
     store.append_events(&events).await?;
     Ok(Decided {
         approvals: if request.choice == Choice::Approve {
@@ -388,6 +392,20 @@ pub fn escalation(auth: &Authorization, pending_since: i64, now_ms: i64, id: &st
 ///
 /// Also returns when to look again (the next escalation due), if any.
 pub fn follow_up(
+    plan: &Plan,
+    decisions: &Decisions,
+    tracker: &Tracker,
+    now_ms: i64,
+) -> (Vec<NewEvent>, Option<i64>) {
+    let (events, next) = follow_up_events(plan, decisions, tracker, now_ms);
+    let events = events
+        .into_iter()
+        .map(|e| crate::notify::routed(plan, e))
+        .collect();
+    (events, next)
+}
+
+fn follow_up_events(
     plan: &Plan,
     decisions: &Decisions,
     tracker: &Tracker,

@@ -10,7 +10,7 @@ mod verify;
 mod watcher;
 
 pub use check::{CheckReport, CriterionReport, check};
-pub use tracker::{Conclusion, Tracker, WINDOW_CLOSING_NOTICE_MS};
+pub use tracker::{Conclusion, Tracker};
 pub use verify::{Verified, verify_after};
 pub use watcher::{Round, WatchOptions, Watcher};
 
@@ -121,6 +121,7 @@ pub async fn checkpoint(
         "point_of_no_return": point_of_no_return,
         "reason": close,
     }));
+    let event = crate::notify::routed(&plan, event);
     let checkpoint = Checkpoint {
         name: name.to_string(),
         at_ms,
@@ -202,6 +203,10 @@ pub async fn request(
     }
     let event =
         NewEvent::new("rollback_requested", actor, now_ms).payload(json!({ "reason": reason }));
+    let event = match backout_model::lint(&release.plan_source).plan {
+        Some(plan) => crate::notify::routed(&plan, event),
+        None => event,
+    };
     store.append_event(&event.release(release_id)).await?;
     Ok(release)
 }

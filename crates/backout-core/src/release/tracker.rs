@@ -15,9 +15,6 @@ use crate::criteria::{CriterionState, CriterionStatus, Observation, Verdict, cla
 use crate::errors::ExecError;
 use crate::notify::routed;
 
-/// How long before the window closes on time a `window_closing` event is journaled.
-pub const WINDOW_CLOSING_NOTICE_MS: i64 = 15 * 60 * 1000;
-
 /// The event kinds, journaled by others, that change a tracked release.
 pub const TRACKED_KINDS: [&str; 5] = [
     "release_started",
@@ -204,12 +201,21 @@ impl Tracker {
     /// The next moment the window changes by time alone: the closing notice, or the close.
     pub fn window_timer_ms(&self) -> Option<i64> {
         let closes = self.closes_at_ms.filter(|_| !self.closed)?;
-        let notice = closes - WINDOW_CLOSING_NOTICE_MS;
+        let notice = closes - self.closing_notice_ms();
         Some(if self.closing_noticed || notice <= self.opened_at_ms {
             closes
         } else {
             notice
         })
+    }
+
+    /// How long before the window closes on time `window_closing` is journaled
+    /// (`window.closing_notice`).
+    fn closing_notice_ms(&self) -> i64 {
+        self.plan
+            .window
+            .given()
+            .map_or(0, |w| millis(w.closing_notice.as_millis()))
     }
 
     /// Applies a measurement of criterion `i` taken at `at_ms`; returns its journal event.
@@ -268,7 +274,7 @@ impl Tracker {
         if let Some(closes) = self.closes_at_ms
             && !self.closed
             && !self.closing_noticed
-            && now_ms >= closes - WINDOW_CLOSING_NOTICE_MS
+            && now_ms >= closes - self.closing_notice_ms()
             && now_ms < closes
         {
             self.closing_noticed = true;

@@ -11,7 +11,7 @@ use backout_core::release::decide::{self, Choice, Decide};
 use backout_store::{NewEvent, Run, RunKind, RunState, Store};
 
 use super::runs::{
-    actor, finish, interactive, now, open_store, printer, run_steps, runtime, spawn_prompter,
+    actor, finish, interactive, now, printer, run_steps, spawn_prompter, with_store,
 };
 use crate::cli::{DecideArgs, DecisionChoice, ExecuteArgs, Global, RunFormat};
 use crate::exit_codes::{CommandError, ExitCode};
@@ -22,8 +22,7 @@ pub fn decide(args: &DecideArgs, global: &Global) -> Result<ExitCode, CommandErr
         DecisionChoice::Approve => Choice::Approve,
         DecisionChoice::Deny => Choice::Deny,
     };
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
+    with_store(global, |store| async move {
         let decided = decide::decide(
             store.as_ref(),
             &Decide {
@@ -71,8 +70,7 @@ pub fn execute(args: &ExecuteArgs, global: &Global) -> Result<ExitCode, CommandE
     let who = actor(global);
     let prompter = interactive(args.format).then(|| spawn_prompter(global));
     let wait = args.wait || prompter.is_some();
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
+    with_store(global, |store| async move {
         let (code, _) =
             run_release(&store, &args.release, &who, args.format, wait, prompter).await?;
         Ok(code)

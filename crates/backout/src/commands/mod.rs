@@ -2,8 +2,10 @@
 //! (a lint with errors is a normal outcome: exit 2) or a `CommandError` for a failure.
 
 mod decisions;
+mod deliveries;
 mod init;
 mod lint;
+mod notifying;
 mod releases;
 mod render;
 mod runs;
@@ -32,6 +34,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Resolve(args) => runs::resolve(&args, &cli.global),
         Command::Abort(args) => runs::abort(&args, &cli.global),
         Command::Report(args) => runs::report(&args, &cli.global),
+        Command::Deliveries(args) => {
+            deliveries::deliveries(args.release.as_deref(), args.format, &cli.global)
+        }
         Command::Schema => {
             let schema = backout_model::schema::json_schema();
             let text = serde_json::to_string_pretty(&schema)

@@ -11,7 +11,7 @@ use backout_core::criteria::Verdict;
 use backout_core::release::{self, StartRelease, Tracker, WatchOptions, Watcher, decide};
 use backout_store::{Release, ReleaseState};
 
-use super::runs::{actor, json, now, open_store, runtime};
+use super::runs::{actor, json, now, open_store, runtime, with_store};
 use crate::cli::{
     CheckArgs, CheckpointArgs, Global, LintFormat, RequestArgs, StartArgs, WatchArgs,
 };
@@ -42,8 +42,7 @@ pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError
         }
         None => now(),
     };
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
+    with_store(global, |store| async move {
         let request = StartRelease {
             source: &source,
             version: args.version.as_deref(),
@@ -75,8 +74,7 @@ pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError
 }
 
 pub fn request(args: &RequestArgs, global: &Global) -> Result<ExitCode, CommandError> {
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
+    with_store(global, |store| async move {
         let release = release::request(
             store.as_ref(),
             &args.release,
@@ -96,22 +94,33 @@ pub fn request(args: &RequestArgs, global: &Global) -> Result<ExitCode, CommandE
 }
 
 pub fn checkpoint(args: &CheckpointArgs, global: &Global) -> Result<ExitCode, CommandError> {
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
-        let release = release::checkpoint(store.as_ref(), &args.release, &args.name, &actor(global), now()).await?;
+    with_store(global, |store| async move {
+        let release = release::checkpoint(
+            store.as_ref(),
+            &args.release,
+            &args.name,
+            &actor(global),
+            now(),
+        )
+        .await?;
         match (&release.state, &release.close_reason) {
             (ReleaseState::Closed, Some(reason)) => {
-                eprintln!("release {}: checkpoint `{}` recorded; the rollback window is now closed ({reason})", release.id, args.name)
+                eprintln!(
+                    "release {}: checkpoint `{}` recorded; the rollback window is now closed ({reason})",
+                    release.id, args.name
+                )
             }
-            _ => eprintln!("release {}: checkpoint `{}` recorded", release.id, args.name),
+            _ => eprintln!(
+                "release {}: checkpoint `{}` recorded",
+                release.id, args.name
+            ),
         }
         Ok(ExitCode::Ok)
     })
 }
 
 pub fn check(args: &CheckArgs, global: &Global) -> Result<ExitCode, CommandError> {
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
+    with_store(global, |store| async move {
         let resolver = Arc::new(backout_core::env::Resolver::from_env());
         let report = release::check(
             store.as_ref(),
@@ -149,8 +158,7 @@ pub fn watch(args: &WatchArgs, global: &Global) -> Result<ExitCode, CommandError
             ));
         }
     };
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
+    with_store(global, |store| async move {
         let options = WatchOptions {
             actor: actor(global),
             all: args.all,
@@ -158,8 +166,14 @@ pub fn watch(args: &WatchArgs, global: &Global) -> Result<ExitCode, CommandError
             ..WatchOptions::default()
         };
         let resolver = Arc::new(backout_core::env::Resolver::from_env());
-        let mut watcher =
-            Watcher::new(store.clone(), resolver, Arc::new(SystemClock), options, &ids).await?;
+        let mut watcher = Watcher::new(
+            store.clone(),
+            resolver,
+            Arc::new(SystemClock),
+            options,
+            &ids,
+        )
+        .await?;
         if args.all {
             eprintln!(
                 "watching {} open release(s) and any that start; Ctrl-C stops",

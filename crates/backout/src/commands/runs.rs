@@ -27,6 +27,19 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
         .map_err(|e| CommandError::internal(format!("cannot start the async runtime: {e}")))
 }
 
+/// Runs `work` on the store with a dispatcher delivering the notifications it queues
+/// (`notifying`).
+pub(super) fn with_store<F, Fut, T>(global: &Global, work: F) -> Result<T, CommandError>
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, CommandError>>,
+{
+    runtime()?.block_on(async {
+        let store = open_store(global).await?;
+        super::notifying::notifying(&store, work(store.clone())).await
+    })
+}
+
 pub(super) async fn open_store(global: &Global) -> Result<Arc<dyn Store>, CommandError> {
     let url = match &global.database {
         Some(url) => url.clone(),
@@ -139,8 +152,7 @@ pub fn run(args: &RunArgs, global: &Global) -> Result<ExitCode, CommandError> {
         options.wait_for_people = true;
         spawn_prompter(global)
     });
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
+    with_store(global, |store| async move {
         let executor = Executor::new(
             store,
             Arc::new(SystemClock),
@@ -159,8 +171,7 @@ pub fn run(args: &RunArgs, global: &Global) -> Result<ExitCode, CommandError> {
 pub fn resume(args: &ResumeArgs, global: &Global) -> Result<ExitCode, CommandError> {
     let prompter = interactive(args.format).then(|| spawn_prompter(global));
     let wait = args.wait || prompter.is_some();
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
+    with_store(global, |store| async move {
         let run = store.get_run(&args.run).await?;
         let plan = backout_model::lint(&run.plan_source).plan;
         // A workaround run names its workaround in its first event.
@@ -654,12 +665,22 @@ fn step_table(run: &Run, steps: &[StepRecord]) -> String {
 }
 
 pub fn confirm(args: &ConfirmArgs, global: &Global) -> Result<ExitCode, CommandError> {
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
+    with_store(global, |store| async move {
         let run = store.get_run(&args.run).await?;
         backout_core::release::decide::may_perform(store.as_ref(), &run, &actor(global)).await?;
-        backout_core::executor::confirm(store.as_ref(), &args.run, &args.step, &actor(global), args.note.as_deref(), now()).await?;
-        eprintln!("confirmed {} in run {}; a waiting executor continues, otherwise run `backout resume {}`", args.step, args.run, args.run);
+        backout_core::executor::confirm(
+            store.as_ref(),
+            &args.run,
+            &args.step,
+            &actor(global),
+            args.note.as_deref(),
+            now(),
+        )
+        .await?;
+        eprintln!(
+            "confirmed {} in run {}; a waiting executor continues, otherwise run `backout resume {}`",
+            args.step, args.run, args.run
+        );
         Ok(ExitCode::Ok)
     })
 }
@@ -670,8 +691,7 @@ pub fn resolve(args: &ResolveArgs, global: &Global) -> Result<ExitCode, CommandE
         Resolution::Failed => StepTarget::Failed,
         Resolution::Retry => StepTarget::Retry,
     };
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
+    with_store(global, |store| async move {
         let run = store.get_run(&args.run).await?;
         backout_core::release::decide::may_perform(store.as_ref(), &run, &actor(global)).await?;
         backout_core::executor::resolve(
@@ -693,8 +713,7 @@ pub fn resolve(args: &ResolveArgs, global: &Global) -> Result<ExitCode, CommandE
 }
 
 pub fn abort(args: &AbortArgs, global: &Global) -> Result<ExitCode, CommandError> {
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
+    with_store(global, |store| async move {
         backout_core::executor::abort(
             store.as_ref(),
             &args.run,
