@@ -392,7 +392,10 @@ async fn rollback_required(fixture: &Fixture, release: &Release) -> backout_stor
         .release_events(&release.id, 0, 100)
         .await
         .expect("events");
-    assert!(events.iter().any(|e| e.kind == "verdict"), "the verdict is journaled");
+    assert!(
+        events.iter().any(|e| e.kind == "verdict"),
+        "the verdict is journaled"
+    );
     events
         .into_iter()
         .rfind(|e| e.kind == "rollback_requested")
@@ -505,7 +508,10 @@ async fn a_verdict_is_routed_retried_with_backoff_and_delivered_once_per_key() {
     let body = requests[2].json();
     assert_eq!(body["event"], "rollback_required");
     assert_eq!(body["event_id"], key.as_str());
-    assert_eq!(body["at"], "2026-11-26T18:04:06Z", "the time of the request");
+    assert_eq!(
+        body["at"], "2026-11-26T18:04:06Z",
+        "the time of the request"
+    );
     assert_eq!(body["release"]["id"], release.id.as_str());
     assert_eq!(body["release"]["version"], "2.4.0");
     assert_eq!(
