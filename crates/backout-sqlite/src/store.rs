@@ -254,17 +254,39 @@ async fn run_exists(conn: &mut SqliteConnection, run_id: &str) -> Result<bool, S
 /// Appends `event` as the next one in the chain, with its deliveries. Must run inside a write
 /// transaction.
 async fn append(conn: &mut SqliteConnection, event: &NewEvent) -> Result<Event, StoreError> {
-    event.check_deliveries()?;
-    if let Some(run_id) = &event.run_id
-        && !run_exists(conn, run_id).await?
-    {
-        return Err(StoreError::run_not_found(run_id));
+    append_many(conn, std::slice::from_ref(event))
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::corrupt("an appended event returned nothing"))
+}
+
+/// Events inserted per statement: 10 parameters each, far below SQLite's limit of 32766.
+const INSERT_CHUNK: usize = 500;
+
+/// Appends `events` as the next ones in the chain, in order. Must run inside a write
+/// transaction. The chain's end is read once and the rows go in with multi-row inserts: a
+/// watcher journals a round of thousands of measurements in a few statements.
+async fn append_many(
+    conn: &mut SqliteConnection,
+    events: &[NewEvent],
+) -> Result<Vec<Event>, StoreError> {
+    let mut runs_seen: HashSet<&str> = HashSet::new();
+    for event in events {
+        event.check_deliveries()?;
+        if let Some(run_id) = &event.run_id
+            && !runs_seen.contains(run_id.as_str())
+        {
+            if !run_exists(conn, run_id).await? {
+                return Err(StoreError::run_not_found(run_id));
+            }
+            runs_seen.insert(run_id);
+        }
     }
     let last = sqlx::query("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
         .fetch_optional(&mut *conn)
         .await
         .map_err(db_error)?;
-    let (seq, prev_hash) = match last {
+    let (mut seq, mut prev_hash) = match last {
         Some(row) => {
             let seq: i64 = row.try_get("seq").map_err(db_error)?;
             let hash: String = row.try_get("hash").map_err(db_error)?;
@@ -274,26 +296,37 @@ async fn append(conn: &mut SqliteConnection, event: &NewEvent) -> Result<Event, 
         }
         None => (1, GENESIS_HASH.to_owned()),
     };
-    let sealed = event.seal(seq, &prev_hash);
-    sqlx::query(
-        "INSERT INTO events (seq, at_ms, kind, run_id, step_id, release_id, actor, payload, \
-         prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(clamp_seq(sealed.seq))
-    .bind(sealed.at_ms)
-    .bind(&sealed.kind)
-    .bind(&sealed.run_id)
-    .bind(&sealed.step_id)
-    .bind(&sealed.release_id)
-    .bind(&sealed.actor)
-    .bind(canonical_json(&sealed.payload))
-    .bind(&sealed.prev_hash)
-    .bind(&sealed.hash)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    if !event.deliveries.is_empty() {
-        insert_deliveries(conn, &sealed, &event.deliveries).await?;
+    let mut sealed = Vec::with_capacity(events.len());
+    for event in events {
+        let event = event.seal(seq, &prev_hash);
+        seq += 1;
+        prev_hash.clone_from(&event.hash);
+        sealed.push(event);
+    }
+    for chunk in sealed.chunks(INSERT_CHUNK) {
+        let payloads: Vec<String> = chunk.iter().map(|e| canonical_json(&e.payload)).collect();
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (seq, at_ms, kind, run_id, step_id, release_id, actor, payload, \
+             prev_hash, hash) ",
+        );
+        insert.push_values(chunk.iter().zip(&payloads), |mut row, (e, payload)| {
+            row.push_bind(clamp_seq(e.seq))
+                .push_bind(e.at_ms)
+                .push_bind(&e.kind)
+                .push_bind(&e.run_id)
+                .push_bind(&e.step_id)
+                .push_bind(&e.release_id)
+                .push_bind(&e.actor)
+                .push_bind(payload)
+                .push_bind(&e.prev_hash)
+                .push_bind(&e.hash);
+        });
+        insert.build().execute(&mut *conn).await.map_err(db_error)?;
+    }
+    for (event, stored) in events.iter().zip(&sealed) {
+        if !event.deliveries.is_empty() {
+            insert_deliveries(conn, stored, &event.deliveries).await?;
+        }
     }
     Ok(sealed)
 }
@@ -500,10 +533,7 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let mut tx = self.begin_write().await?;
-        let mut sealed = Vec::with_capacity(events.len());
-        for event in events {
-            sealed.push(append(&mut tx, event).await?);
-        }
+        let sealed = append_many(&mut tx, events).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(sealed)
     }

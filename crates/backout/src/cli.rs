@@ -110,7 +110,7 @@ pub enum Command {
     Report(ReportArgs),
     /// Notifications sent or queued: when, which event, which channel, attempts, last error.
     #[command(
-        after_help = "Examples:\n  backout deliveries rel-01jd8k2m3n4p5q6r\n  backout deliveries --format json"
+        after_help = "Examples:\n  backout deliveries rel-01jd8k2m3n4p5q6r\n  backout deliveries --send          # send what is due now, then list\n  backout deliveries --format json"
     )]
     Deliveries(DeliveriesArgs),
 }
@@ -283,6 +283,9 @@ pub struct DeliveriesArgs {
     /// Only this release's notifications (its own events and its runs').
     #[arg(value_name = "REL")]
     pub release: Option<String>,
+    /// First send every notification that is due now (after an outage, or from cron).
+    #[arg(long)]
+    pub send: bool,
     #[arg(long, value_enum, default_value_t = LintFormat::Human)]
     pub format: LintFormat,
 }

@@ -136,16 +136,38 @@ impl Default for DispatchOptions {
 }
 
 impl DispatchOptions {
-    /// The defaults, with the SMTP server from `BACKOUT_SMTP_URL` and the sender from
-    /// `BACKOUT_SMTP_FROM` (default `backout@localhost`).
-    pub fn from_env() -> DispatchOptions {
+    /// The defaults, with the SMTP server from `BACKOUT_SMTP_URL`, the sender from
+    /// `BACKOUT_SMTP_FROM` (default `backout@localhost`), and, for tuning, how long one
+    /// delivery may take (`BACKOUT_DELIVERY_TIMEOUT`, default 10s) and how long a claim keeps
+    /// other processes off (`BACKOUT_DELIVERY_LEASE`, default 60s, at least twice the timeout).
+    /// A duration that does not parse is an error naming the variable.
+    pub fn from_env() -> Result<DispatchOptions, ExecError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let duration = |name: &str| -> Result<Option<Duration>, ExecError> {
+            var(name)
+                .map(|text| {
+                    backout_model::Duration::parse(text.trim())
+                        .map(|d| d.0)
+                        .ok_or_else(|| {
+                            ExecError::Usage(format!(
+                                "{name}=`{text}` is not a duration like 10s or 2m"
+                            ))
+                        })
+                })
+                .transpose()
+        };
         let mut options = DispatchOptions::default();
         options.delivery.smtp_url = var("BACKOUT_SMTP_URL");
         if let Some(from) = var("BACKOUT_SMTP_FROM") {
             options.delivery.from = from;
         }
-        options
+        if let Some(timeout) = duration("BACKOUT_DELIVERY_TIMEOUT")? {
+            options.delivery.timeout = timeout;
+        }
+        if let Some(lease) = duration("BACKOUT_DELIVERY_LEASE")? {
+            options.lease = lease;
+        }
+        Ok(options)
     }
 
     /// Command channels of the plan with content hash `plan_hash` run in `dir`.
@@ -337,7 +359,7 @@ pub async fn dispatch_until(
         store,
         Arc::new(SystemClock),
         Arc::new(Resolver::from_env()),
-        DispatchOptions::from_env(),
+        DispatchOptions::from_env()?,
     )?;
     dispatcher.run(stop, |_| {}).await
 }

@@ -109,10 +109,7 @@ impl Tracker {
     }
 
     pub fn criteria(&self) -> &[Criterion] {
-        self.plan
-            .criteria
-            .given()
-            .map_or(&[], |c| c.rollback_when.as_slice())
+        criteria_of(&self.plan)
     }
 
     pub fn plan(&self) -> &Arc<Plan> {
@@ -151,13 +148,10 @@ impl Tracker {
                 let position = text("criterion")
                     .and_then(|id| self.criteria().iter().position(|c| c.id == id));
                 if let (Some(i), Some(observation)) = (position, observation) {
-                    let criterion = self.criteria()[i].clone();
-                    self.states[i].observe(
-                        &criterion,
-                        &observation,
-                        event.at_ms,
-                        self.opened_at_ms,
-                    );
+                    // The plan is shared: hold it while the state changes, without a copy.
+                    let plan = Arc::clone(&self.plan);
+                    let criterion = &criteria_of(&plan)[i];
+                    self.states[i].observe(criterion, &observation, event.at_ms, self.opened_at_ms);
                 }
             }
             "rollback_requested" => self.requested = true,
@@ -226,9 +220,10 @@ impl Tracker {
         at_ms: i64,
         actor: &str,
     ) -> NewEvent {
-        let criterion = self.criteria()[i].clone();
-        let (class, reason) = classify(&criterion, &observation);
-        self.states[i].observe(&criterion, &observation, at_ms, self.opened_at_ms);
+        let plan = Arc::clone(&self.plan);
+        let criterion = &criteria_of(&plan)[i];
+        let (class, reason) = classify(criterion, &observation);
+        self.states[i].observe(criterion, &observation, at_ms, self.opened_at_ms);
         NewEvent::new("measurement", actor, at_ms)
             .payload(json!({
                 "criterion": criterion.id,
@@ -370,6 +365,13 @@ impl Tracker {
                 .collect(),
         }
     }
+}
+
+/// The rollback criteria of a plan.
+fn criteria_of(plan: &Plan) -> &[Criterion] {
+    plan.criteria
+        .given()
+        .map_or(&[], |c| c.rollback_when.as_slice())
 }
 
 fn millis(ms: u64) -> i64 {

@@ -16,11 +16,16 @@ const LIMIT: u32 = 500;
 
 pub fn deliveries(
     release: Option<&str>,
+    send: bool,
     format: LintFormat,
     global: &Global,
 ) -> Result<ExitCode, CommandError> {
     runtime()?.block_on(async {
         let store = open_store(global).await?;
+        if send {
+            // Whatever is due now (of every release: a dispatcher does not pick), then the list.
+            super::notifying::notifying(&store, async {}).await;
+        }
         let mut listed = store.list_deliveries(release, LIMIT).await?;
         // Oldest first: the order things happened in.
         listed.reverse();
@@ -54,7 +59,7 @@ pub fn deliveries(
 }
 
 /// The table people read; with `whose`, a column says which release or run each belongs to.
-fn table(deliveries: &[Delivery], whose: bool, now_ms: i64) -> String {
+pub(super) fn table(deliveries: &[Delivery], whose: bool, now_ms: i64) -> String {
     let mut rows: Vec<Vec<String>> = vec![
         [
             "TIME",

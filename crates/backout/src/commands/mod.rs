@@ -35,7 +35,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Abort(args) => runs::abort(&args, &cli.global),
         Command::Report(args) => runs::report(&args, &cli.global),
         Command::Deliveries(args) => {
-            deliveries::deliveries(args.release.as_deref(), args.format, &cli.global)
+            deliveries::deliveries(args.release.as_deref(), args.send, args.format, &cli.global)
         }
         Command::Schema => {
             let schema = backout_model::schema::json_schema();

@@ -506,8 +506,22 @@ pub fn report(
             entry.0 += 1;
             entry.1 += usize::from(e.payload["class"] == "failing");
         }
-        let story: Vec<&backout_store::Event> =
-            events.iter().filter(|e| e.kind != "measurement").collect();
+        let story: Vec<&backout_store::Event> = events
+            .iter()
+            .filter(|e| !matches!(e.kind.as_str(), "measurement" | "verification"))
+            .collect();
+        // The runs of the rollback, with what the plan promised.
+        let mut runs = Vec::new();
+        for e in events.iter().filter(|e| e.kind == "execution_finished") {
+            if let Some(id) = e.payload["run_id"].as_str() {
+                runs.push(store.get_run(id).await?);
+            }
+        }
+        let promised = Tracker::plan_of(&release)
+            .ok()
+            .and_then(|p| p.expected_duration.given().copied());
+        let mut deliveries = store.list_deliveries(Some(release_id), 500).await?;
+        deliveries.reverse();
         if format == LintFormat::Json {
             let value = serde_json::json!({
                 "release": { "id": release.id, "service": release.service, "version": release.version,
@@ -519,6 +533,12 @@ pub fn report(
                 "measurements": measured.iter().map(|(id, (n, failing))| {
                     serde_json::json!({ "criterion": id, "count": n, "failing": failing })
                 }).collect::<Vec<_>>(),
+                "runs": runs.iter().map(|r| serde_json::json!({
+                    "id": r.id, "state": r.state.as_str(), "actor": r.actor,
+                    "started_at_ms": r.created_at_ms, "finished_at_ms": r.finished_at_ms,
+                    "expected_duration": promised.map(|d| d.to_string()),
+                })).collect::<Vec<_>>(),
+                "deliveries": deliveries,
             });
             output::out(&format!("{}\n", json(&value)?));
             return Ok(ExitCode::Ok);
@@ -553,6 +573,28 @@ pub fn report(
                 e.actor,
                 story_detail(e)
             ));
+        }
+        if !runs.is_empty() {
+            out.push_str("\n## The rollback\n\n");
+            for run in &runs {
+                let took = run.finished_at_ms.unwrap_or(run.updated_at_ms) - run.created_at_ms;
+                let promise = promised
+                    .map(|d| format!(" (the plan promises {d})"))
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "- run {} by {}: {} after {}{promise}; `backout report {}` has every step\n",
+                    run.id,
+                    run.actor,
+                    run.state,
+                    left(took),
+                    run.id
+                ));
+            }
+        }
+        if !deliveries.is_empty() {
+            out.push_str("\n## Notifications\n\n```\n");
+            out.push_str(&super::deliveries::table(&deliveries, false, now()));
+            out.push_str("```\n");
         }
         if !measured.is_empty() {
             out.push_str("\n## Measurements\n\n");
@@ -612,7 +654,25 @@ fn story_detail(e: &backout_store::Event) -> String {
             format!(": {}", s("checkpoint"))
         }
         "window_closed" => format!(": {}", s("reason")),
-        "escalated" => format!(": {}", s("reason")),
+        "escalated" if s("reason") == "start_within" => format!(
+            ": approved, but no execution started within {}",
+            s("start_within")
+        ),
+        "escalated" => format!(
+            ": no decision within {}; `{}` may decide now",
+            s("after"),
+            s("fallback_deciders")
+        ),
+        "decision_requested" => format!(": `{}` asked (quorum {})", s("deciders"), p["quorum"]),
+        "execution_finished" => format!(": run {} {}", s("run_id"), s("state")),
+        "execution_abandoned" => format!(": {}", s("error")),
+        "rollback_verified" | "rollback_unverified" => format!(": {}", s("detail")),
+        "window_closing" => format!(
+            ": closes in {}",
+            backout_model::Duration::from_millis(
+                p["remaining_ms"].as_u64().unwrap_or(0) / 1000 * 1000
+            )
+        ),
         _ => String::new(),
     }
 }

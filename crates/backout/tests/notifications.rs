@@ -1,0 +1,180 @@
+//! Notifications through the binary: a command delivers what it queued, and a process killed
+//! (SIGKILL) while sending loses nothing: after its claim expires, another process sends the
+//! same notification with the same idempotency key.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::Sandbox;
+
+/// One request as the receiver saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    key: String,
+    body: String,
+}
+
+/// A webhook receiver on a loopback port: it never answers the first request (the sender hangs
+/// in it), and answers 200 to every other.
+struct Receiver {
+    url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let record = record.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let (mut key, mut length) = (String::new(), 0usize);
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("idempotency-key:") {
+                            key = v.trim().to_string();
+                        }
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    let _ = reader.read_exact(&mut body);
+                    let first = {
+                        let mut seen = record.lock().expect("lock");
+                        seen.push(Seen {
+                            key,
+                            body: String::from_utf8_lossy(&body).into_owned(),
+                        });
+                        seen.len() == 1
+                    };
+                    if first {
+                        // Hang: the sender waits until it is killed.
+                        std::thread::sleep(Duration::from_secs(60));
+                        return;
+                    }
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                });
+            }
+        });
+        Receiver { url, seen }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("lock").clone()
+    }
+}
+
+fn plan(hook: &str) -> String {
+    format!(
+        r#"people:
+  release-managers: [carol@example.com]
+  ops: [erin@example.com]
+window: {{ closes_after: 1h }}
+authorization: {{ deciders: release-managers }}
+execution: {{ performers: ops }}
+communication:
+  channels:
+    hook: {{ webhook: "{hook}" }}
+  notify:
+    rollback_required: [hook]
+"#
+    )
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_process_killed_while_sending_loses_no_notification() {
+    let receiver = Receiver::start();
+    let sandbox = Sandbox::new();
+    let plan = sandbox.plan("plan.yaml", &plan(&receiver.url));
+    let out = sandbox.run(&["start", plan.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let release = String::from_utf8_lossy(&out.stdout).trim().to_string();
+
+    // The request commits the event with its delivery, then sends it: the receiver hangs.
+    let tuning = [
+        ("BACKOUT_DELIVERY_TIMEOUT", "3s"),
+        ("BACKOUT_DELIVERY_LEASE", "6s"),
+    ];
+    let mut request = sandbox.command();
+    request
+        .envs(tuning)
+        .env("BACKOUT_USER", "erin@example.com")
+        .args(["request", &release, "--reason", "payments failing"]);
+    let mut child = request.spawn().expect("request starts");
+    let started = Instant::now();
+    while receiver.seen().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the notification was never sent"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let killed_at = Instant::now();
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+
+    let listed = sandbox.run(&["deliveries", &release, "--format", "json"]);
+    let deliveries: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    assert_eq!(deliveries[0]["state"], "pending", "{deliveries}");
+    assert_eq!(
+        deliveries[0]["attempts"].as_array().map(Vec::len),
+        Some(0),
+        "the killed attempt recorded nothing"
+    );
+
+    // While the dead process's claim lasts, nobody sends; after it, another process does.
+    let out = sandbox
+        .command()
+        .envs(tuning)
+        .args(["deliveries", &release, "--send"])
+        .output()
+        .expect("deliveries runs");
+    assert!(out.status.success(), "{}", text(&out));
+    if killed_at.elapsed() < Duration::from_secs(5) {
+        assert_eq!(receiver.seen().len(), 1, "the claim keeps others off");
+    }
+    std::thread::sleep(Duration::from_secs(6).saturating_sub(killed_at.elapsed()));
+    let out = sandbox
+        .command()
+        .envs(tuning)
+        .args(["deliveries", &release, "--send", "--format", "json"])
+        .output()
+        .expect("deliveries runs");
+    assert!(out.status.success(), "{}", text(&out));
+    let deliveries: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(deliveries[0]["state"], "delivered", "{deliveries}");
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 2, "sent again after the crash, once");
+    assert!(seen[0].key.starts_with("evt-"), "{seen:?}");
+    assert_eq!(seen[0].key, seen[1].key, "with the same idempotency key");
+    let body: serde_json::Value = serde_json::from_str(&seen[1].body).expect("json body");
+    assert_eq!(body["event"], "rollback_required");
+    assert_eq!(body["verdict"]["requested"]["reason"], "payments failing");
+}
