@@ -366,8 +366,8 @@ fn watch_execute_runs_an_automatic_rollback_and_verifies_it() {
         "decision backout:automatic",
         "execution_started backout:automatic",
         "execution_finished backout:automatic",
-        "verification_started erin@example.com",
-        "rollback_verified erin@example.com",
+        "verification_started backout:automatic",
+        "rollback_verified backout:automatic",
     ] {
         assert!(
             story.iter().any(|s| s == expected),

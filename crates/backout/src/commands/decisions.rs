@@ -8,6 +8,7 @@ use backout_core::clock::SystemClock;
 use backout_core::env::Resolver;
 use backout_core::executor::RunOptions;
 use backout_core::release::decide::{self, Choice, Decide};
+use backout_core::release::{self};
 use backout_store::{NewEvent, Run, RunKind, RunState, Store};
 
 use super::runs::{
@@ -15,6 +16,7 @@ use super::runs::{
 };
 use crate::cli::{DecideArgs, DecisionChoice, ExecuteArgs, Global, RunFormat};
 use crate::exit_codes::{CommandError, ExitCode};
+use crate::output;
 
 pub fn decide(args: &DecideArgs, global: &Global) -> Result<ExitCode, CommandError> {
     let who = actor(global);
@@ -140,7 +142,37 @@ pub(super) async fn run_release(
                         .release(release_id),
                 )
                 .await?;
-            Ok((finish(&summary, format), Some(summary.run)))
+            let code = finish(&summary, format);
+            if summary.run.state != RunState::Succeeded {
+                return Ok((code, Some(summary.run)));
+            }
+            // The backout itself succeeded only when procedure.verify_after holds.
+            let resolver = Arc::new(Resolver::from_env());
+            let verified = release::verify_after(
+                store.as_ref(),
+                release_id,
+                &summary.run.id,
+                resolver,
+                &SystemClock,
+                who,
+            )
+            .await?;
+            let code = match verified {
+                release::Verified::Held => {
+                    eprintln!(
+                        "release {release_id}: rolled back and verified (procedure.verify_after held)"
+                    );
+                    code
+                }
+                release::Verified::NotRequired => code,
+                release::Verified::Failed(why) => {
+                    output::error(&format!(
+                        "release {release_id}: the rollback ran but did not verify: {why}"
+                    ));
+                    ExitCode::RunFailed
+                }
+            };
+            Ok((code, Some(summary.run)))
         }
         Err(error) => {
             decide::abandon_execution(store.as_ref(), release_id, who, &error.to_string(), now())

@@ -286,7 +286,7 @@ async fn execute_and_verify(
 ) -> Result<ExitCode, CommandError> {
     let performer = if automatic { decide::AUTOMATIC } else { who };
     eprintln!("release {release_id}: the rollback is approved; executing it as {performer}");
-    let (code, run) = super::decisions::run_release(
+    let (code, _) = super::decisions::run_release(
         store,
         release_id,
         performer,
@@ -295,34 +295,7 @@ async fn execute_and_verify(
         None,
     )
     .await?;
-    let Some(run) = run.filter(|r| r.state == backout_store::RunState::Succeeded) else {
-        return Ok(code);
-    };
-    let resolver = Arc::new(backout_core::env::Resolver::from_env());
-    match release::verify_after(
-        store.as_ref(),
-        release_id,
-        &run.id,
-        resolver,
-        &SystemClock,
-        who,
-    )
-    .await?
-    {
-        release::Verified::Held => {
-            eprintln!(
-                "release {release_id}: rolled back and verified (procedure.verify_after held)"
-            );
-            Ok(ExitCode::Ok)
-        }
-        release::Verified::NotRequired => Ok(ExitCode::Ok),
-        release::Verified::Failed(why) => {
-            output::error(&format!(
-                "release {release_id}: the rollback ran but did not verify: {why}"
-            ));
-            Ok(ExitCode::RunFailed)
-        }
-    }
+    Ok(code)
 }
 
 /// Completes on Ctrl-C or SIGTERM.
