@@ -12,6 +12,7 @@ pub mod notify;
 pub mod process;
 pub mod release;
 pub mod runner;
+pub mod time;
 
 pub use errors::ExecError;
 pub use executor::{Executor, Progress, ProgressEvent, RunOptions, RunSummary, StepTarget};

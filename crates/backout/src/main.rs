@@ -7,7 +7,6 @@ mod cli;
 mod commands;
 mod exit_codes;
 mod output;
-mod time;
 
 use clap::Parser;
 

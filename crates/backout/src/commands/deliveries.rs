@@ -9,7 +9,7 @@ use super::runs::{json, now, open_store, runtime};
 use crate::cli::{Global, LintFormat};
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
-use crate::time::utc;
+use backout_core::time::utc;
 
 /// How many deliveries are listed, the most recent ones.
 const LIMIT: u32 = 500;

@@ -17,7 +17,7 @@ use crate::cli::{
 };
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
-use crate::time::{left, parse_rfc3339, utc};
+use backout_core::time::{left, parse_rfc3339, utc};
 
 pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError> {
     let source = super::read_plan(&args.plan).map_err(CommandError::usage)?;

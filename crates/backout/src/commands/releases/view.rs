@@ -5,7 +5,7 @@
 use backout_core::criteria::{CriterionStatus, Verdict};
 use backout_core::release::{CheckReport, CriterionReport};
 
-use crate::time::{left, utc};
+use backout_core::time::{left, utc};
 
 pub fn verdict_name(verdict: Verdict) -> &'static str {
     match verdict {
