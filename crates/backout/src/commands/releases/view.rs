@@ -47,7 +47,7 @@ pub fn criterion_line(c: &CriterionReport, now_ms: i64) -> String {
             format!(
                 "  [{} ago, next in {}]",
                 left(now_ms - last),
-                left(next - now_ms)
+                left(next - now_ms + 999)
             )
         }
         (Some(last), _) => format!("  [{} ago]", left(now_ms - last)),
