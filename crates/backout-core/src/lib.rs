@@ -1,7 +1,8 @@
 //! The operations of `backout` over small traits, with no HTTP and no SQL: evaluating rollback
 //! criteria (`criteria`, pure), executing a plan's procedure as a crash-safe DAG (`executor`),
-//! the step runners it uses (`runner`), processes (`process`), `${VAR}` resolution and redaction
-//! (`env`), and time (`clock`).
+//! the step runners it uses (`runner`), rehearsals, their evidence and the dry run
+//! (`rehearsal`), processes (`process`), `${VAR}` resolution and redaction (`env`), and time
+//! (`clock`).
 
 pub mod clock;
 pub mod criteria;
@@ -10,6 +11,7 @@ pub mod errors;
 pub mod executor;
 pub mod notify;
 pub mod process;
+pub mod rehearsal;
 pub mod release;
 pub mod runner;
 pub mod time;

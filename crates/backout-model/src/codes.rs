@@ -55,4 +55,10 @@ codes! {
     HTTP_SPEC = "B081", "an http method or expected status that is not valid";
     WAIT_SPEC = "B082", "a wait step needs exactly one of for or until";
     OUTPUT_SPEC = "B083", "an output that is not captured from stdout";
+    /// Needs the store: reported by `lint --evidence` / `--require-tested`, never by plain lint.
+    UNTESTED = "B084", "no successful rehearsal of this content hash in testing.rehearse_in";
+    /// Needs the store, like B084.
+    STALE = "B085", "the newest successful rehearsal of this content hash is older than testing.max_age";
+    /// Needs the store, like B084.
+    SLOWER_THAN_EXPECTED = "B086", "a step's measured median is more than 50% over its expected";
 }

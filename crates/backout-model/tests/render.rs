@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use backout_model::plan::{Answer, StepKind};
-use backout_model::render::{self, DocumentInfo, Rehearsal};
+use backout_model::render::{self, DocumentInfo, Measured, Rehearsal};
 use backout_model::schedule::Schedule;
 use backout_model::{Duration, Plan};
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag};
@@ -33,11 +33,7 @@ fn load_source(name: &str, source: &str) -> (Plan, DocumentInfo) {
     let plan = linted
         .plan
         .unwrap_or_else(|| panic!("{name} does not lint: {:#?}", linted.diagnostics));
-    let info = DocumentInfo {
-        source_name: name.to_string(),
-        content_hash: linted.hash.expect("a plan that linted has a hash"),
-        rehearsal: None,
-    };
+    let info = DocumentInfo::new(name, linted.hash.expect("a plan that linted has a hash"));
     (plan, info)
 }
 
@@ -317,6 +313,36 @@ fn rehearsal_evidence_answers_q9() {
         "**Tested: yes** — rehearsed in staging on 2026-03-02T09:41:00Z by erin@example.com, took 14m20s (plan hash `{}…`)",
         &hash[..12]
     )));
+}
+
+#[test]
+fn measured_reversion_time_answers_q7_beside_the_promise() {
+    let (plan, mut info) = load("checkout.yaml");
+    let md = render::markdown(&plan, &info);
+    assert!(!md.contains("Measured"), "no measurement without evidence");
+    info.measured = Some(Measured {
+        rehearsals: 3,
+        median: Duration::from_secs(14 * 60 + 20),
+        worst: Duration::from_secs(16 * 60),
+    });
+    let md = render::markdown(&plan, &info);
+    assert!(
+        md.contains(
+            "median 14m20s, worst 16m over 3 successful rehearsals of this version of the plan"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("Rehearsals confirm the expected duration: a median 14m20s"));
+    info.measured = Some(Measured {
+        rehearsals: 1,
+        median: Duration::from_secs(3 * 3600),
+        worst: Duration::from_secs(3 * 3600),
+    });
+    let md = render::markdown(&plan, &info);
+    assert!(md.contains("over 1 successful rehearsal of"));
+    assert!(md.contains("Rehearsals took longer than the expected duration: a median 3h"));
+    let html = render::html(&plan, &info);
+    assert!(html.contains("Rehearsals took longer than the expected duration"));
 }
 
 #[test]

@@ -12,5 +12,5 @@ mod errors;
 mod location;
 mod store;
 
-pub use location::{default_database_path, default_database_url};
+pub use location::{database_file, default_database_path, default_database_url};
 pub use store::{SqlitePragmas, SqliteStore};

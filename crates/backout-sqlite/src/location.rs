@@ -43,6 +43,15 @@ pub(crate) fn parse_url(url: &str) -> Result<Location, StoreError> {
     Ok(Location::File(PathBuf::from(rest)))
 }
 
+/// The file a `sqlite://` URL names, or `None` for an in-memory database or a URL that is not
+/// one (so a caller can tell whether a store exists before opening creates it).
+pub fn database_file(url: &str) -> Option<PathBuf> {
+    match parse_url(url) {
+        Ok(Location::File(path)) => Some(path),
+        _ => None,
+    }
+}
+
 /// The default database file: `$XDG_DATA_HOME/backout/backout.db`, else
 /// `$HOME/.local/share/backout/backout.db`.
 pub fn default_database_path() -> Result<PathBuf, StoreError> {

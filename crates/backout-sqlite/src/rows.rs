@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use backout_store::{Delivery, DeliveryAttempt, Event, ExecutorInfo, Run, StepRecord, StoreError};
+use backout_store::{
+    Delivery, DeliveryAttempt, Event, Evidence, ExecutorInfo, Run, StepRecord, StoreError,
+};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Decode, Row, Sqlite, Type};
 
@@ -38,6 +40,14 @@ macro_rules! delivery_columns {
         "id, event_seq, release_id, run_id, channel, kind, notify_event, state, created_at_ms, \
          next_attempt_at_ms, claimed_by, claimed_until_ms, attempts, last_error, \
          delivered_at_ms, updated_at_ms"
+    };
+}
+
+/// Columns of `evidence` read by [`evidence_from_row`].
+macro_rules! evidence_columns {
+    () => {
+        "id, run_id, plan_hash, service, environment, actor, started_at_ms, finished_at_ms, \
+         steps, contingencies, round_trip, recorded_at_ms"
     };
 }
 
@@ -193,5 +203,28 @@ pub(crate) fn delivery_from_row(row: &SqliteRow) -> Result<Delivery, StoreError>
         last_error: get(row, "last_error")?,
         delivered_at_ms: get(row, "delivered_at_ms")?,
         updated_at_ms: get(row, "updated_at_ms")?,
+    })
+}
+
+pub(crate) fn evidence_from_row(row: &SqliteRow) -> Result<Evidence, StoreError> {
+    let round_trip: Option<String> = get(row, "round_trip")?;
+    Ok(Evidence {
+        id: get(row, "id")?,
+        run_id: get(row, "run_id")?,
+        plan_hash: get(row, "plan_hash")?,
+        service: get(row, "service")?,
+        environment: get(row, "environment")?,
+        actor: get(row, "actor")?,
+        started_at_ms: get(row, "started_at_ms")?,
+        finished_at_ms: get(row, "finished_at_ms")?,
+        steps: json(row, "steps")?,
+        contingencies: json(row, "contingencies")?,
+        round_trip: round_trip
+            .map(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|error| StoreError::corrupt(format!("column `round_trip`: {error}")))
+            })
+            .transpose()?,
+        recorded_at_ms: get(row, "recorded_at_ms")?,
     })
 }

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backout_store::{
-    Checkpoint, Delivery, DeliveryNext, Entity, Event, GENESIS_HASH, NewAttempt, NewDelivery,
-    NewEvent, NewRelease, NewRun, Release, Run, RunUpdate, StepRecord, Store, StoreError,
-    canonical_json,
+    Checkpoint, Delivery, DeliveryNext, Entity, Event, Evidence, EvidenceFilter, GENESIS_HASH,
+    NewAttempt, NewDelivery, NewEvent, NewRelease, NewRun, Release, Run, RunKind, RunState,
+    RunUpdate, StepRecord, Store, StoreError, canonical_json,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -24,8 +24,8 @@ use sqlx::{Row, Sqlite, Transaction};
 use crate::errors::{db_error, open_error};
 use crate::location::{Location, parse_url};
 use crate::rows::{
-    checkpoint_from_row, delivery_from_row, event_from_row, release_from_row, run_from_row,
-    step_from_row,
+    checkpoint_from_row, delivery_from_row, event_from_row, evidence_from_row, release_from_row,
+    run_from_row, step_from_row,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!();
@@ -998,6 +998,117 @@ impl Store for SqliteStore {
         }
         .map_err(db_error)?;
         rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn record_evidence(
+        &self,
+        evidence: &Evidence,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError> {
+        let event = event.bind_to(&evidence.run_id, None)?;
+        let mut tx = self.begin_write().await?;
+        let run: Option<(String, String)> =
+            sqlx::query_as("SELECT kind, state FROM runs WHERE id = ?")
+                .bind(&evidence.run_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        let Some((kind, state)) = run else {
+            return Err(StoreError::run_not_found(&evidence.run_id));
+        };
+        if kind != RunKind::Rehearsal.as_str() || state != RunState::Succeeded.as_str() {
+            return Err(StoreError::invalid(format!(
+                "run `{}` is a {kind} run in state {state}; only a succeeded rehearsal is evidence",
+                evidence.run_id
+            )));
+        }
+        let taken: Option<String> =
+            sqlx::query_scalar("SELECT id FROM evidence WHERE id = ? OR run_id = ?")
+                .bind(&evidence.id)
+                .bind(&evidence.run_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        if let Some(existing) = taken {
+            return Err(StoreError::Conflict {
+                entity: Entity::Evidence,
+                id: existing,
+            });
+        }
+        sqlx::query(
+            "INSERT INTO evidence (id, run_id, plan_hash, service, environment, actor, \
+             started_at_ms, finished_at_ms, steps, contingencies, round_trip, recorded_at_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&evidence.id)
+        .bind(&evidence.run_id)
+        .bind(&evidence.plan_hash)
+        .bind(&evidence.service)
+        .bind(&evidence.environment)
+        .bind(&evidence.actor)
+        .bind(evidence.started_at_ms)
+        .bind(evidence.finished_at_ms)
+        .bind(to_json(&evidence.steps)?)
+        .bind(to_json(&evidence.contingencies)?)
+        .bind(evidence.round_trip.as_ref().map(to_json).transpose()?)
+        .bind(evidence.recorded_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let sealed = append(&mut tx, &event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn get_evidence(&self, id: &str) -> Result<Evidence, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            evidence_columns!(),
+            " FROM evidence WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: Entity::Evidence,
+            id: id.to_owned(),
+        })?;
+        evidence_from_row(&row)
+    }
+
+    async fn evidence_of_run(&self, run_id: &str) -> Result<Option<Evidence>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            evidence_columns!(),
+            " FROM evidence WHERE run_id = ?"
+        ))
+        .bind(run_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(evidence_from_row).transpose()
+    }
+
+    async fn list_evidence(
+        &self,
+        filter: &EvidenceFilter,
+        limit: u32,
+    ) -> Result<Vec<Evidence>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            evidence_columns!(),
+            " FROM evidence WHERE (?1 IS NULL OR plan_hash = ?1) AND (?2 IS NULL OR service = ?2) \
+             AND (?3 IS NULL OR environment = ?3) ORDER BY finished_at_ms DESC, id DESC LIMIT ?4"
+        ))
+        .bind(&filter.plan_hash)
+        .bind(&filter.service)
+        .bind(&filter.environment)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(evidence_from_row).collect()
     }
 }
 

@@ -81,6 +81,7 @@ pub enum Entity {
     Release,
     Checkpoint,
     Delivery,
+    Evidence,
 }
 
 impl fmt::Display for Entity {
@@ -92,6 +93,7 @@ impl fmt::Display for Entity {
             Entity::Release => "release",
             Entity::Checkpoint => "checkpoint",
             Entity::Delivery => "delivery",
+            Entity::Evidence => "evidence",
         })
     }
 }

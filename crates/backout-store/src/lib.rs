@@ -1,5 +1,5 @@
 //! Storage contract of `backout`: the [`Store`] trait, the records it keeps (runs, step states,
-//! releases, the hash-chained event journal and the notification outbox), its errors, the chain
+//! releases, the hash-chained event journal, the notification outbox and rehearsal evidence), its errors, the chain
 //! verifier used by `audit verify`, and a conformance suite that every backend runs against
 //! itself.
 //!
@@ -14,6 +14,7 @@ pub mod conformance;
 mod delivery;
 mod errors;
 mod event;
+mod evidence;
 mod ids;
 mod release;
 mod run;
@@ -30,7 +31,8 @@ pub use delivery::{
 };
 pub use errors::{BoxError, Entity, StoreError, UnknownName};
 pub use event::{Event, NewEvent};
-pub use ids::{new_release_id, new_run_id};
+pub use evidence::{Evidence, EvidenceFilter, ForwardRun, RoundTrip, StepEvidence};
+pub use ids::{new_evidence_id, new_release_id, new_run_id};
 pub use release::{Checkpoint, NewRelease, Release, ReleaseState};
 pub use run::{ExecutorInfo, NewRun, Run, RunKind, RunState, RunUpdate};
 pub use step::{StepRecord, StepState};

@@ -7,6 +7,7 @@ use crate::chain::{ChainBreak, ChainSummary, ChainVerifier};
 use crate::delivery::{Delivery, DeliveryNext, NewAttempt};
 use crate::errors::StoreError;
 use crate::event::{Event, NewEvent};
+use crate::evidence::{Evidence, EvidenceFilter};
 use crate::release::{Checkpoint, NewRelease, Release};
 use crate::run::{NewRun, Run, RunUpdate};
 use crate::step::StepRecord;
@@ -176,6 +177,30 @@ pub trait Store: Send + Sync {
         release_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Records the evidence of a successful rehearsal with its event, in one transaction. The
+    /// event is bound to the evidence's run ([`NewEvent::bind_to`]). NotFound when the run does
+    /// not exist; Conflict when the id exists or the run already has evidence (a resumed
+    /// rehearsal that is concluded twice records it once); Invalid when the run is not a
+    /// rehearsal that succeeded. Evidence is never changed afterwards.
+    async fn record_evidence(
+        &self,
+        evidence: &Evidence,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError>;
+
+    async fn get_evidence(&self, id: &str) -> Result<Evidence, StoreError>;
+
+    /// The evidence of a run, if it has any.
+    async fn evidence_of_run(&self, run_id: &str) -> Result<Option<Evidence>, StoreError>;
+
+    /// Up to `limit` pieces of evidence matching `filter`, newest first (by `finished_at_ms`,
+    /// then id).
+    async fn list_evidence(
+        &self,
+        filter: &EvidenceFilter,
+        limit: u32,
+    ) -> Result<Vec<Evidence>, StoreError>;
 }
 
 /// Reads the whole journal of `store` in pages of `page_size` events and verifies its hash chain

@@ -35,7 +35,7 @@ pub enum Command {
     Init(InitArgs),
     /// Check plans: every problem at once, with file:line:col.
     #[command(
-        after_help = "Examples:\n  backout lint backout.yaml\n  backout lint --format json plans/*.yaml\n  backout lint --hash backout.yaml"
+        after_help = "Examples:\n  backout lint backout.yaml\n  backout lint --format json plans/*.yaml\n  backout lint --hash backout.yaml\n  backout lint --require-tested backout.yaml   # exit 2 unless this exact version was rehearsed"
     )]
     Lint(LintArgs),
     /// Render the one document production support needs (Markdown, or HTML with a timeline).
@@ -82,6 +82,16 @@ pub enum Command {
         after_help = "Examples:\n  backout run backout.yaml --checkpoint expand-migration\n  backout run backout.yaml --workaround disable-new-flow"
     )]
     Run(RunArgs),
+    /// Rehearse the procedure in a test environment; a successful rehearsal is evidence (Q9).
+    #[command(
+        after_help = "Examples:\n  backout rehearse backout.yaml --env staging\n  backout rehearse backout.yaml --dry-run --fail revert-migration\n  backout rehearse backout.yaml --dry-run --speed 60 --checkpoint expand-migration\n  backout rehearse backout.yaml --env staging --roundtrip \"./deploy.sh 2.14.0\""
+    )]
+    Rehearse(RehearseArgs),
+    /// Rehearsal evidence: list it, show one, or export it as JSON for a change ticket.
+    #[command(
+        after_help = "Examples:\n  backout evidence list backout.yaml\n  backout evidence show evd-01jd8k2m3n4p5q6r\n  backout evidence export backout.yaml > evidence.json"
+    )]
+    Evidence(EvidenceArgs),
     /// Continue a run whose executor stopped (crash, kill -9, or waiting for a person).
     #[command(after_help = "Example:\n  backout resume run-01jd8k2m3n4p5q6r")]
     Resume(ResumeArgs),
@@ -105,8 +115,10 @@ pub enum Command {
         after_help = "Example:\n  backout abort run-01jd8k2m3n4p5q6r --reason \"wrong cluster\""
     )]
     Abort(AbortArgs),
-    /// What happened in a run: timeline, expected vs actual, critical path.
-    #[command(after_help = "Example:\n  backout report run-01jd8k2m3n4p5q6r")]
+    /// What happened in a run: timeline, expected vs actual, critical path; or a plan's measured durations.
+    #[command(
+        after_help = "Examples:\n  backout report run-01jd8k2m3n4p5q6r\n  backout report backout.yaml --durations"
+    )]
     Report(ReportArgs),
     /// Notifications sent or queued: when, which event, which channel, attempts, last error.
     #[command(
@@ -145,6 +157,68 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RehearseArgs {
+    /// The plan file.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// The test environment (default: the plan's testing.rehearse_in); its
+    /// testing.overrides.<E>.env are set for every step.
+    #[arg(long = "env", value_name = "E")]
+    pub environment: Option<String>,
+    /// A checkpoint the rehearsed deployment reached (repeatable; default: every declared
+    /// checkpoint, so every step is rehearsed).
+    #[arg(long = "checkpoint", value_name = "NAME")]
+    pub checkpoints: Vec<String>,
+    /// Simulate: run nothing, store nothing; each step takes its expected; never evidence.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: play the simulated timeline back N times faster than real time
+    /// (without it the timeline is printed at once).
+    #[arg(long, value_name = "N", requires = "dry_run")]
+    pub speed: Option<f64>,
+    /// With --dry-run: this step fails (repeatable), to walk its on_failure and contingency.
+    #[arg(long = "fail", value_name = "STEP", requires = "dry_run")]
+    pub fail: Vec<String>,
+    /// Round trip: run this forward deployment command (sh -c), then the backout, then the
+    /// forward command again; evidence only when all three succeed.
+    #[arg(long, value_name = "COMMAND", conflicts_with = "dry_run")]
+    pub roundtrip: Option<String>,
+    /// Keep waiting for manual confirmations instead of exiting with 7.
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, value_enum, default_value_t = RunFormat::Human)]
+    pub format: RunFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct EvidenceArgs {
+    #[command(subcommand)]
+    pub command: EvidenceCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// Evidence newest first: of one plan's service (marking the plan's current version), or all.
+    List {
+        #[arg(value_name = "PLAN")]
+        plan: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+        format: LintFormat,
+    },
+    /// One piece of evidence: its run, hash, environment, who, when, and every step measured.
+    Show {
+        id: String,
+        #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+        format: LintFormat,
+    },
+    /// Evidence as JSON (of the plan's current version when PLAN is given), for a change ticket.
+    Export {
+        #[arg(value_name = "PLAN")]
+        plan: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
 pub struct StartArgs {
     /// The plan file (its text and hash are stored with the release).
     #[arg(value_name = "PLAN")]
@@ -158,6 +232,9 @@ pub struct StartArgs {
     /// When the deployment happened, RFC 3339 (default: now); the window opens then.
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<String>,
+    /// Refuse (exit 5) when the plan has no fresh successful rehearsal of its current content.
+    #[arg(long)]
+    pub require_tested: bool,
 }
 
 #[derive(Debug, Args)]
@@ -292,8 +369,12 @@ pub struct DeliveriesArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A run id, or a release id for the whole story of the release.
+    /// A run id, a release id for the whole story of the release, or with --durations a plan file.
     pub run: String,
+    /// Per step of the plan PLAN: expected next to the median and worst measured in rehearsals
+    /// and in real runs.
+    #[arg(long)]
+    pub durations: bool,
     #[arg(long, value_enum, default_value_t = LintFormat::Human)]
     pub format: LintFormat,
 }
@@ -325,6 +406,17 @@ pub struct LintArgs {
     /// Also print each plan's canonical content hash.
     #[arg(long)]
     pub hash: bool,
+    /// Also check rehearsal evidence in the store: untested (B084) and stale (B085) plans and
+    /// steps slower than expected (B086), as warnings.
+    #[arg(long, conflicts_with = "offline")]
+    pub evidence: bool,
+    /// Like --evidence, but an untested or stale plan is an error (exit 2): the gate for CI
+    /// and change boards.
+    #[arg(long, conflicts_with = "offline")]
+    pub require_tested: bool,
+    /// Never open the store (the default unless --evidence or --require-tested is given).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -344,6 +436,9 @@ pub struct RenderArgs {
     /// Write to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Do not read rehearsal evidence from the store (otherwise read when the store exists).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -10,7 +10,7 @@
 //!
 //! The executor owns timeouts, retries, verification and cancellation; runners only run.
 
-mod graph;
+pub(crate) mod graph;
 mod people;
 mod step;
 
@@ -331,7 +331,12 @@ impl Executor {
             release_id: run.release_id.clone(),
             workaround,
             wait_for_people,
-            extra_env: Vec::new(),
+            // A rehearsal resumes in its environment, with that environment's overrides.
+            extra_env: if run.kind == RunKind::Rehearsal {
+                crate::rehearsal::overrides(&plan, &run.environment, &self.resolver)?
+            } else {
+                Vec::new()
+            },
         };
         let context = self.context(&plan, &run.plan_source, run_id, &options);
         let graph = Graph::new(&plan, steps);

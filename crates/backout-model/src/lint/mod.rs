@@ -7,6 +7,7 @@
 //! that resolve references are skipped (they would report false problems) and a note says so.
 
 mod criteria;
+pub mod evidence;
 mod people;
 mod questions;
 mod references;
@@ -22,6 +23,8 @@ use crate::hash::content_hash;
 use crate::plan::Plan;
 use crate::spec::{PlanSpec, StepSpec};
 use crate::yaml::{self, Value};
+
+pub use evidence::{EvidencePolicy, Rehearsed, check_evidence};
 
 /// The outcome of linting one plan text.
 #[derive(Debug)]

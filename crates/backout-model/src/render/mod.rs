@@ -31,6 +31,29 @@ pub struct DocumentInfo {
     /// The latest successful rehearsal of exactly this content hash still within `max_age`, if any.
     /// The caller looks it up; rendering has no clock to judge its age.
     pub rehearsal: Option<Rehearsal>,
+    /// Reversion time measured by the successful rehearsals of this content hash, if any were
+    /// looked up and found.
+    pub measured: Option<Measured>,
+}
+
+impl DocumentInfo {
+    /// What a caller without a store knows: the file's name and hash, no evidence.
+    pub fn new(source_name: impl Into<String>, content_hash: impl Into<String>) -> DocumentInfo {
+        DocumentInfo {
+            source_name: source_name.into(),
+            content_hash: content_hash.into(),
+            rehearsal: None,
+            measured: None,
+        }
+    }
+}
+
+/// How long the procedure took in the successful rehearsals of this version of the plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Measured {
+    pub rehearsals: usize,
+    pub median: Duration,
+    pub worst: Duration,
 }
 
 /// Evidence of a successful rehearsal, as the Q9 answer states it.

@@ -17,6 +17,7 @@
 //! ```
 
 mod deliveries;
+mod evidence;
 mod journal;
 mod releases;
 mod runs;
@@ -31,6 +32,7 @@ use crate::run::{ExecutorInfo, NewRun, RunKind, RunState};
 use crate::store::Store;
 
 pub use deliveries::deliveries;
+pub use evidence::evidence_story;
 pub use journal::{
     chain_verifies, concurrent_appends, events_are_ordered_and_gap_free,
     failed_writes_append_nothing, tampering_is_detected,
@@ -59,6 +61,7 @@ pub async fn run_all(store: Arc<dyn Store>) -> Result<(), StoreError> {
     releases(store.as_ref()).await?;
     watcher_reads(store.as_ref()).await?;
     deliveries(store.as_ref()).await?;
+    evidence_story(store.as_ref()).await?;
     events_are_ordered_and_gap_free(store.as_ref()).await?;
     failed_writes_append_nothing(store.as_ref()).await?;
     missing_records_are_not_found(store.as_ref()).await?;

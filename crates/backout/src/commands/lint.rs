@@ -1,9 +1,11 @@
-//! `backout lint PLAN…`: every problem of every plan, human or JSON.
+//! `backout lint PLAN…`: every problem of every plan, human or JSON. Plain lint reads nothing
+//! but the files; `--evidence` / `--require-tested` also judge each plan against the rehearsal
+//! evidence in the store (B084 untested, B085 stale, B086 slower than expected).
 
 use backout_model::{Diagnostic, Severity, codes, lint};
 use serde::Serialize;
 
-use crate::cli::{LintArgs, LintFormat};
+use crate::cli::{Global, LintArgs, LintFormat};
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
 
@@ -35,10 +37,11 @@ struct Outcome {
     source: Option<String>,
     diagnostics: Vec<Diagnostic>,
     hash: Option<String>,
+    plan: Option<backout_model::Plan>,
 }
 
-pub fn run(args: &LintArgs) -> Result<ExitCode, CommandError> {
-    let outcomes: Vec<Outcome> = args
+pub fn run(args: &LintArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    let mut outcomes: Vec<Outcome> = args
         .plans
         .iter()
         .map(|path| {
@@ -51,6 +54,7 @@ pub fn run(args: &LintArgs) -> Result<ExitCode, CommandError> {
                         source: Some(source),
                         diagnostics: linted.diagnostics,
                         hash: linted.hash,
+                        plan: linted.plan,
                     }
                 }
                 Err(message) => {
@@ -60,11 +64,15 @@ pub fn run(args: &LintArgs) -> Result<ExitCode, CommandError> {
                         source: None,
                         diagnostics: vec![d],
                         hash: None,
+                        plan: None,
                     }
                 }
             }
         })
         .collect();
+    if (args.evidence || args.require_tested) && !args.offline {
+        add_evidence(&mut outcomes, args.require_tested, global)?;
+    }
     let errors: usize = outcomes
         .iter()
         .map(|o| o.diagnostics.iter().filter(|d| d.is_error()).count())
@@ -86,6 +94,37 @@ pub fn run(args: &LintArgs) -> Result<ExitCode, CommandError> {
         ExitCode::Usage
     } else {
         ExitCode::Ok
+    })
+}
+
+/// Adds each valid plan's evidence diagnostics. Without a store there is no evidence, so every
+/// plan whose testing applies is untested.
+fn add_evidence(
+    outcomes: &mut [Outcome],
+    require_tested: bool,
+    global: &Global,
+) -> Result<(), CommandError> {
+    super::runs::runtime()?.block_on(async {
+        let store = super::evidence::open_existing(global).await?;
+        for o in outcomes.iter_mut() {
+            let (Some(plan), Some(source)) = (&o.plan, &o.source) else {
+                continue;
+            };
+            let evidence = match &store {
+                Some(store) => {
+                    super::evidence::of_service(store.as_ref(), &plan.release.service).await?
+                }
+                None => Vec::new(),
+            };
+            o.diagnostics.extend(super::evidence::diagnostics(
+                source,
+                plan,
+                &evidence,
+                require_tested,
+            ));
+            backout_model::diagnostic::sort(&mut o.diagnostics);
+        }
+        Ok(())
     })
 }
 

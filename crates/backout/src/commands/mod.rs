@@ -3,9 +3,12 @@
 
 mod decisions;
 mod deliveries;
+mod durations;
+mod evidence;
 mod init;
 mod lint;
 mod notifying;
+mod rehearsals;
 mod releases;
 mod render;
 mod runs;
@@ -18,8 +21,8 @@ use crate::exit_codes::{CommandError, ExitCode};
 pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
     match cli.command {
         Command::Init(args) => init::run(&args, &cli.global),
-        Command::Lint(args) => lint::run(&args),
-        Command::Render(args) => render::run(&args),
+        Command::Lint(args) => lint::run(&args, &cli.global),
+        Command::Render(args) => render::run(&args, &cli.global),
         Command::Start(args) => releases::start(&args, &cli.global),
         Command::Checkpoint(args) => releases::checkpoint(&args, &cli.global),
         Command::Check(args) => releases::check(&args, &cli.global),
@@ -28,6 +31,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Decide(args) => decisions::decide(&args, &cli.global),
         Command::Execute(args) => decisions::execute(&args, &cli.global),
         Command::Run(args) => runs::run(&args, &cli.global),
+        Command::Rehearse(args) => rehearsals::rehearse(&args, &cli.global),
+        Command::Evidence(args) => evidence::run(&args, &cli.global),
         Command::Resume(args) => runs::resume(&args, &cli.global),
         Command::Status(args) => runs::status(&args, &cli.global),
         Command::Confirm(args) => runs::confirm(&args, &cli.global),

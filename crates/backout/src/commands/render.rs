@@ -1,13 +1,15 @@
 //! `backout render PLAN --format md|html`: the document for production support. An invalid plan
-//! renders nothing: a document that looks complete but is wrong is worse than none.
+//! renders nothing: a document that looks complete but is wrong is worse than none. Q9 ("Tested")
+//! and the measured reversion time come from the rehearsal evidence when a store exists
+//! (`--offline` skips it).
 
 use backout_model::{Severity, lint};
 
-use crate::cli::{DocFormat, RenderArgs};
+use crate::cli::{DocFormat, Global, RenderArgs};
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
 
-pub fn run(args: &RenderArgs) -> Result<ExitCode, CommandError> {
+pub fn run(args: &RenderArgs, global: &Global) -> Result<ExitCode, CommandError> {
     let source = super::read_plan(&args.plan).map_err(CommandError::usage)?;
     let file = args.plan.display().to_string();
     let linted = lint(&source);
@@ -32,11 +34,20 @@ pub fn run(args: &RenderArgs) -> Result<ExitCode, CommandError> {
             linted.warnings()
         ));
     }
-    let info = backout_model::render::DocumentInfo {
-        source_name: file.clone(),
-        content_hash: linted.hash.clone().unwrap_or_default(),
-        rehearsal: None,
-    };
+    let hash = linted.hash.clone().unwrap_or_default();
+    let mut info = backout_model::render::DocumentInfo::new(file.clone(), hash.clone());
+    if !args.offline {
+        // Q9 and Q7 from the evidence, when a store exists (rendering never creates one).
+        let evidence = super::runs::runtime()?.block_on(async {
+            match super::evidence::open_existing(global).await? {
+                Some(store) => {
+                    super::evidence::of_service(store.as_ref(), &plan.release.service).await
+                }
+                None => Ok(Vec::new()),
+            }
+        })?;
+        (info.rehearsal, info.measured) = super::evidence::for_document(plan, &hash, &evidence);
+    }
     let document = match args.format {
         DocFormat::Md => backout_model::render::markdown(plan, &info),
         DocFormat::Html => backout_model::render::html(plan, &info),

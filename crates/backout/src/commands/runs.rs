@@ -196,9 +196,25 @@ pub fn resume(args: &ResumeArgs, global: &Global) -> Result<ExitCode, CommandErr
                 )));
             }
         };
-        let executor = Executor::new(store, Arc::new(SystemClock), Resolver::from_env(), progress);
+        let executor = Executor::new(
+            store.clone(),
+            Arc::new(SystemClock),
+            Resolver::from_env(),
+            progress,
+        );
         let summary = executor.resume(&args.run, &actor(global), wait).await?;
-        Ok(finish(&summary, args.format))
+        // A rehearsal that this resume finished successfully becomes evidence now.
+        let evidence = backout_core::rehearsal::conclude(
+            store.as_ref(),
+            &summary,
+            &actor(global),
+            None,
+            now(),
+        )
+        .await?;
+        let code = finish(&summary, args.format);
+        super::rehearsals::announce(evidence.as_ref(), &summary.run, args.format);
+        Ok(code)
     })
 }
 
@@ -733,6 +749,9 @@ pub fn abort(args: &AbortArgs, global: &Global) -> Result<ExitCode, CommandError
 }
 
 pub fn report(args: &ReportArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    if args.durations {
+        return super::durations::report(std::path::Path::new(&args.run), args.format, global);
+    }
     if args.run.starts_with("rel-") {
         return super::releases::report(&args.run, args.format, global);
     }

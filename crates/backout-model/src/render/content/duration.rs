@@ -63,7 +63,41 @@ impl<'a> Context<'a> {
                 Text::from(format!("{total}: ")).append(path)
             },
         ));
+        if let Some(m) = &self.info.measured {
+            fields.push((
+                "Measured".into(),
+                Text::from(format!(
+                    "median {}, worst {} over {} of this version of the plan",
+                    m.median,
+                    m.worst,
+                    plural(
+                        m.rehearsals,
+                        "successful rehearsal",
+                        "successful rehearsals"
+                    )
+                )),
+            ));
+        }
         body.push(Block::Fields(fields));
+        if let (Some(m), Some(d)) = (&self.info.measured, stated) {
+            body.push(if m.median > d {
+                Block::Note(
+                    Tone::Warning,
+                    Text::from(format!(
+                        "Rehearsals took longer than the expected duration: a median {} against {d}.",
+                        m.median
+                    )),
+                )
+            } else {
+                Block::Note(
+                    Tone::Good,
+                    Text::from(format!(
+                        "Rehearsals confirm the expected duration: a median {} against {d} (worst {}).",
+                        m.median, m.worst
+                    )),
+                )
+            });
+        }
         if let Some(d) = stated {
             body.push(match minus(d, total) {
                 Some(spare) => Block::Note(

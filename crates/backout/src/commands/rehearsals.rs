@@ -1,0 +1,372 @@
+//! `backout rehearse PLAN`: the procedure run in a test environment (with
+//! `testing.overrides.<env>`), whose success is recorded as evidence; `--roundtrip` wraps it in
+//! the forward deployment command run before and after; `--dry-run` only simulates (nothing
+//! runs, nothing is stored, never evidence).
+
+use std::sync::Arc;
+
+use backout_core::clock::SystemClock;
+use backout_core::env::Resolver;
+use backout_core::rehearsal::{self, Simulation, SimulationOptions};
+use backout_core::{Executor, RunOptions};
+use backout_model::plan::Answer;
+use backout_model::{Duration, Plan};
+use backout_store::{Evidence, NewEvent, RoundTrip, RunKind, RunState, StepState};
+
+use super::evidence::load_plan;
+use super::runs::{
+    actor, finish, interactive, json, now, printer, run_steps, spawn_prompter, with_store,
+};
+use crate::cli::{Global, RehearseArgs, RunFormat};
+use crate::exit_codes::{CommandError, ExitCode};
+use crate::output;
+
+pub fn rehearse(args: &RehearseArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    let (source, plan, _hash) = load_plan(&args.plan)?;
+    let checkpoints = checkpoints(&plan, &args.checkpoints)?;
+    if args.dry_run {
+        return dry_run(args, &plan, checkpoints);
+    }
+    let rehearse_in = plan.testing.given().map(|t| t.rehearse_in.clone());
+    let Some(environment) = args.environment.clone().or_else(|| rehearse_in.clone()) else {
+        return Err(CommandError::usage(
+            "give the test environment with --env E (the plan's testing does not apply, so it names no rehearse_in)",
+        ));
+    };
+    if environment == plan.release.environment {
+        output::warn(&format!(
+            "rehearsing in `{environment}`, the environment the release itself targets; a rehearsal belongs in a test environment"
+        ));
+    }
+    if let Some(wanted) = &rehearse_in
+        && *wanted != environment
+    {
+        output::warn(&format!(
+            "the plan asks for rehearsals in `{wanted}` (testing.rehearse_in); evidence from `{environment}` will not answer Q9"
+        ));
+    }
+    let extra_env = rehearsal::overrides(&plan, &environment, &Resolver::from_env())?;
+    let mut options = RunOptions {
+        kind: RunKind::Rehearsal,
+        environment: environment.clone(),
+        checkpoints,
+        actor: actor(global),
+        release_id: None,
+        workaround: None,
+        // A round trip runs its second forward leg right after the backout: it waits for people.
+        wait_for_people: args.wait || args.roundtrip.is_some(),
+        extra_env: extra_env.clone(),
+    };
+    let prompter = interactive(args.format).then(|| {
+        options.wait_for_people = true;
+        spawn_prompter(global)
+    });
+    let mut forward_env = extra_env;
+    forward_env.extend([
+        ("BACKOUT_SERVICE".to_string(), plan.release.service.clone()),
+        (
+            "BACKOUT_RELEASE_VERSION".to_string(),
+            plan.release.version.clone(),
+        ),
+        (
+            "BACKOUT_ROLLBACK_TO".to_string(),
+            plan.release.rollback_to.clone(),
+        ),
+        ("BACKOUT_ENVIRONMENT".to_string(), environment.clone()),
+    ]);
+    let format = args.format;
+    with_store(global, |store| async move {
+        let first = match &args.roundtrip {
+            Some(command) => {
+                let (run, out) = rehearsal::forward(command, &forward_env, now).await;
+                show_forward(
+                    "forward deployment (before the backout)",
+                    &run,
+                    &out,
+                    format,
+                );
+                if !rehearsal::forward_ok(&run) {
+                    return Err(CommandError {
+                        code: ExitCode::RunFailed,
+                        message: format!(
+                            "round trip: the forward deployment `{command}` failed (exit {}) before the backout; nothing was rehearsed",
+                            exit_text(run.exit_status)
+                        ),
+                    });
+                }
+                Some(run)
+            }
+            None => None,
+        };
+        let executor = Executor::new(
+            store.clone(),
+            Arc::new(SystemClock),
+            Resolver::from_env(),
+            printer(format, &run_steps(&plan, None), prompter),
+        );
+        let summary = executor.start(&source, &options).await?;
+        let mut round_trip = None;
+        if let (Some(command), Some(first)) = (&args.roundtrip, first)
+            && summary.run.state == RunState::Succeeded
+        {
+            let (second, out) = rehearsal::forward(command, &forward_env, now).await;
+            show_forward(
+                "forward deployment (after the backout)",
+                &second,
+                &out,
+                format,
+            );
+            let ok = rehearsal::forward_ok(&second);
+            let trip = RoundTrip {
+                command: command.clone(),
+                first,
+                second,
+            };
+            store
+                .append_event(
+                    &NewEvent::new(
+                        if ok {
+                            "round_trip_succeeded"
+                        } else {
+                            "round_trip_failed"
+                        },
+                        &options.actor,
+                        now(),
+                    )
+                    .run(&summary.run.id)
+                    .payload(serde_json::json!({ "round_trip": trip })),
+                )
+                .await?;
+            if !ok {
+                finish(&summary, format);
+                return Err(CommandError {
+                    code: ExitCode::RunFailed,
+                    message: format!(
+                        "round trip failed: the forward deployment `{command}` failed (exit {}) after the backout, so the release cannot be redeployed; no evidence recorded",
+                        exit_text(trip.second.exit_status)
+                    ),
+                });
+            }
+            round_trip = Some(trip);
+        }
+        let evidence =
+            rehearsal::conclude(store.as_ref(), &summary, &options.actor, round_trip, now())
+                .await?;
+        let code = finish(&summary, format);
+        announce(evidence.as_ref(), &summary.run, format);
+        Ok(code)
+    })
+}
+
+/// Tells what a finished rehearsal proved (or that it is not evidence yet).
+pub(super) fn announce(evidence: Option<&Evidence>, run: &backout_store::Run, format: RunFormat) {
+    match (evidence, format) {
+        (Some(e), RunFormat::Json) => {
+            let line = serde_json::json!({
+                "event": "evidence_recorded",
+                "evidence_id": e.id,
+                "run_id": e.run_id,
+                "plan_hash": e.plan_hash,
+                "environment": e.environment,
+                "took_ms": e.took_ms(),
+            });
+            output::out(&format!("{line}\n"));
+        }
+        (Some(e), RunFormat::Human) => eprintln!(
+            "evidence {} recorded: {} rehearsed in {} by {}, took {} (plan hash {}…){}",
+            e.id,
+            e.service,
+            e.environment,
+            e.actor,
+            Duration::from_millis(u64::try_from(e.took_ms()).unwrap_or(0)),
+            e.plan_hash.get(..12).unwrap_or(&e.plan_hash),
+            if e.round_trip.is_some() {
+                "; round trip: forward, backout and forward again all succeeded"
+            } else {
+                ""
+            }
+        ),
+        (None, RunFormat::Human) if run.kind == RunKind::Rehearsal => {
+            if !run.state.is_terminal() {
+                eprintln!(
+                    "not evidence yet: the rehearsal is {}; evidence is recorded when it succeeds (`backout resume {}`)",
+                    run.state, run.id
+                );
+            } else {
+                eprintln!("no evidence: the rehearsal {}", run.state);
+            }
+        }
+        (None, _) => {}
+    }
+}
+
+fn exit_text(status: Option<i32>) -> String {
+    status.map_or("none: it did not run to completion".into(), |c| {
+        c.to_string()
+    })
+}
+
+fn show_forward(what: &str, run: &backout_store::ForwardRun, out: &str, format: RunFormat) {
+    if format == RunFormat::Json {
+        let line = serde_json::json!({ "event": "round_trip_forward", "what": what, "run": run });
+        output::out(&format!("{line}\n"));
+        return;
+    }
+    let took =
+        Duration::from_millis(u64::try_from(run.finished_at_ms - run.started_at_ms).unwrap_or(0));
+    eprintln!(
+        "{} {what}: exit {} in {took}",
+        if rehearsal::forward_ok(run) {
+            "✓"
+        } else {
+            "✗"
+        },
+        exit_text(run.exit_status)
+    );
+    for line in out.lines().take(20) {
+        eprintln!("    {line}");
+    }
+}
+
+/// The checkpoints a rehearsal assumes: the ones given (each must be declared), else every
+/// declared one, so that every step is rehearsed.
+fn checkpoints(plan: &Plan, given: &[String]) -> Result<Vec<String>, CommandError> {
+    for checkpoint in given {
+        if !plan.release.checkpoints.contains(checkpoint) {
+            return Err(CommandError::usage(format!(
+                "the plan declares no checkpoint `{checkpoint}` (it has: {})",
+                if plan.release.checkpoints.is_empty() {
+                    "none".into()
+                } else {
+                    plan.release.checkpoints.join(", ")
+                }
+            )));
+        }
+    }
+    Ok(if given.is_empty() {
+        plan.release.checkpoints.clone()
+    } else {
+        given.to_vec()
+    })
+}
+
+fn dry_run(
+    args: &RehearseArgs,
+    plan: &Plan,
+    checkpoints: Vec<String>,
+) -> Result<ExitCode, CommandError> {
+    if let Some(speed) = args.speed
+        && !(speed.is_finite() && speed > 0.0)
+    {
+        return Err(CommandError::usage(format!(
+            "--speed {speed}: give a positive factor, e.g. 60 to play an hour back in a minute"
+        )));
+    }
+    let options = SimulationOptions {
+        checkpoints,
+        fail: args.fail.clone(),
+        workaround: None,
+    };
+    let simulation = rehearsal::simulate(plan, &options)?;
+    if args.format == RunFormat::Json {
+        output::out(&format!("{}\n", json(&simulation)?));
+    } else {
+        print_simulation(plan, &options, &simulation, args.speed);
+    }
+    Ok(match simulation.outcome {
+        RunState::Succeeded => ExitCode::Ok,
+        _ => ExitCode::RunFailed,
+    })
+}
+
+fn print_simulation(
+    plan: &Plan,
+    options: &SimulationOptions,
+    sim: &Simulation,
+    speed: Option<f64>,
+) {
+    let r = &plan.release;
+    output::out(&format!(
+        "dry run of the backout of {} {} → {}: nothing runs, nothing is stored, never evidence\n",
+        r.service, r.version, r.rollback_to
+    ));
+    output::out(&format!(
+        "  checkpoints reached: {}\n",
+        if options.checkpoints.is_empty() {
+            "none".to_string()
+        } else {
+            options.checkpoints.join(", ")
+        }
+    ));
+    if !options.fail.is_empty() {
+        output::out(&format!(
+            "  injected failures: {}\n",
+            options.fail.join(", ")
+        ));
+    }
+    // Each line at its simulated time: starts and ends, in time order.
+    let mut lines: Vec<(u64, usize, String)> = Vec::new();
+    for (i, s) in sim.steps.iter().enumerate() {
+        let branch = s
+            .contingency
+            .as_ref()
+            .map(|c| format!(" [contingency {c}]"))
+            .unwrap_or_default();
+        let note = if s.note.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", s.note)
+        };
+        if s.state == StepState::Skipped {
+            lines.push((
+                s.start_ms,
+                i * 2,
+                format!("– {}{branch} skipped{note}", s.step_id),
+            ));
+            continue;
+        }
+        lines.push((s.start_ms, i * 2, format!("▶ {}{branch}", s.step_id)));
+        let mark = if s.state == StepState::Succeeded {
+            "✓"
+        } else {
+            "✗"
+        };
+        lines.push((
+            s.end_ms,
+            i * 2 + 1,
+            format!(
+                "{mark} {}{branch} {} after {}{note}",
+                s.step_id,
+                s.state,
+                Duration::from_millis(s.end_ms - s.start_ms)
+            ),
+        ));
+    }
+    lines.sort_by_key(|(t, order, _)| (*t, *order));
+    let started = std::time::Instant::now();
+    for (t, _, text) in &lines {
+        if let Some(speed) = speed {
+            let due = std::time::Duration::from_secs_f64(*t as f64 / 1000.0 / speed);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        output::out(&format!(
+            "  +{:<9} {text}\n",
+            Duration::from_millis(*t).to_string()
+        ));
+    }
+    let total = Duration::from_millis(sim.total_ms);
+    let promise = match &plan.expected_duration {
+        Answer::Given(d) if total > *d => format!(" — longer than expected_duration {d}"),
+        Answer::Given(d) => format!(" — within expected_duration {d}"),
+        Answer::NotApplicable(_) => String::new(),
+    };
+    output::out(&format!(
+        "outcome: {} after {total}{promise}\n",
+        sim.outcome
+    ));
+    if !sim.not_reached.is_empty() {
+        output::out(&format!("not reached: {}\n", sim.not_reached.join(", ")));
+    }
+}
