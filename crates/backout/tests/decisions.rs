@@ -87,6 +87,11 @@ fn only_deciders_decide_a_quorum_of_distinct_approvers_then_a_performer_executes
     );
     let first = ok(&as_(&sandbox, "Carol@Example.com", &approve));
     assert!(first.contains("1 of 2 approvals, 1 more needed"), "{first}");
+    let status = ok(&sandbox.run(&["status", &rel]));
+    assert!(
+        status.contains("for `release-managers`: 1 of 2 approval(s); `ops-oncall` may decide too"),
+        "{status}"
+    );
     refused(
         &as_(&sandbox, "carol@example.com", &approve),
         "needs distinct approvers",
@@ -112,6 +117,11 @@ fn only_deciders_decide_a_quorum_of_distinct_approvers_then_a_performer_executes
     let run = as_(&sandbox, "erin@example.com", &["execute", &rel]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     assert_eq!(sandbox.read("undone"), "rolled back\n");
+    let status = ok(&sandbox.run(&["status", &rel]));
+    assert!(
+        status.contains("by Carol@Example.com, dan@example.com; executed"),
+        "{status}"
+    );
     refused(
         &as_(&sandbox, "frank@example.com", &["execute", &rel]),
         "already started",

@@ -22,14 +22,14 @@ use backout_core::time::{left, parse_rfc3339, utc};
 pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError> {
     let source = super::read_plan(&args.plan).map_err(CommandError::usage)?;
     let linted = backout_model::lint(&source);
-    if linted.plan.is_none() {
+    let Some(plan) = linted.plan else {
         return Err(CommandError::usage(format!(
             "`{}` has {} error(s); run `backout lint {}` and fix them first",
             args.plan.display(),
             linted.errors(),
             args.plan.display()
         )));
-    }
+    };
     let at_ms = match &args.at {
         Some(at) => {
             let at_ms = parse_rfc3339(at).map_err(|e| CommandError::usage(format!("--at: {e}")))?;
@@ -43,6 +43,21 @@ pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError
         None => now(),
     };
     with_store(global, |store| async move {
+        // Q9: is this exact version of the plan rehearsed? Loud when not; refused on request.
+        let evidence = super::evidence::of_service(store.as_ref(), &plan.release.service).await?;
+        if let Some(problem) = super::evidence::untested(&source, &plan, &evidence) {
+            let help = problem.help.clone().unwrap_or_default();
+            if args.require_tested {
+                return Err(CommandError::refused(format!(
+                    "refusing to start with --require-tested: {}; {help}",
+                    problem.message
+                )));
+            }
+            output::warn(&format!(
+                "UNTESTED PLAN: {}. Nobody has proven this backout works; {help} (or pass --require-tested to refuse such starts)",
+                problem.message
+            ));
+        }
         let request = StartRelease {
             source: &source,
             version: args.version.as_deref(),
@@ -344,6 +359,10 @@ pub fn status(
             ),
             Err(_) => None,
         };
+        let decision = match decide::load(store.as_ref(), release_id).await {
+            Ok(loaded) => decision_line(&loaded, now),
+            Err(_) => None,
+        };
         if format == LintFormat::Json {
             let mut value = serde_json::to_value(&release)
                 .map_err(|e| CommandError::internal(e.to_string()))?;
@@ -360,10 +379,17 @@ pub fn status(
                         serde_json::to_value(&report.criteria).unwrap_or_default(),
                     );
                 }
+                if let Some(decision) = &decision {
+                    map.insert("decision".into(), decision.as_str().into());
+                }
             }
             output::out(&format!("{}\n", json(&value)?));
         } else {
-            output::out(&describe(&release, report.as_ref(), now));
+            let mut text = describe(&release, report.as_ref(), now);
+            if let Some(decision) = decision {
+                text.push_str(&format!("  decision: {decision}\n"));
+            }
+            output::out(&text);
         }
         Ok(ExitCode::Ok)
     })
@@ -452,6 +478,57 @@ fn describe(release: &Release, report: Option<&release::CheckReport>, now_ms: i6
         None => {}
     }
     out
+}
+
+/// Where the decision stands, in words, for `status`: nothing pending, waiting for whom (and
+/// when the fallback may decide), approved (and whether it ran), or denied.
+fn decision_line(loaded: &decide::Loaded, now_ms: i64) -> Option<String> {
+    let auth = loaded.plan.authorization.given()?;
+    let d = &loaded.decisions;
+    if let Some(at) = d.approved_at_ms {
+        let who: Vec<&str> = d.approvals.iter().map(|a| a.actor.as_str()).collect();
+        let ran = if d.executions.is_empty() {
+            format!(
+                "; not executed yet (`backout execute {}`)",
+                loaded.release.id
+            )
+        } else {
+            "; executed".to_string()
+        };
+        return Some(format!(
+            "approved at {} by {}{ran}",
+            utc(at),
+            who.join(", ")
+        ));
+    }
+    if let Some(since) = d.pending_since_ms {
+        let fallback = auth
+            .fallback
+            .as_ref()
+            .map(|f| {
+                let from = since + i64::try_from(f.after.as_millis()).unwrap_or(0);
+                if now_ms >= from {
+                    format!("; `{}` may decide too (escalated)", f.deciders)
+                } else {
+                    format!(
+                        "; `{}` may decide too in {}",
+                        f.deciders,
+                        left(from - now_ms)
+                    )
+                }
+            })
+            .unwrap_or_default();
+        return Some(format!(
+            "waiting since {} for `{}`: {} of {} approval(s){fallback}",
+            utc(since),
+            auth.deciders,
+            d.approvals.len(),
+            auth.quorum
+        ));
+    }
+    d.denied
+        .as_ref()
+        .map(|(who, why)| format!("denied by {who}: {why}"))
 }
 
 fn short(hash: &str) -> &str {
