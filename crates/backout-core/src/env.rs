@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, Default)]
 pub struct Resolver {
     vars: BTreeMap<String, String>,
+    /// URL prefixes replaced in every resolved URL (a rehearsal's
+    /// `testing.overrides.<env>.urls`), longest prefix first.
+    url_rewrites: Vec<(String, String)>,
 }
 
 /// A `${NAME}` the environment does not define.
@@ -23,6 +26,7 @@ impl Resolver {
     pub fn from_env() -> Resolver {
         Resolver {
             vars: std::env::vars().collect(),
+            url_rewrites: Vec::new(),
         }
     }
 
@@ -30,12 +34,37 @@ impl Resolver {
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Resolver {
         Resolver {
             vars: vars.into_iter().collect(),
+            url_rewrites: Vec::new(),
         }
     }
 
     /// Adds or replaces variables (environment overrides of a rehearsal).
     pub fn extend(&mut self, vars: impl IntoIterator<Item = (String, String)>) {
         self.vars.extend(vars);
+    }
+
+    /// Adds URL prefix rewrites (`https://checkout.internal.example.com` →
+    /// `http://127.0.0.1:8080`): a rehearsal reaches the staging hosts of a plan written with
+    /// production URLs.
+    pub fn rewrite_urls(&mut self, rewrites: impl IntoIterator<Item = (String, String)>) {
+        self.url_rewrites.extend(rewrites);
+        self.url_rewrites
+            .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+    }
+
+    /// Resolves `${NAME}` in a URL, then applies the longest matching prefix rewrite.
+    pub fn resolve_url(&self, text: &str) -> Result<String, MissingVar> {
+        let url = self.resolve(text)?;
+        Ok(
+            match self
+                .url_rewrites
+                .iter()
+                .find(|(from, _)| url.starts_with(from.as_str()))
+            {
+                Some((from, to)) => format!("{to}{}", &url[from.len()..]),
+                None => url,
+            },
+        )
     }
 
     pub fn vars(&self) -> &BTreeMap<String, String> {
@@ -113,6 +142,38 @@ impl Redactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_rewritten_by_the_longest_prefix_after_resolution() {
+        let mut r = Resolver::from_vars([("HOST".to_string(), "api.example.com".to_string())]);
+        r.rewrite_urls([
+            (
+                "https://api.example.com".to_string(),
+                "http://127.0.0.1:1".to_string(),
+            ),
+            (
+                "https://api.example.com/v2".to_string(),
+                "http://127.0.0.1:2".to_string(),
+            ),
+        ]);
+        assert_eq!(
+            r.resolve_url("https://${HOST}/v1/x").unwrap(),
+            "http://127.0.0.1:1/v1/x"
+        );
+        assert_eq!(
+            r.resolve_url("https://${HOST}/v2/x").unwrap(),
+            "http://127.0.0.1:2/x"
+        );
+        assert_eq!(
+            r.resolve_url("https://other.example.com/").unwrap(),
+            "https://other.example.com/"
+        );
+        assert_eq!(
+            r.resolve("https://${HOST}/v1").unwrap(),
+            "https://api.example.com/v1",
+            "only URLs"
+        );
+    }
 
     #[test]
     fn resolves_and_reports_missing() {

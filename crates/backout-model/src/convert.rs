@@ -135,6 +135,7 @@ pub(crate) fn plan(spec: &PlanSpec) -> Option<Plan> {
                             env.value.clone(),
                             Override {
                                 env: pairs(o.env.as_ref()),
+                                urls: pairs(o.urls.as_ref()),
                             },
                         )
                     })

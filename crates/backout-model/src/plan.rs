@@ -460,6 +460,8 @@ pub struct Testing {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Override {
     pub env: Vec<(String, String)>,
+    /// URL prefix → replacement, for every URL a run in this environment reaches.
+    pub urls: Vec<(String, String)>,
 }
 
 impl Plan {

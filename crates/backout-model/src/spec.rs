@@ -386,6 +386,9 @@ spec! {
     /// Settings applied when running in one environment.
     pub struct OverrideSpec ("testing override", leaf) {
         env: Option<Map<String>>,
+        /// URL prefixes replaced in every URL the run reaches (steps, verifies, criteria):
+        /// `"https://checkout.internal.example.com": "https://checkout.staging.example.com"`.
+        urls: Option<Map<String>>,
     }
 }
 

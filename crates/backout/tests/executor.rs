@@ -961,3 +961,63 @@ fn report_shows_expected_against_actual_and_the_timeline() {
     ];
     assert_eq!(kinds, order, "timeline:\n{timeline}");
 }
+
+/// `wait: { until }` measures the criterion at its cadence until it passes (or times out), and
+/// `verify: { criterion }` measures it once; a failing verify fails the step.
+#[test]
+fn steps_wait_for_and_verify_by_criteria() {
+    let sandbox = Sandbox::new();
+    let body = r#"criteria:
+  rollback_when:
+    - { id: ready, command: "test -f \"$WORK/ready\"", every: 100ms }
+procedure:
+  steps:
+    - { id: make-ready, run: "sleep 0.3; touch \"$WORK/ready\"" }
+    - { id: settle, wait: { until: ready, timeout: 5s } }
+    - { id: checked, needs: [settle], run: "true", verify: { criterion: ready } }
+"#;
+    let plan = sandbox.plan("plan.yaml", body);
+    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    assert_code(&out, 0, "the wait ends when the criterion passes");
+    let run = sandbox.only_run();
+    let status = sandbox.status(&run);
+    let settle = status.step("settle");
+    assert!(
+        settle["note"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("ready passes after"),
+        "{settle}"
+    );
+
+    let sandbox = Sandbox::new();
+    let body = r#"criteria:
+  rollback_when:
+    - { id: ready, command: "test -f \"$WORK/ready\"", every: 100ms }
+procedure:
+  steps:
+    - { id: settle, wait: { until: ready, timeout: 400ms } }
+    - { id: checked, run: "true", verify: { criterion: ready } }
+"#;
+    let plan = sandbox.plan("plan.yaml", body);
+    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    assert_code(&out, 6, "never ready");
+    let run = sandbox.only_run();
+    let status = sandbox.status(&run);
+    let settle = status.step("settle");
+    assert!(
+        settle["note"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("timed out waiting until ready passes"),
+        "{settle}"
+    );
+    let checked = status.step("checked");
+    assert!(
+        checked["note"]
+            .as_str()
+            .unwrap_or("")
+            .contains("verify failed: ready does not pass"),
+        "{checked}"
+    );
+}

@@ -362,6 +362,10 @@ impl Executor {
     ) -> Arc<Context> {
         let mut resolver = (*self.resolver).clone();
         resolver.extend(options.extra_env.iter().cloned());
+        // A rehearsal reaches its environment's hosts (`testing.overrides.<env>.urls`).
+        if options.kind == RunKind::Rehearsal {
+            resolver.rewrite_urls(crate::rehearsal::url_rewrites(plan, &options.environment));
+        }
         let base = vec![
             ("BACKOUT_RUN_ID".to_string(), run_id.to_string()),
             ("BACKOUT_SERVICE".to_string(), plan.release.service.clone()),

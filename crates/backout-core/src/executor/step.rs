@@ -166,7 +166,7 @@ async fn attempt_step(
             Err(e) => return Outcome::failed(e.to_string()),
         }
     }
-    let Some(runner) = runner::for_step(&step.kind) else {
+    let Some(runner) = runner::for_step(&step.kind, &context.plan) else {
         return Outcome::failed("manual steps are confirmed by a person, not run");
     };
     let mut outcome = runner.run(inv).await;
@@ -177,7 +177,7 @@ async fn attempt_step(
         let remaining = step
             .timeout
             .map_or(Duration::from_secs(60), |t| t.0.saturating_sub(spent));
-        let check = runner::for_check(verify)
+        let check = runner::for_check(verify, &context.plan)
             .run(context.invocation(Some(step), attempt, Some(remaining), outputs))
             .await;
         if !check.ok {

@@ -54,6 +54,15 @@ pub fn overrides(
         .collect()
 }
 
+/// The URL prefix rewrites of `testing.overrides.<environment>.urls`.
+pub fn url_rewrites(plan: &Plan, environment: &str) -> Vec<(String, String)> {
+    plan.testing
+        .given()
+        .and_then(|t| t.overrides.iter().find(|(env, _)| env == environment))
+        .map(|(_, o)| o.urls.clone())
+        .unwrap_or_default()
+}
+
 /// The evidence a finished run is, if it is a rehearsal that succeeded. Pure: the caller
 /// chooses the id and the recording time.
 pub fn evidence_of(

@@ -2,6 +2,7 @@
 //! owns deadlines (passed in), retries, verification, journaling and cancellation.
 
 mod command;
+mod criterion;
 pub mod http;
 mod notify;
 mod wait;
@@ -9,13 +10,15 @@ mod wait;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use backout_model::plan::{Action, Check, StepKind, Wait};
+use backout_model::Plan;
+use backout_model::plan::{Action, Check, Sources, StepKind, Wait};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::env::Resolver;
 
 pub use command::CommandRunner;
+pub use criterion::CriterionRunner;
 pub use http::{HttpCheckRunner, HttpRunner};
 pub use notify::NotifyRunner;
 pub use wait::WaitRunner;
@@ -62,7 +65,8 @@ pub trait StepRunner: Send + Sync {
 }
 
 /// The runner for a step kind. Manual steps are not run by a runner: a person confirms them.
-pub fn for_step(kind: &StepKind) -> Option<Box<dyn StepRunner>> {
+/// `plan` gives the criteria a `wait: { until }` step measures.
+pub fn for_step(kind: &StepKind, plan: &Plan) -> Option<Box<dyn StepRunner>> {
     match kind {
         StepKind::Run(script) => Some(Box::new(CommandRunner::shell(script.clone()))),
         StepKind::Exec(argv) => Some(Box::new(CommandRunner::argv(argv.clone()))),
@@ -71,9 +75,29 @@ pub fn for_step(kind: &StepKind) -> Option<Box<dyn StepRunner>> {
             channels.clone(),
             message.clone(),
         ))),
+        StepKind::Wait(Wait::Until { criterion, timeout }) => {
+            Some(match plan.criterion(criterion) {
+                Some(c) => Box::new(CriterionRunner::wait(
+                    c.clone(),
+                    sources_of(plan),
+                    timeout.map(|t| t.0),
+                )),
+                None => Box::new(WaitRunner::unsupported(
+                    "the plan has no such criterion (lint reports it)",
+                )),
+            })
+        }
         StepKind::Wait(wait) => Some(Box::new(WaitRunner::new(wait.clone()))),
         StepKind::Manual { .. } => None,
     }
+}
+
+/// Where a plan's criteria read their signals.
+fn sources_of(plan: &Plan) -> Sources {
+    plan.criteria
+        .given()
+        .map(|c| c.sources.clone())
+        .unwrap_or_default()
 }
 
 /// The runner for a precondition.
@@ -86,7 +110,7 @@ pub fn for_action(action: &Action) -> Box<dyn StepRunner> {
 }
 
 /// The runner for a step's `verify`.
-pub fn for_check(verify: &backout_model::plan::Verify) -> Box<dyn StepRunner> {
+pub fn for_check(verify: &backout_model::plan::Verify, plan: &Plan) -> Box<dyn StepRunner> {
     match &verify.check {
         Check::Command(script) => Box::new(
             CommandRunner::shell(script.clone()).judged_by(verify.fails_if, verify.passes_if),
@@ -96,13 +120,17 @@ pub fn for_check(verify: &backout_model::plan::Verify) -> Box<dyn StepRunner> {
             verify.fails_if,
             verify.passes_if,
         )),
-        Check::Prometheus(_) | Check::Criterion(_) => Box::new(WaitRunner::unsupported(
-            "verify by prometheus query or criterion needs criteria evaluation, which this version of backout does not have yet",
+        Check::Prometheus(query) => Box::new(CriterionRunner::query(
+            query.clone(),
+            verify.fails_if,
+            verify.passes_if,
+            sources_of(plan),
         )),
+        Check::Criterion(id) => match plan.criterion(id) {
+            Some(c) => Box::new(CriterionRunner::once(c.clone(), sources_of(plan))),
+            None => Box::new(WaitRunner::unsupported(
+                "the plan has no such criterion (lint reports it)",
+            )),
+        },
     }
-}
-
-/// Wait steps on a criterion are judged by criteria evaluation, which arrives with releases.
-pub fn waits_on_criterion(kind: &StepKind) -> bool {
-    matches!(kind, StepKind::Wait(Wait::Until { .. }))
 }

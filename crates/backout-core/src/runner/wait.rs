@@ -1,4 +1,5 @@
-//! `wait: { for }` steps, and the clear failure of checks that need criteria evaluation.
+//! `wait: { for }` steps, and the clear failure of work that cannot be done (a criterion the
+//! plan does not have).
 
 use async_trait::async_trait;
 use backout_model::plan::Wait;
@@ -48,8 +49,9 @@ impl StepRunner for WaitRunner {
                     _ = inv.cancel.wait_for(|c| *c) => Outcome { cancelled: true, detail: "aborted".into(), ..Outcome::default() },
                 }
             }
+            // Built as a `CriterionRunner` by `runner::for_step`.
             Wait::Until { criterion, .. } => Outcome::failed(format!(
-                "waiting until criterion `{criterion}` passes needs criteria evaluation, which this version of backout does not have yet"
+                "waiting until criterion `{criterion}` passes is measured by the criterion runner"
             )),
         }
     }

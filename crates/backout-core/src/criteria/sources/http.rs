@@ -69,7 +69,10 @@ impl Source for HttpSource {
 impl HttpSource {
     async fn measure(&self) -> Result<Observation, String> {
         let c = &self.check;
-        let url = self.resolver.resolve(&c.url).map_err(|e| e.to_string())?;
+        let url = self
+            .resolver
+            .resolve_url(&c.url)
+            .map_err(|e| e.to_string())?;
         let url = parse_url(&url)?;
         let headers = headers(&self.resolver, &c.headers)?;
         let expect_body = c

@@ -139,7 +139,7 @@ fn endpoint(
             .map_err(|e| format!("{var}: {e}"));
     };
     let url = resolver
-        .resolve(&configured.url)
+        .resolve_url(&configured.url)
         .map_err(|e| format!("criteria.sources.{kind}.url: {e}"))?;
     let headers = headers(resolver, &configured.headers)
         .map_err(|e| format!("criteria.sources.{kind}.headers: {e}"))?;

@@ -171,7 +171,7 @@ fn prepare(
             .parse::<Method>()
             .map_err(|_| format!("`{method}` is not an HTTP method"))?
     };
-    let url = resolver.resolve(url).map_err(|e| e.to_string())?;
+    let url = resolver.resolve_url(url).map_err(|e| e.to_string())?;
     // The parse error never quotes the URL, so it is safe to show.
     let url = Url::parse(&url).map_err(|e| format!("the URL is not valid: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
