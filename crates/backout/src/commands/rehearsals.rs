@@ -231,23 +231,27 @@ fn show_forward(what: &str, run: &backout_store::ForwardRun, out: &str, format: 
 /// The checkpoints a rehearsal assumes: the ones given (each must be declared), else every
 /// declared one, so that every step is rehearsed.
 fn checkpoints(plan: &Plan, given: &[String]) -> Result<Vec<String>, CommandError> {
-    for checkpoint in given {
-        if !plan.release.checkpoints.contains(checkpoint) {
-            return Err(CommandError::usage(format!(
-                "the plan declares no checkpoint `{checkpoint}` (it has: {})",
-                if plan.release.checkpoints.is_empty() {
-                    "none".into()
-                } else {
-                    plan.release.checkpoints.join(", ")
-                }
-            )));
-        }
-    }
+    declared_checkpoints(plan, given)?;
     Ok(if given.is_empty() {
         plan.release.checkpoints.clone()
     } else {
         given.to_vec()
     })
+}
+
+/// Refuses `--checkpoint` names the plan does not declare, naming the ones it does.
+pub(super) fn declared_checkpoints(plan: &Plan, given: &[String]) -> Result<(), CommandError> {
+    match given.iter().find(|c| !plan.release.checkpoints.contains(c)) {
+        Some(checkpoint) => Err(CommandError::usage(format!(
+            "the plan declares no checkpoint `{checkpoint}` (it has: {})",
+            if plan.release.checkpoints.is_empty() {
+                "none".into()
+            } else {
+                plan.release.checkpoints.join(", ")
+            }
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn dry_run(

@@ -121,18 +121,7 @@ pub fn run(args: &RunArgs, global: &Global) -> Result<ExitCode, CommandError> {
             args.plan.display()
         )));
     };
-    for checkpoint in &args.checkpoints {
-        if !plan.release.checkpoints.contains(checkpoint) {
-            return Err(CommandError::usage(format!(
-                "the plan declares no checkpoint `{checkpoint}` (it has: {})",
-                if plan.release.checkpoints.is_empty() {
-                    "none".into()
-                } else {
-                    plan.release.checkpoints.join(", ")
-                }
-            )));
-        }
-    }
+    super::rehearsals::declared_checkpoints(plan, &args.checkpoints)?;
     let options = RunOptions {
         kind: RunKind::Adhoc,
         environment: args
