@@ -61,4 +61,5 @@ codes! {
     STALE = "B085", "the newest successful rehearsal of this content hash is older than testing.max_age";
     /// Needs the store, like B084.
     SLOWER_THAN_EXPECTED = "B086", "a step's measured median is more than 50% over its expected";
+    URL_REWRITE = "B087", "a testing.overrides URL rewrite that is not an http(s) URL";
 }

@@ -13,6 +13,7 @@ mod questions;
 mod references;
 mod secrets;
 mod steps;
+mod testing;
 mod timing;
 
 use crate::codes;
@@ -162,6 +163,7 @@ impl Checker {
         criteria::check(spec, self);
         people::check(spec, self);
         timing::check(spec, self);
+        testing::check(spec, self);
         if self.resolve {
             references::check(spec, &lists, self);
         }
