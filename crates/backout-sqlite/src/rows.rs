@@ -26,6 +26,13 @@ macro_rules! release_columns {
     };
 }
 
+/// Columns of `tokens` read by [`token_from_row`].
+macro_rules! token_columns {
+    () => {
+        "id, user_name, role, secret_hash, created_at_ms, created_by, revoked_at_ms, revoked_by"
+    };
+}
+
 /// Columns of `step_states` read by [`step_from_row`].
 macro_rules! step_columns {
     () => {
@@ -172,6 +179,19 @@ pub(crate) fn release_from_row(row: &SqliteRow) -> Result<backout_store::Release
         closed_at_ms: get(row, "closed_at_ms")?,
         close_reason: get(row, "close_reason")?,
         checkpoints: Vec::new(),
+    })
+}
+
+pub(crate) fn token_from_row(row: &SqliteRow) -> Result<backout_store::Token, StoreError> {
+    Ok(backout_store::Token {
+        id: get(row, "id")?,
+        user: get(row, "user_name")?,
+        role: name(row, "role")?,
+        secret_hash: get(row, "secret_hash")?,
+        created_at_ms: get(row, "created_at_ms")?,
+        created_by: get(row, "created_by")?,
+        revoked_at_ms: get(row, "revoked_at_ms")?,
+        revoked_by: get(row, "revoked_by")?,
     })
 }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use backout_store::{
     Checkpoint, Delivery, DeliveryNext, Entity, Event, Evidence, EvidenceFilter, GENESIS_HASH,
-    NewAttempt, NewDelivery, NewEvent, NewRelease, NewRun, Release, Run, RunKind, RunState,
-    RunUpdate, StepRecord, Store, StoreError, canonical_json,
+    NewAttempt, NewDelivery, NewEvent, NewRelease, NewRun, NewToken, Release, Run, RunKind,
+    RunState, RunUpdate, StepRecord, Store, StoreError, Token, canonical_json,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -25,7 +25,7 @@ use crate::errors::{db_error, open_error};
 use crate::location::{Location, parse_url};
 use crate::rows::{
     checkpoint_from_row, delivery_from_row, event_from_row, evidence_from_row, release_from_row,
-    run_from_row, step_from_row,
+    run_from_row, step_from_row, token_from_row,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!();
@@ -1109,6 +1109,109 @@ impl Store for SqliteStore {
         .await
         .map_err(db_error)?;
         rows.iter().map(evidence_from_row).collect()
+    }
+
+    async fn create_token(&self, token: &NewToken, event: &NewEvent) -> Result<Event, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let taken: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tokens WHERE id = ?")
+            .bind(&token.id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if taken.is_some() {
+            return Err(token_conflict(&token.id));
+        }
+        sqlx::query(
+            "INSERT INTO tokens (id, user_name, role, secret_hash, created_at_ms, created_by) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&token.id)
+        .bind(&token.user)
+        .bind(token.role.as_str())
+        .bind(&token.secret_hash)
+        .bind(token.created_at_ms)
+        .bind(&token.created_by)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let sealed = append(&mut tx, event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn get_token(&self, id: &str) -> Result<Token, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM tokens WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| token_not_found(id))?;
+        token_from_row(&row)
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<Token>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM tokens ORDER BY created_at_ms, id"
+        ))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(
+        &self,
+        id: &str,
+        actor: &str,
+        at_ms: i64,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let revoked: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT revoked_at_ms FROM tokens WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        match revoked {
+            None => return Err(token_not_found(id)),
+            Some(Some(_)) => {
+                return Err(StoreError::invalid(format!(
+                    "token `{id}` is already revoked"
+                )));
+            }
+            Some(None) => {}
+        }
+        sqlx::query("UPDATE tokens SET revoked_at_ms = ?, revoked_by = ? WHERE id = ?")
+            .bind(at_ms)
+            .bind(actor)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let sealed = append(&mut tx, event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+}
+
+fn token_not_found(id: &str) -> StoreError {
+    StoreError::NotFound {
+        entity: Entity::Token,
+        id: id.to_owned(),
+    }
+}
+
+fn token_conflict(id: &str) -> StoreError {
+    StoreError::Conflict {
+        entity: Entity::Token,
+        id: id.to_owned(),
     }
 }
 

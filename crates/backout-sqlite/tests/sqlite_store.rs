@@ -67,6 +67,11 @@ fn run(id: &str, steps: &[&str]) -> NewRun {
 // Conformance stories, each on a fresh file, then all of them on one file and in memory.
 
 #[tokio::test]
+async fn conformance_tokens() {
+    conformance::tokens(&fresh().await.store).await.unwrap();
+}
+
+#[tokio::test]
 async fn conformance_evidence() {
     conformance::evidence_story(&fresh().await.store)
         .await

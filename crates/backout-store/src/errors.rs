@@ -82,6 +82,7 @@ pub enum Entity {
     Checkpoint,
     Delivery,
     Evidence,
+    Token,
 }
 
 impl fmt::Display for Entity {
@@ -94,6 +95,7 @@ impl fmt::Display for Entity {
             Entity::Checkpoint => "checkpoint",
             Entity::Delivery => "delivery",
             Entity::Evidence => "evidence",
+            Entity::Token => "token",
         })
     }
 }

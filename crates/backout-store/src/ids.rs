@@ -25,6 +25,11 @@ pub fn new_evidence_id(now_ms: i64) -> String {
     new_id("evd-", now_ms)
 }
 
+/// A new API token id, `tok-` and the same time-sortable scheme as run ids.
+pub fn new_token_id(now_ms: i64) -> String {
+    new_id("tok-", now_ms)
+}
+
 fn new_id(prefix: &str, now_ms: i64) -> String {
     let mut id = String::with_capacity(22);
     id.push_str(prefix);

@@ -1,7 +1,7 @@
 //! Storage contract of `backout`: the [`Store`] trait, the records it keeps (runs, step states,
-//! releases, the hash-chained event journal, the notification outbox and rehearsal evidence), its errors, the chain
-//! verifier used by `audit verify`, and a conformance suite that every backend runs against
-//! itself.
+//! releases, the hash-chained event journal, the notification outbox, rehearsal evidence and the
+//! server's API tokens), its errors, the chain verifier used by `audit verify`, and a
+//! conformance suite that every backend runs against itself.
 //!
 //! This crate knows no SQL and opens no database: backends (`backout-sqlite`, later
 //! `backout-postgres`) implement [`Store`], and the executor and the server only see the trait.
@@ -20,6 +20,7 @@ mod release;
 mod run;
 mod step;
 mod store;
+mod token;
 
 pub use chain::{
     ChainBreak, ChainBreakKind, ChainHead, ChainSummary, ChainVerifier, GENESIS_HASH,
@@ -32,8 +33,9 @@ pub use delivery::{
 pub use errors::{BoxError, Entity, StoreError, UnknownName};
 pub use event::{Event, NewEvent};
 pub use evidence::{Evidence, EvidenceFilter, ForwardRun, RoundTrip, StepEvidence};
-pub use ids::{new_evidence_id, new_release_id, new_run_id};
+pub use ids::{new_evidence_id, new_release_id, new_run_id, new_token_id};
 pub use release::{Checkpoint, NewRelease, Release, ReleaseState};
 pub use run::{ExecutorInfo, NewRun, Run, RunKind, RunState, RunUpdate};
 pub use step::{StepRecord, StepState};
 pub use store::{Store, verify_store};
+pub use token::{NewToken, Role, Token};

@@ -11,6 +11,7 @@ use crate::evidence::{Evidence, EvidenceFilter};
 use crate::release::{Checkpoint, NewRelease, Release};
 use crate::run::{NewRun, Run, RunUpdate};
 use crate::step::StepRecord;
+use crate::token::{NewToken, Token};
 
 /// Durable storage of runs, step states and the hash-chained event journal.
 ///
@@ -201,6 +202,28 @@ pub trait Store: Send + Sync {
         filter: &EvidenceFilter,
         limit: u32,
     ) -> Result<Vec<Evidence>, StoreError>;
+
+    /// Stores a new API token (only its secret's digest) with its event (`token_created`,
+    /// which names the token, user and role, never the digest), in one transaction. Conflict
+    /// when the id exists.
+    async fn create_token(&self, token: &NewToken, event: &NewEvent) -> Result<Event, StoreError>;
+
+    /// The token with this id, revoked or not. NotFound when there is none.
+    async fn get_token(&self, id: &str) -> Result<Token, StoreError>;
+
+    /// Every token, revoked ones included, oldest first.
+    async fn list_tokens(&self) -> Result<Vec<Token>, StoreError>;
+
+    /// Revokes a token at `at_ms` with its event (`token_revoked`), in one transaction.
+    /// NotFound when there is no such token; Invalid (and nothing appended) when it is already
+    /// revoked.
+    async fn revoke_token(
+        &self,
+        id: &str,
+        actor: &str,
+        at_ms: i64,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError>;
 }
 
 /// Reads the whole journal of `store` in pages of `page_size` events and verifies its hash chain

@@ -22,6 +22,7 @@ mod journal;
 mod releases;
 mod runs;
 mod steps;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -40,6 +41,7 @@ pub use journal::{
 pub use releases::{releases, watcher_reads};
 pub use runs::{missing_records_are_not_found, run_updates, runs_newest_first, runs_round_trip};
 pub use steps::{step_batches, steps_round_trip};
+pub use tokens::tokens;
 
 /// How [`tampering_is_detected`] asks the backend to corrupt its journal, bypassing the store
 /// (and any append-only guard the backend has, as an attacker with file access would).
@@ -62,6 +64,7 @@ pub async fn run_all(store: Arc<dyn Store>) -> Result<(), StoreError> {
     watcher_reads(store.as_ref()).await?;
     deliveries(store.as_ref()).await?;
     evidence_story(store.as_ref()).await?;
+    tokens(store.as_ref()).await?;
     events_are_ordered_and_gap_free(store.as_ref()).await?;
     failed_writes_append_nothing(store.as_ref()).await?;
     missing_records_are_not_found(store.as_ref()).await?;

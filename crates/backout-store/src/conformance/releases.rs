@@ -275,7 +275,11 @@ pub async fn watcher_reads(store: &dyn Store) -> Result<(), StoreError> {
     );
 
     let tail = store
-        .events_of_kinds(before - 10, &["checkpoint_reached", "window_closed"], 100)
+        .events_of_kinds(
+            before.saturating_sub(10),
+            &["checkpoint_reached", "window_closed"],
+            100,
+        )
         .await?;
     assert!(
         tail.iter()

@@ -1,0 +1,1199 @@
+//! [`PostgresStore`]: opening (URL, connection, migrations) and the [`Store`] implementation.
+//!
+//! Every write that appends to the journal is one transaction that first takes the journal's
+//! transaction-level advisory lock ([`JOURNAL_LOCK_KEY`]), then checks, changes the record and
+//! appends its events: like SQLite's `BEGIN IMMEDIATE`, this serializes writers across every
+//! process using the database, so `seq` is gap-free, the chain is linear, and the existence
+//! checks that turn into `NotFound`/`Conflict` cannot race. Delivery claims and attempts append
+//! nothing and lock only their rows (`FOR UPDATE SKIP LOCKED`). Reads never wait for the lock.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backout_store::{
+    Checkpoint, Delivery, DeliveryNext, Entity, Event, Evidence, EvidenceFilter, GENESIS_HASH,
+    NewAttempt, NewDelivery, NewEvent, NewRelease, NewRun, NewToken, Release, Run, RunKind,
+    RunState, RunUpdate, StepRecord, Store, StoreError, Token, canonical_json,
+};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Postgres, Row, Transaction};
+
+use crate::errors::{connect_error, db_error, open_problem};
+use crate::location::parse_url;
+use crate::rows::{
+    checkpoint_from_row, delivery_from_row, event_from_row, evidence_from_row, release_from_row,
+    run_from_row, step_from_row, token_from_row,
+};
+
+static MIGRATOR: Migrator = sqlx::migrate!();
+
+/// The key of the advisory lock that serializes journal appends (`"backout1"` as a big-endian
+/// integer). Any session holding it with `pg_advisory_xact_lock` blocks every store writer.
+pub const JOURNAL_LOCK_KEY: i64 = 0x6261_636b_6f75_7431;
+
+/// Starts a write: one round trip for `BEGIN` and the journal lock (the key is
+/// [`JOURNAL_LOCK_KEY`], checked by a unit test).
+const BEGIN_WRITE: &str = "BEGIN; SELECT pg_advisory_xact_lock(7089056601540490289)";
+
+/// How long opening waits for the server to answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a write waits for the journal lock (or a row lock) before failing, like SQLite's
+/// busy timeout.
+const LOCK_TIMEOUT: &str = "10s";
+
+/// Connections per store handle: readers run in parallel, writers queue on the journal lock.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// A [`Store`] in one PostgreSQL database. Cheap to clone: clones share the connection pool.
+///
+/// Any number of handles, in any number of processes, may use the same database: the journal
+/// lock serializes their writes, so `seq` and the chain stay well defined.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    location: String,
+}
+
+impl fmt::Debug for PostgresStore {
+    /// Only the location: the pool's options hold the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Opens the database named by `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (or
+    /// `postgresql://`) and applies pending migrations. The database must exist; its tables
+    /// are created here. Several processes may open a new database at once: sqlx's migrator
+    /// holds a session advisory lock while it migrates, so each migration is applied once.
+    ///
+    /// Errors are [`StoreError::Invalid`] for a URL that is not one, else [`StoreError::Open`]
+    /// whose source ([`crate::OpenProblem`]) says what failed where (server unreachable, user
+    /// refused, database missing, migration failed) and what to do.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let target = parse_url(url)?;
+        let mut options = target
+            .options
+            .clone()
+            .options([("lock_timeout", LOCK_TIMEOUT)]);
+        if options.get_application_name().is_none() {
+            options = options.application_name("backout");
+        }
+        let connecting = PgConnection::connect_with(&options);
+        let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Err(_elapsed) => {
+                return Err(open_problem(
+                    &target,
+                    format!(
+                        "no answer from a PostgreSQL server at {} within {}s: check the host and \
+                         port in the URL, and that the server is up and reachable",
+                        target.server,
+                        CONNECT_TIMEOUT.as_secs()
+                    ),
+                    None,
+                ));
+            }
+            Ok(Err(error)) => return Err(connect_error(&target, error)),
+            Ok(Ok(conn)) => conn,
+        };
+        // `run_direct` is `run` on a connection without the `Acquire` bound whose lifetime
+        // makes `open`'s future not `Send` (sqlx's own workaround); it takes the same lock.
+        let migrated = MIGRATOR.run_direct(None, &mut conn, false).await;
+        // Closing also ends the migrator's session lock if migrating failed half-way.
+        let _ = conn.close().await;
+        if let Err(error) = migrated {
+            let message = match &error {
+                MigrateError::VersionMissing(version) => format!(
+                    "database `{}` on {} has migration {version}, which this backout does not \
+                     know: it was written by a newer backout; upgrade backout",
+                    target.database, target.server
+                ),
+                _ => format!(
+                    "cannot create or migrate backout's tables in database `{}` on {}: check \
+                     that user `{}` may create tables there",
+                    target.database, target.server, target.user
+                ),
+            };
+            return Err(open_problem(&target, message, Some(Box::new(error))));
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_lazy_with(options);
+        Ok(PostgresStore {
+            pool,
+            location: target.location,
+        })
+    }
+
+    /// `postgres://USER@HOST:PORT/DATABASE`: where this store is, without the password.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Closes every connection of this handle (and its clones).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        self.pool.begin_with(BEGIN_WRITE).await.map_err(db_error)
+    }
+
+    async fn checkpoints(&self, release_id: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, at_ms, actor FROM release_checkpoints WHERE release_id = $1 \
+             ORDER BY position",
+        )
+        .bind(release_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(checkpoint_from_row).collect()
+    }
+}
+
+fn clamp_seq(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+fn clamp_id(id: u64) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|error| StoreError::invalid(error.to_string()))
+}
+
+async fn run_exists(conn: &mut PgConnection, run_id: &str) -> Result<bool, StoreError> {
+    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM runs WHERE id = $1")
+        .bind(run_id)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(found.is_some())
+}
+
+async fn release_exists(conn: &mut PgConnection, release_id: &str) -> Result<bool, StoreError> {
+    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM releases WHERE id = $1")
+        .bind(release_id)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(found.is_some())
+}
+
+fn release_not_found(id: &str) -> StoreError {
+    StoreError::NotFound {
+        entity: Entity::Release,
+        id: id.to_owned(),
+    }
+}
+
+fn delivery_not_found(id: u64) -> StoreError {
+    StoreError::NotFound {
+        entity: Entity::Delivery,
+        id: id.to_string(),
+    }
+}
+
+/// The event written with a release change names that release.
+fn bind_release(event: &NewEvent, release_id: &str) -> Result<NewEvent, StoreError> {
+    match &event.release_id {
+        Some(given) if given != release_id => Err(StoreError::invalid(format!(
+            "event names release `{given}` but is written with release `{release_id}`"
+        ))),
+        _ => Ok(event.clone().release(release_id)),
+    }
+}
+
+/// Appends `event` as the next one in the chain, with its deliveries. Must run inside a write
+/// transaction (one that holds the journal lock).
+async fn append(conn: &mut PgConnection, event: &NewEvent) -> Result<Event, StoreError> {
+    append_many(conn, std::slice::from_ref(event))
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::corrupt("an appended event returned nothing"))
+}
+
+/// Events inserted per statement: 10 parameters each, far below PostgreSQL's 65535.
+const INSERT_CHUNK: usize = 1000;
+
+/// Appends `events` as the next ones in the chain, in order. Must run inside a write
+/// transaction. The chain's end is read once (the lock guarantees nobody else appends
+/// meanwhile) and the rows go in with multi-row inserts.
+async fn append_many(
+    conn: &mut PgConnection,
+    events: &[NewEvent],
+) -> Result<Vec<Event>, StoreError> {
+    let mut runs_seen: HashSet<&str> = HashSet::new();
+    for event in events {
+        event.check_deliveries()?;
+        if let Some(run_id) = &event.run_id
+            && !runs_seen.contains(run_id.as_str())
+        {
+            if !run_exists(conn, run_id).await? {
+                return Err(StoreError::run_not_found(run_id));
+            }
+            runs_seen.insert(run_id);
+        }
+    }
+    let last = sqlx::query("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let (mut seq, mut prev_hash) = match last {
+        Some(row) => {
+            let seq: i64 = row.try_get("seq").map_err(db_error)?;
+            let hash: String = row.try_get("hash").map_err(db_error)?;
+            let seq = u64::try_from(seq)
+                .map_err(|_| StoreError::corrupt(format!("event seq {seq} is negative")))?;
+            (seq + 1, hash)
+        }
+        None => (1, GENESIS_HASH.to_owned()),
+    };
+    let mut sealed = Vec::with_capacity(events.len());
+    for event in events {
+        let event = event.seal(seq, &prev_hash);
+        seq += 1;
+        prev_hash.clone_from(&event.hash);
+        sealed.push(event);
+    }
+    for chunk in sealed.chunks(INSERT_CHUNK) {
+        let payloads: Vec<String> = chunk.iter().map(|e| canonical_json(&e.payload)).collect();
+        let mut insert = sqlx::QueryBuilder::<Postgres>::new(
+            "INSERT INTO events (seq, at_ms, kind, run_id, step_id, release_id, actor, payload, \
+             prev_hash, hash) ",
+        );
+        insert.push_values(chunk.iter().zip(&payloads), |mut row, (e, payload)| {
+            row.push_bind(clamp_seq(e.seq))
+                .push_bind(e.at_ms)
+                .push_bind(&e.kind)
+                .push_bind(&e.run_id)
+                .push_bind(&e.step_id)
+                .push_bind(&e.release_id)
+                .push_bind(&e.actor)
+                .push_bind(payload)
+                .push_bind(&e.prev_hash)
+                .push_bind(&e.hash);
+        });
+        insert.build().execute(&mut *conn).await.map_err(db_error)?;
+    }
+    for (event, stored) in events.iter().zip(&sealed) {
+        if !event.deliveries.is_empty() {
+            insert_deliveries(conn, stored, &event.deliveries).await?;
+        }
+    }
+    Ok(sealed)
+}
+
+/// The outbox rows of a just-appended event, pending and due at the event's time.
+async fn insert_deliveries(
+    conn: &mut PgConnection,
+    event: &Event,
+    deliveries: &[NewDelivery],
+) -> Result<(), StoreError> {
+    let release_id = match (&event.release_id, &event.run_id) {
+        (Some(release_id), _) => Some(release_id.clone()),
+        (None, Some(run_id)) => {
+            sqlx::query_scalar::<_, Option<String>>("SELECT release_id FROM runs WHERE id = $1")
+                .bind(run_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_error)?
+                .flatten()
+        }
+        (None, None) => None,
+    };
+    let mut insert = sqlx::QueryBuilder::<Postgres>::new(
+        "INSERT INTO deliveries (event_seq, release_id, run_id, channel, kind, notify_event, \
+         state, created_at_ms, next_attempt_at_ms, updated_at_ms) ",
+    );
+    insert.push_values(deliveries, |mut row, delivery| {
+        row.push_bind(clamp_seq(event.seq))
+            .push_bind(&release_id)
+            .push_bind(&event.run_id)
+            .push_bind(&delivery.channel)
+            .push_bind(delivery.kind.as_str())
+            .push_bind(&delivery.notify_event)
+            .push_bind("pending")
+            .push_bind(event.at_ms)
+            .push_bind(event.at_ms)
+            .push_bind(event.at_ms);
+    });
+    // One statement per event: ids follow the order given.
+    insert.build().execute(&mut *conn).await.map_err(db_error)?;
+    Ok(())
+}
+
+async fn upsert_step(conn: &mut PgConnection, step: &StepRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO step_states (run_id, step_id, state, attempt, started_at_ms, \
+         finished_at_ms, exit_status, pgid, note, outputs, stdout, stderr, updated_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT (run_id, step_id) DO UPDATE SET state = excluded.state, \
+         attempt = excluded.attempt, started_at_ms = excluded.started_at_ms, \
+         finished_at_ms = excluded.finished_at_ms, exit_status = excluded.exit_status, \
+         pgid = excluded.pgid, note = excluded.note, outputs = excluded.outputs, \
+         stdout = excluded.stdout, stderr = excluded.stderr, \
+         updated_at_ms = excluded.updated_at_ms",
+    )
+    .bind(&step.run_id)
+    .bind(&step.step_id)
+    .bind(step.state.as_str())
+    .bind(i64::from(step.attempt))
+    .bind(step.started_at_ms)
+    .bind(step.finished_at_ms)
+    .bind(step.exit_status.map(i64::from))
+    .bind(step.pgid.map(i64::from))
+    .bind(&step.note)
+    .bind(to_json(&step.outputs)?)
+    .bind(step.stdout.as_bytes())
+    .bind(step.stderr.as_bytes())
+    .bind(step.updated_at_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Closes an open release; closing a closed one keeps its first closing.
+async fn close_window(
+    conn: &mut PgConnection,
+    release_id: &str,
+    at_ms: i64,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE releases SET state = 'closed', closed_at_ms = $1, close_reason = $2 \
+         WHERE id = $3 AND state = 'open'",
+    )
+    .bind(at_ms)
+    .bind(reason)
+    .bind(release_id)
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn create_run(&self, run: &NewRun, event: &NewEvent) -> Result<Event, StoreError> {
+        let event = event.bind_to(&run.id, None)?;
+        let mut seen = HashSet::new();
+        if let Some(duplicate) = run.steps.iter().find(|step| !seen.insert(step.as_str())) {
+            return Err(StoreError::invalid(format!(
+                "step `{duplicate}` is listed twice for run `{}`",
+                run.id
+            )));
+        }
+        let mut tx = self.begin_write().await?;
+        if run_exists(&mut tx, &run.id).await? {
+            return Err(StoreError::Conflict {
+                entity: Entity::Run,
+                id: run.id.clone(),
+            });
+        }
+        let stored = Run::from_new(run);
+        sqlx::query(concat!(
+            "INSERT INTO runs (",
+            run_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        ))
+        .bind(&stored.id)
+        .bind(&stored.plan_hash)
+        .bind(&stored.plan_source)
+        .bind(stored.kind.as_str())
+        .bind(&stored.release_id)
+        .bind(&stored.environment)
+        .bind(&stored.actor)
+        .bind(stored.state.as_str())
+        .bind(to_json(&stored.checkpoints)?)
+        .bind(stored.executor.as_ref().map(|e| i64::from(e.pid)))
+        .bind(stored.executor.as_ref().map(|e| e.hostname.as_str()))
+        .bind(stored.created_at_ms)
+        .bind(stored.updated_at_ms)
+        .bind(stored.finished_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        for step_id in &run.steps {
+            upsert_step(
+                &mut tx,
+                &StepRecord::pending(&run.id, step_id, run.created_at_ms),
+            )
+            .await?;
+        }
+        let sealed = append(&mut tx, &event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn update_run(&self, update: &RunUpdate, event: &NewEvent) -> Result<Event, StoreError> {
+        let event = event.bind_to(&update.run_id, None)?;
+        let mut tx = self.begin_write().await?;
+        let finished_at_ms = update.state.is_terminal().then_some(update.at_ms);
+        let changed = sqlx::query(
+            "UPDATE runs SET state = $1, executor_pid = coalesce($2, executor_pid), \
+             executor_host = coalesce($3, executor_host), updated_at_ms = $4, \
+             finished_at_ms = $5 WHERE id = $6",
+        )
+        .bind(update.state.as_str())
+        .bind(update.executor.as_ref().map(|e| i64::from(e.pid)))
+        .bind(update.executor.as_ref().map(|e| e.hostname.as_str()))
+        .bind(update.at_ms)
+        .bind(finished_at_ms)
+        .bind(&update.run_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if changed.rows_affected() == 0 {
+            return Err(StoreError::run_not_found(&update.run_id));
+        }
+        let sealed = append(&mut tx, &event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn record_steps(
+        &self,
+        batch: &[(StepRecord, NewEvent)],
+    ) -> Result<Vec<Event>, StoreError> {
+        let bound = batch
+            .iter()
+            .map(|(step, event)| event.bind_to(&step.run_id, Some(&step.step_id)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let mut checked: Vec<&str> = Vec::new();
+        for (step, _) in batch {
+            if !checked.contains(&step.run_id.as_str()) {
+                if !run_exists(&mut tx, &step.run_id).await? {
+                    return Err(StoreError::run_not_found(&step.run_id));
+                }
+                checked.push(&step.run_id);
+            }
+            upsert_step(&mut tx, step).await?;
+        }
+        // The states and their events commit together, so writing all states first and then
+        // the events in one statement is indistinguishable from interleaving them.
+        let sealed = append_many(&mut tx, &bound).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn append_event(&self, event: &NewEvent) -> Result<Event, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let sealed = append(&mut tx, event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Event>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let sealed = append_many(&mut tx, events).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn get_run(&self, run_id: &str) -> Result<Run, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE id = $1"
+        ))
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| StoreError::run_not_found(run_id))?;
+        run_from_row(&row)
+    }
+
+    async fn list_runs(&self, limit: u32) -> Result<Vec<Run>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs ORDER BY created_at_ms DESC, id DESC LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn list_steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        if !run_exists(&mut conn, run_id).await? {
+            return Err(StoreError::run_not_found(run_id));
+        }
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            step_columns!(),
+            " FROM step_states WHERE run_id = $1 ORDER BY position"
+        ))
+        .bind(run_id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(step_from_row).collect()
+    }
+
+    async fn run_events(
+        &self,
+        run_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        if !run_exists(&mut conn, run_id).await? {
+            return Err(StoreError::run_not_found(run_id));
+        }
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        ))
+        .bind(run_id)
+        .bind(clamp_seq(after_seq))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn events(&self, after_seq: u64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))
+        .bind(clamp_seq(after_seq))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn events_of_kinds(
+        &self,
+        after_seq: u64,
+        kinds: &[&str],
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE seq > $1 AND kind = ANY($2) ORDER BY seq LIMIT $3"
+        ))
+        .bind(clamp_seq(after_seq))
+        .bind(kinds)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn last_event(&self) -> Result<Option<Event>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events ORDER BY seq DESC LIMIT 1"
+        ))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(event_from_row).transpose()
+    }
+
+    async fn create_release(
+        &self,
+        release: &NewRelease,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError> {
+        let event = bind_release(event, &release.id)?;
+        let mut tx = self.begin_write().await?;
+        if release_exists(&mut tx, &release.id).await? {
+            return Err(StoreError::Conflict {
+                entity: Entity::Release,
+                id: release.id.clone(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO releases (id, plan_hash, plan_source, service, version, rollback_to, \
+             environment, actor, state, opened_at_ms, closes_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $10)",
+        )
+        .bind(&release.id)
+        .bind(&release.plan_hash)
+        .bind(&release.plan_source)
+        .bind(&release.service)
+        .bind(&release.version)
+        .bind(&release.rollback_to)
+        .bind(&release.environment)
+        .bind(&release.actor)
+        .bind(release.opened_at_ms)
+        .bind(release.closes_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let sealed = append(&mut tx, &event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn get_release(&self, release_id: &str) -> Result<Release, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            release_columns!(),
+            " FROM releases WHERE id = $1"
+        ))
+        .bind(release_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| release_not_found(release_id))?;
+        let mut release = release_from_row(&row)?;
+        release.checkpoints = self.checkpoints(release_id).await?;
+        Ok(release)
+    }
+
+    async fn release_events(
+        &self,
+        release_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        if !release_exists(&mut conn, release_id).await? {
+            return Err(release_not_found(release_id));
+        }
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE release_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        ))
+        .bind(release_id)
+        .bind(clamp_seq(after_seq))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn list_releases(&self, limit: u32) -> Result<Vec<Release>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            release_columns!(),
+            " FROM releases ORDER BY opened_at_ms DESC, id DESC LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let mut releases = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut release = release_from_row(row)?;
+            release.checkpoints = self.checkpoints(&release.id).await?;
+            releases.push(release);
+        }
+        Ok(releases)
+    }
+
+    async fn open_releases(&self) -> Result<Vec<Release>, StoreError> {
+        // One snapshot for both queries, so a release closing in between cannot lose or gain
+        // checkpoints.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(db_error)?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            release_columns!(),
+            " FROM releases WHERE state = 'open' ORDER BY opened_at_ms, id"
+        ))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        // One query for the checkpoints of all of them, not one per release.
+        let checkpoint_rows = sqlx::query(
+            "SELECT c.release_id, c.name, c.at_ms, c.actor FROM release_checkpoints c \
+             JOIN releases r ON r.id = c.release_id WHERE r.state = 'open' ORDER BY c.position",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        let mut by_release: HashMap<String, Vec<Checkpoint>> = HashMap::new();
+        for row in &checkpoint_rows {
+            let id: String = row.try_get("release_id").map_err(db_error)?;
+            by_release
+                .entry(id)
+                .or_default()
+                .push(checkpoint_from_row(row)?);
+        }
+        let mut releases = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut release = release_from_row(row)?;
+            release.checkpoints = by_release.remove(&release.id).unwrap_or_default();
+            releases.push(release);
+        }
+        Ok(releases)
+    }
+
+    async fn record_checkpoint(
+        &self,
+        release_id: &str,
+        checkpoint: &Checkpoint,
+        close: Option<&str>,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError> {
+        let event = bind_release(event, release_id)?;
+        let mut tx = self.begin_write().await?;
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM releases WHERE id = $1")
+            .bind(release_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        match state.as_deref() {
+            None => return Err(release_not_found(release_id)),
+            Some("closed") => {
+                return Err(StoreError::invalid(format!(
+                    "release `{release_id}` is closed"
+                )));
+            }
+            Some(_) => {}
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO release_checkpoints (release_id, name, at_ms, actor) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (release_id, name) DO NOTHING",
+        )
+        .bind(release_id)
+        .bind(&checkpoint.name)
+        .bind(checkpoint.at_ms)
+        .bind(&checkpoint.actor)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict {
+                entity: Entity::Checkpoint,
+                id: checkpoint.name.clone(),
+            });
+        }
+        if let Some(reason) = close {
+            close_window(&mut tx, release_id, checkpoint.at_ms, reason).await?;
+        }
+        let sealed = append(&mut tx, &event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn close_release(
+        &self,
+        release_id: &str,
+        at_ms: i64,
+        reason: &str,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError> {
+        let event = bind_release(event, release_id)?;
+        let mut tx = self.begin_write().await?;
+        if !release_exists(&mut tx, release_id).await? {
+            return Err(release_not_found(release_id));
+        }
+        if !close_window(&mut tx, release_id, at_ms, reason).await? {
+            return Err(StoreError::invalid(format!(
+                "the window of release `{release_id}` is already closed"
+            )));
+        }
+        let sealed = append(&mut tx, &event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn due_deliveries(&self, now_ms: i64, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM deliveries WHERE state = 'pending' AND next_attempt_at_ms <= $1 \
+             AND (claimed_until_ms IS NULL OR claimed_until_ms <= $1) \
+             ORDER BY next_attempt_at_ms, id LIMIT $2"
+        ))
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn claim_deliveries(
+        &self,
+        claimant: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        if claimant.is_empty() {
+            return Err(StoreError::invalid("a claim needs a claimant"));
+        }
+        // SKIP LOCKED: a dispatcher claiming at the same moment takes other rows instead of
+        // waiting; rows it claimed and committed no longer match (the recheck of FOR UPDATE).
+        let rows = sqlx::query(concat!(
+            "UPDATE deliveries SET claimed_by = $1, claimed_until_ms = $2 WHERE id IN (\
+             SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at_ms <= $3 \
+             AND (claimed_until_ms IS NULL OR claimed_until_ms <= $3) \
+             ORDER BY next_attempt_at_ms, id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING ",
+            delivery_columns!()
+        ))
+        .bind(claimant)
+        .bind(now_ms.saturating_add(lease_ms.max(0)))
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let mut claimed = rows
+            .iter()
+            .map(delivery_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        // RETURNING gives rows in no particular order.
+        claimed.sort_by_key(|d| (d.next_attempt_at_ms, d.id));
+        Ok(claimed)
+    }
+
+    async fn record_delivery_attempt(
+        &self,
+        id: u64,
+        attempt: &NewAttempt,
+        next: DeliveryNext,
+    ) -> Result<Delivery, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM deliveries WHERE id = $1 FOR UPDATE"
+        ))
+        .bind(clamp_id(id))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| delivery_not_found(id))?;
+        let mut delivery = delivery_from_row(&row)?;
+        delivery.apply(attempt, next);
+        sqlx::query(
+            "UPDATE deliveries SET state = $1, next_attempt_at_ms = $2, claimed_by = $3, \
+             claimed_until_ms = $4, attempts = $5, last_error = $6, delivered_at_ms = $7, \
+             updated_at_ms = $8 WHERE id = $9",
+        )
+        .bind(delivery.state.as_str())
+        .bind(delivery.next_attempt_at_ms)
+        .bind(&delivery.claimed_by)
+        .bind(delivery.claimed_until_ms)
+        .bind(to_json(&delivery.attempts)?)
+        .bind(&delivery.last_error)
+        .bind(delivery.delivered_at_ms)
+        .bind(delivery.updated_at_ms)
+        .bind(clamp_id(id))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(delivery)
+    }
+
+    async fn get_delivery(&self, id: u64) -> Result<Delivery, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM deliveries WHERE id = $1"
+        ))
+        .bind(clamp_id(id))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| delivery_not_found(id))?;
+        delivery_from_row(&row)
+    }
+
+    async fn list_deliveries(
+        &self,
+        release_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        let rows = match release_id {
+            Some(release_id) => {
+                if !release_exists(&mut conn, release_id).await? {
+                    return Err(release_not_found(release_id));
+                }
+                sqlx::query(concat!(
+                    "SELECT ",
+                    delivery_columns!(),
+                    " FROM deliveries WHERE release_id = $1 ORDER BY id DESC LIMIT $2"
+                ))
+                .bind(release_id)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await
+            }
+            None => {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    delivery_columns!(),
+                    " FROM deliveries ORDER BY id DESC LIMIT $1"
+                ))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await
+            }
+        }
+        .map_err(db_error)?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn record_evidence(
+        &self,
+        evidence: &Evidence,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError> {
+        let event = event.bind_to(&evidence.run_id, None)?;
+        let mut tx = self.begin_write().await?;
+        let run: Option<(String, String)> =
+            sqlx::query_as("SELECT kind, state FROM runs WHERE id = $1")
+                .bind(&evidence.run_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        let Some((kind, state)) = run else {
+            return Err(StoreError::run_not_found(&evidence.run_id));
+        };
+        if kind != RunKind::Rehearsal.as_str() || state != RunState::Succeeded.as_str() {
+            return Err(StoreError::invalid(format!(
+                "run `{}` is a {kind} run in state {state}; only a succeeded rehearsal is evidence",
+                evidence.run_id
+            )));
+        }
+        let taken: Option<String> =
+            sqlx::query_scalar("SELECT id FROM evidence WHERE id = $1 OR run_id = $2 LIMIT 1")
+                .bind(&evidence.id)
+                .bind(&evidence.run_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        if let Some(existing) = taken {
+            return Err(StoreError::Conflict {
+                entity: Entity::Evidence,
+                id: existing,
+            });
+        }
+        sqlx::query(
+            "INSERT INTO evidence (id, run_id, plan_hash, service, environment, actor, \
+             started_at_ms, finished_at_ms, steps, contingencies, round_trip, recorded_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&evidence.id)
+        .bind(&evidence.run_id)
+        .bind(&evidence.plan_hash)
+        .bind(&evidence.service)
+        .bind(&evidence.environment)
+        .bind(&evidence.actor)
+        .bind(evidence.started_at_ms)
+        .bind(evidence.finished_at_ms)
+        .bind(to_json(&evidence.steps)?)
+        .bind(to_json(&evidence.contingencies)?)
+        .bind(evidence.round_trip.as_ref().map(to_json).transpose()?)
+        .bind(evidence.recorded_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let sealed = append(&mut tx, &event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn get_evidence(&self, id: &str) -> Result<Evidence, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            evidence_columns!(),
+            " FROM evidence WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: Entity::Evidence,
+            id: id.to_owned(),
+        })?;
+        evidence_from_row(&row)
+    }
+
+    async fn evidence_of_run(&self, run_id: &str) -> Result<Option<Evidence>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            evidence_columns!(),
+            " FROM evidence WHERE run_id = $1"
+        ))
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(evidence_from_row).transpose()
+    }
+
+    async fn list_evidence(
+        &self,
+        filter: &EvidenceFilter,
+        limit: u32,
+    ) -> Result<Vec<Evidence>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            evidence_columns!(),
+            " FROM evidence WHERE ($1::text IS NULL OR plan_hash = $1) \
+             AND ($2::text IS NULL OR service = $2) AND ($3::text IS NULL OR environment = $3) \
+             ORDER BY finished_at_ms DESC, id DESC LIMIT $4"
+        ))
+        .bind(&filter.plan_hash)
+        .bind(&filter.service)
+        .bind(&filter.environment)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(evidence_from_row).collect()
+    }
+
+    async fn create_token(&self, token: &NewToken, event: &NewEvent) -> Result<Event, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let taken: Option<i32> = sqlx::query_scalar("SELECT 1 FROM tokens WHERE id = $1")
+            .bind(&token.id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if taken.is_some() {
+            return Err(StoreError::Conflict {
+                entity: Entity::Token,
+                id: token.id.clone(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO tokens (id, user_name, role, secret_hash, created_at_ms, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&token.id)
+        .bind(&token.user)
+        .bind(token.role.as_str())
+        .bind(&token.secret_hash)
+        .bind(token.created_at_ms)
+        .bind(&token.created_by)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let sealed = append(&mut tx, event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn get_token(&self, id: &str) -> Result<Token, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM tokens WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| token_not_found(id))?;
+        token_from_row(&row)
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<Token>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM tokens ORDER BY created_at_ms, id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(
+        &self,
+        id: &str,
+        actor: &str,
+        at_ms: i64,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let revoked: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT revoked_at_ms FROM tokens WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        match revoked {
+            None => return Err(token_not_found(id)),
+            Some(Some(_)) => {
+                return Err(StoreError::invalid(format!(
+                    "token `{id}` is already revoked"
+                )));
+            }
+            Some(None) => {}
+        }
+        sqlx::query("UPDATE tokens SET revoked_at_ms = $1, revoked_by = $2 WHERE id = $3")
+            .bind(at_ms)
+            .bind(actor)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let sealed = append(&mut tx, event).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+}
+
+fn token_not_found(id: &str) -> StoreError {
+    StoreError::NotFound {
+        entity: Entity::Token,
+        id: id.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn begin_write_locks_the_journal_key() {
+        assert!(
+            BEGIN_WRITE.ends_with(&format!("pg_advisory_xact_lock({JOURNAL_LOCK_KEY})")),
+            "{BEGIN_WRITE}"
+        );
+    }
+}

@@ -1,0 +1,557 @@
+//! Tests of the PostgreSQL store against the real server (127.0.0.1:5432 here, see
+//! `backout_postgres::testing`): the shared conformance stories, each on a database of its own
+//! and all of them on one, then what only this backend has: opening errors, concurrent opening
+//! and migration, several handles appending at once, append-only guards, rollback of half-done
+//! writes, and captured output PostgreSQL's TEXT could not hold.
+
+use std::sync::Arc;
+
+use backout_postgres::PostgresStore;
+use backout_postgres::testing::TestDatabase;
+use backout_store::conformance::{self, Tampering};
+use backout_store::{
+    ExecutorInfo, NewEvent, NewRun, RunKind, RunState, RunUpdate, StepRecord, StepState, Store,
+    StoreError, verify_chain, verify_store,
+};
+use sqlx::{Connection, Executor};
+
+const T0: i64 = 1_732_000_000_000;
+
+/// A fresh database and a store opened on it. The store is declared first so it is dropped
+/// (its pool closed) before the database.
+struct Fresh {
+    store: PostgresStore,
+    db: TestDatabase,
+}
+
+async fn fresh() -> Fresh {
+    let db = TestDatabase::create().await;
+    let store = PostgresStore::open(db.url())
+        .await
+        .unwrap_or_else(|error| panic!("open {}: {}", db.url(), chain(&error)));
+    Fresh { store, db }
+}
+
+/// An error with its causes, as the CLI prints it.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn run(id: &str, steps: &[&str]) -> NewRun {
+    NewRun {
+        id: id.to_owned(),
+        plan_hash: "hash".to_owned(),
+        plan_source: "release: {}\n".to_owned(),
+        kind: RunKind::Adhoc,
+        release_id: None,
+        environment: "staging".to_owned(),
+        actor: "alice".to_owned(),
+        state: RunState::Running,
+        checkpoints: Vec::new(),
+        executor: Some(ExecutorInfo {
+            pid: std::process::id(),
+            hostname: "localhost".to_owned(),
+        }),
+        steps: steps.iter().map(|s| (*s).to_owned()).collect(),
+        created_at_ms: T0,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conformance stories, each on a fresh database, then all of them on one.
+
+#[tokio::test]
+async fn conformance_evidence() {
+    conformance::evidence_story(&fresh().await.store)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn conformance_runs_round_trip() {
+    conformance::runs_round_trip(&fresh().await.store)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn conformance_run_updates() {
+    conformance::run_updates(&fresh().await.store)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn conformance_runs_newest_first() {
+    conformance::runs_newest_first(&fresh().await.store)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn conformance_releases() {
+    // `watcher_reads` needs earlier events (it reads from `seq - 10`): it runs in `run_all`.
+    conformance::releases(&fresh().await.store).await.unwrap();
+}
+
+#[tokio::test]
+async fn conformance_deliveries() {
+    conformance::deliveries(&fresh().await.store).await.unwrap();
+}
+
+#[tokio::test]
+async fn conformance_tokens() {
+    conformance::tokens(&fresh().await.store).await.unwrap();
+}
+
+#[tokio::test]
+async fn conformance_steps() {
+    let fresh = fresh().await;
+    conformance::steps_round_trip(&fresh.store).await.unwrap();
+    conformance::step_batches(&fresh.store).await.unwrap();
+}
+
+#[tokio::test]
+async fn conformance_journal() {
+    let fresh = fresh().await;
+    conformance::events_are_ordered_and_gap_free(&fresh.store)
+        .await
+        .unwrap();
+    conformance::chain_verifies(&fresh.store).await.unwrap();
+    conformance::failed_writes_append_nothing(&fresh.store)
+        .await
+        .unwrap();
+    conformance::missing_records_are_not_found(&fresh.store)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_concurrent_appends() {
+    let fresh = fresh().await;
+    conformance::concurrent_appends(Arc::new(fresh.store.clone()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_all_stories_on_one_database() {
+    let fresh = fresh().await;
+    conformance::run_all(Arc::new(fresh.store.clone()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn conformance_tampering_is_detected() {
+    let fresh = fresh().await;
+    let db = &fresh.db;
+    conformance::tampering_is_detected(&fresh.store, async |tampering| {
+        let mut conn = db.raw().await;
+        // Someone with the owner's rights turns the append-only guard off first.
+        conn.execute("ALTER TABLE events DISABLE TRIGGER events_are_append_only")
+            .await
+            .expect("disable guard");
+        let changed = match tampering {
+            Tampering::EditPayload { seq } => {
+                sqlx::query("UPDATE events SET payload = '{\"tampered\":true}' WHERE seq = $1")
+                    .bind(seq as i64)
+                    .execute(&mut conn)
+                    .await
+            }
+            Tampering::Delete { seq } => {
+                sqlx::query("DELETE FROM events WHERE seq = $1")
+                    .bind(seq as i64)
+                    .execute(&mut conn)
+                    .await
+            }
+        }
+        .expect("tamper");
+        assert_eq!(changed.rows_affected(), 1);
+        conn.execute("ALTER TABLE events ENABLE TRIGGER events_are_append_only")
+            .await
+            .expect("enable guard");
+    })
+    .await
+    .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency across handles, as several processes (or replicas) on one database.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn handles_appending_at_once_keep_one_gap_free_chain() {
+    const HANDLES: usize = 3;
+    const TASKS: usize = 12;
+    const WRITES: i64 = 25;
+    let fresh = fresh().await;
+    fresh
+        .store
+        .create_run(
+            &run("run-shared", &["a"]),
+            &NewEvent::new("run_started", "alice", T0),
+        )
+        .await
+        .unwrap();
+    let mut handles: Vec<Arc<dyn Store>> = vec![Arc::new(fresh.store.clone())];
+    for _ in 1..HANDLES {
+        handles.push(Arc::new(PostgresStore::open(fresh.db.url()).await.unwrap()));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, store) in handles.iter().cycle().take(TASKS).enumerate() {
+        let store = Arc::clone(store);
+        tasks.spawn(async move {
+            for n in 0..WRITES {
+                let at = T0 + n;
+                match n % 3 {
+                    0 => {
+                        store
+                            .append_event(
+                                &NewEvent::new("note", format!("writer-{index}"), at)
+                                    .run("run-shared"),
+                            )
+                            .await
+                            .unwrap();
+                    }
+                    1 => {
+                        let batch: Vec<NewEvent> = (0..3)
+                            .map(|k| {
+                                NewEvent::new("measured", format!("writer-{index}"), at)
+                                    .payload(serde_json::json!({ "k": k }))
+                            })
+                            .collect();
+                        let events = store.append_events(&batch).await.unwrap();
+                        assert!(
+                            events.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+                            "a batch is contiguous"
+                        );
+                    }
+                    _ => {
+                        let record = StepRecord {
+                            state: StepState::Running,
+                            attempt: u32::try_from(n).unwrap(),
+                            ..StepRecord::pending("run-shared", "a", at)
+                        };
+                        store
+                            .record_step(
+                                &record,
+                                &NewEvent::new("step_attempt", format!("writer-{index}"), at),
+                            )
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.unwrap();
+    }
+    let events = fresh.store.events(0, u32::MAX).await.unwrap();
+    // Per task: 9 single notes, 8 batches of 3, 8 step writes (n = 0..25).
+    let per_task = (0..WRITES)
+        .map(|n| if n % 3 == 1 { 3 } else { 1 })
+        .sum::<i64>();
+    assert_eq!(events.len() as i64, 1 + TASKS as i64 * per_task);
+    for (index, event) in events.iter().enumerate() {
+        assert_eq!(event.seq, index as u64 + 1, "seq is gap-free");
+    }
+    let summary = verify_chain(&events).expect("one valid chain across handles");
+    assert_eq!(summary.checked, events.len() as u64);
+    assert!(verify_store(&fresh.store, 50).await.unwrap().is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn opening_a_new_database_from_many_handles_at_once_migrates_it_once() {
+    let db = TestDatabase::create().await;
+    let mut opening = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let url = db.url().to_owned();
+        opening.spawn(async move { PostgresStore::open(&url).await });
+    }
+    let mut stores = Vec::new();
+    while let Some(joined) = opening.join_next().await {
+        stores.push(
+            joined
+                .unwrap()
+                .unwrap_or_else(|e| panic!("open: {}", chain(&e))),
+        );
+    }
+    let mut conn = db.raw().await;
+    let applied: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(applied, vec![(1, true), (2, true)]);
+    for store in &stores {
+        assert!(store.list_runs(1).await.unwrap().is_empty());
+        store.close().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Opening: clear errors, and a location without the password.
+
+#[tokio::test]
+async fn location_has_no_password() {
+    let fresh = fresh().await;
+    let url = fresh
+        .db
+        .url()
+        .replacen("postgres@", "postgres:not-needed-with-trust@", 1);
+    assert!(url.contains("not-needed"), "{url}");
+    let store = PostgresStore::open(&url).await.unwrap();
+    assert_eq!(
+        store.location(),
+        format!("postgres://postgres@127.0.0.1:5432/{}", fresh.db.name())
+    );
+    assert!(!format!("{store:?}").contains("not-needed"));
+}
+
+#[tokio::test]
+async fn an_unreachable_server_says_how_to_start_one() {
+    // Port 1 on loopback: nothing listens there.
+    let error = PostgresStore::open("postgres://postgres:secret@127.0.0.1:1/backout")
+        .await
+        .expect_err("nothing listens on port 1");
+    assert!(matches!(error, StoreError::Open { .. }), "{error:?}");
+    let text = chain(&error);
+    assert!(
+        text.starts_with("cannot open database `postgres://postgres@127.0.0.1:1/backout`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cannot reach a PostgreSQL server at 127.0.0.1:1"),
+        "{text}"
+    );
+    assert!(text.contains("pg_ctlcluster"), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+}
+
+#[tokio::test]
+async fn a_missing_database_says_how_to_create_it() {
+    let db = TestDatabase::create().await;
+    let url = format!("{}_missing", db.url());
+    let error = PostgresStore::open(&url)
+        .await
+        .expect_err("database does not exist");
+    let text = chain(&error);
+    assert!(
+        text.contains(&format!(
+            "database `{}_missing` does not exist on the PostgreSQL server at 127.0.0.1:5432",
+            db.name()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("createdb"), "{text}");
+}
+
+#[tokio::test]
+async fn a_refused_user_says_what_to_fix() {
+    let db = TestDatabase::create().await;
+    let url = db
+        .url()
+        .replacen("postgres@", "backout_no_such_role:pw@", 1);
+    let error = PostgresStore::open(&url).await.expect_err("no such role");
+    let text = chain(&error);
+    assert!(
+        text.contains("refused user `backout_no_such_role`"),
+        "{text}"
+    );
+    assert!(text.contains("pg_hba.conf"), "{text}");
+    assert!(!text.contains(":pw@"), "{text}");
+}
+
+#[tokio::test]
+async fn open_refuses_urls_of_other_databases() {
+    let error = PostgresStore::open("sqlite:///tmp/backout.db")
+        .await
+        .expect_err("not postgres");
+    assert!(matches!(error, StoreError::Invalid { .. }), "{error:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL specifics.
+
+#[tokio::test]
+async fn reopening_keeps_everything() {
+    let fresh = fresh().await;
+    conformance::run_updates(&fresh.store).await.unwrap();
+    let runs = fresh.store.list_runs(100).await.unwrap();
+    let events = fresh.store.events(0, u32::MAX).await.unwrap();
+    let steps = fresh.store.list_steps("conf-upd").await.unwrap();
+    fresh.store.close().await;
+
+    let reopened = PostgresStore::open(fresh.db.url()).await.unwrap();
+    assert_eq!(reopened.list_runs(100).await.unwrap(), runs);
+    assert_eq!(reopened.events(0, u32::MAX).await.unwrap(), events);
+    assert_eq!(reopened.list_steps("conf-upd").await.unwrap(), steps);
+    let next = reopened
+        .append_event(&NewEvent::new("note", "alice", T0))
+        .await
+        .unwrap();
+    assert_eq!(next.seq, events.len() as u64 + 1);
+    assert_eq!(next.prev_hash, events.last().unwrap().hash);
+    assert!(verify_store(&reopened, 100).await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn events_and_evidence_cannot_be_changed_through_sql_by_accident() {
+    let fresh = fresh().await;
+    fresh
+        .store
+        .append_event(&NewEvent::new("note", "alice", T0))
+        .await
+        .unwrap();
+    let mut conn = fresh.db.raw().await;
+    for statement in [
+        "UPDATE events SET actor = 'mallory'",
+        "DELETE FROM events",
+        "TRUNCATE events CASCADE",
+    ] {
+        let error = conn.execute(statement).await.expect_err(statement);
+        assert!(
+            error.to_string().contains("events are append-only"),
+            "{statement}: {error}"
+        );
+    }
+    assert_eq!(fresh.store.events(0, 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn captured_output_with_nul_bytes_round_trips() {
+    let fresh = fresh().await;
+    fresh
+        .store
+        .create_run(
+            &run("run-nul", &["a"]),
+            &NewEvent::new("run_started", "alice", T0),
+        )
+        .await
+        .unwrap();
+    let step = StepRecord {
+        state: StepState::Succeeded,
+        attempt: 1,
+        stdout: "binary\0output ✓".to_owned(),
+        stderr: "\0".to_owned(),
+        ..StepRecord::pending("run-nul", "a", T0 + 1)
+    };
+    fresh
+        .store
+        .record_step(
+            &step,
+            &NewEvent::new("step_succeeded", "executor", T0 + 1)
+                .payload(serde_json::json!({ "tail": "a\0b" })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fresh.store.list_steps("run-nul").await.unwrap(), vec![step]);
+    let events = fresh.store.events(0, 10).await.unwrap();
+    assert_eq!(events[1].payload["tail"], "a\0b");
+    verify_chain(&events).unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_event_append_rolls_back_the_record_change() {
+    let fresh = fresh().await;
+    let store = &fresh.store;
+    store
+        .create_run(
+            &run("run-1", &["a"]),
+            &NewEvent::new("run_started", "alice", T0),
+        )
+        .await
+        .unwrap();
+    let mut conn = fresh.db.raw().await;
+    conn.execute(
+        "CREATE FUNCTION fail_boom() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RAISE EXCEPTION 'injected failure'; END; $$",
+    )
+    .await
+    .unwrap();
+    conn.execute(
+        "CREATE TRIGGER fail_boom BEFORE INSERT ON events FOR EACH ROW \
+         WHEN (NEW.kind = 'boom') EXECUTE FUNCTION fail_boom()",
+    )
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let head = store.last_event().await.unwrap();
+    let run_before = store.get_run("run-1").await.unwrap();
+    let steps_before = store.list_steps("run-1").await.unwrap();
+
+    let step = StepRecord {
+        state: StepState::Succeeded,
+        attempt: 1,
+        ..StepRecord::pending("run-1", "a", T0 + 1)
+    };
+    let error = store
+        .record_step(&step, &NewEvent::new("boom", "executor", T0 + 1))
+        .await
+        .expect_err("injected failure");
+    assert!(matches!(error, StoreError::Backend(_)), "{error:?}");
+    assert_eq!(store.list_steps("run-1").await.unwrap(), steps_before);
+
+    let update = RunUpdate {
+        run_id: "run-1".to_owned(),
+        state: RunState::Succeeded,
+        executor: None,
+        at_ms: T0 + 2,
+    };
+    store
+        .update_run(&update, &NewEvent::new("boom", "executor", T0 + 2))
+        .await
+        .expect_err("injected failure");
+    assert_eq!(store.get_run("run-1").await.unwrap(), run_before);
+
+    store
+        .create_run(
+            &run("run-2", &["a", "b"]),
+            &NewEvent::new("boom", "alice", T0),
+        )
+        .await
+        .expect_err("injected failure");
+    assert!(matches!(
+        store.get_run("run-2").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(store.last_event().await.unwrap(), head, "no event appended");
+
+    // The lock was released with the failed transactions: the chain continues without a gap.
+    let next = store
+        .record_step(&step, &NewEvent::new("step_succeeded", "executor", T0 + 3))
+        .await
+        .unwrap();
+    assert_eq!(next.seq, head.map_or(0, |e| e.seq) + 1);
+}
+
+#[tokio::test]
+async fn a_writer_waits_for_the_journal_lock_held_elsewhere() {
+    let fresh = fresh().await;
+    let mut holder = fresh.db.raw().await;
+    let mut tx = holder.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(backout_postgres::JOURNAL_LOCK_KEY)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let store = fresh.store.clone();
+    let writer = tokio::spawn(async move {
+        store
+            .append_event(&NewEvent::new("note", "alice", T0))
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!writer.is_finished(), "the append waits for the lock");
+    tx.rollback().await.unwrap();
+    let event = writer.await.unwrap().unwrap();
+    assert_eq!(event.seq, 1);
+}
