@@ -125,6 +125,22 @@ pub enum Command {
         after_help = "Examples:\n  backout deliveries rel-01jd8k2m3n4p5q6r\n  backout deliveries --send          # send what is due now, then list\n  backout deliveries --format json"
     )]
     Deliveries(DeliveriesArgs),
+    /// Run the shared server: JSON API with bearer tokens, and in the background the criteria
+    /// watcher of every open release, automatic rollbacks, executions and notifications.
+    #[command(
+        after_help = "Examples:\n  backout token create --user carol@example.com --role decider   # once, for each person or bot\n  backout serve --listen 127.0.0.1:7878\n  curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:7878/api/v1/releases\n\nStops cleanly on SIGTERM or Ctrl-C; runs in progress are resumed by the next start.\nLogs go to standard error; BACKOUT_LOG sets the filter (e.g. debug, backout_server=debug)."
+    )]
+    Serve(ServeArgs),
+    /// Bearer tokens for the server: create (shown once), list, revoke.
+    #[command(
+        after_help = "Examples:\n  backout token create --user carol@example.com --role decider\n  backout token list\n  backout token revoke tok-01jd8k2m3n4p5q6r\n\nRoles: viewer reads; performer also starts releases, reports checkpoints, requests,\nchecks, executes, confirms, resolves and aborts; decider also decides; admin everything.\nThe plan's people rules apply on top, to the token's user."
+    )]
+    Token(TokenArgs),
+    /// The tamper-evident journal: verify its hash chain, or export every event as JSON lines.
+    #[command(
+        after_help = "Examples:\n  backout audit verify          # exit 0: the chain holds; exit 1: broken, at the seq printed\n  backout audit export -o journal.jsonl"
+    )]
+    Audit(AuditArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -445,4 +461,74 @@ pub struct RenderArgs {
 pub enum DocFormat {
     Md,
     Html,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0 picks a free one; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
+    pub listen: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (once) on standard output.
+    Create {
+        /// The identity the token acts as; matched against the plan's people.
+        #[arg(long)]
+        user: String,
+        /// What the token may do on the server.
+        #[arg(long, value_enum)]
+        role: TokenRole,
+    },
+    /// Every token: id, user, role, who created it and when, revoked or active.
+    List {
+        #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+        format: LintFormat,
+    },
+    /// Revoke a token: it authenticates nobody from then on.
+    Revoke {
+        /// The token's id (`tok-…`, the part before the dot).
+        id: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TokenRole {
+    /// Reads releases, runs, deliveries and the audit trail.
+    Viewer,
+    /// Also starts releases, reports checkpoints, requests, checks, executes, confirms, resolves, aborts.
+    Performer,
+    /// Also approves or denies rollbacks.
+    Decider,
+    /// Everything.
+    Admin,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain of every event: exit 0 when it holds, 1 when it is broken
+    /// (the first broken link's seq is printed).
+    Verify {
+        #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+        format: LintFormat,
+    },
+    /// Every event, in order, as JSON lines (seq, time, kind, ids, actor, payload, hashes).
+    Export {
+        /// Write to FILE instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }

@@ -5,11 +5,15 @@
 
 mod check;
 pub mod decide;
+mod execute;
+mod status;
 mod tracker;
 mod verify;
 mod watcher;
 
 pub use check::{CheckReport, CriterionReport, check};
+pub use execute::{Rollback, carry_out, rollback_options};
+pub use status::{ReleaseStatus, decision_line, status};
 pub use tracker::{Conclusion, Tracker};
 pub use verify::{Verified, verify_after};
 pub use watcher::{Round, WatchOptions, Watcher};

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use backout_core::Executor;
 use backout_core::clock::SystemClock;
 use backout_core::env::Resolver;
-use backout_core::executor::RunOptions;
 use backout_core::release::decide::{self, Choice, Decide};
 use backout_core::release::{self};
-use backout_store::{NewEvent, Run, RunKind, RunState, Store};
+use backout_store::{Run, Store};
 
 use super::runs::{
     actor, finish, interactive, now, printer, run_steps, spawn_prompter, with_store,
@@ -96,88 +95,37 @@ pub(super) async fn run_release(
             "WINDOW OVERRIDDEN: release {release_id} is rolled back after its window closed, on the approval of the full quorum"
         );
     }
-    let options = RunOptions {
-        kind: RunKind::Release,
-        environment: cleared.release.environment.clone(),
-        // Steps that undo a milestone run only when the deployment reached it.
-        checkpoints: cleared
-            .release
-            .checkpoints
-            .iter()
-            .map(|c| c.name.clone())
-            .collect(),
-        actor: who.to_string(),
-        release_id: Some(release_id.to_string()),
-        workaround: None,
-        wait_for_people: wait,
-        extra_env: Vec::new(),
-    };
     let executor = Executor::new(
         store.clone(),
         Arc::new(SystemClock),
         Resolver::from_env(),
         printer(format, &run_steps(&cleared.plan, None), prompter),
     );
-    match executor.start(&cleared.release.plan_source, &options).await {
-        Ok(summary) if summary.run.state == RunState::Refused => {
-            // A precondition refused it: nothing ran, so a performer may try again.
-            decide::abandon_execution(
-                store.as_ref(),
-                release_id,
-                who,
-                &format!("run {} was refused", summary.run.id),
-                now(),
-            )
-            .await?;
-            Ok((finish(&summary, format), Some(summary.run)))
+    let rollback = release::carry_out(
+        store,
+        &executor,
+        &cleared,
+        who,
+        wait,
+        Arc::new(Resolver::from_env()),
+        &SystemClock,
+    )
+    .await?;
+    let code = finish(&rollback.summary, format);
+    let code = match rollback.verified {
+        Some(release::Verified::Held) => {
+            eprintln!(
+                "release {release_id}: rolled back and verified (procedure.verify_after held)"
+            );
+            code
         }
-        Ok(summary) => {
-            store
-                .append_event(
-                    &NewEvent::new("execution_finished", who, now())
-                        .payload(serde_json::json!({
-                            "run_id": summary.run.id,
-                            "state": summary.run.state.as_str(),
-                        }))
-                        .release(release_id),
-                )
-                .await?;
-            let code = finish(&summary, format);
-            if summary.run.state != RunState::Succeeded {
-                return Ok((code, Some(summary.run)));
-            }
-            // The backout itself succeeded only when procedure.verify_after holds.
-            let resolver = Arc::new(Resolver::from_env());
-            let verified = release::verify_after(
-                store.as_ref(),
-                release_id,
-                &summary.run.id,
-                resolver,
-                &SystemClock,
-                who,
-            )
-            .await?;
-            let code = match verified {
-                release::Verified::Held => {
-                    eprintln!(
-                        "release {release_id}: rolled back and verified (procedure.verify_after held)"
-                    );
-                    code
-                }
-                release::Verified::NotRequired => code,
-                release::Verified::Failed(why) => {
-                    output::error(&format!(
-                        "release {release_id}: the rollback ran but did not verify: {why}"
-                    ));
-                    ExitCode::RunFailed
-                }
-            };
-            Ok((code, Some(summary.run)))
+        Some(release::Verified::Failed(why)) => {
+            output::error(&format!(
+                "release {release_id}: the rollback ran but did not verify: {why}"
+            ));
+            ExitCode::RunFailed
         }
-        Err(error) => {
-            decide::abandon_execution(store.as_ref(), release_id, who, &error.to_string(), now())
-                .await?;
-            Err(error.into())
-        }
-    }
+        Some(release::Verified::NotRequired) | None => code,
+    };
+    Ok((code, Some(rollback.summary.run)))
 }

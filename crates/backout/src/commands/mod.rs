@@ -1,6 +1,7 @@
 //! One module per command; `run` dispatches. Commands return the exit code of a normal outcome
 //! (a lint with errors is a normal outcome: exit 2) or a `CommandError` for a failure.
 
+mod audit;
 mod decisions;
 mod deliveries;
 mod durations;
@@ -12,6 +13,8 @@ mod rehearsals;
 mod releases;
 mod render;
 mod runs;
+mod serve;
+mod tokens;
 
 use std::path::Path;
 
@@ -42,6 +45,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Deliveries(args) => {
             deliveries::deliveries(args.release.as_deref(), args.send, args.format, &cli.global)
         }
+        Command::Serve(args) => serve::serve(&args, &cli.global),
+        Command::Token(args) => tokens::run(&args, &cli.global),
+        Command::Audit(args) => audit::run(&args, &cli.global),
         Command::Schema => {
             let schema = backout_model::schema::json_schema();
             let text = serde_json::to_string_pretty(&schema)

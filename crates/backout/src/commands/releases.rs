@@ -348,45 +348,13 @@ pub fn status(
 ) -> Result<ExitCode, CommandError> {
     runtime()?.block_on(async {
         let store = open_store(global).await?;
-        let release = store.get_release(release_id).await?;
-        let now = now();
         // The verdict and criteria as the journal has them: status measures nothing.
-        let report = match Tracker::plan_of(&release) {
-            Ok(plan) => Some(
-                Tracker::replay(store.as_ref(), &release, Arc::new(plan))
-                    .await?
-                    .report(&[], now),
-            ),
-            Err(_) => None,
-        };
-        let decision = match decide::load(store.as_ref(), release_id).await {
-            Ok(loaded) => decision_line(&loaded, now),
-            Err(_) => None,
-        };
+        let status = release::status(store.as_ref(), release_id, now()).await?;
         if format == LintFormat::Json {
-            let mut value = serde_json::to_value(&release)
-                .map_err(|e| CommandError::internal(e.to_string()))?;
-            if let Some(map) = value.as_object_mut() {
-                map.remove("plan_source");
-                map.insert("window_closed".into(), release.window_closed(now).into());
-                if let Some(report) = &report {
-                    map.insert(
-                        "verdict".into(),
-                        serde_json::to_value(report.verdict).unwrap_or_default(),
-                    );
-                    map.insert(
-                        "criteria".into(),
-                        serde_json::to_value(&report.criteria).unwrap_or_default(),
-                    );
-                }
-                if let Some(decision) = &decision {
-                    map.insert("decision".into(), decision.as_str().into());
-                }
-            }
-            output::out(&format!("{}\n", json(&value)?));
+            output::out(&format!("{}\n", json(&status.to_json())?));
         } else {
-            let mut text = describe(&release, report.as_ref(), now);
-            if let Some(decision) = decision {
+            let mut text = describe(&status.release, status.report.as_ref(), status.now_ms);
+            if let Some(decision) = &status.decision {
                 text.push_str(&format!("  decision: {decision}\n"));
             }
             output::out(&text);
@@ -478,57 +446,6 @@ fn describe(release: &Release, report: Option<&release::CheckReport>, now_ms: i6
         None => {}
     }
     out
-}
-
-/// Where the decision stands, in words, for `status`: nothing pending, waiting for whom (and
-/// when the fallback may decide), approved (and whether it ran), or denied.
-fn decision_line(loaded: &decide::Loaded, now_ms: i64) -> Option<String> {
-    let auth = loaded.plan.authorization.given()?;
-    let d = &loaded.decisions;
-    if let Some(at) = d.approved_at_ms {
-        let who: Vec<&str> = d.approvals.iter().map(|a| a.actor.as_str()).collect();
-        let ran = if d.executions.is_empty() {
-            format!(
-                "; not executed yet (`backout execute {}`)",
-                loaded.release.id
-            )
-        } else {
-            "; executed".to_string()
-        };
-        return Some(format!(
-            "approved at {} by {}{ran}",
-            utc(at),
-            who.join(", ")
-        ));
-    }
-    if let Some(since) = d.pending_since_ms {
-        let fallback = auth
-            .fallback
-            .as_ref()
-            .map(|f| {
-                let from = since + i64::try_from(f.after.as_millis()).unwrap_or(0);
-                if now_ms >= from {
-                    format!("; `{}` may decide too (escalated)", f.deciders)
-                } else {
-                    format!(
-                        "; `{}` may decide too in {}",
-                        f.deciders,
-                        left(from - now_ms)
-                    )
-                }
-            })
-            .unwrap_or_default();
-        return Some(format!(
-            "waiting since {} for `{}`: {} of {} approval(s){fallback}",
-            utc(since),
-            auth.deciders,
-            d.approvals.len(),
-            auth.quorum
-        ));
-    }
-    d.denied
-        .as_ref()
-        .map(|(who, why)| format!("denied by {who}: {why}"))
 }
 
 fn short(hash: &str) -> &str {

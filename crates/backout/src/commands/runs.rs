@@ -49,10 +49,15 @@ pub(super) async fn open_store(global: &Global) -> Result<Arc<dyn Store>, Comman
             ))
         })?,
     };
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(CommandError::usage(
-            "the PostgreSQL store is not available in this version; use sqlite://PATH",
-        ));
+    if backout_postgres::is_postgres_url(&url) {
+        // The error names the database without its password (`StoreError::Open` carries the
+        // location), so the URL itself is not repeated.
+        let store = backout_postgres::PostgresStore::open(&url)
+            .await
+            .map_err(|e| {
+                CommandError::usage(format!("cannot open the store: {}", with_causes(&e)))
+            })?;
+        return Ok(Arc::new(store));
     }
     let store = backout_sqlite::SqliteStore::open(&url).await.map_err(|e| {
         CommandError::usage(format!(

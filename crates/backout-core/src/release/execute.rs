@@ -1,0 +1,121 @@
+//! Carrying out a rollback that [`decide::clear_execution`] cleared: the release's procedure
+//! runs (only the steps whose checkpoints the deployment reached), the outcome is journaled
+//! (`execution_finished`, or `execution_abandoned` when no run started so a performer may try
+//! again), and a succeeded run is verified (`procedure.verify_after`). `backout execute`,
+//! `watch --execute` and the server all go through here, so the sequence is written once.
+
+use std::sync::Arc;
+
+use backout_store::{NewEvent, RunKind, RunState, Store};
+use serde_json::json;
+
+use super::decide::{self, Cleared};
+use super::verify::{Verified, verify_after};
+use crate::clock::Clock;
+use crate::env::Resolver;
+use crate::errors::ExecError;
+use crate::executor::{Executor, RunOptions, RunSummary};
+
+/// How a cleared rollback ended.
+#[derive(Clone, Debug)]
+pub struct Rollback {
+    /// The run as the executor left it (`refused` when a precondition failed: nothing ran).
+    pub summary: RunSummary,
+    /// The verification of a succeeded run (`None` when the run did not succeed).
+    pub verified: Option<Verified>,
+}
+
+/// The run options of a release's rollback performed by `actor`.
+pub fn rollback_options(cleared: &Cleared, actor: &str, wait_for_people: bool) -> RunOptions {
+    RunOptions {
+        kind: RunKind::Release,
+        environment: cleared.release.environment.clone(),
+        // Steps that undo a milestone run only when the deployment reached it.
+        checkpoints: cleared
+            .release
+            .checkpoints
+            .iter()
+            .map(|c| c.name.clone())
+            .collect(),
+        actor: actor.to_string(),
+        release_id: Some(cleared.release.id.clone()),
+        workaround: None,
+        wait_for_people,
+        extra_env: Vec::new(),
+    }
+}
+
+/// Runs the procedure of a cleared rollback with `executor`, journals how it ended, and
+/// verifies a succeeded run. A run that never started (the executor failed, or a precondition
+/// refused it) is journaled as abandoned, so a performer may try again.
+pub async fn carry_out(
+    store: &Arc<dyn Store>,
+    executor: &Executor,
+    cleared: &Cleared,
+    actor: &str,
+    wait_for_people: bool,
+    resolver: Arc<Resolver>,
+    clock: &dyn Clock,
+) -> Result<Rollback, ExecError> {
+    let release_id = cleared.release.id.as_str();
+    let options = rollback_options(cleared, actor, wait_for_people);
+    let summary = match executor.start(&cleared.release.plan_source, &options).await {
+        Ok(summary) => summary,
+        Err(error) => {
+            decide::abandon_execution(
+                store.as_ref(),
+                release_id,
+                actor,
+                &error.to_string(),
+                clock.now_ms(),
+            )
+            .await?;
+            return Err(error);
+        }
+    };
+    if summary.run.state == RunState::Refused {
+        // A precondition refused it: nothing ran, so a performer may try again.
+        decide::abandon_execution(
+            store.as_ref(),
+            release_id,
+            actor,
+            &format!("run {} was refused", summary.run.id),
+            clock.now_ms(),
+        )
+        .await?;
+        return Ok(Rollback {
+            summary,
+            verified: None,
+        });
+    }
+    store
+        .append_event(
+            &NewEvent::new("execution_finished", actor, clock.now_ms())
+                .payload(json!({
+                    "run_id": summary.run.id,
+                    "state": summary.run.state.as_str(),
+                }))
+                .release(release_id),
+        )
+        .await?;
+    if summary.run.state != RunState::Succeeded {
+        return Ok(Rollback {
+            summary,
+            verified: None,
+        });
+    }
+    // The backout itself succeeded only when procedure.verify_after holds.
+    let verified = verify_after(
+        store.as_ref(),
+        release_id,
+        &summary.run.id,
+        resolver,
+        clock,
+        actor,
+    )
+    .await?;
+    Ok(Rollback {
+        summary,
+        verified: Some(verified),
+    })
+}

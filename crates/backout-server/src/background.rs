@@ -1,0 +1,150 @@
+//! The server's background work: the criteria watcher of every open release (and each that
+//! starts), which hands automatically approved rollbacks to [`crate::rollbacks`], and the
+//! notification dispatcher. Both restart after a store failure and stop on shutdown.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backout_core::clock::SystemClock;
+use backout_core::env::Resolver;
+use backout_core::notify::{DispatchOptions, Dispatcher};
+use backout_core::release::{WatchOptions, Watcher, decide};
+use backout_store::DeliveryState;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::rollbacks::SERVER_ACTOR;
+use crate::state::{AppState, stopped};
+
+/// How long to wait before starting a failed loop again.
+const RESTART_AFTER: Duration = Duration::from_secs(5);
+
+/// The running background tasks.
+pub struct Background {
+    watcher: JoinHandle<()>,
+    dispatcher: JoinHandle<()>,
+}
+
+impl Background {
+    /// Waits for both loops to stop (after the stop signal).
+    pub async fn join(self) {
+        let _ = self.watcher.await;
+        let _ = self.dispatcher.await;
+    }
+}
+
+pub fn spawn(state: AppState, stopping: watch::Receiver<bool>) -> Background {
+    Background {
+        watcher: tokio::spawn(watch_all(state.clone(), stopping.clone())),
+        dispatcher: tokio::spawn(dispatch(state, stopping)),
+    }
+}
+
+/// Waits `RESTART_AFTER`, or less if the server stops; `true` when it stops.
+async fn pause(stopping: &watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = stopped(stopping.clone()) => true,
+        () = tokio::time::sleep(RESTART_AFTER) => *stopping.borrow(),
+    }
+}
+
+async fn watch_all(state: AppState, stopping: watch::Receiver<bool>) {
+    loop {
+        if *stopping.borrow() {
+            return;
+        }
+        let options = WatchOptions {
+            actor: SERVER_ACTOR.to_string(),
+            all: true,
+            ..WatchOptions::default()
+        };
+        let result = async {
+            let mut watcher = Watcher::new(
+                state.store.clone(),
+                Arc::new(Resolver::from_env()),
+                Arc::new(SystemClock),
+                options,
+                &[],
+            )
+            .await?;
+            tracing::info!(releases = watcher.len(), "watching every open release");
+            watcher
+                .run(stopped(stopping.clone()), |round| {
+                    let id = &round.tracker.release_id;
+                    let verdict = round.verdict();
+                    if round.verdict_changed {
+                        tracing::info!(release = %id, verdict = ?verdict, "verdict");
+                    }
+                    if let Ok(mut verdicts) = state.verdicts.lock() {
+                        verdicts.insert(id.clone(), verdict);
+                    }
+                    // As `watch --execute`: a rollback approved by `authorization.automatic`
+                    // runs with no person, as `backout:automatic`.
+                    let d = round.decisions;
+                    if d.approved_at_ms.is_some()
+                        && d.approved_by(decide::AUTOMATIC)
+                        && d.executions.is_empty()
+                    {
+                        state.rollbacks.automatic(id);
+                    }
+                    ControlFlow::Continue(())
+                })
+                .await
+        }
+        .await;
+        match result {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::error!(%error, "the watcher stopped; starting it again in 5 s");
+                if pause(&stopping).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn dispatch(state: AppState, stopping: watch::Receiver<bool>) {
+    loop {
+        if *stopping.borrow() {
+            return;
+        }
+        let result = async {
+            let mut options = DispatchOptions::from_env()?;
+            // At shutdown, what is due now goes out; the rest waits for the next process.
+            options.drain = Duration::from_secs(5);
+            let dispatcher = Dispatcher::new(
+                state.store.clone(),
+                Arc::new(SystemClock),
+                Arc::new(Resolver::from_env()),
+                options,
+            )?;
+            dispatcher
+                .run(stopped(stopping.clone()), |delivery| {
+                    if delivery.state == DeliveryState::Failed {
+                        tracing::warn!(
+                            delivery = delivery.id,
+                            channel = %delivery.channel,
+                            event = %delivery.notify_event,
+                            error = delivery.last_error.as_deref().unwrap_or("no detail"),
+                            "notification gave up"
+                        );
+                    } else {
+                        tracing::debug!(delivery = delivery.id, state = %delivery.state, "notification attempt");
+                    }
+                })
+                .await
+        }
+        .await;
+        match result {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::error!(%error, "the dispatcher stopped; starting it again in 5 s");
+                if pause(&stopping).await {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Rollbacks carried out by the server, in the background: those a performer starts through
+//! the API, those approved automatically (`authorization.automatic`, executed as
+//! `backout:automatic` like `watch --execute`), and those a previous server (or a crashed
+//! CLI) left unfinished, which are resumed at start. Each goes through
+//! `backout_core::release::carry_out` or `Executor::resume`, exactly as the CLI's.
+//!
+//! Runs wait for people inside the server (`wait_for_people`): a manual step confirmed through
+//! the API (or `backout confirm`) is picked up within the executor's poll. At shutdown the
+//! executions are dropped as after a crash: their journal says where they were, and the next
+//! server resumes them (a non-idempotent step that was running is then in doubt until a person
+//! resolves it).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use backout_core::clock::{Clock, SystemClock};
+use backout_core::env::Resolver;
+use backout_core::release::{self, decide};
+use backout_core::{ExecError, Executor, Progress, ProgressEvent};
+use backout_store::{RunKind, RunState, Store};
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+
+/// The actor of what the server does on its own (resuming runs, watching).
+pub const SERVER_ACTOR: &str = "backout:serve";
+
+/// Handle to the background executions. Cheap to clone.
+#[derive(Clone)]
+pub struct Rollbacks {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    tasks: Mutex<JoinSet<()>>,
+    /// Releases whose automatic rollback is being started, so two rounds start it once.
+    automatic: Mutex<HashSet<String>>,
+}
+
+/// Where a started run tells its id (or why it never started).
+type Started = Arc<Mutex<Option<oneshot::Sender<Result<String, ExecError>>>>>;
+
+impl Rollbacks {
+    pub fn new(store: Arc<dyn Store>) -> Rollbacks {
+        Rollbacks {
+            inner: Arc::new(Inner {
+                store,
+                tasks: Mutex::new(JoinSet::new()),
+                automatic: Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+
+    fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        if let Ok(mut tasks) = self.inner.tasks.lock() {
+            // Reap what finished, so the set holds only live executions.
+            while tasks.try_join_next().is_some() {}
+            tasks.spawn(work);
+        }
+    }
+
+    /// Carries out a cleared rollback as `actor` in the background; returns its run id once
+    /// the run exists (or the error that kept it from starting).
+    pub async fn start(
+        &self,
+        cleared: decide::Cleared,
+        actor: String,
+    ) -> Result<String, ExecError> {
+        let (send, receive) = oneshot::channel();
+        let started: Started = Arc::new(Mutex::new(Some(send)));
+        let store = self.inner.store.clone();
+        let progress = Arc::new(RunLog {
+            started: started.clone(),
+        });
+        self.spawn(async move {
+            let result = carry_out(&store, &cleared, &actor, progress).await;
+            if let Err(error) = result {
+                let waiting = started.lock().ok().and_then(|mut s| s.take());
+                match waiting {
+                    Some(send) => {
+                        let _ = send.send(Err(error));
+                    }
+                    None => {
+                        tracing::error!(release = %cleared.release.id, %error, "rollback failed")
+                    }
+                }
+            }
+        });
+        receive.await.unwrap_or_else(|_| {
+            Err(ExecError::Refused(
+                "the server is shutting down; try again on the next one".into(),
+            ))
+        })
+    }
+
+    /// The watcher saw a rollback approved by `authorization.automatic` that nobody started:
+    /// it is carried out as `backout:automatic`.
+    pub fn automatic(&self, release_id: &str) {
+        let fresh = self
+            .inner
+            .automatic
+            .lock()
+            .is_ok_and(|mut set| set.insert(release_id.to_string()));
+        if !fresh {
+            return;
+        }
+        let store = self.inner.store.clone();
+        let inner = self.inner.clone();
+        let release_id = release_id.to_string();
+        self.spawn(async move {
+            let cleared = decide::clear_execution(
+                store.as_ref(),
+                &release_id,
+                decide::AUTOMATIC,
+                SystemClock.now_ms(),
+            )
+            .await;
+            match cleared {
+                Ok(cleared) => {
+                    tracing::info!(release = %release_id, "executing the automatically approved rollback as {}", decide::AUTOMATIC);
+                    let progress = Arc::new(RunLog {
+                        started: Arc::new(Mutex::new(None)),
+                    });
+                    if let Err(error) =
+                        carry_out(&store, &cleared, decide::AUTOMATIC, progress).await
+                    {
+                        tracing::error!(release = %release_id, %error, "automatic rollback failed");
+                    }
+                }
+                // Someone started it meanwhile, or the window closed: the message says which.
+                Err(ExecError::Refused(why)) => {
+                    tracing::info!(release = %release_id, "automatic rollback not started: {why}")
+                }
+                Err(error) => {
+                    tracing::error!(release = %release_id, %error, "automatic rollback failed")
+                }
+            }
+            if let Ok(mut set) = inner.automatic.lock() {
+                set.remove(&release_id);
+            }
+        });
+    }
+
+    /// Resumes the release runs a previous executor on this host left running or waiting
+    /// (its process is gone), so work journaled before a restart continues. Returns their ids.
+    pub async fn resume_left_over(&self) -> Result<Vec<String>, ExecError> {
+        let host = hostname();
+        let runs = self.inner.store.list_runs(1000).await?;
+        let mut resumed = Vec::new();
+        for run in runs {
+            let ours = run.executor.as_ref().is_none_or(|e| e.hostname == host);
+            if run.kind != RunKind::Release
+                || !matches!(run.state, RunState::Running | RunState::Waiting)
+                || !ours
+            {
+                continue;
+            }
+            let store = self.inner.store.clone();
+            let run_id = run.id.clone();
+            resumed.push(run.id);
+            self.spawn(async move {
+                let progress = Arc::new(RunLog {
+                    started: Arc::new(Mutex::new(None)),
+                });
+                let executor = Executor::new(
+                    store,
+                    Arc::new(SystemClock),
+                    Resolver::from_env(),
+                    progress,
+                );
+                match executor.resume(&run_id, SERVER_ACTOR, true).await {
+                    Ok(summary) => {
+                        tracing::info!(run = %run_id, state = %summary.run.state, "resumed run ended")
+                    }
+                    // A live process holds it (e.g. `backout execute` in a terminal).
+                    Err(ExecError::Refused(why)) => {
+                        tracing::info!(run = %run_id, "not resumed: {why}")
+                    }
+                    Err(error) => tracing::error!(run = %run_id, %error, "resuming failed"),
+                }
+            });
+        }
+        Ok(resumed)
+    }
+
+    /// Stops every execution, as a crash would: the journal keeps where each run was.
+    pub async fn shutdown(&self) {
+        let tasks = match self.inner.tasks.lock() {
+            Ok(mut tasks) => Some(std::mem::take(&mut *tasks)),
+            Err(_) => None,
+        };
+        if let Some(mut tasks) = tasks {
+            let live = tasks.len();
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            if live > 0 {
+                tracing::info!(
+                    executions = live,
+                    "executions stopped; the next server resumes their runs"
+                );
+            }
+        }
+    }
+}
+
+/// Runs a cleared rollback to its end, logging how it went.
+async fn carry_out(
+    store: &Arc<dyn Store>,
+    cleared: &decide::Cleared,
+    actor: &str,
+    progress: Arc<RunLog>,
+) -> Result<(), ExecError> {
+    let executor = Executor::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        Resolver::from_env(),
+        progress,
+    );
+    let rollback = release::carry_out(
+        store,
+        &executor,
+        cleared,
+        actor,
+        true,
+        Arc::new(Resolver::from_env()),
+        &SystemClock,
+    )
+    .await?;
+    let run = &rollback.summary.run;
+    match &rollback.verified {
+        Some(release::Verified::Failed(why)) => tracing::warn!(
+            release = %cleared.release.id, run = %run.id,
+            "the rollback ran but did not verify: {why}"
+        ),
+        verified => tracing::info!(
+            release = %cleared.release.id, run = %run.id, state = %run.state,
+            verified = matches!(verified, Some(release::Verified::Held)),
+            "rollback ended"
+        ),
+    }
+    Ok(())
+}
+
+/// Progress of a run in the server's log; tells the starter the run's id.
+struct RunLog {
+    started: Started,
+}
+
+impl Progress for RunLog {
+    fn event(&self, event: &ProgressEvent) {
+        match event {
+            ProgressEvent::RunStarted {
+                run_id, resumed, ..
+            } => {
+                tracing::info!(run = %run_id, resumed, "run started");
+                if let Some(send) = self.started.lock().ok().and_then(|mut s| s.take()) {
+                    let _ = send.send(Ok(run_id.clone()));
+                }
+            }
+            ProgressEvent::StepFinished { step, state, .. } => {
+                tracing::info!(step = %step, state = %state, "step finished")
+            }
+            ProgressEvent::StepWaiting { step, by, .. } => {
+                tracing::info!(step = %step, by = %by, "manual step waits for a person")
+            }
+            ProgressEvent::StepInDoubt { step } => {
+                tracing::warn!(step = %step, "step in doubt until a person resolves it")
+            }
+            ProgressEvent::PreconditionFailed { id, detail } => {
+                tracing::warn!(precondition = %id, %detail, "precondition failed; nothing ran")
+            }
+            ProgressEvent::RunFinished { run_id, state } => {
+                tracing::info!(run = %run_id, state = %state, "run finished")
+            }
+            ProgressEvent::StepStarted { .. } | ProgressEvent::StepRetrying { .. } => {
+                tracing::debug!(?event, "progress")
+            }
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}

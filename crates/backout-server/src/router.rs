@@ -1,0 +1,168 @@
+//! The routes, their layers (auth, body limit, timeouts, request logs, JSON errors) and the
+//! table of every route ([`ROUTES`]) that the OpenAPI document is checked against.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+use crate::errors::{ApiError, code_of};
+use crate::state::AppState;
+use crate::{api, auth, metrics, openapi};
+
+/// Every route: method and path as axum and the OpenAPI document spell them.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/api/v1/releases"),
+    ("POST", "/api/v1/releases"),
+    ("GET", "/api/v1/releases/{id}"),
+    ("POST", "/api/v1/releases/{id}/checkpoints"),
+    ("POST", "/api/v1/releases/{id}/request"),
+    ("POST", "/api/v1/releases/{id}/check"),
+    ("POST", "/api/v1/releases/{id}/decisions"),
+    ("POST", "/api/v1/releases/{id}/execute"),
+    ("GET", "/api/v1/releases/{id}/deliveries"),
+    ("GET", "/api/v1/runs/{id}"),
+    ("POST", "/api/v1/runs/{id}/steps/{step}/confirm"),
+    ("POST", "/api/v1/runs/{id}/steps/{step}/resolve"),
+    ("POST", "/api/v1/runs/{id}/abort"),
+    ("GET", "/api/v1/runs/{id}/events"),
+    ("GET", "/api/v1/audit/verify"),
+];
+
+/// Limits of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest request body (a plan in `POST /api/v1/releases` is the largest expected).
+    pub body_bytes: usize,
+    /// Longest a request may take (live event streams excepted).
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The whole application.
+pub fn router(state: AppState, limits: &Limits) -> Router {
+    let timed = Router::new()
+        .route(
+            "/api/v1/releases",
+            get(api::list_releases).post(api::start_release),
+        )
+        .route("/api/v1/releases/{id}", get(api::get_release))
+        .route("/api/v1/releases/{id}/checkpoints", post(api::checkpoint))
+        .route("/api/v1/releases/{id}/request", post(api::request))
+        .route("/api/v1/releases/{id}/check", post(api::check))
+        .route("/api/v1/releases/{id}/decisions", post(api::decide))
+        .route("/api/v1/releases/{id}/execute", post(api::execute))
+        .route("/api/v1/releases/{id}/deliveries", get(api::deliveries))
+        .route("/api/v1/runs/{id}", get(api::get_run))
+        .route("/api/v1/runs/{id}/steps/{step}/confirm", post(api::confirm))
+        .route("/api/v1/runs/{id}/steps/{step}/resolve", post(api::resolve))
+        .route("/api/v1/runs/{id}/abort", post(api::abort))
+        .route("/api/v1/audit/verify", get(api::audit_verify))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ));
+    // A live stream lasts as long as the run: no request timeout.
+    let streams = Router::new().route("/api/v1/runs/{id}/events", get(api::run_events));
+    let api = timed
+        .merge(streams)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    let open = Router::new()
+        .route("/healthz", get(metrics::healthz))
+        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::document))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ));
+    Router::new()
+        .merge(api)
+        .merge(open)
+        .fallback(not_found)
+        .layer(middleware::from_fn(json_errors))
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        user = tracing::field::Empty,
+                    )
+                })
+                // One line per request at `info`: status and latency, in the request's span.
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .with_state(state)
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no route {} {}; `/openapi.json` lists them",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+/// Gives every error response the JSON shape of [`ApiError`], including those made outside the
+/// handlers: axum's 405, a timeout's 503, a query string that does not parse.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+        "internal error; the server log has the detail".to_string()
+    } else if text.is_empty() {
+        match status {
+            StatusCode::METHOD_NOT_ALLOWED => {
+                "this route does not take that method; `/openapi.json` lists the routes".to_string()
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                "the request took too long or the server is busy; try again".to_string()
+            }
+            other => other.canonical_reason().unwrap_or("error").to_lowercase(),
+        }
+    } else {
+        text
+    };
+    let mut rebuilt = ApiError::new(status, code_of(status), message).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rebuilt.headers_mut().insert(name, value.clone());
+        }
+    }
+    rebuilt
+}

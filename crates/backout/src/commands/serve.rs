@@ -1,0 +1,63 @@
+//! `backout serve`: opens the store and runs the server (`backout-server`) on a multi-threaded
+//! runtime until SIGTERM or Ctrl-C, with structured logs on standard error (`BACKOUT_LOG`, an
+//! env-filter such as `info` or `backout_server=debug`).
+
+use std::net::SocketAddr;
+
+use backout_server::ServeOptions;
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::runs::open_store;
+use crate::cli::{Global, ServeArgs};
+use crate::exit_codes::{CommandError, ExitCode};
+
+pub fn serve(args: &ServeArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    let listen: SocketAddr = args.listen.parse().map_err(|_| {
+        CommandError::usage(format!(
+            "--listen {}: expected an address and port like 127.0.0.1:7878",
+            args.listen
+        ))
+    })?;
+    init_logs();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CommandError::internal(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        // Signals are caught from here on: a SIGTERM during start-up is a clean stop too.
+        let mut term = signal(SignalKind::terminate())
+            .map_err(|e| CommandError::internal(format!("cannot catch SIGTERM: {e}")))?;
+        let mut interrupt = signal(SignalKind::interrupt())
+            .map_err(|e| CommandError::internal(format!("cannot catch SIGINT: {e}")))?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            }
+        };
+        let store = open_store(global).await?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| CommandError::usage(format!("cannot listen on {listen}: {e}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| CommandError::internal(e.to_string()))?;
+        tracing::info!(address = %local, "listening");
+        // For people and scripts (port 0 picks a free port: this line says which).
+        eprintln!("backout serve: listening on http://{local}");
+        backout_server::serve(store, listener, ServeOptions::default(), shutdown)
+            .await
+            .map_err(|e| CommandError::internal(e.to_string()))?;
+        Ok(ExitCode::Ok)
+    })
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BACKOUT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(crate::output::color_stderr())
+        .try_init();
+}

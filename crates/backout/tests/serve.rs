@@ -1,0 +1,864 @@
+//! `backout serve` end to end: the built binary on a loopback port, driven over HTTP by a real
+//! client, with tokens made by `backout token create`. Roles (401, 403), the plan's rules on
+//! top of them, request → decide → execute → a manual step confirmed through the API while an
+//! SSE stream follows the run, `/healthz` and `/metrics`, automatic rollbacks executed by the
+//! server's watcher, audit verify (and a row modified behind the store's back), and a SIGTERM
+//! that stops cleanly with a restart that continues the run.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::Sandbox;
+
+const BODY: &str = r#"people:
+  release-managers: [carol@example.com]
+  ops-oncall: [erin@example.com]
+window: { closes_after: 1h }
+authorization: { deciders: release-managers, quorum: 1 }
+execution: { performers: ops-oncall }
+procedure:
+  steps:
+    - { id: drain, run: "echo drained >> \"$WORK/done\"", expected: 1s }
+    - { id: confirm-payments, needs: [drain], manual: { by: ops-oncall, instructions: "Place a test order." }, expected: 1m }
+    - { id: finish, needs: [confirm-payments], run: "echo finished >> \"$WORK/done\"", expected: 1s }
+"#;
+
+/// A `backout serve` of a sandbox, on a free port; killed if the test ends first.
+struct Server {
+    child: Option<Child>,
+    base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(sandbox: &Sandbox) -> Server {
+        let mut child = sandbox
+            .command()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("BACKOUT_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("backout serve starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (found, address) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("backout serve: listening on ") {
+                    let _ = found.send(url.to_string());
+                }
+                let mut log = sink.lock().expect("log");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let base = address
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the server did not say where it listens:\n{}",
+                    log.lock().expect("log")
+                )
+            });
+        Server {
+            child: Some(child),
+            base,
+            log,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// SIGTERM, then the exit status within `limit`.
+    fn terminate(mut self, limit: Duration) -> (Option<i32>, String) {
+        let mut child = self.child.take().expect("running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                // Let the reader thread take the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return (status.code(), self.log());
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                panic!("the server did not stop within {limit:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn token(sandbox: &Sandbox, user: &str, role: &str) -> String {
+    let out = sandbox.run(&["token", "create", "--user", user, "--role", role]);
+    support::assert_code(&out, 0, "token create");
+    support::stdout(&out).trim().to_string()
+}
+
+/// One HTTP client for the test, with the ring provider installed (reqwest is built without
+/// one, as the binary is).
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+async fn call(
+    client: &reqwest::Client,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = match method {
+        "GET" => client.get(url),
+        "POST" => client.post(url),
+        other => panic!("method {other}"),
+    };
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("a body");
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+fn error_of(body: &Value) -> (&str, &str) {
+    (
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code in {body}")),
+        body["error"]["message"].as_str().unwrap_or(""),
+    )
+}
+
+/// Polls `GET /api/v1/runs/{id}` until `ready` holds.
+async fn wait_run(
+    client: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    run: &str,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        let (status, body) = call(
+            client,
+            "GET",
+            &server.url(&format!("/api/v1/runs/{run}")),
+            Some(token),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        if ready(&body) {
+            return body;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}: {body:#}\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn step_state<'a>(run: &'a Value, step: &str) -> &'a str {
+    run["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["step_id"] == step))
+        .and_then(|s| s["state"].as_str())
+        .unwrap_or("pending")
+}
+
+/// Opens a release, requests and approves its rollback, and executes it; returns (release,
+/// run).
+async fn approved_and_executed(
+    client: &reqwest::Client,
+    server: &Server,
+    sandbox: &Sandbox,
+    performer: &str,
+    decider: &str,
+) -> (String, String) {
+    let plan = support::plan(BODY);
+    let (status, body) = call(
+        client,
+        "POST",
+        &server.url("/api/v1/releases"),
+        Some(performer),
+        Some(json!({ "plan": plan, "version": "2.0.1" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let rel = body["id"].as_str().expect("release id").to_string();
+    let _ = sandbox;
+    let (status, body) = call(
+        client,
+        "POST",
+        &server.url(&format!("/api/v1/releases/{rel}/request")),
+        Some(performer),
+        Some(json!({ "reason": "checkout emails are empty" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(
+        client,
+        "POST",
+        &server.url(&format!("/api/v1/releases/{rel}/decisions")),
+        Some(decider),
+        Some(json!({ "decision": "approve", "reason": "customers affected" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["approved"], true, "{body}");
+    let (status, body) = call(
+        client,
+        "POST",
+        &server.url(&format!("/api/v1/releases/{rel}/execute")),
+        Some(performer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let run = body["run_id"].as_str().expect("run id").to_string();
+    (rel, run)
+}
+
+/// Reads a server-sent event stream until `end` (or `limit`); returns `(event, data)` pairs.
+/// `on_event` may act on each (e.g. confirm a step once it waits).
+async fn follow(
+    mut response: reqwest::Response,
+    limit: Duration,
+    mut on_event: impl AsyncFnMut(&str, &Value),
+) -> Vec<(String, Value)> {
+    let deadline = Instant::now() + limit;
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no `end` within {limit:?}; got {events:?}"))
+            .expect("the stream reads");
+        let Some(chunk) = chunk else {
+            return events;
+        };
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(at) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..at + 2).collect();
+            let mut name = "message".to_string();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    name = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            if data.is_empty() {
+                continue; // keep-alive comment
+            }
+            let value: Value = serde_json::from_str(&data).expect("SSE data is JSON");
+            on_event(&name, &value).await;
+            let end = name == "end";
+            events.push((name, value));
+            if end {
+                return events;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_enforces_roles_and_the_plan_and_runs_a_rollback_live() {
+    let sandbox = Sandbox::new();
+    let viewer = token(&sandbox, "vic@example.com", "viewer");
+    let performer = token(&sandbox, "erin@example.com", "performer");
+    let decider = token(&sandbox, "carol@example.com", "decider");
+    let stranger = token(&sandbox, "mallory@example.com", "decider");
+    let server = Server::start(&sandbox);
+    let client = client();
+
+    // No token, a forged one, the wrong role.
+    let (status, body) = call(&client, "GET", &server.url("/api/v1/releases"), None, None).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(error_of(&body).0, "unauthorized");
+    let forged = format!("{}0", &viewer[..viewer.len() - 1]);
+    let (status, _) = call(
+        &client,
+        "GET",
+        &server.url("/api/v1/releases"),
+        Some(&forged),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    let plan = support::plan(BODY);
+    let (status, body) = call(
+        &client,
+        "POST",
+        &server.url("/api/v1/releases"),
+        Some(&viewer),
+        Some(json!({ "plan": plan })),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (code, message) = error_of(&body);
+    assert_eq!(code, "forbidden");
+    assert!(
+        message.contains("role `viewer`") && message.contains("`performer`"),
+        "{message}"
+    );
+    // A plan with errors: 422 with its diagnostics.
+    let (status, body) = call(
+        &client,
+        "POST",
+        &server.url("/api/v1/releases"),
+        Some(&performer),
+        Some(json!({ "plan": "version: 1\nrelease: {}\n" })),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(error_of(&body).0, "invalid_plan");
+    assert!(
+        body["error"]["details"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
+
+    // Open a release; a viewer reads it.
+    let (status, body) = call(
+        &client,
+        "POST",
+        &server.url("/api/v1/releases"),
+        Some(&performer),
+        Some(json!({ "plan": plan, "version": "2.0.1" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let rel = body["id"].as_str().expect("id").to_string();
+    assert_eq!(body["version"], "2.0.1");
+    let (status, body) = call(
+        &client,
+        "GET",
+        &server.url(&format!("/api/v1/releases/{rel}")),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["verdict"], "healthy", "{body}");
+    assert!(body.get("plan_source").is_none());
+    let (status, body) = call(
+        &client,
+        "GET",
+        &server.url("/api/v1/releases"),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["releases"][0]["id"], rel.as_str());
+
+    // Request, then decisions: the plan's deciders rule applies to a decider token.
+    let (status, _) = call(
+        &client,
+        "POST",
+        &server.url(&format!("/api/v1/releases/{rel}/request")),
+        Some(&performer),
+        Some(json!({ "reason": "checkout emails are empty" })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let decisions = server.url(&format!("/api/v1/releases/{rel}/decisions"));
+    let (status, body) = call(
+        &client,
+        "POST",
+        &decisions,
+        Some(&performer),
+        Some(json!({ "decision": "approve", "reason": "x" })),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = call(
+        &client,
+        "POST",
+        &decisions,
+        Some(&stranger),
+        Some(json!({ "decision": "approve", "reason": "looks bad" })),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (code, message) = error_of(&body);
+    assert_eq!(code, "refused");
+    assert!(
+        message.contains("`mallory@example.com` may not decide: only `release-managers` (carol@example.com) may (authorization.deciders)"),
+        "{message}"
+    );
+    let (status, body) = call(
+        &client,
+        "POST",
+        &decisions,
+        Some(&decider),
+        Some(json!({ "decision": "approve", "reason": "x", "actor": "someone-else" })),
+    )
+    .await;
+    assert!(status == 400 || status == 422, "{status} {body}");
+    assert!(error_of(&body).1.contains("actor"), "{body}");
+    let (status, body) = call(
+        &client,
+        "POST",
+        &decisions,
+        Some(&decider),
+        Some(json!({ "decision": "approve", "reason": "customers affected" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["approved"], true);
+    assert_eq!(body["actor"], "carol@example.com");
+
+    // The decider may not execute (not a performer of the plan); the performer does.
+    let execute = server.url(&format!("/api/v1/releases/{rel}/execute"));
+    let (status, body) = call(&client, "POST", &execute, Some(&decider), None).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(error_of(&body).1.contains("execution.performers"), "{body}");
+    let (status, body) = call(&client, "POST", &execute, Some(&performer), None).await;
+    assert_eq!(status, 202, "{body}");
+    let run = body["run_id"].as_str().expect("run id").to_string();
+
+    // Follow the run live as a viewer; confirm the manual step (as the performer) when it waits.
+    let stream = client
+        .get(server.url(&format!("/api/v1/runs/{run}/events")))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.status().as_u16(), 200);
+    assert!(
+        stream.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/event-stream")
+    );
+    let confirm = server.url(&format!(
+        "/api/v1/runs/{run}/steps/confirm-payments/confirm"
+    ));
+    let (viewer_c, performer_c, client_c) = (viewer.clone(), performer.clone(), client.clone());
+    let events = follow(
+        stream,
+        Duration::from_secs(30),
+        async |name: &str, event: &Value| {
+            if name == "journal" && event["kind"] == "manual_step_waiting" {
+                let (status, body) = call(
+                    &client_c,
+                    "POST",
+                    &confirm,
+                    Some(&viewer_c),
+                    Some(json!({})),
+                )
+                .await;
+                assert_eq!(status, 403, "a viewer may not confirm: {body}");
+                let (status, body) = call(
+                    &client_c,
+                    "POST",
+                    &confirm,
+                    Some(&performer_c),
+                    Some(json!({ "note": "test order seen" })),
+                )
+                .await;
+                assert_eq!(status, 200, "{body}");
+            }
+        },
+    )
+    .await;
+    let kinds: Vec<String> = events
+        .iter()
+        .filter(|(name, _)| name == "journal")
+        .map(|(_, e)| {
+            format!(
+                "{} {}",
+                e["kind"].as_str().unwrap_or(""),
+                e["step_id"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    for expected in [
+        "run_started ",
+        "step_started drain",
+        "step_succeeded drain",
+        "manual_step_waiting confirm-payments",
+        "step_confirmed confirm-payments",
+        "step_started finish",
+        "step_succeeded finish",
+        "run_succeeded ",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == expected),
+            "{expected:?} not in {kinds:?}"
+        );
+    }
+    let seqs: Vec<u64> = events
+        .iter()
+        .filter(|(n, _)| n == "journal")
+        .map(|(_, e)| e["seq"].as_u64().expect("seq"))
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "in order, no duplicates: {seqs:?}"
+    );
+    let (name, end) = events.last().expect("events");
+    assert_eq!(name, "end");
+    assert_eq!(end["state"], "succeeded");
+
+    let body = wait_run(&client, &server, &viewer, &run, "the run to succeed", |r| {
+        r["run"]["state"] == "succeeded"
+    })
+    .await;
+    assert_eq!(body["run"]["actor"], "erin@example.com");
+    assert_eq!(sandbox.read("done"), "drained\nfinished\n");
+    let (status, body) = call(
+        &client,
+        "GET",
+        &server.url(&format!("/api/v1/releases/{rel}")),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        body["decision"]
+            .as_str()
+            .is_some_and(|d| d.contains("executed")),
+        "{body}"
+    );
+    let (status, body) = call(
+        &client,
+        "GET",
+        &server.url(&format!("/api/v1/releases/{rel}/deliveries")),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Health and metrics need no token.
+    let (status, body) = call(&client, "GET", &server.url("/healthz"), None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ok");
+    let metrics = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "backout_open_releases 1",
+        "backout_runs{state=\"succeeded\"} 1",
+        "backout_delivery_failures 0",
+        "# TYPE backout_release_verdicts gauge",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line:?} in:\n{metrics}"
+        );
+    }
+    let (status, body) = call(
+        &client,
+        "GET",
+        &server.url("/api/v1/audit/verify"),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["ok"], true, "{body}");
+
+    let (code, log) = server.terminate(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+
+    // The journal verifies, then a row modified behind the store's back is found at its seq.
+    let out = sandbox.run(&["audit", "verify"]);
+    support::assert_code(&out, 0, "audit verify");
+    let verified = support::stdout(&out);
+    assert!(
+        verified.contains("events verified: the hash chain holds"),
+        "{verified}"
+    );
+    let out = sandbox.run(&["audit", "export"]);
+    support::assert_code(&out, 0, "audit export");
+    let exported: Vec<Value> = support::stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert!(
+        exported
+            .windows(2)
+            .all(|w| w[1]["seq"].as_u64() == w[0]["seq"].as_u64().map(|s| s + 1))
+    );
+    let decision = exported
+        .iter()
+        .find(|e| e["kind"] == "decision")
+        .expect("the decision is journaled");
+    let seq = decision["seq"].as_i64().expect("seq");
+    tamper(&sandbox, seq).await;
+    let out = sandbox.run(&["audit", "verify"]);
+    support::assert_code(&out, 1, "audit verify of a tampered journal");
+    assert!(
+        support::stderr(&out).contains(&format!("broken at event seq {seq}: hash does not match")),
+        "{}",
+        support::stderr(&out)
+    );
+    let out = sandbox.run(&["audit", "verify", "--format", "json"]);
+    let value: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(value["broken_at"].as_i64(), Some(seq));
+}
+
+/// Rewrites the payload of event `seq` in the SQLite file, as an attacker with the file would
+/// (dropping the append-only guard first).
+async fn tamper(sandbox: &Sandbox, seq: i64) {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", sandbox.db().display());
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("open the file");
+    sqlx::query("DROP TRIGGER IF EXISTS events_are_append_only_update")
+        .execute(&mut conn)
+        .await
+        .expect("drop guard");
+    let changed =
+        sqlx::query("UPDATE events SET payload = '{\"decision\":\"deny\"}' WHERE seq = ?")
+            .bind(seq)
+            .execute(&mut conn)
+            .await
+            .expect("tamper");
+    assert_eq!(changed.rows_affected(), 1);
+    conn.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_stopped_by_sigterm_exits_cleanly_and_the_next_one_continues_the_run() {
+    let sandbox = Sandbox::new();
+    let performer = token(&sandbox, "erin@example.com", "performer");
+    let decider = token(&sandbox, "carol@example.com", "decider");
+    let client = client();
+    let server = Server::start(&sandbox);
+    let (_rel, run) = approved_and_executed(&client, &server, &sandbox, &performer, &decider).await;
+    wait_run(
+        &client,
+        &server,
+        &performer,
+        &run,
+        "the manual step to wait",
+        |r| step_state(r, "confirm-payments") == "waiting_manual",
+    )
+    .await;
+    // A stream open during shutdown ends; it does not hold the server up.
+    let stream = client
+        .get(server.url(&format!("/api/v1/runs/{run}/events")))
+        .bearer_auth(&performer)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.status().as_u16(), 200);
+    let (code, log) = server.terminate(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("SIGTERM received"), "{log}");
+    drop(stream);
+
+    let server = Server::start(&sandbox);
+    wait_run(
+        &client,
+        &server,
+        &performer,
+        &run,
+        "the resumed run to wait again",
+        |r| r["run"]["state"] == "running" && step_state(r, "confirm-payments") == "waiting_manual",
+    )
+    .await;
+    let (status, body) = call(
+        &client,
+        "POST",
+        &server.url(&format!(
+            "/api/v1/runs/{run}/steps/confirm-payments/confirm"
+        )),
+        Some(&performer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let body = wait_run(
+        &client,
+        &server,
+        &performer,
+        &run,
+        "the run to succeed after the restart",
+        |r| r["run"]["state"] == "succeeded",
+    )
+    .await;
+    assert_eq!(step_state(&body, "finish"), "succeeded");
+    assert_eq!(
+        sandbox.read("done"),
+        "drained\nfinished\n",
+        "nothing ran twice"
+    );
+    assert!(
+        server
+            .log()
+            .contains("resuming runs a previous executor left"),
+        "{}",
+        server.log()
+    );
+    let (code, log) = server.terminate(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{log}");
+}
+
+const AUTOMATIC: &str = r#"people:
+  release-managers: [carol@example.com]
+  ops-oncall: [erin@example.com]
+criteria:
+  rollback_when:
+    - { id: errors, command: "cat \"$WORK/errors\"", fails_if: "> 5", every: 200ms, authorize: automatic }
+window: { closes_after: 1h }
+authorization: { deciders: release-managers }
+execution: { performers: ops-oncall }
+procedure:
+  steps:
+    - { id: undo, run: "echo rolled back >> \"$WORK/undone\"", expected: 1s }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_executes_an_automatically_approved_rollback() {
+    let sandbox = Sandbox::new();
+    sandbox.write("errors", "0\n");
+    let viewer = token(&sandbox, "vic@example.com", "viewer");
+    let performer = token(&sandbox, "erin@example.com", "performer");
+    let client = client();
+    let server = Server::start(&sandbox);
+    let (status, body) = call(
+        &client,
+        "POST",
+        &server.url("/api/v1/releases"),
+        Some(&performer),
+        Some(json!({ "plan": support::plan(AUTOMATIC) })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let rel = body["id"].as_str().expect("id").to_string();
+    sandbox.write("errors", "9\n");
+    let start = Instant::now();
+    while sandbox.read("undone").is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no automatic rollback:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let start = Instant::now();
+    loop {
+        let (_, body) = call(
+            &client,
+            "GET",
+            &server.url(&format!("/api/v1/releases/{rel}")),
+            Some(&viewer),
+            None,
+        )
+        .await;
+        if body["decision"]
+            .as_str()
+            .is_some_and(|d| d.contains("backout:automatic") && d.contains("executed"))
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{body:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = sandbox.run(&["report", &rel, "--format", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("report JSON");
+    let story: Vec<String> = report["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["kind"].as_str().unwrap_or(""),
+                e["actor"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    for expected in [
+        "decision backout:automatic",
+        "execution_started backout:automatic",
+        "execution_finished backout:automatic",
+    ] {
+        assert!(
+            story.iter().any(|s| s == expected),
+            "{expected} in {story:?}"
+        );
+    }
+    let (status, body) = call(
+        &client,
+        "GET",
+        &server.url("/api/v1/releases"),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["releases"][0]["verdict"], "rollback_required",
+        "{body}"
+    );
+    let metrics = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("backout_release_verdicts{verdict=\"rollback_required\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(sandbox.read("undone"), "rolled back\n", "executed once");
+    let (code, log) = server.terminate(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{log}");
+}
