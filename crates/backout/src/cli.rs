@@ -46,7 +46,7 @@ pub enum Command {
     /// Print the JSON Schema of the plan format (for editor completion).
     #[command(after_help = "Example:\n  backout schema > backout.schema.json")]
     Schema,
-    /// Open a release guarded by a plan: its rollback window opens now.
+    /// Open a release guarded by a plan: its rollback window opens at the deployment (now, or --at).
     #[command(
         after_help = "Example:\n  backout start backout.yaml --version 2.14.0 --rollback-to 2.13.4"
     )]
