@@ -128,8 +128,16 @@ async fn not_found(request: Request) -> ApiError {
 /// Gives every error response the JSON shape of [`ApiError`], including those made outside the
 /// handlers: axum's 405, a timeout's 503, a query string that does not parse.
 async fn json_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     let status = response.status();
+    // A body refused for its size was not read to its end: the connection cannot carry another
+    // request, so say so, or a client's pool would reuse it and its next request would fail.
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
