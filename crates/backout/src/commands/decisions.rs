@@ -10,9 +10,8 @@ use backout_core::release::decide::{self, Choice, Decide};
 use backout_core::release::{self};
 use backout_store::{Run, Store};
 
-use super::runs::{
-    actor, finish, interactive, now, printer, run_steps, spawn_prompter, with_store,
-};
+use super::progress::{interactive, printer, run_steps, spawn_prompter};
+use super::runs::{actor, finish, now, with_store};
 use crate::cli::{DecideArgs, DecisionChoice, ExecuteArgs, Global, RunFormat};
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;

@@ -9,6 +9,7 @@ mod evidence;
 mod init;
 mod lint;
 mod notifying;
+mod progress;
 mod rehearsals;
 mod releases;
 mod render;

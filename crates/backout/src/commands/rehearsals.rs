@@ -14,9 +14,8 @@ use backout_model::{Duration, Plan};
 use backout_store::{Evidence, NewEvent, RoundTrip, RunKind, RunState, StepState};
 
 use super::evidence::load_plan;
-use super::runs::{
-    actor, finish, interactive, json, now, printer, run_steps, spawn_prompter, with_store,
-};
+use super::progress::{interactive, printer, run_steps, spawn_prompter};
+use super::runs::{actor, finish, json, now, with_store};
 use crate::cli::{Global, RehearseArgs, RunFormat};
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;

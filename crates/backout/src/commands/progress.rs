@@ -1,0 +1,289 @@
+//! How a run looks while it runs: live lines for people (each step's start, end, duration
+//! against `expected`, and the manual steps waiting), JSON lines for programs, and the prompt
+//! that lets the person at the terminal confirm a manual step.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use backout_core::{Progress, ProgressEvent};
+use backout_model::Duration;
+use backout_model::schedule::Schedule;
+use backout_store::StepState;
+
+use super::runs::{actor, now, open_store, runtime};
+use crate::cli::{Global, RunFormat};
+use crate::exit_codes::CommandError;
+use crate::output;
+
+/// The progress printer for a run of `steps` (the procedure's, or a workaround's).
+pub(super) fn printer(
+    format: RunFormat,
+    steps: &[backout_model::plan::Step],
+    prompt: Option<std::sync::mpsc::Sender<(String, String)>>,
+) -> Arc<dyn Progress> {
+    match format {
+        RunFormat::Json => Arc::new(JsonProgress),
+        RunFormat::Human => Arc::new(HumanProgress {
+            color: std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            started: std::time::Instant::now(),
+            total: steps.len(),
+            done: std::sync::atomic::AtomicUsize::new(0),
+            steps: steps
+                .iter()
+                .map(|s| {
+                    (
+                        s.id.clone(),
+                        s.needs.clone(),
+                        s.expected.unwrap_or_default(),
+                    )
+                })
+                .collect(),
+            finished: std::sync::Mutex::new(std::collections::HashSet::new()),
+            prompt: prompt.map(std::sync::Mutex::new),
+            run_id: std::sync::Mutex::new(String::new()),
+        }),
+    }
+}
+
+/// Whether to ask for manual confirmations here: a person at a terminal watching human output.
+pub(super) fn interactive(format: RunFormat) -> bool {
+    format == RunFormat::Human && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// On a terminal, a manual step is confirmed where the run is watched: the performer reads the
+/// instructions, does the work, types `y` (and optionally a note). The confirmation goes through
+/// the store exactly like `backout confirm` from another terminal, which works too.
+pub(super) fn spawn_prompter(global: &Global) -> std::sync::mpsc::Sender<(String, String)> {
+    let (tx, rx) = std::sync::mpsc::channel::<(String, String)>();
+    let global = global.clone();
+    std::thread::spawn(move || {
+        for (run_id, step) in rx {
+            loop {
+                eprint!(
+                    "  → type y and Enter when `{step}` is done (text after y is kept as a note): "
+                );
+                let mut line = String::new();
+                match std::io::stdin().read_line(&mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                let answer = line.trim();
+                if !(answer == "y" || answer.starts_with("y ") || answer == "yes") {
+                    eprintln!(
+                        "  not confirmed; `{step}` still waits (or confirm it with `backout confirm {run_id} {step}`)"
+                    );
+                    continue;
+                }
+                let note = answer
+                    .strip_prefix("yes")
+                    .or_else(|| answer.strip_prefix('y'))
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty());
+                let result = runtime().and_then(|rt| {
+                    rt.block_on(async {
+                        let store = open_store(&global).await?;
+                        let run = store.get_run(&run_id).await?;
+                        backout_core::release::decide::may_perform(
+                            store.as_ref(),
+                            &run,
+                            &actor(&global),
+                        )
+                        .await?;
+                        backout_core::executor::confirm(
+                            store.as_ref(),
+                            &run_id,
+                            &step,
+                            &actor(&global),
+                            note,
+                            now(),
+                        )
+                        .await
+                        .map_err(CommandError::from)
+                    })
+                });
+                match result {
+                    Ok(()) => eprintln!("  confirmed `{step}`"),
+                    // Someone confirmed it elsewhere meanwhile, or the run ended.
+                    Err(e) => eprintln!("  {e}"),
+                }
+                break;
+            }
+        }
+    });
+    tx
+}
+
+/// The steps a run executes, or none when the workaround is unknown (the executor says so).
+pub(super) fn run_steps(
+    plan: &backout_model::Plan,
+    workaround: Option<&str>,
+) -> Vec<backout_model::plan::Step> {
+    backout_core::executor::steps_to_run(plan, workaround).unwrap_or_default()
+}
+
+/// One JSON event per line on standard output.
+struct JsonProgress;
+
+impl Progress for JsonProgress {
+    fn event(&self, event: &ProgressEvent) {
+        if let Ok(line) = serde_json::to_string(event) {
+            output::out(&format!("{line}\n"));
+        }
+    }
+}
+
+/// One line per event on standard error, with elapsed time against expected.
+struct HumanProgress {
+    color: bool,
+    started: std::time::Instant,
+    total: usize,
+    done: std::sync::atomic::AtomicUsize,
+    /// Where waiting manual steps are sent to be confirmed at this terminal.
+    prompt: Option<std::sync::Mutex<std::sync::mpsc::Sender<(String, String)>>>,
+    run_id: std::sync::Mutex<String>,
+    /// The procedure's steps (id, needs, expected), for the remaining critical path.
+    steps: Vec<(String, Vec<String>, Duration)>,
+    finished: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl HumanProgress {
+    /// Expected time left: the critical path through the steps not finished yet.
+    fn eta(&self, just_finished: &str) -> Option<Duration> {
+        let mut finished = self.finished.lock().ok()?;
+        finished.insert(just_finished.to_string());
+        let tasks: Vec<backout_model::schedule::Task<'_>> = self
+            .steps
+            .iter()
+            .filter(|(id, _, _)| !finished.contains(id))
+            .map(|(id, needs, expected)| backout_model::schedule::Task {
+                id,
+                needs: needs
+                    .iter()
+                    .filter(|n| !finished.contains(*n))
+                    .map(String::as_str)
+                    .collect(),
+                expected: *expected,
+            })
+            .collect();
+        Some(Schedule::compute(&tasks).total)
+    }
+}
+
+impl Progress for HumanProgress {
+    fn event(&self, event: &ProgressEvent) {
+        let style = |c: anstyle::AnsiColor| {
+            if self.color {
+                c.on_default()
+            } else {
+                anstyle::Style::new()
+            }
+        };
+        let (green, red, yellow) = (
+            style(anstyle::AnsiColor::Green),
+            style(anstyle::AnsiColor::Red),
+            style(anstyle::AnsiColor::Yellow),
+        );
+        let at = format!("[{:>7.1}s]", self.started.elapsed().as_secs_f64());
+        let expected = |ms: &Option<u64>| {
+            ms.map(|ms| format!(" (expected {})", Duration::from_millis(ms)))
+                .unwrap_or_default()
+        };
+        let line = match event {
+            ProgressEvent::RunStarted {
+                run_id,
+                steps,
+                resumed,
+            } => {
+                if let Ok(mut current) = self.run_id.lock() {
+                    current.clone_from(run_id);
+                }
+                format!(
+                    "{at} {} run {run_id}: {steps} steps",
+                    if *resumed { "resuming" } else { "starting" }
+                )
+            }
+            ProgressEvent::PreconditionFailed { id, detail } => {
+                format!("{at} {red}precondition {id} failed{red:#}: {detail}; nothing was run")
+            }
+            ProgressEvent::StepStarted {
+                step,
+                attempt,
+                expected_ms,
+            } => {
+                let attempt = if *attempt > 1 {
+                    format!(" attempt {attempt}")
+                } else {
+                    String::new()
+                };
+                format!("{at} ▶ {step}{attempt}{}", expected(expected_ms))
+            }
+            ProgressEvent::StepRetrying {
+                step,
+                attempt,
+                detail,
+            } => {
+                format!(
+                    "{at} {yellow}↻ {step}{yellow:#} attempt {attempt} failed: {detail}; retrying"
+                )
+            }
+            ProgressEvent::StepFinished {
+                step,
+                state,
+                detail,
+                elapsed_ms,
+                expected_ms,
+            } => {
+                let n = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let took = Duration::from_millis(*elapsed_ms);
+                let (mark, s) = match state {
+                    StepState::Succeeded => ("✓", green),
+                    StepState::Skipped => ("–", yellow),
+                    _ => ("✗", red),
+                };
+                let detail = if *state == StepState::Succeeded {
+                    String::new()
+                } else {
+                    format!(": {detail}")
+                };
+                // Contingency steps can add to the planned count.
+                let total = self.total.max(n);
+                let eta = match self.eta(step) {
+                    Some(left) if n < total => format!(", about {left} left"),
+                    _ => String::new(),
+                };
+                format!(
+                    "{at} {s}{mark} {step}{s:#} {state} in {took}{}{detail}  [{n}/{total}{eta}]",
+                    expected(expected_ms)
+                )
+            }
+            ProgressEvent::StepWaiting {
+                step,
+                by,
+                instructions,
+            } => {
+                eprintln!(
+                    "{at} {yellow}✋ {step}{yellow:#} waits for {by}:\n{}",
+                    instructions
+                        .lines()
+                        .map(|l| format!("           {l}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+                if let Some(prompt) = &self.prompt
+                    && let (Ok(prompt), Ok(run_id)) = (prompt.lock(), self.run_id.lock())
+                {
+                    let _ = prompt.send((run_id.clone(), step.clone()));
+                }
+                return;
+            }
+            ProgressEvent::StepInDoubt { step } => {
+                format!(
+                    "{at} {yellow}? {step}{yellow:#} was running when the executor stopped; it is in doubt until a person resolves it"
+                )
+            }
+            ProgressEvent::RunFinished { .. } => return,
+        };
+        eprintln!("{line}");
+    }
+}
