@@ -7,6 +7,16 @@
 //! checks that turn into `NotFound`/`Conflict` cannot race. Delivery claims and attempts append
 //! nothing and lock only their rows (`FOR UPDATE SKIP LOCKED`). Reads never wait for the lock.
 
+mod evidence;
+mod journal;
+mod outbox;
+mod tokens;
+
+use journal::{
+    append, append_many, bind_release, clamp_id, clamp_seq, close_window, release_exists,
+    release_not_found, run_exists, to_json, upsert_step,
+};
+
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
@@ -157,230 +167,6 @@ impl PostgresStore {
         .map_err(db_error)?;
         rows.iter().map(checkpoint_from_row).collect()
     }
-}
-
-fn clamp_seq(seq: u64) -> i64 {
-    i64::try_from(seq).unwrap_or(i64::MAX)
-}
-
-fn clamp_id(id: u64) -> i64 {
-    i64::try_from(id).unwrap_or(i64::MAX)
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|error| StoreError::invalid(error.to_string()))
-}
-
-async fn run_exists(conn: &mut PgConnection, run_id: &str) -> Result<bool, StoreError> {
-    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM runs WHERE id = $1")
-        .bind(run_id)
-        .fetch_optional(conn)
-        .await
-        .map_err(db_error)?;
-    Ok(found.is_some())
-}
-
-async fn release_exists(conn: &mut PgConnection, release_id: &str) -> Result<bool, StoreError> {
-    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM releases WHERE id = $1")
-        .bind(release_id)
-        .fetch_optional(conn)
-        .await
-        .map_err(db_error)?;
-    Ok(found.is_some())
-}
-
-fn release_not_found(id: &str) -> StoreError {
-    StoreError::NotFound {
-        entity: Entity::Release,
-        id: id.to_owned(),
-    }
-}
-
-fn delivery_not_found(id: u64) -> StoreError {
-    StoreError::NotFound {
-        entity: Entity::Delivery,
-        id: id.to_string(),
-    }
-}
-
-/// The event written with a release change names that release.
-fn bind_release(event: &NewEvent, release_id: &str) -> Result<NewEvent, StoreError> {
-    match &event.release_id {
-        Some(given) if given != release_id => Err(StoreError::invalid(format!(
-            "event names release `{given}` but is written with release `{release_id}`"
-        ))),
-        _ => Ok(event.clone().release(release_id)),
-    }
-}
-
-/// Appends `event` as the next one in the chain, with its deliveries. Must run inside a write
-/// transaction (one that holds the journal lock).
-async fn append(conn: &mut PgConnection, event: &NewEvent) -> Result<Event, StoreError> {
-    append_many(conn, std::slice::from_ref(event))
-        .await?
-        .pop()
-        .ok_or_else(|| StoreError::corrupt("an appended event returned nothing"))
-}
-
-/// Events inserted per statement: 10 parameters each, far below PostgreSQL's 65535.
-const INSERT_CHUNK: usize = 1000;
-
-/// Appends `events` as the next ones in the chain, in order. Must run inside a write
-/// transaction. The chain's end is read once (the lock guarantees nobody else appends
-/// meanwhile) and the rows go in with multi-row inserts.
-async fn append_many(
-    conn: &mut PgConnection,
-    events: &[NewEvent],
-) -> Result<Vec<Event>, StoreError> {
-    let mut runs_seen: HashSet<&str> = HashSet::new();
-    for event in events {
-        event.check_deliveries()?;
-        if let Some(run_id) = &event.run_id
-            && !runs_seen.contains(run_id.as_str())
-        {
-            if !run_exists(conn, run_id).await? {
-                return Err(StoreError::run_not_found(run_id));
-            }
-            runs_seen.insert(run_id);
-        }
-    }
-    let last = sqlx::query("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    let (mut seq, mut prev_hash) = match last {
-        Some(row) => {
-            let seq: i64 = row.try_get("seq").map_err(db_error)?;
-            let hash: String = row.try_get("hash").map_err(db_error)?;
-            let seq = u64::try_from(seq)
-                .map_err(|_| StoreError::corrupt(format!("event seq {seq} is negative")))?;
-            (seq + 1, hash)
-        }
-        None => (1, GENESIS_HASH.to_owned()),
-    };
-    let mut sealed = Vec::with_capacity(events.len());
-    for event in events {
-        let event = event.seal(seq, &prev_hash);
-        seq += 1;
-        prev_hash.clone_from(&event.hash);
-        sealed.push(event);
-    }
-    for chunk in sealed.chunks(INSERT_CHUNK) {
-        let payloads: Vec<String> = chunk.iter().map(|e| canonical_json(&e.payload)).collect();
-        let mut insert = sqlx::QueryBuilder::<Postgres>::new(
-            "INSERT INTO events (seq, at_ms, kind, run_id, step_id, release_id, actor, payload, \
-             prev_hash, hash) ",
-        );
-        insert.push_values(chunk.iter().zip(&payloads), |mut row, (e, payload)| {
-            row.push_bind(clamp_seq(e.seq))
-                .push_bind(e.at_ms)
-                .push_bind(&e.kind)
-                .push_bind(&e.run_id)
-                .push_bind(&e.step_id)
-                .push_bind(&e.release_id)
-                .push_bind(&e.actor)
-                .push_bind(payload)
-                .push_bind(&e.prev_hash)
-                .push_bind(&e.hash);
-        });
-        insert.build().execute(&mut *conn).await.map_err(db_error)?;
-    }
-    for (event, stored) in events.iter().zip(&sealed) {
-        if !event.deliveries.is_empty() {
-            insert_deliveries(conn, stored, &event.deliveries).await?;
-        }
-    }
-    Ok(sealed)
-}
-
-/// The outbox rows of a just-appended event, pending and due at the event's time.
-async fn insert_deliveries(
-    conn: &mut PgConnection,
-    event: &Event,
-    deliveries: &[NewDelivery],
-) -> Result<(), StoreError> {
-    let release_id = match (&event.release_id, &event.run_id) {
-        (Some(release_id), _) => Some(release_id.clone()),
-        (None, Some(run_id)) => {
-            sqlx::query_scalar::<_, Option<String>>("SELECT release_id FROM runs WHERE id = $1")
-                .bind(run_id)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db_error)?
-                .flatten()
-        }
-        (None, None) => None,
-    };
-    let mut insert = sqlx::QueryBuilder::<Postgres>::new(
-        "INSERT INTO deliveries (event_seq, release_id, run_id, channel, kind, notify_event, \
-         state, created_at_ms, next_attempt_at_ms, updated_at_ms) ",
-    );
-    insert.push_values(deliveries, |mut row, delivery| {
-        row.push_bind(clamp_seq(event.seq))
-            .push_bind(&release_id)
-            .push_bind(&event.run_id)
-            .push_bind(&delivery.channel)
-            .push_bind(delivery.kind.as_str())
-            .push_bind(&delivery.notify_event)
-            .push_bind("pending")
-            .push_bind(event.at_ms)
-            .push_bind(event.at_ms)
-            .push_bind(event.at_ms);
-    });
-    // One statement per event: ids follow the order given.
-    insert.build().execute(&mut *conn).await.map_err(db_error)?;
-    Ok(())
-}
-
-async fn upsert_step(conn: &mut PgConnection, step: &StepRecord) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO step_states (run_id, step_id, state, attempt, started_at_ms, \
-         finished_at_ms, exit_status, pgid, note, outputs, stdout, stderr, updated_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-         ON CONFLICT (run_id, step_id) DO UPDATE SET state = excluded.state, \
-         attempt = excluded.attempt, started_at_ms = excluded.started_at_ms, \
-         finished_at_ms = excluded.finished_at_ms, exit_status = excluded.exit_status, \
-         pgid = excluded.pgid, note = excluded.note, outputs = excluded.outputs, \
-         stdout = excluded.stdout, stderr = excluded.stderr, \
-         updated_at_ms = excluded.updated_at_ms",
-    )
-    .bind(&step.run_id)
-    .bind(&step.step_id)
-    .bind(step.state.as_str())
-    .bind(i64::from(step.attempt))
-    .bind(step.started_at_ms)
-    .bind(step.finished_at_ms)
-    .bind(step.exit_status.map(i64::from))
-    .bind(step.pgid.map(i64::from))
-    .bind(&step.note)
-    .bind(to_json(&step.outputs)?)
-    .bind(step.stdout.as_bytes())
-    .bind(step.stderr.as_bytes())
-    .bind(step.updated_at_ms)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
-}
-
-/// Closes an open release; closing a closed one keeps its first closing.
-async fn close_window(
-    conn: &mut PgConnection,
-    release_id: &str,
-    at_ms: i64,
-    reason: &str,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE releases SET state = 'closed', closed_at_ms = $1, close_reason = $2 \
-         WHERE id = $3 AND state = 'open'",
-    )
-    .bind(at_ms)
-    .bind(reason)
-    .bind(release_id)
-    .execute(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(done.rows_affected() == 1)
 }
 
 #[async_trait]
@@ -833,19 +619,7 @@ impl Store for PostgresStore {
     }
 
     async fn due_deliveries(&self, now_ms: i64, limit: u32) -> Result<Vec<Delivery>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            delivery_columns!(),
-            " FROM deliveries WHERE state = 'pending' AND next_attempt_at_ms <= $1 \
-             AND (claimed_until_ms IS NULL OR claimed_until_ms <= $1) \
-             ORDER BY next_attempt_at_ms, id LIMIT $2"
-        ))
-        .bind(now_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
-        rows.iter().map(delivery_from_row).collect()
+        outbox::due_deliveries(self, now_ms, limit).await
     }
 
     async fn claim_deliveries(
@@ -855,32 +629,7 @@ impl Store for PostgresStore {
         lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        if claimant.is_empty() {
-            return Err(StoreError::invalid("a claim needs a claimant"));
-        }
-        // SKIP LOCKED: a dispatcher claiming at the same moment takes other rows instead of
-        // waiting; rows it claimed and committed no longer match (the recheck of FOR UPDATE).
-        let rows = sqlx::query(concat!(
-            "UPDATE deliveries SET claimed_by = $1, claimed_until_ms = $2 WHERE id IN (\
-             SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at_ms <= $3 \
-             AND (claimed_until_ms IS NULL OR claimed_until_ms <= $3) \
-             ORDER BY next_attempt_at_ms, id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING ",
-            delivery_columns!()
-        ))
-        .bind(claimant)
-        .bind(now_ms.saturating_add(lease_ms.max(0)))
-        .bind(now_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
-        let mut claimed = rows
-            .iter()
-            .map(delivery_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        // RETURNING gives rows in no particular order.
-        claimed.sort_by_key(|d| (d.next_attempt_at_ms, d.id));
-        Ok(claimed)
+        outbox::claim_deliveries(self, claimant, now_ms, lease_ms, limit).await
     }
 
     async fn record_delivery_attempt(
@@ -889,52 +638,11 @@ impl Store for PostgresStore {
         attempt: &NewAttempt,
         next: DeliveryNext,
     ) -> Result<Delivery, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            delivery_columns!(),
-            " FROM deliveries WHERE id = $1 FOR UPDATE"
-        ))
-        .bind(clamp_id(id))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| delivery_not_found(id))?;
-        let mut delivery = delivery_from_row(&row)?;
-        delivery.apply(attempt, next);
-        sqlx::query(
-            "UPDATE deliveries SET state = $1, next_attempt_at_ms = $2, claimed_by = $3, \
-             claimed_until_ms = $4, attempts = $5, last_error = $6, delivered_at_ms = $7, \
-             updated_at_ms = $8 WHERE id = $9",
-        )
-        .bind(delivery.state.as_str())
-        .bind(delivery.next_attempt_at_ms)
-        .bind(&delivery.claimed_by)
-        .bind(delivery.claimed_until_ms)
-        .bind(to_json(&delivery.attempts)?)
-        .bind(&delivery.last_error)
-        .bind(delivery.delivered_at_ms)
-        .bind(delivery.updated_at_ms)
-        .bind(clamp_id(id))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(delivery)
+        outbox::record_delivery_attempt(self, id, attempt, next).await
     }
 
     async fn get_delivery(&self, id: u64) -> Result<Delivery, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            delivery_columns!(),
-            " FROM deliveries WHERE id = $1"
-        ))
-        .bind(clamp_id(id))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| delivery_not_found(id))?;
-        delivery_from_row(&row)
+        outbox::get_delivery(self, id).await
     }
 
     async fn list_deliveries(
@@ -942,35 +650,7 @@ impl Store for PostgresStore {
         release_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        let rows = match release_id {
-            Some(release_id) => {
-                if !release_exists(&mut conn, release_id).await? {
-                    return Err(release_not_found(release_id));
-                }
-                sqlx::query(concat!(
-                    "SELECT ",
-                    delivery_columns!(),
-                    " FROM deliveries WHERE release_id = $1 ORDER BY id DESC LIMIT $2"
-                ))
-                .bind(release_id)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *conn)
-                .await
-            }
-            None => {
-                sqlx::query(concat!(
-                    "SELECT ",
-                    delivery_columns!(),
-                    " FROM deliveries ORDER BY id DESC LIMIT $1"
-                ))
-                .bind(i64::from(limit))
-                .fetch_all(&mut *conn)
-                .await
-            }
-        }
-        .map_err(db_error)?;
-        rows.iter().map(delivery_from_row).collect()
+        outbox::list_deliveries(self, release_id, limit).await
     }
 
     async fn record_evidence(
@@ -978,89 +658,15 @@ impl Store for PostgresStore {
         evidence: &Evidence,
         event: &NewEvent,
     ) -> Result<Event, StoreError> {
-        let event = event.bind_to(&evidence.run_id, None)?;
-        let mut tx = self.begin_write().await?;
-        let run: Option<(String, String)> =
-            sqlx::query_as("SELECT kind, state FROM runs WHERE id = $1")
-                .bind(&evidence.run_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        let Some((kind, state)) = run else {
-            return Err(StoreError::run_not_found(&evidence.run_id));
-        };
-        if kind != RunKind::Rehearsal.as_str() || state != RunState::Succeeded.as_str() {
-            return Err(StoreError::invalid(format!(
-                "run `{}` is a {kind} run in state {state}; only a succeeded rehearsal is evidence",
-                evidence.run_id
-            )));
-        }
-        let taken: Option<String> =
-            sqlx::query_scalar("SELECT id FROM evidence WHERE id = $1 OR run_id = $2 LIMIT 1")
-                .bind(&evidence.id)
-                .bind(&evidence.run_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        if let Some(existing) = taken {
-            return Err(StoreError::Conflict {
-                entity: Entity::Evidence,
-                id: existing,
-            });
-        }
-        sqlx::query(
-            "INSERT INTO evidence (id, run_id, plan_hash, service, environment, actor, \
-             started_at_ms, finished_at_ms, steps, contingencies, round_trip, recorded_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(&evidence.id)
-        .bind(&evidence.run_id)
-        .bind(&evidence.plan_hash)
-        .bind(&evidence.service)
-        .bind(&evidence.environment)
-        .bind(&evidence.actor)
-        .bind(evidence.started_at_ms)
-        .bind(evidence.finished_at_ms)
-        .bind(to_json(&evidence.steps)?)
-        .bind(to_json(&evidence.contingencies)?)
-        .bind(evidence.round_trip.as_ref().map(to_json).transpose()?)
-        .bind(evidence.recorded_at_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let sealed = append(&mut tx, &event).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(sealed)
+        evidence::record_evidence(self, evidence, event).await
     }
 
     async fn get_evidence(&self, id: &str) -> Result<Evidence, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            evidence_columns!(),
-            " FROM evidence WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: Entity::Evidence,
-            id: id.to_owned(),
-        })?;
-        evidence_from_row(&row)
+        evidence::get_evidence(self, id).await
     }
 
     async fn evidence_of_run(&self, run_id: &str) -> Result<Option<Evidence>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            evidence_columns!(),
-            " FROM evidence WHERE run_id = $1"
-        ))
-        .bind(run_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        row.as_ref().map(evidence_from_row).transpose()
+        evidence::evidence_of_run(self, run_id).await
     }
 
     async fn list_evidence(
@@ -1068,78 +674,19 @@ impl Store for PostgresStore {
         filter: &EvidenceFilter,
         limit: u32,
     ) -> Result<Vec<Evidence>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            evidence_columns!(),
-            " FROM evidence WHERE ($1::text IS NULL OR plan_hash = $1) \
-             AND ($2::text IS NULL OR service = $2) AND ($3::text IS NULL OR environment = $3) \
-             ORDER BY finished_at_ms DESC, id DESC LIMIT $4"
-        ))
-        .bind(&filter.plan_hash)
-        .bind(&filter.service)
-        .bind(&filter.environment)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
-        rows.iter().map(evidence_from_row).collect()
+        evidence::list_evidence(self, filter, limit).await
     }
 
     async fn create_token(&self, token: &NewToken, event: &NewEvent) -> Result<Event, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let taken: Option<i32> = sqlx::query_scalar("SELECT 1 FROM tokens WHERE id = $1")
-            .bind(&token.id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        if taken.is_some() {
-            return Err(StoreError::Conflict {
-                entity: Entity::Token,
-                id: token.id.clone(),
-            });
-        }
-        sqlx::query(
-            "INSERT INTO tokens (id, user_name, role, secret_hash, created_at_ms, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&token.id)
-        .bind(&token.user)
-        .bind(token.role.as_str())
-        .bind(&token.secret_hash)
-        .bind(token.created_at_ms)
-        .bind(&token.created_by)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let sealed = append(&mut tx, event).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(sealed)
+        tokens::create_token(self, token, event).await
     }
 
     async fn get_token(&self, id: &str) -> Result<Token, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            token_columns!(),
-            " FROM tokens WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| token_not_found(id))?;
-        token_from_row(&row)
+        tokens::get_token(self, id).await
     }
 
     async fn list_tokens(&self) -> Result<Vec<Token>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            token_columns!(),
-            " FROM tokens ORDER BY created_at_ms, id"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
-        rows.iter().map(token_from_row).collect()
+        tokens::list_tokens(self).await
     }
 
     async fn revoke_token(
@@ -1149,39 +696,7 @@ impl Store for PostgresStore {
         at_ms: i64,
         event: &NewEvent,
     ) -> Result<Event, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let revoked: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT revoked_at_ms FROM tokens WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        match revoked {
-            None => return Err(token_not_found(id)),
-            Some(Some(_)) => {
-                return Err(StoreError::invalid(format!(
-                    "token `{id}` is already revoked"
-                )));
-            }
-            Some(None) => {}
-        }
-        sqlx::query("UPDATE tokens SET revoked_at_ms = $1, revoked_by = $2 WHERE id = $3")
-            .bind(at_ms)
-            .bind(actor)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        let sealed = append(&mut tx, event).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(sealed)
-    }
-}
-
-fn token_not_found(id: &str) -> StoreError {
-    StoreError::NotFound {
-        entity: Entity::Token,
-        id: id.to_owned(),
+        tokens::revoke_token(self, id, actor, at_ms, event).await
     }
 }
 

@@ -1,0 +1,227 @@
+//! Writing the journal: sealing events onto the hash chain under the journal lock, the
+//! deliveries written with them, step records and window closes.
+
+use super::*;
+
+pub(super) fn clamp_seq(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+pub(super) fn clamp_id(id: u64) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
+}
+
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|error| StoreError::invalid(error.to_string()))
+}
+
+pub(super) async fn run_exists(conn: &mut PgConnection, run_id: &str) -> Result<bool, StoreError> {
+    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM runs WHERE id = $1")
+        .bind(run_id)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(found.is_some())
+}
+
+pub(super) async fn release_exists(
+    conn: &mut PgConnection,
+    release_id: &str,
+) -> Result<bool, StoreError> {
+    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM releases WHERE id = $1")
+        .bind(release_id)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(found.is_some())
+}
+
+pub(super) fn release_not_found(id: &str) -> StoreError {
+    StoreError::NotFound {
+        entity: Entity::Release,
+        id: id.to_owned(),
+    }
+}
+
+/// The event written with a release change names that release.
+pub(super) fn bind_release(event: &NewEvent, release_id: &str) -> Result<NewEvent, StoreError> {
+    match &event.release_id {
+        Some(given) if given != release_id => Err(StoreError::invalid(format!(
+            "event names release `{given}` but is written with release `{release_id}`"
+        ))),
+        _ => Ok(event.clone().release(release_id)),
+    }
+}
+
+/// Appends `event` as the next one in the chain, with its deliveries. Must run inside a write
+/// transaction (one that holds the journal lock).
+pub(super) async fn append(conn: &mut PgConnection, event: &NewEvent) -> Result<Event, StoreError> {
+    append_many(conn, std::slice::from_ref(event))
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::corrupt("an appended event returned nothing"))
+}
+
+/// Events inserted per statement: 10 parameters each, far below PostgreSQL's 65535.
+const INSERT_CHUNK: usize = 1000;
+
+/// Appends `events` as the next ones in the chain, in order. Must run inside a write
+/// transaction. The chain's end is read once (the lock guarantees nobody else appends
+/// meanwhile) and the rows go in with multi-row inserts.
+pub(super) async fn append_many(
+    conn: &mut PgConnection,
+    events: &[NewEvent],
+) -> Result<Vec<Event>, StoreError> {
+    let mut runs_seen: HashSet<&str> = HashSet::new();
+    for event in events {
+        event.check_deliveries()?;
+        if let Some(run_id) = &event.run_id
+            && !runs_seen.contains(run_id.as_str())
+        {
+            if !run_exists(conn, run_id).await? {
+                return Err(StoreError::run_not_found(run_id));
+            }
+            runs_seen.insert(run_id);
+        }
+    }
+    let last = sqlx::query("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let (mut seq, mut prev_hash) = match last {
+        Some(row) => {
+            let seq: i64 = row.try_get("seq").map_err(db_error)?;
+            let hash: String = row.try_get("hash").map_err(db_error)?;
+            let seq = u64::try_from(seq)
+                .map_err(|_| StoreError::corrupt(format!("event seq {seq} is negative")))?;
+            (seq + 1, hash)
+        }
+        None => (1, GENESIS_HASH.to_owned()),
+    };
+    let mut sealed = Vec::with_capacity(events.len());
+    for event in events {
+        let event = event.seal(seq, &prev_hash);
+        seq += 1;
+        prev_hash.clone_from(&event.hash);
+        sealed.push(event);
+    }
+    for chunk in sealed.chunks(INSERT_CHUNK) {
+        let payloads: Vec<String> = chunk.iter().map(|e| canonical_json(&e.payload)).collect();
+        let mut insert = sqlx::QueryBuilder::<Postgres>::new(
+            "INSERT INTO events (seq, at_ms, kind, run_id, step_id, release_id, actor, payload, \
+             prev_hash, hash) ",
+        );
+        insert.push_values(chunk.iter().zip(&payloads), |mut row, (e, payload)| {
+            row.push_bind(clamp_seq(e.seq))
+                .push_bind(e.at_ms)
+                .push_bind(&e.kind)
+                .push_bind(&e.run_id)
+                .push_bind(&e.step_id)
+                .push_bind(&e.release_id)
+                .push_bind(&e.actor)
+                .push_bind(payload)
+                .push_bind(&e.prev_hash)
+                .push_bind(&e.hash);
+        });
+        insert.build().execute(&mut *conn).await.map_err(db_error)?;
+    }
+    for (event, stored) in events.iter().zip(&sealed) {
+        if !event.deliveries.is_empty() {
+            insert_deliveries(conn, stored, &event.deliveries).await?;
+        }
+    }
+    Ok(sealed)
+}
+
+/// The outbox rows of a just-appended event, pending and due at the event's time.
+async fn insert_deliveries(
+    conn: &mut PgConnection,
+    event: &Event,
+    deliveries: &[NewDelivery],
+) -> Result<(), StoreError> {
+    let release_id = match (&event.release_id, &event.run_id) {
+        (Some(release_id), _) => Some(release_id.clone()),
+        (None, Some(run_id)) => {
+            sqlx::query_scalar::<_, Option<String>>("SELECT release_id FROM runs WHERE id = $1")
+                .bind(run_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_error)?
+                .flatten()
+        }
+        (None, None) => None,
+    };
+    let mut insert = sqlx::QueryBuilder::<Postgres>::new(
+        "INSERT INTO deliveries (event_seq, release_id, run_id, channel, kind, notify_event, \
+         state, created_at_ms, next_attempt_at_ms, updated_at_ms) ",
+    );
+    insert.push_values(deliveries, |mut row, delivery| {
+        row.push_bind(clamp_seq(event.seq))
+            .push_bind(&release_id)
+            .push_bind(&event.run_id)
+            .push_bind(&delivery.channel)
+            .push_bind(delivery.kind.as_str())
+            .push_bind(&delivery.notify_event)
+            .push_bind("pending")
+            .push_bind(event.at_ms)
+            .push_bind(event.at_ms)
+            .push_bind(event.at_ms);
+    });
+    // One statement per event: ids follow the order given.
+    insert.build().execute(&mut *conn).await.map_err(db_error)?;
+    Ok(())
+}
+
+pub(super) async fn upsert_step(
+    conn: &mut PgConnection,
+    step: &StepRecord,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO step_states (run_id, step_id, state, attempt, started_at_ms, \
+         finished_at_ms, exit_status, pgid, note, outputs, stdout, stderr, updated_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT (run_id, step_id) DO UPDATE SET state = excluded.state, \
+         attempt = excluded.attempt, started_at_ms = excluded.started_at_ms, \
+         finished_at_ms = excluded.finished_at_ms, exit_status = excluded.exit_status, \
+         pgid = excluded.pgid, note = excluded.note, outputs = excluded.outputs, \
+         stdout = excluded.stdout, stderr = excluded.stderr, \
+         updated_at_ms = excluded.updated_at_ms",
+    )
+    .bind(&step.run_id)
+    .bind(&step.step_id)
+    .bind(step.state.as_str())
+    .bind(i64::from(step.attempt))
+    .bind(step.started_at_ms)
+    .bind(step.finished_at_ms)
+    .bind(step.exit_status.map(i64::from))
+    .bind(step.pgid.map(i64::from))
+    .bind(&step.note)
+    .bind(to_json(&step.outputs)?)
+    .bind(step.stdout.as_bytes())
+    .bind(step.stderr.as_bytes())
+    .bind(step.updated_at_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Closes an open release; closing a closed one keeps its first closing.
+pub(super) async fn close_window(
+    conn: &mut PgConnection,
+    release_id: &str,
+    at_ms: i64,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE releases SET state = 'closed', closed_at_ms = $1, close_reason = $2 \
+         WHERE id = $3 AND state = 'open'",
+    )
+    .bind(at_ms)
+    .bind(reason)
+    .bind(release_id)
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(done.rows_affected() == 1)
+}
