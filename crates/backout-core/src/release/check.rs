@@ -42,12 +42,7 @@ pub fn sources_of(
     tracker: &Tracker,
     resolver: &Arc<Resolver>,
 ) -> Vec<Result<Arc<dyn Source>, String>> {
-    let configured = tracker
-        .plan()
-        .criteria
-        .given()
-        .map(|c| c.sources.clone())
-        .unwrap_or_default();
+    let configured = sources::of_plan(tracker.plan());
     tracker
         .criteria()
         .iter()

@@ -10,7 +10,6 @@ use backout_model::plan::Criterion;
 use backout_store::{NewEvent, Store};
 use serde_json::json;
 
-use super::check::observe;
 use super::tracker::Tracker;
 use crate::clock::Clock;
 use crate::criteria::sources;
@@ -44,11 +43,7 @@ pub async fn verify_after(
     let Some(verify) = plan.procedure.given().and_then(|p| p.verify_after.clone()) else {
         return Ok(Verified::NotRequired);
     };
-    let configured = plan
-        .criteria
-        .given()
-        .map(|c| c.sources.clone())
-        .unwrap_or_default();
+    let configured = sources::of_plan(&plan);
     let checks: Vec<Criterion> = verify
         .checks
         .iter()
@@ -73,9 +68,7 @@ pub async fn verify_after(
             if now < due[i] {
                 continue;
             }
-            let source =
-                sources::for_criterion(criterion, &configured, resolver.clone()).map(Arc::from);
-            let observation = observe(source).await;
+            let observation = sources::measure(criterion, &configured, resolver.clone()).await;
             let (class, reason) = classify(criterion, &observation);
             // No warm-up: the criteria's `delay` is about the forward deployment.
             states[i].observe(criterion, &observation, now, i64::MIN / 2);

@@ -11,7 +11,7 @@ use backout_model::Condition;
 use backout_model::plan::{Criterion, NoData, Source, Sources};
 
 use super::{Invocation, Outcome, StepRunner};
-use crate::criteria::{Measured, Observation, classify, sources};
+use crate::criteria::{Measured, classify, sources};
 
 /// Measures one criterion, once or until it passes.
 pub struct CriterionRunner {
@@ -68,11 +68,7 @@ impl CriterionRunner {
 
     async fn measure(&self, inv: &Invocation) -> (Measured, String) {
         let observation =
-            match sources::for_criterion(&self.criterion, &self.sources, Arc::clone(&inv.resolver))
-            {
-                Ok(source) => source.observe().await,
-                Err(message) => Observation::Error { message },
-            };
+            sources::measure(&self.criterion, &self.sources, Arc::clone(&inv.resolver)).await;
         classify(&self.criterion, &observation)
     }
 }

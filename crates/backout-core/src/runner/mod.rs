@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use backout_model::Plan;
-use backout_model::plan::{Action, Check, Sources, StepKind, Wait};
+use backout_model::plan::{Action, Check, StepKind, Wait};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -79,7 +79,7 @@ pub fn for_step(kind: &StepKind, plan: &Plan) -> Option<Box<dyn StepRunner>> {
             Some(match plan.criterion(criterion) {
                 Some(c) => Box::new(CriterionRunner::wait(
                     c.clone(),
-                    sources_of(plan),
+                    crate::criteria::sources::of_plan(plan),
                     timeout.map(|t| t.0),
                 )),
                 None => Box::new(WaitRunner::unsupported(
@@ -90,14 +90,6 @@ pub fn for_step(kind: &StepKind, plan: &Plan) -> Option<Box<dyn StepRunner>> {
         StepKind::Wait(wait) => Some(Box::new(WaitRunner::new(wait.clone()))),
         StepKind::Manual { .. } => None,
     }
-}
-
-/// Where a plan's criteria read their signals.
-fn sources_of(plan: &Plan) -> Sources {
-    plan.criteria
-        .given()
-        .map(|c| c.sources.clone())
-        .unwrap_or_default()
 }
 
 /// The runner for a precondition.
@@ -124,10 +116,13 @@ pub fn for_check(verify: &backout_model::plan::Verify, plan: &Plan) -> Box<dyn S
             query.clone(),
             verify.fails_if,
             verify.passes_if,
-            sources_of(plan),
+            crate::criteria::sources::of_plan(plan),
         )),
         Check::Criterion(id) => match plan.criterion(id) {
-            Some(c) => Box::new(CriterionRunner::once(c.clone(), sources_of(plan))),
+            Some(c) => Box::new(CriterionRunner::once(
+                c.clone(),
+                crate::criteria::sources::of_plan(plan),
+            )),
             None => Box::new(WaitRunner::unsupported(
                 "the plan has no such criterion (lint reports it)",
             )),

@@ -85,6 +85,28 @@ pub fn for_criterion(
     }
 }
 
+/// Where a plan's criteria read their signals: `criteria.sources` (empty when criteria do not
+/// apply, so the environment variables are used).
+pub fn of_plan(plan: &backout_model::Plan) -> Sources {
+    plan.criteria
+        .given()
+        .map(|c| c.sources.clone())
+        .unwrap_or_default()
+}
+
+/// One measurement of `criterion` now. A source that cannot be built is an error observation,
+/// never a pass.
+pub async fn measure(
+    criterion: &Criterion,
+    sources: &Sources,
+    resolver: Arc<Resolver>,
+) -> Observation {
+    match for_criterion(criterion, sources, resolver) {
+        Ok(source) => source.observe().await,
+        Err(message) => Observation::Error { message },
+    }
+}
+
 /// A monitoring endpoint with everything resolved: where to send requests, and how.
 #[derive(Clone, Debug)]
 pub struct Resolved {
