@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod rollbacks;
 pub mod router;
 pub mod state;
+pub mod ui;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -98,6 +98,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
     Router::new()
         .merge(api)
         .merge(open)
+        .merge(crate::ui::router())
         .fallback(not_found)
         .layer(middleware::from_fn(json_errors))
         .layer(DefaultBodyLimit::max(limits.body_bytes))
@@ -138,12 +139,13 @@ async fn json_errors(request: Request, next: Next) -> Response {
             header::HeaderValue::from_static("close"),
         );
     }
-    let is_json = response
+    // JSON errors are already shaped; the web UI's HTML error pages are for people.
+    let explained = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || explained {
         return response;
     }
     let (parts, body) = response.into_parts();

@@ -468,6 +468,12 @@ pub struct ServeArgs {
     /// Address and port to listen on (port 0 picks a free one; the address is printed).
     #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
     pub listen: String,
+    /// Load a demo: a plan whose criteria read a fake service served by this process (raise
+    /// its error rate from the web UI or with curl) and whose steps are harmless local
+    /// commands, with one token per role printed at start. Uses its own data directory unless
+    /// --database is given.
+    #[arg(long)]
+    pub demo: bool,
 }
 
 #[derive(Debug, Args)]
