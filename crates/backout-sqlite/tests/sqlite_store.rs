@@ -66,6 +66,16 @@ fn run(id: &str, steps: &[&str]) -> NewRun {
 // ---------------------------------------------------------------------------------------------
 // Conformance stories, each on a fresh file, then all of them on one file and in memory.
 
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_leases() {
+    let fresh = fresh().await;
+    conformance::leases(&fresh.store).await.unwrap();
+    conformance::fenced_writes(&fresh.store).await.unwrap();
+    conformance::concurrent_lease_takers(Arc::new(fresh.store.clone()))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn conformance_tokens() {
     conformance::tokens(&fresh().await.store).await.unwrap();

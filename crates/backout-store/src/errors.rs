@@ -35,6 +35,15 @@ pub enum StoreError {
         source: BoxError,
     },
 
+    /// A write made under a lease whose fencing token is no longer the lease's current one:
+    /// another replica took the work over (this one was paused or cut off past the lease's
+    /// expiry). Nothing was written; the writer must stop working on it.
+    #[error(
+        "lease `{lease}` (token {token}) was taken over by another replica, which now does this \
+         work; this replica stopped and wrote nothing"
+    )]
+    Fenced { lease: String, token: u64 },
+
     /// Any other failure of the backend (I/O, lock timeout, lost connection).
     #[error("database operation failed")]
     Backend(#[source] BoxError),
@@ -46,6 +55,14 @@ impl StoreError {
         StoreError::NotFound {
             entity: Entity::Run,
             id: id.to_owned(),
+        }
+    }
+
+    /// Shorthand for a [`StoreError::Fenced`] on `fence`.
+    pub fn fenced(fence: &crate::Fence) -> Self {
+        StoreError::Fenced {
+            lease: fence.lease.clone(),
+            token: fence.token,
         }
     }
 

@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::chain::{self, EventBody};
 use crate::delivery::NewDelivery;
 use crate::errors::StoreError;
+use crate::lease::Fence;
 
 /// An event to append. The store assigns `seq`, `prev_hash` and `hash`.
 ///
@@ -28,6 +29,11 @@ pub struct NewEvent {
     pub payload: Value,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deliveries: Vec<NewDelivery>,
+    /// The lease this write is made under, if any: the store refuses the whole write
+    /// ([`StoreError::Fenced`]) when the lease's current token differs. Not part of the hash:
+    /// it says who was allowed to write, not what happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<Fence>,
 }
 
 impl NewEvent {
@@ -42,6 +48,7 @@ impl NewEvent {
             actor: actor.into(),
             payload: Value::Null,
             deliveries: Vec::new(),
+            fence: None,
         }
     }
 
@@ -72,6 +79,12 @@ impl NewEvent {
     /// Sets the deliveries written with the event (replacing any given before).
     pub fn deliveries(mut self, deliveries: Vec<NewDelivery>) -> Self {
         self.deliveries = deliveries;
+        self
+    }
+
+    /// Sets the lease the write is made under (replacing any given before).
+    pub fn fenced(mut self, fence: Option<Fence>) -> Self {
+        self.fence = fence;
         self
     }
 

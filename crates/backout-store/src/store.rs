@@ -8,6 +8,7 @@ use crate::delivery::{Delivery, DeliveryNext, NewAttempt};
 use crate::errors::StoreError;
 use crate::event::{Event, NewEvent};
 use crate::evidence::{Evidence, EvidenceFilter};
+use crate::lease::Lease;
 use crate::release::{Checkpoint, NewRelease, Release};
 use crate::run::{NewRun, Run, RunUpdate};
 use crate::step::StepRecord;
@@ -29,6 +30,9 @@ use crate::token::{NewToken, Token};
 ///   transaction: committed with it, or not at all. Each starts `pending`, due at the event's
 ///   time.
 /// - Timestamps are the caller's; the store never reads a clock.
+/// - An event carrying a fence ([`NewEvent::fence`]) is written only while the fence's token is
+///   its lease's current token, checked in the write's own transaction: otherwise the whole
+///   call fails with [`StoreError::Fenced`] and writes nothing.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Creates `run`, a `pending` step record for each of `run.steps`, and appends `event`.
@@ -141,6 +145,35 @@ pub trait Store: Send + Sync {
         reason: &str,
         event: &NewEvent,
     ) -> Result<Event, StoreError>;
+
+    /// Takes lease `name` for `owner` until `now_ms + ttl_ms` when it is free, released,
+    /// expired, or already held by `owner` (then it is renewed, same token). A NEW holder gets
+    /// a token strictly greater than every token ever issued for `name` (the fencing token).
+    /// `None` when another owner holds it. Atomic: of many concurrent callers, one wins.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<Lease>, StoreError>;
+
+    /// Extends a held lease to `now_ms + ttl_ms` (the heartbeat). `None` when it was lost:
+    /// another owner took it (its token changed) or it was released.
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<Lease>, StoreError>;
+
+    /// Gives a held lease up at once (graceful shutdown, work done), so another replica may
+    /// take it without waiting for the expiry. The token is kept, so the next holder's is
+    /// greater. Releasing a lease that was lost does nothing.
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError>;
+
+    /// Every lease whose name starts with `prefix`, held or not, by name.
+    async fn leases(&self, prefix: &str) -> Result<Vec<Lease>, StoreError>;
 
     /// Up to `limit` deliveries a dispatcher could claim at `now_ms` ([`Delivery::claimable`]),
     /// most overdue first. Reads only: a dispatcher polls this and takes the write lock to

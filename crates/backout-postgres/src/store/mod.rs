@@ -6,9 +6,12 @@
 //! process using the database, so `seq` is gap-free, the chain is linear, and the existence
 //! checks that turn into `NotFound`/`Conflict` cannot race. Delivery claims and attempts append
 //! nothing and lock only their rows (`FOR UPDATE SKIP LOCKED`). Reads never wait for the lock.
+//! Leases (`leases.rs`) are taken and renewed with one row-locking statement each, and a
+//! write made under a lease share-locks its row while checking the fencing token.
 
 mod evidence;
 mod journal;
+mod leases;
 mod outbox;
 mod tokens;
 
@@ -145,6 +148,12 @@ impl PostgresStore {
     /// `postgres://USER@HOST:PORT/DATABASE`: where this store is, without the password.
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// The connection pool, for the bulk import (`crate::import`), which writes outside the
+    /// [`Store`] methods.
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// Closes every connection of this handle (and its clones).
@@ -616,6 +625,33 @@ impl Store for PostgresStore {
         let sealed = append(&mut tx, &event).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(sealed)
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<backout_store::Lease>, StoreError> {
+        leases::acquire_lease(self, name, owner, now_ms, ttl_ms).await
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &backout_store::Lease,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<backout_store::Lease>, StoreError> {
+        leases::renew_lease(self, lease, now_ms, ttl_ms).await
+    }
+
+    async fn release_lease(&self, lease: &backout_store::Lease) -> Result<(), StoreError> {
+        leases::release_lease(self, lease).await
+    }
+
+    async fn leases(&self, prefix: &str) -> Result<Vec<backout_store::Lease>, StoreError> {
+        leases::leases(self, prefix).await
     }
 
     async fn due_deliveries(&self, now_ms: i64, limit: u32) -> Result<Vec<Delivery>, StoreError> {

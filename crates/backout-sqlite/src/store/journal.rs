@@ -55,6 +55,7 @@ pub(super) async fn append_many(
             runs_seen.insert(run_id);
         }
     }
+    super::leases::check_fences(conn, events).await?;
     let last = sqlx::query("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
         .fetch_optional(&mut *conn)
         .await

@@ -4,13 +4,18 @@
 //! their own so status queries and live tails never wait behind a commit's fsync.
 //!
 //! Runs, steps and releases are here; `journal.rs` seals events onto the chain, and the
-//! outbox, evidence and tokens have a file each.
+//! outbox, evidence, tokens and leases have a file each (as do the connection setup and the
+//! file checks).
 
+mod checks;
+mod connect;
 mod evidence;
 mod journal;
+mod leases;
 mod outbox;
 mod tokens;
 
+use connect::{connect_options, migrate};
 use journal::{append, append_many, clamp_id, clamp_seq, run_exists, to_json, upsert_step};
 
 use std::collections::HashSet;
@@ -151,61 +156,6 @@ impl SqliteStore {
         &self.location
     }
 
-    /// The settings of the writer connection, as SQLite reports them.
-    pub async fn pragmas(&self) -> Result<SqlitePragmas, StoreError> {
-        let mut conn = self.writer.acquire().await.map_err(db_error)?;
-        let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        let busy_timeout_ms: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        Ok(SqlitePragmas {
-            journal_mode,
-            synchronous,
-            foreign_keys: foreign_keys != 0,
-            busy_timeout_ms,
-        })
-    }
-
-    /// Runs SQLite's `integrity_check` and `foreign_key_check`; any finding is `Corrupt`.
-    pub async fn integrity_check(&self) -> Result<(), StoreError> {
-        let mut conn = self.reader.acquire().await.map_err(db_error)?;
-        let findings: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        if findings != ["ok"] {
-            return Err(StoreError::corrupt(format!(
-                "integrity check of `{}`: {}",
-                self.location,
-                findings.join("; ")
-            )));
-        }
-        let violations = sqlx::query("PRAGMA foreign_key_check")
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        if !violations.is_empty() {
-            return Err(StoreError::corrupt(format!(
-                "{} foreign key violations in `{}`",
-                violations.len(),
-                self.location
-            )));
-        }
-        Ok(())
-    }
-
     /// Closes every connection, checkpointing the WAL into the database file.
     pub async fn close(&self) {
         self.reader.close().await;
@@ -220,32 +170,6 @@ impl SqliteStore {
             .await
             .map_err(db_error)
     }
-}
-
-fn connect_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
-    options
-        .journal_mode(SqliteJournalMode::Wal)
-        // FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss, and
-        // the executor relies on a committed step state being there after any crash.
-        .synchronous(SqliteSynchronous::Full)
-        .foreign_keys(true)
-        .busy_timeout(BUSY_TIMEOUT)
-}
-
-/// Applies pending migrations inside one `BEGIN IMMEDIATE` transaction (sqlx runs each migration
-/// in a savepoint), so processes opening a new file at the same time migrate it only once.
-async fn migrate(pool: &SqlitePool, location: &str) -> Result<(), StoreError> {
-    let mut tx = pool
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(|error| open_error(location, error))?;
-    MIGRATOR
-        .run(&mut *tx)
-        .await
-        .map_err(|error| open_error(location, error))?;
-    tx.commit()
-        .await
-        .map_err(|error| open_error(location, error))
 }
 
 #[async_trait]
@@ -686,6 +610,33 @@ impl Store for SqliteStore {
         let sealed = append(&mut tx, &event).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(sealed)
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<backout_store::Lease>, StoreError> {
+        leases::acquire_lease(self, name, owner, now_ms, ttl_ms).await
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &backout_store::Lease,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<backout_store::Lease>, StoreError> {
+        leases::renew_lease(self, lease, now_ms, ttl_ms).await
+    }
+
+    async fn release_lease(&self, lease: &backout_store::Lease) -> Result<(), StoreError> {
+        leases::release_lease(self, lease).await
+    }
+
+    async fn leases(&self, prefix: &str) -> Result<Vec<backout_store::Lease>, StoreError> {
+        leases::leases(self, prefix).await
     }
 
     async fn due_deliveries(&self, now_ms: i64, limit: u32) -> Result<Vec<Delivery>, StoreError> {

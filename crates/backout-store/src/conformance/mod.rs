@@ -19,6 +19,7 @@
 mod deliveries;
 mod evidence;
 mod journal;
+mod leases;
 mod releases;
 mod runs;
 mod steps;
@@ -38,6 +39,7 @@ pub use journal::{
     chain_verifies, concurrent_appends, events_are_ordered_and_gap_free,
     failed_writes_append_nothing, tampering_is_detected,
 };
+pub use leases::{concurrent_lease_takers, fenced_writes, leases};
 pub use releases::{releases, watcher_reads};
 pub use runs::{missing_records_are_not_found, run_updates, runs_newest_first, runs_round_trip};
 pub use steps::{step_batches, steps_round_trip};
@@ -65,6 +67,9 @@ pub async fn run_all(store: Arc<dyn Store>) -> Result<(), StoreError> {
     deliveries(store.as_ref()).await?;
     evidence_story(store.as_ref()).await?;
     tokens(store.as_ref()).await?;
+    leases(store.as_ref()).await?;
+    fenced_writes(store.as_ref()).await?;
+    concurrent_lease_takers(Arc::clone(&store)).await?;
     events_are_ordered_and_gap_free(store.as_ref()).await?;
     failed_writes_append_nothing(store.as_ref()).await?;
     missing_records_are_not_found(store.as_ref()).await?;
