@@ -1,6 +1,11 @@
 //! The server's background work: the criteria watcher of every open release (and each that
 //! starts), which hands automatically approved rollbacks to [`crate::rollbacks`], and the
 //! notification dispatcher. Both restart after a store failure and stop on shutdown.
+//!
+//! Replicas on one database share the releases through leases (the watcher watches those
+//! whose lease it holds) and the runs ([`take_over_runs`] resumes those whose lease expired);
+//! the dispatcher needs no lease, as it claims each delivery for a while. At shutdown the
+//! leases are given up ([`release_leases`]) so another replica takes over at once.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -8,9 +13,10 @@ use std::time::Duration;
 
 use backout_core::clock::SystemClock;
 use backout_core::env::Resolver;
+use backout_core::executor::LeaseSettings;
 use backout_core::notify::{DispatchOptions, Dispatcher};
 use backout_core::release::{WatchOptions, Watcher, decide};
-use backout_store::DeliveryState;
+use backout_store::{DeliveryState, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -34,9 +40,13 @@ impl Background {
     }
 }
 
-pub fn spawn(state: AppState, stopping: watch::Receiver<bool>) -> Background {
+pub fn spawn(
+    state: AppState,
+    leases: LeaseSettings,
+    stopping: watch::Receiver<bool>,
+) -> Background {
     Background {
-        watcher: tokio::spawn(watch_all(state.clone(), stopping.clone())),
+        watcher: tokio::spawn(watch_all(state.clone(), leases, stopping.clone())),
         dispatcher: tokio::spawn(dispatch(state, stopping)),
     }
 }
@@ -49,7 +59,50 @@ async fn pause(stopping: &watch::Receiver<bool>) -> bool {
     }
 }
 
-async fn watch_all(state: AppState, stopping: watch::Receiver<bool>) {
+/// Every `every` (a third of the lease time), resumes the runs nobody executes any more
+/// (their replica died, or a previous server left them) until the server stops.
+pub async fn take_over_runs(state: AppState, every: Duration, stopping: watch::Receiver<bool>) {
+    let every = every.max(Duration::from_millis(10));
+    loop {
+        tokio::select! {
+            () = stopped(stopping.clone()) => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match state.rollbacks.take_over().await {
+            Ok(runs) if !runs.is_empty() => {
+                tracing::info!(runs = ?runs, "taking over runs nobody executes any more");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not look for runs to take over"),
+        }
+    }
+}
+
+/// Gives up every lease `owner` holds (graceful shutdown), so other replicas take the
+/// releases and runs over at once. A lease that cannot be given up expires on its own.
+pub async fn release_leases(store: &dyn Store, owner: &str) {
+    let held = match store.leases("").await {
+        Ok(leases) => leases,
+        Err(error) => {
+            tracing::warn!(%error, "could not list the leases to give them up; they expire on their own");
+            return;
+        }
+    };
+    let mine: Vec<_> = held.into_iter().filter(|l| l.owner == owner).collect();
+    for lease in &mine {
+        if let Err(error) = store.release_lease(lease).await {
+            tracing::warn!(lease = %lease.name, %error, "could not give the lease up; it expires on its own");
+        }
+    }
+    if !mine.is_empty() {
+        tracing::info!(
+            leases = mine.len(),
+            "gave up the leases held, for another replica to take over"
+        );
+    }
+}
+
+async fn watch_all(state: AppState, leases: LeaseSettings, stopping: watch::Receiver<bool>) {
     loop {
         if *stopping.borrow() {
             return;
@@ -57,6 +110,7 @@ async fn watch_all(state: AppState, stopping: watch::Receiver<bool>) {
         let options = WatchOptions {
             actor: SERVER_ACTOR.to_string(),
             all: true,
+            lease: Some(leases.clone()),
             ..WatchOptions::default()
         };
         let result = async {
@@ -68,7 +122,10 @@ async fn watch_all(state: AppState, stopping: watch::Receiver<bool>) {
                 &[],
             )
             .await?;
-            tracing::info!(releases = watcher.len(), "watching every open release");
+            tracing::info!(
+                releases = watcher.len(),
+                "watching the open releases whose lease this replica holds"
+            );
             watcher
                 .run(stopped(stopping.clone()), |round| {
                     let id = &round.tracker.release_id;

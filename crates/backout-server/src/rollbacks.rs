@@ -4,20 +4,26 @@
 //! CLI) left unfinished, which are resumed at start. Each goes through
 //! `backout_core::release::carry_out` or `Executor::resume`, exactly as the CLI's.
 //!
+//! Several replicas may share one database: each run is executed under its lease `run:<id>`
+//! (fenced, see `Executor::with_lease`), and every replica looks for unfinished runs whose
+//! lease is free or expired ([`Rollbacks::take_over`]) and resumes them exactly as
+//! `backout resume` would, so the runs of a replica that died go on elsewhere.
+//!
 //! Runs wait for people inside the server (`wait_for_people`): a manual step confirmed through
 //! the API (or `backout confirm`) is picked up within the executor's poll. At shutdown the
 //! executions are dropped as after a crash: their journal says where they were, and the next
 //! server resumes them (a non-idempotent step that was running is then in doubt until a person
 //! resolves it).
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use backout_core::clock::{Clock, SystemClock};
 use backout_core::env::Resolver;
+use backout_core::executor::{LeaseSettings, run_lease_name};
 use backout_core::release::{self, decide};
 use backout_core::{ExecError, Executor, Progress, ProgressEvent};
-use backout_store::{RunKind, RunState, Store};
+use backout_store::{Run, RunKind, RunState, Store};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
@@ -35,6 +41,12 @@ struct Inner {
     tasks: Mutex<JoinSet<()>>,
     /// Releases whose automatic rollback is being started, so two rounds start it once.
     automatic: Mutex<HashSet<String>>,
+    /// How runs are shared with other replicas, once the server set it ([`Rollbacks::share`]).
+    lease: OnceLock<LeaseSettings>,
+    /// Runs this process is resuming: a later round of [`Rollbacks::take_over`] must not
+    /// start a second executor of one (under this replica's lease it would get the same
+    /// fencing token, so the store could not tell the two apart).
+    resuming: Mutex<HashSet<String>>,
 }
 
 /// Where a started run tells its id (or why it never started).
@@ -47,7 +59,29 @@ impl Rollbacks {
                 store,
                 tasks: Mutex::new(JoinSet::new()),
                 automatic: Mutex::new(HashSet::new()),
+                lease: OnceLock::new(),
+                resuming: Mutex::new(HashSet::new()),
             }),
+        }
+    }
+
+    /// Executes every run from now on under its lease with these settings (the server calls
+    /// this once, before any run starts; later calls change nothing).
+    pub fn share(&self, settings: LeaseSettings) {
+        let _ = self.inner.lease.set(settings);
+    }
+
+    /// An executor of this server's runs: under leases when they are shared.
+    fn executor(inner: &Inner, progress: Arc<RunLog>) -> Executor {
+        let executor = Executor::new(
+            inner.store.clone(),
+            Arc::new(SystemClock),
+            Resolver::from_env(),
+            progress,
+        );
+        match inner.lease.get() {
+            Some(settings) => executor.with_lease(settings.clone()),
+            None => executor,
         }
     }
 
@@ -68,12 +102,12 @@ impl Rollbacks {
     ) -> Result<String, ExecError> {
         let (send, receive) = oneshot::channel();
         let started: Started = Arc::new(Mutex::new(Some(send)));
-        let store = self.inner.store.clone();
+        let inner = self.inner.clone();
         let progress = Arc::new(RunLog {
             started: started.clone(),
         });
         self.spawn(async move {
-            let result = carry_out(&store, &cleared, &actor, progress).await;
+            let result = carry_out(&inner, &cleared, &actor, progress).await;
             if let Err(error) = result {
                 let waiting = started.lock().ok().and_then(|mut s| s.take());
                 match waiting {
@@ -122,7 +156,7 @@ impl Rollbacks {
                         started: Arc::new(Mutex::new(None)),
                     });
                     if let Err(error) =
-                        carry_out(&store, &cleared, decide::AUTOMATIC, progress).await
+                        carry_out(&inner, &cleared, decide::AUTOMATIC, progress).await
                     {
                         tracing::error!(release = %release_id, %error, "automatic rollback failed");
                     }
@@ -141,40 +175,75 @@ impl Rollbacks {
         });
     }
 
-    /// Resumes the release runs a previous executor on this host left running or waiting
-    /// (its process is gone), so work journaled before a restart continues. Returns their ids.
-    pub async fn resume_left_over(&self) -> Result<Vec<String>, ExecError> {
+    /// Resumes the release runs nobody executes any more, so work journaled before a restart
+    /// or by a replica that died continues here; returns their ids. A run qualifies when it is
+    /// unfinished (running, or waiting for a person) and either its lease `run:<id>` is
+    /// released or expired (the replica executing it stopped), or it never had one and its
+    /// executor was a process on this machine that is gone (a previous server, a crashed CLI).
+    /// Each is resumed as `backout resume` would; of several replicas trying at once, the one
+    /// that takes the lease resumes it.
+    pub async fn take_over(&self) -> Result<Vec<String>, ExecError> {
+        let store = &self.inner.store;
+        let runs = store.list_runs(1000).await?;
+        let unfinished: Vec<Run> = runs
+            .into_iter()
+            .filter(|run| {
+                run.kind == RunKind::Release
+                    && matches!(run.state, RunState::Running | RunState::Waiting)
+            })
+            .collect();
+        if unfinished.is_empty() {
+            return Ok(Vec::new());
+        }
+        let leases: HashMap<String, backout_store::Lease> = store
+            .leases("run:")
+            .await?
+            .into_iter()
+            .map(|lease| (lease.name.clone(), lease))
+            .collect();
+        let now = SystemClock.now_ms();
         let host = hostname();
-        let runs = self.inner.store.list_runs(1000).await?;
+        let ours = self.inner.lease.get().map(|l| l.owner.as_str());
         let mut resumed = Vec::new();
-        for run in runs {
-            let ours = run.executor.as_ref().is_none_or(|e| e.hostname == host);
-            if run.kind != RunKind::Release
-                || !matches!(run.state, RunState::Running | RunState::Waiting)
-                || !ours
-            {
+        for run in unfinished {
+            let free = match leases.get(&run_lease_name(&run.id)) {
+                // Ours is being executed here (its heartbeat may just be late): taking it
+                // again would fence our own executor off.
+                Some(lease) if Some(lease.owner.as_str()) == ours => false,
+                Some(lease) => !lease.is_held(now),
+                None => left_by_a_dead_local_process(&run, &host),
+            };
+            let fresh = free
+                && self
+                    .inner
+                    .resuming
+                    .lock()
+                    .is_ok_and(|mut set| set.insert(run.id.clone()));
+            if !fresh {
                 continue;
             }
-            let store = self.inner.store.clone();
+            let inner = self.inner.clone();
             let run_id = run.id.clone();
             resumed.push(run.id);
             self.spawn(async move {
+                let _resuming = Resuming {
+                    inner: inner.clone(),
+                    run_id: run_id.clone(),
+                };
                 let progress = Arc::new(RunLog {
                     started: Arc::new(Mutex::new(None)),
                 });
-                let executor = Executor::new(
-                    store,
-                    Arc::new(SystemClock),
-                    Resolver::from_env(),
-                    progress,
-                );
+                let executor = Self::executor(&inner, progress);
                 match executor.resume(&run_id, SERVER_ACTOR, true).await {
                     Ok(summary) => {
                         tracing::info!(run = %run_id, state = %summary.run.state, "resumed run ended")
                     }
-                    // A live process holds it (e.g. `backout execute` in a terminal).
+                    // Another replica took it first, or a live process holds it.
                     Err(ExecError::Refused(why)) => {
                         tracing::info!(run = %run_id, "not resumed: {why}")
+                    }
+                    Err(ExecError::Store(backout_store::StoreError::Fenced { .. })) => {
+                        tracing::warn!(run = %run_id, "another replica took this run over; stopped working on it")
                     }
                     Err(error) => tracing::error!(run = %run_id, %error, "resuming failed"),
                 }
@@ -203,19 +272,44 @@ impl Rollbacks {
     }
 }
 
+/// Takes a run off [`Inner::resuming`] when its resuming task ends (or is aborted).
+struct Resuming {
+    inner: Arc<Inner>,
+    run_id: String,
+}
+
+impl Drop for Resuming {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.inner.resuming.lock() {
+            set.remove(&self.run_id);
+        }
+    }
+}
+
+/// Whether a run that never had a lease was left by a process of this machine that is gone
+/// (or waits for a person with no executor): a live process, or one on another machine, may
+/// still be executing it (`backout execute` in a terminal), so it is left alone.
+fn left_by_a_dead_local_process(run: &Run, host: &str) -> bool {
+    match &run.executor {
+        None => true,
+        Some(executor) if executor.hostname != host => false,
+        Some(executor) => {
+            !backout_core::process::is_alive(executor.pid)
+                || !std::fs::read_to_string(format!("/proc/{}/comm", executor.pid))
+                    .is_ok_and(|comm| comm.trim().starts_with("backout"))
+        }
+    }
+}
+
 /// Runs a cleared rollback to its end, logging how it went.
 async fn carry_out(
-    store: &Arc<dyn Store>,
+    inner: &Inner,
     cleared: &decide::Cleared,
     actor: &str,
     progress: Arc<RunLog>,
 ) -> Result<(), ExecError> {
-    let executor = Executor::new(
-        store.clone(),
-        Arc::new(SystemClock),
-        Resolver::from_env(),
-        progress,
-    );
+    let store = &inner.store;
+    let executor = Rollbacks::executor(inner, progress);
     let rollback = release::carry_out(
         store,
         &executor,

@@ -11,7 +11,9 @@
 //! The executor owns timeouts, retries, verification and cancellation; runners only run.
 
 pub(crate) mod graph;
+mod lease;
 mod people;
+mod resume;
 mod step;
 
 use std::collections::BTreeMap;
@@ -21,7 +23,8 @@ use std::time::Duration;
 use backout_model::Plan;
 use backout_model::plan::{Answer, Step};
 use backout_store::{
-    ExecutorInfo, NewEvent, NewRun, Run, RunKind, RunState, RunUpdate, StepRecord, StepState, Store,
+    ExecutorInfo, Fence, NewEvent, NewRun, Run, RunKind, RunState, RunUpdate, StepRecord,
+    StepState, Store, StoreError,
 };
 use serde_json::json;
 use tokio::sync::watch;
@@ -34,6 +37,8 @@ use crate::notify::{route, routed};
 use crate::process;
 use crate::runner::{self, Invocation};
 use graph::Graph;
+use lease::Held;
+pub use lease::{LeaseSettings, run_lease_name};
 pub use people::{StepTarget, abort, confirm, resolve};
 use step::{Finished, execute_step};
 
@@ -119,6 +124,8 @@ pub struct Executor {
     progress: Arc<dyn Progress>,
     /// How often the store is polled for confirmations, resolutions and aborts.
     poll: Duration,
+    /// Runs are shared with other replicas: each is executed under its lease, fenced.
+    lease: Option<LeaseSettings>,
 }
 
 impl Executor {
@@ -135,6 +142,33 @@ impl Executor {
             resolver: Arc::new(resolver),
             progress,
             poll: Duration::from_millis(200),
+            lease: None,
+        }
+    }
+
+    /// Executes every run under its lease `run:<id>` (taken before the run's first write,
+    /// renewed by a heartbeat, released when the executor returns), and every write of the run
+    /// carries the lease's fence: once another replica took the run over, this executor writes
+    /// nothing more, starts no step, and stops the steps it had running. A run whose lease
+    /// another live replica holds is refused by [`Executor::resume`]; the process check of a
+    /// resume (a live executor on this machine) is then left to the lease.
+    pub fn with_lease(mut self, settings: LeaseSettings) -> Executor {
+        self.lease = Some(settings);
+        self
+    }
+
+    /// Takes the lease of `run_id` when runs are shared; `Refused` when another replica
+    /// holds it.
+    async fn take_lease(&self, run_id: &str) -> Result<Option<Held>, ExecError> {
+        let Some(settings) = &self.lease else {
+            return Ok(None);
+        };
+        match Held::take(&self.store, &self.clock, settings, run_id).await? {
+            Some(held) => Ok(Some(held)),
+            None => Err(ExecError::Refused(format!(
+                "run `{run_id}` is being executed elsewhere (the lease `{}` is held); it is taken over only once that lease expires",
+                run_lease_name(run_id)
+            ))),
         }
     }
 
@@ -151,6 +185,8 @@ impl Executor {
         let steps = steps_to_run(&plan, options.workaround.as_deref())?;
         let now = self.clock.now_ms();
         let run_id = backout_store::new_run_id(now);
+        let held = self.take_lease(&run_id).await?;
+        let fence = held.as_ref().map(Held::fence);
         let new_run = NewRun {
             id: run_id.clone(),
             plan_hash: hash,
@@ -169,11 +205,15 @@ impl Executor {
             steps: steps.iter().map(|s| s.id.clone()).collect(),
             created_at_ms: now,
         };
-        let payload = json!({
+        let mut payload = json!({
             "workaround": options.workaround,
             "checkpoints": options.checkpoints,
             "environment": options.environment,
         });
+        // Which replica executes the run, when runs are shared (its lease's owner).
+        if let Some(settings) = &self.lease {
+            payload["replica"] = json!(settings.owner);
+        }
         self.store
             .create_run(
                 &new_run,
@@ -181,7 +221,8 @@ impl Executor {
                     &plan,
                     NewEvent::new("run_started", &options.actor, now)
                         .run(&run_id)
-                        .payload(payload),
+                        .payload(payload)
+                        .fenced(fence.clone()),
                 ),
             )
             .await?;
@@ -191,7 +232,7 @@ impl Executor {
             resumed: false,
         });
 
-        let context = self.context(&plan, source, &run_id, options);
+        let context = self.context(&plan, source, &run_id, options, fence.clone());
         if options.workaround.is_none()
             && let Answer::Given(procedure) = &plan.procedure
         {
@@ -211,7 +252,8 @@ impl Executor {
                     let now = self.clock.now_ms();
                     let event = NewEvent::new("run_refused", &options.actor, now)
                         .run(&run_id)
-                        .payload(json!({ "precondition": pre.id, "detail": detail }));
+                        .payload(json!({ "precondition": pre.id, "detail": detail }))
+                        .fenced(fence.clone());
                     self.store
                         .update_run(
                             &RunUpdate {
@@ -223,134 +265,22 @@ impl Executor {
                             &event,
                         )
                         .await?;
+                    if let Some(held) = held {
+                        held.release().await;
+                    }
                     return self.summary(&run_id).await;
                 }
             }
         }
         let graph = Graph::new(&plan, steps);
-        self.drive(context, graph, &options.actor, options.wait_for_people)
-            .await
-    }
-
-    /// Continues a run after its executor stopped (crash, `kill -9`, waiting for a person).
-    pub async fn resume(
-        &self,
-        run_id: &str,
-        actor: &str,
-        wait_for_people: bool,
-    ) -> Result<RunSummary, ExecError> {
-        let run = self.store.get_run(run_id).await?;
-        if run.state.is_terminal() {
-            return Err(ExecError::Refused(format!(
-                "run `{run_id}` already ended: {}",
-                run.state
-            )));
-        }
-        if let Some(holder) = &run.executor
-            && holder.hostname == me().hostname
-            && holder.pid != std::process::id()
-            && process::is_alive(holder.pid)
-            && is_backout(holder.pid)
-        {
-            return Err(ExecError::Refused(format!(
-                "run `{run_id}` is being executed by process {} on this machine; stop it first or wait for it",
-                holder.pid
-            )));
-        }
-        let linted = backout_model::lint(&run.plan_source);
-        let Some(plan) = linted.plan else {
-            return Err(ExecError::InvalidPlan {
-                run_id: run_id.into(),
-                message: format!("{} error(s)", linted.errors()),
-            });
-        };
-        let workaround = match run.kind {
-            RunKind::Workaround => self.workaround_of(run_id).await?,
-            _ => None,
-        };
-        let steps = steps_to_run(&plan, workaround.as_deref())?;
-        let killed = process::kill_leftovers(run_id);
-        let now = self.clock.now_ms();
-        let records = self.store.list_steps(run_id).await?;
-        for record in records.iter().filter(|r| r.state == StepState::Running) {
-            let idempotent = find_step(&plan, &record.step_id).is_some_and(|s| s.idempotent);
-            let mut next = record.clone();
-            next.updated_at_ms = now;
-            next.pgid = None;
-            let kind = if idempotent {
-                next.state = StepState::Pending;
-                next.note = Some(format!(
-                    "was running (attempt {}) when its executor stopped; idempotent, so it runs again",
-                    record.attempt
-                ));
-                "step_requeued"
-            } else {
-                next.state = StepState::InDoubt;
-                next.note = Some(format!(
-                    "was running (attempt {}) when its executor stopped and is not idempotent: check whether it took effect, then `backout resolve {run_id} {} done|failed|retry`",
-                    record.attempt, record.step_id
-                ));
-                self.progress.event(&ProgressEvent::StepInDoubt {
-                    step: record.step_id.clone(),
-                });
-                "step_in_doubt"
-            };
-            self.store
-                .record_step(
-                    &next,
-                    &NewEvent::new(kind, actor, now)
-                        .run(run_id)
-                        .step(&record.step_id),
-                )
-                .await?;
-        }
-        let event = NewEvent::new("run_resumed", actor, now)
-            .run(run_id)
-            .payload(json!({ "killed_process_groups": killed }));
-        self.store
-            .update_run(
-                &RunUpdate {
-                    run_id: run_id.into(),
-                    state: RunState::Running,
-                    executor: Some(me()),
-                    at_ms: now,
-                },
-                &event,
-            )
-            .await?;
-        self.progress.event(&ProgressEvent::RunStarted {
-            run_id: run_id.into(),
-            steps: steps.len(),
-            resumed: true,
-        });
-        let options = RunOptions {
-            kind: run.kind,
-            environment: run.environment.clone(),
-            checkpoints: run.checkpoints.clone(),
-            actor: actor.into(),
-            release_id: run.release_id.clone(),
-            workaround,
-            wait_for_people,
-            // A rehearsal resumes in its environment, with that environment's overrides.
-            extra_env: if run.kind == RunKind::Rehearsal {
-                crate::rehearsal::overrides(&plan, &run.environment, &self.resolver)?
-            } else {
-                Vec::new()
-            },
-        };
-        let context = self.context(&plan, &run.plan_source, run_id, &options);
-        let graph = Graph::new(&plan, steps);
-        self.drive(context, graph, actor, wait_for_people).await
-    }
-
-    /// The workaround a workaround run was started for, from its `run_started` event.
-    async fn workaround_of(&self, run_id: &str) -> Result<Option<String>, ExecError> {
-        let events = self.store.run_events(run_id, 0, 1).await?;
-        Ok(events
-            .first()
-            .and_then(|e| e.payload.get("workaround"))
-            .and_then(|w| w.as_str())
-            .map(str::to_string))
+        self.drive_held(
+            context,
+            graph,
+            &options.actor,
+            options.wait_for_people,
+            held,
+        )
+        .await
     }
 
     fn context(
@@ -359,6 +289,7 @@ impl Executor {
         source: &str,
         run_id: &str,
         options: &RunOptions,
+        fence: Option<Fence>,
     ) -> Arc<Context> {
         let mut resolver = (*self.resolver).clone();
         resolver.extend(options.extra_env.iter().cloned());
@@ -392,6 +323,7 @@ impl Executor {
             base_env: base,
             checkpoints: options.checkpoints.clone(),
             cancel: watch::channel(false).0,
+            fence,
         })
     }
 
@@ -402,6 +334,51 @@ impl Executor {
         })
     }
 
+    /// [`Executor::drive`] under the run's lease (when shared): released when the executor
+    /// returns, unless it was lost (then it is the new holder's).
+    async fn drive_held(
+        &self,
+        context: Arc<Context>,
+        graph: Graph,
+        actor: &str,
+        wait_for_people: bool,
+        held: Option<Held>,
+    ) -> Result<RunSummary, ExecError> {
+        let lost = held.as_ref().map(|h| h.lost.clone());
+        let result = self
+            .drive(context.clone(), graph, actor, wait_for_people, lost)
+            .await;
+        if let Some(held) = held
+            && !is_fenced(&result)
+        {
+            held.release().await;
+        }
+        result
+    }
+
+    /// The scheduling loop ([`Executor::schedule`]). When the run's lease is lost (a write
+    /// refused as fenced, or the heartbeat found another holder), nothing more is written or
+    /// started: the steps in flight are cancelled, which ends their process groups, and their
+    /// outcomes are dropped (the new holder decides about them).
+    async fn drive(
+        &self,
+        context: Arc<Context>,
+        graph: Graph,
+        actor: &str,
+        wait_for_people: bool,
+        lost: Option<watch::Receiver<bool>>,
+    ) -> Result<RunSummary, ExecError> {
+        let mut tasks: JoinSet<Result<Finished, ExecError>> = JoinSet::new();
+        let result = self
+            .schedule(&context, graph, actor, wait_for_people, lost, &mut tasks)
+            .await;
+        if is_fenced(&result) {
+            context.cancel.send_replace(true);
+            while tasks.join_next().await.is_some() {}
+        }
+        result
+    }
+
     /// The scheduling loop: commit what finished together with what it unblocks, start it, and
     /// wait for the next step to finish or for the poll tick, until nothing can make progress.
     ///
@@ -409,16 +386,17 @@ impl Executor {
     /// steps they unblock, so a chain pays one durable commit per step and a layer of parallel
     /// steps one commit to start them all. Nothing starts before its `running` record is
     /// committed, and nothing depends on a step before its final record is.
-    async fn drive(
+    async fn schedule(
         &self,
-        context: Arc<Context>,
+        context: &Arc<Context>,
         mut graph: Graph,
         actor: &str,
         wait_for_people: bool,
+        mut lost: Option<watch::Receiver<bool>>,
+        tasks: &mut JoinSet<Result<Finished, ExecError>>,
     ) -> Result<RunSummary, ExecError> {
         let run_id = context.run_id.clone();
         graph.load(&self.store.list_steps(&run_id).await?);
-        let mut tasks: JoinSet<Result<Finished, ExecError>> = JoinSet::new();
         let mut finished: Vec<Finished> = Vec::new();
         let mut running = 0usize;
         let mut aborted = false;
@@ -512,6 +490,7 @@ impl Executor {
                 // commit with the events that cause them.
                 for (_, event) in &mut batch {
                     event.deliveries = route(&context.plan, event);
+                    event.fence.clone_from(&context.fence);
                 }
                 // Durable before anything it describes happens or is depended on.
                 self.store.record_steps(&batch).await?;
@@ -545,7 +524,24 @@ impl Executor {
                 break;
             }
             let tick = tokio::time::sleep(self.poll);
+            let lease_lost = async {
+                match lost.as_mut() {
+                    Some(lost) => {
+                        if lost.wait_for(|l| *l).await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                () = lease_lost => {
+                    let fence = context.fence.clone().unwrap_or_else(|| Fence {
+                        lease: run_lease_name(&run_id),
+                        token: 0,
+                    });
+                    return Err(ExecError::Store(StoreError::fenced(&fence)));
+                }
                 Some(joined) = tasks.join_next(), if running > 0 => {
                     running -= 1;
                     finished.push(joined.map_err(|e| ExecError::Refused(format!("a step task failed: {e}")))??);
@@ -617,7 +613,8 @@ impl Executor {
                         &context.plan,
                         NewEvent::new(kind, actor, now)
                             .run(&run_id)
-                            .payload(payload),
+                            .payload(payload)
+                            .fenced(context.fence.clone()),
                     ),
                 )
                 .await?;
@@ -640,6 +637,8 @@ struct Context {
     base_env: Vec<(String, String)>,
     checkpoints: Vec<String>,
     cancel: watch::Sender<bool>,
+    /// The run's lease when runs are shared: every write of the run carries it.
+    fence: Option<Fence>,
 }
 
 impl Context {
@@ -715,6 +714,11 @@ fn me() -> ExecutorInfo {
         pid: std::process::id(),
         hostname,
     }
+}
+
+/// Whether the run's lease was lost: another replica owns the run now.
+fn is_fenced<T>(result: &Result<T, ExecError>) -> bool {
+    matches!(result, Err(ExecError::Store(StoreError::Fenced { .. })))
 }
 
 /// Whether a pid is a backout process (pids are reused; a stranger is not our executor).

@@ -97,7 +97,8 @@ pub(super) async fn execute_step(
             let event = NewEvent::new("step_attempt_failed", &actor, finished)
                 .run(&run_id)
                 .step(&step.id)
-                .payload(json!({ "attempt": attempt, "detail": detail }));
+                .payload(json!({ "attempt": attempt, "detail": detail }))
+                .fenced(context.fence.clone());
             store.record_step(&record, &event).await?;
             tokio::time::sleep(step.retry_delay.0).await;
             let now = clock.now_ms();
@@ -110,7 +111,8 @@ pub(super) async fn execute_step(
             let event = NewEvent::new("step_started", &actor, now)
                 .run(&run_id)
                 .step(&step.id)
-                .payload(json!({ "attempt": attempt + 1 }));
+                .payload(json!({ "attempt": attempt + 1 }))
+                .fenced(context.fence.clone());
             store.record_step(&record, &event).await?;
             progress.event(&ProgressEvent::StepStarted {
                 step: step.id.clone(),

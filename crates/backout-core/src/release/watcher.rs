@@ -8,6 +8,10 @@
 //!   fire at the window's closing notice and its close.
 //! - Measurements run concurrently (bounded), and their events are journaled in batches: one
 //!   durable commit per batch, however many releases it covers.
+//! - With leases (`backout serve` replicas on one database), a release is watched only by the
+//!   replica holding its lease `release:<id>`: taken when free or expired, renewed every third
+//!   of its time to live, and every event journaled for the release carries its fence. A
+//!   release whose lease is lost is dropped at once; free ones are picked up at each renewal.
 //! - The journal is tailed for what other processes record (checkpoints, requests, closes,
 //!   decisions, and, when watching all, new releases), so a `backout request` in another
 //!   terminal changes the verdict within a second.
@@ -19,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backout_model::Plan;
-use backout_store::{NewEvent, Release, Store};
+use backout_store::{Fence, Lease, NewEvent, Release, Store};
 use tokio::sync::mpsc;
 
 use super::check::{CheckReport, close, observe, sources_of};
@@ -30,6 +34,7 @@ use crate::criteria::sources::Source;
 use crate::criteria::{Observation, Verdict};
 use crate::env::Resolver;
 use crate::errors::ExecError;
+use crate::executor::LeaseSettings;
 
 /// How a watcher runs.
 #[derive(Clone, Debug)]
@@ -43,6 +48,9 @@ pub struct WatchOptions {
     pub batch_window: Duration,
     /// How often the journal is read for other processes' events.
     pub tail_every: Duration,
+    /// Share releases with other watchers through leases (the server's replicas): watch only
+    /// the releases whose lease this one holds.
+    pub lease: Option<LeaseSettings>,
 }
 
 impl Default for WatchOptions {
@@ -53,6 +61,7 @@ impl Default for WatchOptions {
             concurrency: 256,
             batch_window: Duration::from_millis(25),
             tail_every: Duration::from_secs(1),
+            lease: None,
         }
     }
 }
@@ -108,6 +117,8 @@ struct Watched {
     reported: bool,
     /// A round was reported with the window closed.
     closed_reported: bool,
+    /// Its lease was lost (another watcher has it) or given up: nothing more is done here.
+    dropped: bool,
 }
 
 struct Finished {
@@ -129,6 +140,8 @@ pub struct Watcher {
     due: BinaryHeap<Reverse<(i64, usize, usize)>>,
     tail_seq: u64,
     in_flight: usize,
+    /// The leases held, by release id (only with [`WatchOptions::lease`]).
+    leases: HashMap<String, Lease>,
 }
 
 impl Watcher {
@@ -153,6 +166,7 @@ impl Watcher {
             due: BinaryHeap::new(),
             tail_seq,
             in_flight: 0,
+            leases: HashMap::new(),
         };
         for id in release_ids {
             let release = watcher.store.get_release(id).await?;
@@ -178,6 +192,24 @@ impl Watcher {
     async fn add(&mut self, release: &Release) -> Result<(), ExecError> {
         if self.index.contains_key(&release.id) {
             return Ok(());
+        }
+        if let Some(settings) = &self.options.lease {
+            let taken = self
+                .store
+                .acquire_lease(
+                    &release_lease_name(&release.id),
+                    &settings.owner,
+                    self.clock.now_ms(),
+                    ttl_ms(settings),
+                )
+                .await?;
+            match taken {
+                Some(lease) => {
+                    self.leases.insert(release.id.clone(), lease);
+                }
+                // Another watcher has it.
+                None => return Ok(()),
+            }
         }
         let plan = match self.plans.get(&release.plan_hash) {
             Some(plan) => plan.clone(),
@@ -208,8 +240,69 @@ impl Watcher {
             sources,
             reported: false,
             closed_reported: false,
+            dropped: false,
         });
         Ok(())
+    }
+
+    /// The heartbeat of the leases: renews each held one, drops the releases whose lease was
+    /// lost and gives up those whose window closed and was reported, then (watching all) takes
+    /// the open releases whose lease is free or expired.
+    async fn keep_leases(&mut self) -> Result<(), ExecError> {
+        let Some(settings) = self.options.lease.clone() else {
+            return Ok(());
+        };
+        let ttl = ttl_ms(&settings);
+        let held: Vec<(String, Lease)> = self
+            .leases
+            .iter()
+            .map(|(id, lease)| (id.clone(), lease.clone()))
+            .collect();
+        for (id, lease) in held {
+            let done = self
+                .index
+                .get(&id)
+                .is_some_and(|&slot| self.watched[slot].closed_reported);
+            if done {
+                self.store.release_lease(&lease).await?;
+                self.drop_release(&id);
+                continue;
+            }
+            match self
+                .store
+                .renew_lease(&lease, self.clock.now_ms(), ttl)
+                .await
+            {
+                Ok(Some(renewed)) => {
+                    self.leases.insert(id, renewed);
+                }
+                Ok(None) => self.drop_release(&id),
+                // Unreachable past the expiry: another watcher may have it from now on.
+                Err(_) if self.clock.now_ms() >= lease.expires_at_ms => self.drop_release(&id),
+                Err(_) => {}
+            }
+        }
+        if self.options.all {
+            for release in self.store.open_releases().await? {
+                self.add(&release).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops watching a release (its lease is another's now, or no longer needed).
+    fn drop_release(&mut self, release_id: &str) {
+        self.leases.remove(release_id);
+        if let Some(slot) = self.index.remove(release_id) {
+            self.watched[slot].dropped = true;
+        }
+    }
+
+    /// The fence of the events of `release_id`, when releases are shared.
+    fn fence_of(&self, release_id: Option<&str>) -> Option<Fence> {
+        release_id
+            .and_then(|id| self.leases.get(id))
+            .map(Lease::fence)
     }
 
     /// Runs until `on_round` breaks, `stop` completes, or (when not watching all) every
@@ -229,10 +322,19 @@ impl Watcher {
         let mut batch_deadline: Option<tokio::time::Instant> = None;
         let mut tail = tokio::time::interval(self.options.tail_every);
         tail.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let beat = self
+            .options
+            .lease
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |l| {
+                (l.ttl / 3).max(Duration::from_millis(10))
+            });
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stop);
         loop {
             // Watching given releases ends once each closed window was reported.
-            if !self.options.all && self.watched.iter().all(|w| w.closed_reported) {
+            if !self.options.all && self.watched.iter().all(|w| w.closed_reported || w.dropped) {
                 return Ok(());
             }
             let now = self.clock.now_ms();
@@ -244,6 +346,9 @@ impl Watcher {
                     break;
                 }
                 self.due.pop();
+                if self.watched[slot].dropped {
+                    continue;
+                }
                 // A closed window is still concluded (and reported) once; never measured.
                 if criterion == WINDOW {
                     timers.insert(slot);
@@ -289,6 +394,9 @@ impl Watcher {
                         timers.extend(touched);
                         batch_deadline.get_or_insert_with(tokio::time::Instant::now);
                     }
+                }
+                _ = heartbeat.tick(), if self.options.lease.is_some() => {
+                    self.keep_leases().await?;
                 }
                 () = tokio::time::sleep_until(wake) => {}
             }
@@ -392,8 +500,12 @@ impl Watcher {
     {
         let actor = self.options.actor.clone();
         let mut events: Vec<NewEvent> = Vec::with_capacity(finished.len() + 8);
+        touched.retain(|&slot| !self.watched[slot].dropped);
         for done in finished {
             let watched = &mut self.watched[done.release];
+            if watched.dropped {
+                continue;
+            }
             touched.insert(done.release);
             if watched.tracker.is_closed() {
                 continue;
@@ -419,6 +531,9 @@ impl Watcher {
             }
             changes.push((slot, conclusion.changed, conclusion.close));
         }
+        for event in &mut events {
+            event.fence = self.fence_of(event.release_id.as_deref());
+        }
         let sealed = self.store.append_events(&events).await?;
         self.apply_own(&sealed);
         // Decisions follow the verdicts: an automatic approval, asking the deciders,
@@ -437,6 +552,9 @@ impl Watcher {
                 self.due.push(Reverse((at, slot, WINDOW)));
             }
         }
+        for event in &mut follow {
+            event.fence = self.fence_of(event.release_id.as_deref());
+        }
         if !follow.is_empty() {
             let sealed = self.store.append_events(&follow).await?;
             self.apply_own(&sealed);
@@ -445,6 +563,7 @@ impl Watcher {
             let closed = closing.is_some();
             if let Some((reason, event)) = closing {
                 let id = self.watched[slot].tracker.release_id.clone();
+                let event = event.fenced(self.fence_of(Some(&id)));
                 close(self.store.as_ref(), &id, now, &reason, &event).await?;
             }
             let watched = &mut self.watched[slot];
@@ -469,4 +588,15 @@ impl Watcher {
         }
         Ok(ControlFlow::Continue(()))
     }
+}
+
+/// The lease name of watching a release.
+pub fn release_lease_name(release_id: &str) -> String {
+    format!("release:{release_id}")
+}
+
+fn ttl_ms(settings: &LeaseSettings) -> i64 {
+    i64::try_from(settings.ttl.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1)
 }

@@ -1,0 +1,714 @@
+//! Two `backout serve` replicas sharing one PostgreSQL database through leases (real binaries on
+//! loopback ports, a database of their own per test, a short lease time):
+//!
+//! - the replica executing a run is killed with SIGKILL: the other takes the run over within
+//!   the lease time, finishes it without running a finished step again, and every
+//!   notification reaches the webhook once per idempotency key;
+//! - the replica sending a notification is killed while the receiver hangs: the other sends
+//!   it, once its claim expired, with the same idempotency key;
+//! - split brain: the replica executing a run is paused (SIGSTOP) past its lease, the other
+//!   takes over, and once resumed (SIGCONT) the paused one writes nothing for that run (its
+//!   writes are fenced) while the run's steps ran once.
+//!
+//! Each test prints the failover time it measured (kill → the other replica's `run_resumed`).
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use backout_postgres::PostgresStore;
+use backout_postgres::testing::TestDatabase;
+use backout_store::{DeliveryState, Event, RunState, StepState, Store};
+use serde_json::{Value, json};
+use support::Sandbox;
+use support::server::{call, client};
+
+/// The lease time of the replicas: short, so a takeover happens within seconds.
+const LEASE_TTL: Duration = Duration::from_secs(4);
+
+/// How long any awaited condition may take on a loaded machine before the test fails.
+const PATIENCE: Duration = Duration::from_secs(90);
+
+/// One `backout serve` replica; killed (and continued, if stopped) when dropped.
+struct Replica {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Replica {
+    fn start(sandbox: &Sandbox, url: &str, env: &[(&str, &str)]) -> Replica {
+        let mut child = sandbox
+            .command()
+            .env("BACKOUT_DATABASE_URL", url)
+            .env("BACKOUT_LEASE_TTL", format!("{}ms", LEASE_TTL.as_millis()))
+            .env("BACKOUT_LOG", "info")
+            .envs(env.iter().copied())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("backout serve starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (found, address) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("backout serve: listening on ") {
+                    let _ = found.send(url.to_string());
+                }
+                let mut log = sink.lock().expect("log");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let base = address
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("the replica did not start:\n{}", log.lock().expect("log")));
+        Replica { child, base, log }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {}", self.pid());
+    }
+
+    fn kill_9(&mut self) {
+        self.signal("-KILL");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.pid().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The pid in a replica's or dispatcher's id (`host:pid:…`).
+fn pid_in(owner: &str) -> u32 {
+    owner
+        .split(':')
+        .nth(1)
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in `{owner}`"))
+}
+
+/// One request as the webhook receiver saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    key: String,
+    event: String,
+    at: Instant,
+}
+
+/// A webhook receiver on a loopback port that answers 200, or (with `hang_first`) never
+/// answers the first request so its sender hangs in it.
+struct Receiver {
+    url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Receiver {
+    fn start(hang_first: bool) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let record = record.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let (mut key, mut length) = (String::new(), 0usize);
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("idempotency-key:") {
+                            key = v.trim().to_string();
+                        }
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    let _ = reader.read_exact(&mut body);
+                    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let first = {
+                        let mut seen = record.lock().expect("lock");
+                        seen.push(Seen {
+                            key,
+                            event: body["event"].as_str().unwrap_or("").to_string(),
+                            at: Instant::now(),
+                        });
+                        seen.len() == 1
+                    };
+                    if hang_first && first {
+                        std::thread::sleep(Duration::from_secs(120));
+                        return;
+                    }
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                });
+            }
+        });
+        Receiver { url, seen }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("lock").clone()
+    }
+}
+
+/// A plan whose rollback runs `first` (not idempotent: appends a line to `$WORK/first`), then
+/// `slow` (idempotent, long), then `last` (not idempotent: appends to `$WORK/last`), and tells
+/// the webhook when a rollback is required, started and completed.
+fn plan(hook: &str, slow_secs: u32) -> String {
+    support::plan(&format!(
+        r#"people:
+  release-managers: [carol@example.com]
+  ops-oncall: [erin@example.com]
+window: {{ closes_after: 1h }}
+authorization: {{ deciders: release-managers, quorum: 1 }}
+execution: {{ performers: ops-oncall }}
+communication:
+  channels:
+    hook: {{ webhook: "{hook}" }}
+  notify:
+    rollback_required: [hook]
+    started: [hook]
+    completed: [hook]
+procedure:
+  steps:
+    - {{ id: first, run: "echo once >> \"$WORK/first\"", expected: 1s }}
+    - {{ id: slow, needs: [first], run: "sleep {slow_secs}", idempotent: true, expected: {slow_secs}s }}
+    - {{ id: last, needs: [slow], run: "echo once >> \"$WORK/last\"", expected: 1s }}
+"#
+    ))
+}
+
+/// What every test shares: a database, a sandbox, tokens, a store to look into the database.
+struct Setup {
+    store: PostgresStore,
+    sandbox: Sandbox,
+    performer: String,
+    decider: String,
+    // Last: dropped after the store's pool is closed.
+    db: TestDatabase,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let db = TestDatabase::create().await;
+        let sandbox = Sandbox::new();
+        let store = PostgresStore::open(db.url())
+            .await
+            .unwrap_or_else(|e| panic!("open {}: {e}", db.url()));
+        let token = |user: &str, role: &str| {
+            let out = sandbox
+                .command()
+                .env("BACKOUT_DATABASE_URL", db.url())
+                .args(["token", "create", "--user", user, "--role", role])
+                .output()
+                .expect("token create runs");
+            support::assert_code(&out, 0, "token create");
+            support::stdout(&out).trim().to_string()
+        };
+        let performer = token("erin@example.com", "performer");
+        let decider = token("carol@example.com", "decider");
+        Setup {
+            store,
+            sandbox,
+            performer,
+            decider,
+            db,
+        }
+    }
+
+    fn replica(&self, env: &[(&str, &str)]) -> Replica {
+        Replica::start(&self.sandbox, self.db.url(), env)
+    }
+
+    /// Opens a release of `plan` through `replica` and requests its rollback; returns its id.
+    async fn requested(&self, client: &reqwest::Client, replica: &Replica, plan: &str) -> String {
+        let (status, body) = call(
+            client,
+            "POST",
+            &replica.url("/api/v1/releases"),
+            Some(&self.performer),
+            Some(json!({ "plan": plan, "version": "2.0.1" })),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let rel = body["id"].as_str().expect("release id").to_string();
+        let (status, body) = call(
+            client,
+            "POST",
+            &replica.url(&format!("/api/v1/releases/{rel}/request")),
+            Some(&self.performer),
+            Some(json!({ "reason": "checkout emails are empty" })),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        rel
+    }
+
+    /// Requests, approves and executes the rollback of a new release; returns the run's id.
+    async fn executed(&self, client: &reqwest::Client, replica: &Replica, plan: &str) -> String {
+        let rel = self.requested(client, replica, plan).await;
+        let (status, body) = call(
+            client,
+            "POST",
+            &replica.url(&format!("/api/v1/releases/{rel}/decisions")),
+            Some(&self.decider),
+            Some(json!({ "decision": "approve", "reason": "customers affected" })),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = call(
+            client,
+            "POST",
+            &replica.url(&format!("/api/v1/releases/{rel}/execute")),
+            Some(&self.performer),
+            None,
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+        body["run_id"].as_str().expect("run id").to_string()
+    }
+
+    /// Waits until step `step` of `run` is `running`.
+    async fn wait_running(&self, run: &str, step: &str, logs: &dyn Fn() -> String) {
+        let start = Instant::now();
+        loop {
+            let steps = self.store.list_steps(run).await.expect("steps");
+            if steps
+                .iter()
+                .any(|s| s.step_id == step && s.state == StepState::Running)
+            {
+                return;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "step `{step}` never ran: {steps:#?}\n{}",
+                logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The owner of lease `run:<run>`.
+    async fn holder(&self, run: &str) -> String {
+        let leases = self
+            .store
+            .leases(&format!("run:{run}"))
+            .await
+            .expect("leases");
+        let lease = leases
+            .first()
+            .unwrap_or_else(|| panic!("run `{run}` has no lease: {leases:?}"));
+        lease.owner.clone()
+    }
+
+    /// Waits for the `run_resumed` event of `run` written by another replica than `gone`.
+    async fn resumed_by_other(&self, run: &str, gone: &str, logs: &dyn Fn() -> String) -> Event {
+        let start = Instant::now();
+        loop {
+            let events = self.store.run_events(run, 0, 10_000).await.expect("events");
+            if let Some(resumed) = events.iter().find(|e| {
+                e.kind == "run_resumed" && e.payload["replica"].as_str().is_some_and(|r| r != gone)
+            }) {
+                return resumed.clone();
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "nobody took run `{run}` over: {events:#?}\n{}",
+                logs()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until `run` ended; returns its state.
+    async fn finished(&self, run: &str, logs: &dyn Fn() -> String) -> RunState {
+        let start = Instant::now();
+        loop {
+            let state = self.store.get_run(run).await.expect("run").state;
+            if state.is_terminal() {
+                return state;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "run `{run}` did not finish ({state}):\n{}",
+                logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until every delivery was delivered; returns how many there are.
+    async fn all_delivered(&self, logs: &dyn Fn() -> String) -> usize {
+        let start = Instant::now();
+        loop {
+            let deliveries = self
+                .store
+                .list_deliveries(None, 100)
+                .await
+                .expect("deliveries");
+            if !deliveries.is_empty()
+                && deliveries
+                    .iter()
+                    .all(|d| d.state == DeliveryState::Delivered)
+            {
+                return deliveries.len();
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "not every notification was delivered: {deliveries:#?}\n{}",
+                logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Lines of a marker file a non-idempotent step appends to.
+fn lines(sandbox: &Sandbox, name: &str) -> usize {
+    sandbox.read(name).lines().count()
+}
+
+/// The events of `step` after `seq`, as `kind attempt` strings.
+fn step_story(events: &[Event], step: &str, after: u64) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.seq > after && e.step_id.as_deref() == Some(step))
+        .map(|e| format!("{} {}", e.kind, e.payload["attempt"]))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replica_s_run_is_finished_by_the_other_once() {
+    let setup = Setup::new().await;
+    let receiver = Receiver::start(false);
+    let client = client();
+    let mut replicas = [setup.replica(&[]), setup.replica(&[])];
+    let logs = || {
+        replicas
+            .iter()
+            .map(|r| format!("--- replica {}:\n{}", r.pid(), r.log()))
+            .collect::<String>()
+    };
+    let run = setup
+        .executed(&client, &replicas[0], &plan(&receiver.url, 10))
+        .await;
+    setup.wait_running(&run, "slow", &logs).await;
+    // What was notified so far went out (the kill while sending is the next test's story).
+    setup.all_delivered(&logs).await;
+    let holder = setup.holder(&run).await;
+    let index = replicas
+        .iter()
+        .position(|r| r.pid() == pid_in(&holder))
+        .unwrap_or_else(|| panic!("the holder `{holder}` is not one of the replicas"));
+    let killed_at = Instant::now();
+    let killed_ms = now_ms();
+    replicas[index].kill_9();
+    let logs = || replicas[1 - index].log();
+
+    let resumed = setup.resumed_by_other(&run, &holder, &logs).await;
+    let failover = resumed.at_ms - killed_ms;
+    println!(
+        "failover (SIGKILL → run_resumed by the other replica): {failover} ms, observed after {:?}",
+        killed_at.elapsed()
+    );
+    assert!(
+        failover <= i64::try_from((LEASE_TTL * 4).as_millis()).expect("ms"),
+        "took {failover} ms with a {LEASE_TTL:?} lease"
+    );
+    assert_eq!(setup.finished(&run, &logs).await, RunState::Succeeded);
+    // The release is watched by the survivor now (its lease moved too).
+    let survivor = replicas[1 - index].pid();
+    let start = Instant::now();
+    loop {
+        let leases = setup.store.leases("release:").await.expect("leases");
+        if leases.len() == 1 && leases[0].is_held(now_ms()) && pid_in(&leases[0].owner) == survivor
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the release's lease never moved to the survivor: {leases:?}\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // `first` had finished: never again. `slow` was running and is idempotent: run again.
+    // `last` ran once, under the new replica.
+    assert_eq!(lines(&setup.sandbox, "first"), 1, "first ran once");
+    assert_eq!(lines(&setup.sandbox, "last"), 1, "last ran once");
+    let steps = setup.store.list_steps(&run).await.expect("steps");
+    let attempts: Vec<(String, StepState, u32)> = steps
+        .iter()
+        .map(|s| (s.step_id.clone(), s.state, s.attempt))
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            ("first".to_string(), StepState::Succeeded, 1),
+            ("slow".to_string(), StepState::Succeeded, 2),
+            ("last".to_string(), StepState::Succeeded, 1),
+        ]
+    );
+
+    // Every notification was delivered, each idempotency key reached the webhook once.
+    let delivered = setup.all_delivered(&logs).await;
+    let seen = receiver.seen();
+    let mut keys: Vec<&str> = seen.iter().map(|s| s.key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), seen.len(), "a key was sent twice: {seen:#?}");
+    assert_eq!(seen.len(), delivered, "{seen:#?}");
+    let mut events: Vec<&str> = seen.iter().map(|s| s.event.as_str()).collect();
+    events.sort_unstable();
+    assert_eq!(
+        events,
+        ["completed", "rollback_required", "started"],
+        "{seen:#?}"
+    );
+    let verify = backout_store::verify_store(&setup.store, 500)
+        .await
+        .expect("read");
+    assert!(verify.is_ok(), "{verify:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_while_sending_loses_no_notification() {
+    let setup = Setup::new().await;
+    let receiver = Receiver::start(true);
+    let client = client();
+    let tuning = [
+        ("BACKOUT_DELIVERY_TIMEOUT", "3s"),
+        ("BACKOUT_DELIVERY_LEASE", "6s"),
+    ];
+    let mut replicas = [setup.replica(&tuning), setup.replica(&tuning)];
+    let logs = || {
+        replicas
+            .iter()
+            .map(|r| format!("--- replica {}:\n{}", r.pid(), r.log()))
+            .collect::<String>()
+    };
+    let rel = setup
+        .requested(&client, &replicas[1], &plan(&receiver.url, 1))
+        .await;
+    let start = Instant::now();
+    while receiver.seen().is_empty() {
+        assert!(start.elapsed() < PATIENCE, "nothing was sent:\n{}", logs());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let deliveries = setup
+        .store
+        .list_deliveries(Some(&rel), 10)
+        .await
+        .expect("deliveries");
+    assert_eq!(deliveries.len(), 1, "{deliveries:#?}");
+    let claimant = deliveries[0]
+        .claimed_by
+        .clone()
+        .unwrap_or_else(|| panic!("a delivery being sent is claimed: {deliveries:#?}"));
+    let claimed_until = deliveries[0].claimed_until_ms.expect("claimed until");
+    let index = replicas
+        .iter()
+        .position(|r| r.pid() == pid_in(&claimant))
+        .unwrap_or_else(|| panic!("the claimant `{claimant}` is not one of the replicas"));
+    replicas[index].kill_9();
+    let logs = || replicas[1 - index].log();
+
+    let delivered = setup.all_delivered(&logs).await;
+    assert_eq!(delivered, 1);
+    let delivery = setup
+        .store
+        .get_delivery(deliveries[0].id)
+        .await
+        .expect("delivery");
+    let attempts = &delivery.attempts;
+    assert_eq!(
+        attempts.len(),
+        1,
+        "the killed attempt recorded nothing: {delivery:#?}"
+    );
+    assert!(
+        attempts[0].at_ms >= claimed_until,
+        "sent again only after the dead replica's claim expired: {delivery:#?}"
+    );
+    assert_ne!(attempts[0].by, claimant, "{delivery:#?}");
+    // Nothing more is sent later.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 2, "sent again after the kill, once: {seen:#?}");
+    assert_eq!(seen[0].key, seen[1].key, "with the same idempotency key");
+    assert_eq!(seen[1].event, "rollback_required");
+    assert!(seen[1].at > seen[0].at);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_replica_cannot_write_over_the_one_that_took_its_run_over() {
+    let setup = Setup::new().await;
+    let receiver = Receiver::start(false);
+    let client = client();
+    let replicas = [setup.replica(&[]), setup.replica(&[])];
+    let logs = || {
+        replicas
+            .iter()
+            .map(|r| format!("--- replica {}:\n{}", r.pid(), r.log()))
+            .collect::<String>()
+    };
+    let run = setup
+        .executed(&client, &replicas[1], &plan(&receiver.url, 10))
+        .await;
+    setup.wait_running(&run, "slow", &logs).await;
+    let holder = setup.holder(&run).await;
+    let paused = replicas
+        .iter()
+        .position(|r| r.pid() == pid_in(&holder))
+        .unwrap_or_else(|| panic!("the holder `{holder}` is not one of the replicas"));
+    let stopped_ms = now_ms();
+    replicas[paused].signal("-STOP");
+
+    let resumed = setup.resumed_by_other(&run, &holder, &logs).await;
+    println!(
+        "failover (SIGSTOP → run_resumed by the other replica): {} ms",
+        resumed.at_ms - stopped_ms
+    );
+    replicas[paused].signal("-CONT");
+    // Once awake, the paused replica finds its lease lost (or a write refused) and stops.
+    let start = Instant::now();
+    while !replicas[paused]
+        .log()
+        .contains("taken over by another replica")
+    {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the paused replica did not notice it lost the run:\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(setup.finished(&run, &logs).await, RunState::Succeeded);
+
+    let events = setup
+        .store
+        .run_events(&run, 0, 10_000)
+        .await
+        .expect("events");
+    // The takeover starts with the steps it requeued (or put in doubt), then `run_resumed`.
+    let mut takeover = resumed.seq;
+    while events.iter().any(|e| {
+        e.seq == takeover - 1 && matches!(e.kind.as_str(), "step_requeued" | "step_in_doubt")
+    }) {
+        takeover -= 1;
+    }
+    let before_takeover = takeover - 1;
+    // After the takeover, `slow`'s story is the new replica's alone: requeued (it is
+    // idempotent) and run once more; nothing of the paused replica's attempt 1.
+    assert_eq!(
+        step_story(&events, "slow", before_takeover),
+        ["step_requeued null", "step_started 2", "step_succeeded 2"],
+        "{events:#?}"
+    );
+    assert_eq!(
+        step_story(&events, "last", before_takeover),
+        ["step_started 1", "step_succeeded 1"]
+    );
+    assert!(step_story(&events, "first", before_takeover).is_empty());
+    assert_eq!(lines(&setup.sandbox, "first"), 1, "first ran once");
+    assert_eq!(lines(&setup.sandbox, "last"), 1, "last ran once");
+    // The run was resumed once: the paused replica did not take it back.
+    assert_eq!(
+        events.iter().filter(|e| e.kind == "run_resumed").count(),
+        1,
+        "{events:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_stopped_by_sigterm_hands_its_run_over_at_once() {
+    let setup = Setup::new().await;
+    let receiver = Receiver::start(false);
+    let client = client();
+    // A long lease: a takeover well before it expires shows the lease was given up.
+    let long = [("BACKOUT_LEASE_TTL", "30s")];
+    let replicas = [setup.replica(&long), setup.replica(&long)];
+    let logs = || {
+        replicas
+            .iter()
+            .map(|r| format!("--- replica {}:\n{}", r.pid(), r.log()))
+            .collect::<String>()
+    };
+    let run = setup
+        .executed(&client, &replicas[0], &plan(&receiver.url, 10))
+        .await;
+    setup.wait_running(&run, "slow", &logs).await;
+    let holder = setup.holder(&run).await;
+    let index = replicas
+        .iter()
+        .position(|r| r.pid() == pid_in(&holder))
+        .unwrap_or_else(|| panic!("the holder `{holder}` is not one of the replicas"));
+    let stopped_ms = now_ms();
+    replicas[index].signal("-TERM");
+    let resumed = setup.resumed_by_other(&run, &holder, &logs).await;
+    let handover = resumed.at_ms - stopped_ms;
+    println!("handover (SIGTERM → run_resumed by the other replica): {handover} ms");
+    // Without the lease given up, the takeover would wait for its expiry: 20 to 30 s.
+    assert!(
+        handover < 20_000,
+        "took {handover} ms: the lease was not given up"
+    );
+    assert_eq!(setup.finished(&run, &logs).await, RunState::Succeeded);
+    assert_eq!(lines(&setup.sandbox, "first"), 1, "first ran once");
+    assert_eq!(lines(&setup.sandbox, "last"), 1, "last ran once");
+    assert!(
+        replicas[index].log().contains("gave up the leases held"),
+        "{}",
+        replicas[index].log()
+    );
+}
+
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(since.as_millis()).expect("ms")
+}
