@@ -50,6 +50,9 @@ pub(crate) fn classify(error: &sqlx::Error) -> OpenFailure {
 
 /// The [`StoreError::Open`] for a failed connection to `target`.
 pub(crate) fn connect_error(target: &Target, error: sqlx::Error) -> StoreError {
+    if let Some(message) = crate::location::tls_problem(target, &error) {
+        return open_problem(target, message, Some(Box::new(error)));
+    }
     let server = &target.server;
     let message = match classify(&error) {
         OpenFailure::Unreachable => format!(

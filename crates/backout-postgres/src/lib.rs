@@ -3,21 +3,30 @@
 //!
 //! This crate holds the SQL and the migrations (`migrations/`, embedded with `sqlx::migrate!`
 //! and applied on open under sqlx's advisory lock); the contract, records and errors live in
-//! `backout-store`, whose conformance suite this crate's tests run against a real server. Leases
-//! and LISTEN/NOTIFY for several replicas are not here yet.
+//! `backout-store`, whose conformance suite this crate's tests run against a real server.
 //!
-//! Connections are plain TCP (or a Unix socket): no TLS backend is compiled in, so a URL asking
-//! for `sslmode=require` is refused when connecting. Keep the database on loopback or a private
-//! network.
+//! Connections use TLS as the URL's `sslmode` asks (rustls on ring, the system's trusted roots
+//! or the URL's `sslrootcert`): `disable`; `prefer` (the default: TLS when the server offers it,
+//! certificate not checked); `require` (TLS or no connection, certificate not checked unless
+//! `sslrootcert` is given, then it is `verify-ca`, as in libpq); `verify-ca` (the certificate must chain to a trusted root);
+//! `verify-full` (and name the host of the URL). Over a network you do not control use
+//! `verify-full`; `require` only stops passive eavesdroppers.
+//!
+//! Several processes hear each other's journal writes through LISTEN/NOTIFY ([`listen`]): a
+//! trigger (migration 0004) notifies `backout_events` when events commit.
 
 #[macro_use]
 mod rows;
 
 mod errors;
+mod import;
+mod listen;
 mod location;
 mod store;
 
 pub use errors::OpenProblem;
+pub use import::{ImportError, ImportSummary};
+pub use listen::{EVENTS_CHANNEL, listen};
 pub use location::is_postgres_url;
 pub use store::{JOURNAL_LOCK_KEY, PostgresStore};
 

@@ -141,6 +141,12 @@ pub enum Command {
         after_help = "Examples:\n  backout audit verify          # exit 0: the chain holds; exit 1: broken, at the seq printed\n  backout audit export -o journal.jsonl"
     )]
     Audit(AuditArgs),
+    /// Copy a SQLite store into an empty PostgreSQL one (runs, steps, the journal with its
+    /// hashes, releases, deliveries, evidence, tokens), then verify the copy's chain.
+    #[command(
+        after_help = "Examples:\n  createdb -h db.internal backout\n  backout migrate sqlite://$HOME/.local/share/backout/backout.db postgres://backout@db.internal/backout\n  backout --database postgres://backout@db.internal/backout audit verify\n\nThe target must be empty (exit 2 otherwise); the source is never changed, and a source\nwhose hash chain does not verify is refused. Stop every `backout` using the source first:\nwrites made during the copy are not copied."
+    )]
+    Migrate(MigrateArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -537,4 +543,15 @@ pub enum AuditCommand {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The SQLite store to copy: `sqlite://PATH` (or a plain path). Read only.
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+    /// The PostgreSQL store to fill: `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`. The
+    /// database must exist and hold no backout records.
+    #[arg(value_name = "TARGET")]
+    pub target: String,
 }

@@ -8,6 +8,7 @@ mod durations;
 mod evidence;
 mod init;
 mod lint;
+mod migrate;
 mod notifying;
 mod progress;
 mod rehearsals;
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Serve(args) => serve::serve(&args, &cli.global),
         Command::Token(args) => tokens::run(&args, &cli.global),
         Command::Audit(args) => audit::run(&args, &cli.global),
+        Command::Migrate(args) => migrate::run(&args, &cli.global),
         Command::Schema => {
             let schema = backout_model::schema::json_schema();
             let text = serde_json::to_string_pretty(&schema)
