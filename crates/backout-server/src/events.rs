@@ -1,9 +1,16 @@
 //! Live tails of runs over server-sent events (`GET /api/v1/runs/{id}/events`).
 //!
-//! One poller per watched run reads the store every 200 ms and broadcasts the run's new journal
-//! events to every client of that run (so 500 watchers cost one query per tick, not 500). Each
-//! client first gets the run's history from the store (after `Last-Event-ID` when it reconnects),
-//! then the broadcast, without duplicates (by `seq`). A client too slow for the broadcast gets a
+//! One poller per watched run reads the store and broadcasts the run's new journal events to
+//! every client of that run (so 500 watchers cost one query per read, not 500). The poller reads
+//! as soon as the change feed (a [`backout_store::Feed`], fed too by PostgreSQL's LISTEN/NOTIFY
+//! when the binary starts a listener) says the journal grew, so a step event reaches clients
+//! within milliseconds. It also reads every 200 ms whatever the feed says, as it did before there
+//! was one: a feed does not hear every write (another process's on SQLite, a notification lost
+//! while the PostgreSQL listener reconnects), and a read that finds nothing new is how the end
+//! of a run is noticed.
+//!
+//! Each client first gets the run's history from the store (after `Last-Event-ID` when it
+//! reconnects), then the broadcast, without duplicates (by `seq`). A client too slow for the broadcast gets a
 //! `resync` event and catches up from the store; the stream never silently skips an event.
 //! When the run ends (succeeded, failed, aborted, refused) the stream sends `end` and closes;
 //! a run that only waits for a person stays open.
@@ -18,11 +25,12 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use backout_store::{Event, RunState, Store};
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc, watch};
+use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::state::stopped;
 
-/// How often a poller reads the store.
+/// How often a poller reads the store when the feed (if any) stays quiet.
 const POLL: Duration = Duration::from_millis(200);
 /// Messages a client may fall behind before it must resync.
 const BUFFER: usize = 1024;
@@ -42,14 +50,23 @@ enum Tail {
 pub struct Hub {
     store: Arc<dyn Store>,
     stopping: watch::Receiver<bool>,
+    /// Changes when the journal grew ([`backout_store::Feed::subscribe`]); `None` polls only.
+    feed: Option<watch::Receiver<u64>>,
     runs: Arc<Mutex<HashMap<String, broadcast::Sender<Tail>>>>,
 }
 
 impl Hub {
-    pub fn new(store: Arc<dyn Store>, stopping: watch::Receiver<bool>) -> Hub {
+    /// A hub reading `store`, woken by `feed` when given (else polling every 200 ms), until
+    /// `stopping` turns true.
+    pub fn new(
+        store: Arc<dyn Store>,
+        stopping: watch::Receiver<bool>,
+        feed: Option<watch::Receiver<u64>>,
+    ) -> Hub {
         Hub {
             store,
             stopping,
+            feed,
             runs: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -85,15 +102,25 @@ impl Hub {
     }
 
     /// Broadcasts the run's events after `after` until the run ends, nobody listens, or the
-    /// server stops.
+    /// server stops. Reads at once, then whenever the feed changes or the timer is due.
     async fn poll(self, run_id: String, sender: broadcast::Sender<Tail>, mut after: u64) {
-        let mut tick = tokio::time::interval(POLL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut feed = self.feed.clone();
+        if let Some(feed) = &mut feed {
+            feed.borrow_and_update();
+        }
+        let mut due = Instant::now();
         loop {
             tokio::select! {
                 () = stopped(self.stopping.clone()) => break,
-                _ = tick.tick() => {}
+                () = tokio::time::sleep_until(due) => {}
+                gone = changed(&mut feed) => {
+                    if gone {
+                        // The feed's sender is gone: poll on the timer alone.
+                        feed = None;
+                    }
+                }
             }
+            due = Instant::now() + POLL;
             if self.forget_if_unwatched(&run_id, &sender) {
                 return;
             }
@@ -246,6 +273,14 @@ impl Client {
         self.send.send(Ok(message)).await.map_err(|_| ())?;
         self.last_sent = event.seq;
         Ok(())
+    }
+}
+
+/// Waits until `feed` changes; `true` when its sender is gone. Without a feed, never completes.
+async fn changed(feed: &mut Option<watch::Receiver<u64>>) -> bool {
+    match feed {
+        Some(feed) => feed.changed().await.is_err(),
+        None => std::future::pending().await,
     }
 }
 

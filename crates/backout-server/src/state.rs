@@ -21,13 +21,23 @@ pub struct AppState {
     pub verdicts: Arc<Mutex<HashMap<String, Verdict>>>,
     /// Becomes `true` when the server shuts down: live streams end, background work stops.
     pub stopping: watch::Receiver<bool>,
+    /// The journal's last `seq` from the store's change feed, when there is one (cached
+    /// answers are dropped as soon as it moves: [`crate::cache`]).
+    pub journal: Option<watch::Receiver<u64>>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, stopping: watch::Receiver<bool>) -> AppState {
+    /// `feed` wakes the live tails when the journal grows ([`backout_store::Feed::subscribe`]);
+    /// without it they poll the store every 200 ms.
+    pub fn new(
+        store: Arc<dyn Store>,
+        stopping: watch::Receiver<bool>,
+        feed: Option<watch::Receiver<u64>>,
+    ) -> AppState {
         AppState {
             rollbacks: Rollbacks::new(store.clone()),
-            hub: Hub::new(store.clone(), stopping.clone()),
+            journal: feed.clone(),
+            hub: Hub::new(store.clone(), stopping.clone(), feed),
             store,
             verdicts: Arc::new(Mutex::new(HashMap::new())),
             stopping,
