@@ -116,7 +116,26 @@ pub async fn list_releases(
 /// `GET /api/v1/releases/{id}`: as `backout status REL --format json`.
 pub async fn get_release(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
     let status = release::status(state.store.as_ref(), &id, now()).await?;
-    ok(status.to_json())
+    let mut value = status.to_json();
+    // For clients that print the release as the CLI does (`BACKOUT_SERVER`): the checkpoints
+    // the plan declares (and which one closes the window), and `requested`, which says why
+    // the verdict is rollback_required.
+    if let Some(map) = value.as_object_mut() {
+        if let Some(plan) = backout_model::lint(&status.release.plan_source).plan {
+            let no_return = plan
+                .window
+                .given()
+                .and_then(|w| w.closes_at_checkpoint.clone());
+            map.insert(
+                "plan_checkpoints".into(),
+                json!({ "declared": plan.release.checkpoints, "point_of_no_return": no_return }),
+            );
+        }
+        if let Some(report) = &status.report {
+            map.insert("requested".into(), report.requested.into());
+        }
+    }
+    ok(value)
 }
 
 #[derive(Deserialize)]
@@ -322,7 +341,15 @@ pub async fn deliveries(State(state): State<AppState>, Path(id): Path<String>) -
 pub async fn get_run(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
     let run = state.store.get_run(&id).await?;
     let steps = state.store.list_steps(&id).await?;
-    ok(json!({ "run": run_json(&run), "steps": steps }))
+    // `plan_source` (beside the run, which stays without it) lets a client print each step's
+    // `expected` and the service, as `backout status RUN` does.
+    ok(json!({ "run": run_json(&run), "steps": steps, "plan_source": run.plan_source }))
+}
+
+/// `GET /api/v1/me`: who the token acts as, so a client can check that it is who it means to be
+/// (`backout --as X` against a server refuses when the token's user is someone else).
+pub async fn me(axum::Extension(caller): axum::Extension<Caller>) -> ApiResult {
+    ok(json!({ "user": caller.user, "role": caller.role, "token_id": caller.token_id }))
 }
 
 #[derive(Deserialize, Default)]

@@ -7,12 +7,14 @@ mod cli;
 mod commands;
 mod exit_codes;
 mod output;
+mod remote;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    let code = match commands::run(cli) {
+    let code = match remote::gate::refuse_local_only(&cli.command).and_then(|()| commands::run(cli))
+    {
         Ok(code) => code,
         Err(error) => {
             output::error(&format!("{error:#}"));

@@ -22,6 +22,39 @@ pub fn run(args: &AuditArgs, global: &Global) -> Result<ExitCode, CommandError> 
 }
 
 fn verify(format: LintFormat, global: &Global) -> Result<ExitCode, CommandError> {
+    if let Some(done) = crate::remote::run(global, |remote| async move {
+        let value = remote.get("/api/v1/audit/verify").await?;
+        let held = value["ok"].as_bool().unwrap_or(false);
+        match format {
+            LintFormat::Json => output::out(&format!("{}\n", json(&value)?)),
+            LintFormat::Human if held => {
+                let head = match (
+                    value["head"]["seq"].as_u64(),
+                    value["head"]["hash"].as_str(),
+                ) {
+                    (Some(seq), Some(hash)) => format!("; head seq {seq} hash {hash}"),
+                    _ => String::new(),
+                };
+                output::out(&format!(
+                    "{} events verified: the hash chain holds{head}\n",
+                    value["events"].as_u64().unwrap_or(0)
+                ));
+            }
+            LintFormat::Human => output::error(&format!(
+                "the hash chain is broken at event seq {}: {}. Events from there on cannot be \
+                 trusted; `backout audit export` on the server's store shows them",
+                value["broken_at"].as_u64().unwrap_or(0),
+                value["reason"].as_str().unwrap_or("unknown")
+            )),
+        }
+        Ok(if held {
+            ExitCode::Ok
+        } else {
+            ExitCode::Internal
+        })
+    }) {
+        return done;
+    }
     runtime()?.block_on(async {
         let store = open_store(global).await?;
         let verified = verify_store(store.as_ref(), PAGE).await?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use backout_core::Executor;
 use backout_core::clock::SystemClock;
 use backout_core::env::Resolver;
-use backout_core::release::decide::{self, Choice, Decide};
+use backout_core::release::decide::{self, Choice, Decide, Decided};
 use backout_core::release::{self};
 use backout_store::{Run, Store};
 
@@ -22,6 +22,11 @@ pub fn decide(args: &DecideArgs, global: &Global) -> Result<ExitCode, CommandErr
         DecisionChoice::Approve => Choice::Approve,
         DecisionChoice::Deny => Choice::Deny,
     };
+    if let Some(done) =
+        crate::remote::run(global, |r| super::releases::remote::decide(r, args, choice))
+    {
+        return done;
+    }
     with_store(global, |store| async move {
         let decided = decide::decide(
             store.as_ref(),
@@ -35,38 +40,46 @@ pub fn decide(args: &DecideArgs, global: &Global) -> Result<ExitCode, CommandErr
             },
         )
         .await?;
-        let loud = if decided.override_window {
-            "WINDOW OVERRIDDEN: "
-        } else {
-            ""
-        };
-        let fallback = if decided.as_fallback {
-            " as a fallback decider (the decision escalated)"
-        } else {
-            ""
-        };
-        match choice {
-            Choice::Deny => eprintln!(
-                "{loud}release {}: {who} denied the rollback{fallback}; tripped criteria re-arm and the release is still watched",
-                args.release
-            ),
-            Choice::Approve if decided.approved => eprintln!(
-                "{loud}release {}: {who} approved{fallback}; {} of {} approvals: the rollback is APPROVED. A performer runs `backout execute {}`",
-                args.release, decided.approvals, decided.quorum, args.release
-            ),
-            Choice::Approve => eprintln!(
-                "{loud}release {}: {who} approved{fallback}; {} of {} approvals, {} more needed from distinct deciders",
-                args.release,
-                decided.approvals,
-                decided.quorum,
-                decided.quorum as usize - decided.approvals
-            ),
-        }
+        announce_decision(&args.release, &who, choice, &decided);
         Ok(ExitCode::Ok)
     })
 }
 
+/// What `decide` says: who decided what, and how far the quorum is.
+pub(super) fn announce_decision(release_id: &str, who: &str, choice: Choice, decided: &Decided) {
+    let loud = if decided.override_window {
+        "WINDOW OVERRIDDEN: "
+    } else {
+        ""
+    };
+    let fallback = if decided.as_fallback {
+        " as a fallback decider (the decision escalated)"
+    } else {
+        ""
+    };
+    match choice {
+        Choice::Deny => eprintln!(
+            "{loud}release {release_id}: {who} denied the rollback{fallback}; tripped criteria re-arm and the release is still watched"
+        ),
+        Choice::Approve if decided.approved => eprintln!(
+            "{loud}release {release_id}: {who} approved{fallback}; {} of {} approvals: the rollback is APPROVED. A performer runs `backout execute {release_id}`",
+            decided.approvals, decided.quorum
+        ),
+        Choice::Approve => eprintln!(
+            "{loud}release {release_id}: {who} approved{fallback}; {} of {} approvals, {} more needed from distinct deciders",
+            decided.approvals,
+            decided.quorum,
+            (decided.quorum as usize).saturating_sub(decided.approvals)
+        ),
+    }
+}
+
 pub fn execute(args: &ExecuteArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    if let Some(done) = crate::remote::run(global, |r| {
+        super::releases::remote::execute(r, args, global)
+    }) {
+        return done;
+    }
     let who = actor(global);
     let prompter = interactive(args.format).then(|| spawn_prompter(global));
     let wait = args.wait || prompter.is_some();

@@ -20,6 +20,21 @@ pub fn deliveries(
     format: LintFormat,
     global: &Global,
 ) -> Result<ExitCode, CommandError> {
+    // On a server: one release's notifications (the gate refuses the rest).
+    if let Some(done) = crate::remote::run(global, |remote| async move {
+        let Some(id) = release else {
+            return Err(CommandError::usage(
+                "give a release id: the server lists the notifications of one release",
+            ));
+        };
+        let path = format!("/api/v1/releases/{}/deliveries", crate::remote::segment(id));
+        let value = remote.get(&path).await?;
+        let mut listed = crate::remote::convert::deliveries(&value)?;
+        listed.reverse();
+        print(&listed, release, format)
+    }) {
+        return done;
+    }
     runtime()?.block_on(async {
         let store = open_store(global).await?;
         if send {
@@ -29,33 +44,42 @@ pub fn deliveries(
         let mut listed = store.list_deliveries(release, LIMIT).await?;
         // Oldest first: the order things happened in.
         listed.reverse();
-        if format == LintFormat::Json {
-            output::out(&format!("{}\n", json(&listed)?));
-            return Ok(ExitCode::Ok);
-        }
-        if listed.is_empty() {
-            output::out(&match release {
-                Some(id) => format!("no notifications for release {id}\n"),
-                None => "no notifications yet\n".to_string(),
-            });
-            return Ok(ExitCode::Ok);
-        }
-        output::out(&table(&listed, release.is_none(), now()));
-        let failed: Vec<&Delivery> = listed
-            .iter()
-            .filter(|d| d.state == DeliveryState::Failed)
-            .collect();
-        for d in &failed {
-            output::warn(&format!(
-                "{} to {} was given up after {} attempt(s): {}",
-                d.notify_event,
-                d.channel,
-                d.attempts.len(),
-                d.last_error.as_deref().unwrap_or("no detail")
-            ));
-        }
-        Ok(ExitCode::Ok)
+        print(&listed, release, format)
     })
+}
+
+/// The list, oldest first, as a table (with what was given up repeated as warnings) or JSON.
+fn print(
+    listed: &[Delivery],
+    release: Option<&str>,
+    format: LintFormat,
+) -> Result<ExitCode, CommandError> {
+    if format == LintFormat::Json {
+        output::out(&format!("{}\n", json(&listed)?));
+        return Ok(ExitCode::Ok);
+    }
+    if listed.is_empty() {
+        output::out(&match release {
+            Some(id) => format!("no notifications for release {id}\n"),
+            None => "no notifications yet\n".to_string(),
+        });
+        return Ok(ExitCode::Ok);
+    }
+    output::out(&table(listed, release.is_none(), now()));
+    let failed: Vec<&Delivery> = listed
+        .iter()
+        .filter(|d| d.state == DeliveryState::Failed)
+        .collect();
+    for d in &failed {
+        output::warn(&format!(
+            "{} to {} was given up after {} attempt(s): {}",
+            d.notify_event,
+            d.channel,
+            d.attempts.len(),
+            d.last_error.as_deref().unwrap_or("no detail")
+        ));
+    }
+    Ok(ExitCode::Ok)
 }
 
 /// The table people read; with `whose`, a column says which release or run each belongs to.

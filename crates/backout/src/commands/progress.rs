@@ -55,8 +55,36 @@ pub(super) fn interactive(format: RunFormat) -> bool {
 /// instructions, does the work, types `y` (and optionally a note). The confirmation goes through
 /// the store exactly like `backout confirm` from another terminal, which works too.
 pub(super) fn spawn_prompter(global: &Global) -> std::sync::mpsc::Sender<(String, String)> {
-    let (tx, rx) = std::sync::mpsc::channel::<(String, String)>();
     let global = global.clone();
+    spawn_prompter_with(move |run_id, step, note| {
+        runtime().and_then(|rt| {
+            rt.block_on(async {
+                let store = open_store(&global).await?;
+                let run = store.get_run(run_id).await?;
+                backout_core::release::decide::may_perform(store.as_ref(), &run, &actor(&global))
+                    .await?;
+                backout_core::executor::confirm(
+                    store.as_ref(),
+                    run_id,
+                    step,
+                    &actor(&global),
+                    note,
+                    now(),
+                )
+                .await
+                .map_err(CommandError::from)
+            })
+        })
+    })
+}
+
+/// The prompt of [`spawn_prompter`] with its own way to confirm (`confirm(run, step, note)`):
+/// through the local store, or through a server's API.
+pub(super) fn spawn_prompter_with<F>(confirm: F) -> std::sync::mpsc::Sender<(String, String)>
+where
+    F: Fn(&str, &str, Option<&str>) -> Result<(), CommandError> + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel::<(String, String)>();
     std::thread::spawn(move || {
         for (run_id, step) in rx {
             loop {
@@ -80,29 +108,7 @@ pub(super) fn spawn_prompter(global: &Global) -> std::sync::mpsc::Sender<(String
                     .or_else(|| answer.strip_prefix('y'))
                     .map(str::trim)
                     .filter(|n| !n.is_empty());
-                let result = runtime().and_then(|rt| {
-                    rt.block_on(async {
-                        let store = open_store(&global).await?;
-                        let run = store.get_run(&run_id).await?;
-                        backout_core::release::decide::may_perform(
-                            store.as_ref(),
-                            &run,
-                            &actor(&global),
-                        )
-                        .await?;
-                        backout_core::executor::confirm(
-                            store.as_ref(),
-                            &run_id,
-                            &step,
-                            &actor(&global),
-                            note,
-                            now(),
-                        )
-                        .await
-                        .map_err(CommandError::from)
-                    })
-                });
-                match result {
+                match confirm(&run_id, &step, note) {
                     Ok(()) => eprintln!("  confirmed `{step}`"),
                     // Someone confirmed it elsewhere meanwhile, or the run ended.
                     Err(e) => eprintln!("  {e}"),

@@ -2,6 +2,7 @@
 //! deployment's milestones, `request` asks for a rollback, `check` and `watch` measure the
 //! criteria, and `status REL` shows the window, checkpoints, verdict and criteria.
 
+pub(super) mod remote;
 mod view;
 
 use std::sync::Arc;
@@ -21,6 +22,9 @@ use backout_core::time::{left, parse_rfc3339, utc};
 
 pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError> {
     let source = super::read_plan(&args.plan).map_err(CommandError::usage)?;
+    if let Some(done) = crate::remote::run(global, |r| remote::start(r, args, &source)) {
+        return done;
+    }
     let linted = backout_model::lint(&source);
     let Some(plan) = linted.plan else {
         return Err(CommandError::usage(format!(
@@ -66,29 +70,37 @@ pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError
             at_ms,
         };
         let release = release::start(store.as_ref(), &request).await?;
-        eprintln!(
-            "release {} of {} {} (rolls back to {}): window {}",
-            release.id,
-            release.service,
-            release.version,
-            release.rollback_to,
-            match release.closes_at_ms {
-                Some(t) if t <= now() => format!(
-                    "already closed at {} (the deployment at {} is older than the window)",
-                    utc(t),
-                    utc(release.opened_at_ms)
-                ),
-                Some(t) => format!("open until {}", utc(t)),
-                None => "not applicable (a rollback is possible at any time)".into(),
-            }
-        );
-        // The id alone on standard output, for scripts: REL=$(backout start …).
-        output::out(&format!("{}\n", release.id));
+        announce_start(&release);
         Ok(ExitCode::Ok)
     })
 }
 
+/// What `start` says: the window on standard error, the id alone on standard output.
+fn announce_start(release: &Release) {
+    eprintln!(
+        "release {} of {} {} (rolls back to {}): window {}",
+        release.id,
+        release.service,
+        release.version,
+        release.rollback_to,
+        match release.closes_at_ms {
+            Some(t) if t <= now() => format!(
+                "already closed at {} (the deployment at {} is older than the window)",
+                utc(t),
+                utc(release.opened_at_ms)
+            ),
+            Some(t) => format!("open until {}", utc(t)),
+            None => "not applicable (a rollback is possible at any time)".into(),
+        }
+    );
+    // The id alone on standard output, for scripts: REL=$(backout start …).
+    output::out(&format!("{}\n", release.id));
+}
+
 pub fn request(args: &RequestArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    if let Some(done) = crate::remote::run(global, |r| remote::request(r, args)) {
+        return done;
+    }
     with_store(global, |store| async move {
         let release = release::request(
             store.as_ref(),
@@ -98,17 +110,21 @@ pub fn request(args: &RequestArgs, global: &Global) -> Result<ExitCode, CommandE
             now(),
         )
         .await?;
-        eprintln!(
-            "release {}: rollback requested by {} ({}); the verdict is now rollback_required",
-            release.id,
-            actor(global),
-            args.reason
-        );
+        announce_request(&release.id, &actor(global), &args.reason);
         Ok(ExitCode::Ok)
     })
 }
 
+fn announce_request(release_id: &str, who: &str, reason: &str) {
+    eprintln!(
+        "release {release_id}: rollback requested by {who} ({reason}); the verdict is now rollback_required"
+    );
+}
+
 pub fn checkpoint(args: &CheckpointArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    if let Some(done) = crate::remote::run(global, |r| remote::checkpoint(r, args)) {
+        return done;
+    }
     with_store(global, |store| async move {
         let release = release::checkpoint(
             store.as_ref(),
@@ -118,23 +134,25 @@ pub fn checkpoint(args: &CheckpointArgs, global: &Global) -> Result<ExitCode, Co
             now(),
         )
         .await?;
-        match (&release.state, &release.close_reason) {
-            (ReleaseState::Closed, Some(reason)) => {
-                eprintln!(
-                    "release {}: checkpoint `{}` recorded; the rollback window is now closed ({reason})",
-                    release.id, args.name
-                )
-            }
-            _ => eprintln!(
-                "release {}: checkpoint `{}` recorded",
-                release.id, args.name
-            ),
-        }
+        announce_checkpoint(&release, &args.name);
         Ok(ExitCode::Ok)
     })
 }
 
+fn announce_checkpoint(release: &Release, name: &str) {
+    match (&release.state, &release.close_reason) {
+        (ReleaseState::Closed, Some(reason)) => eprintln!(
+            "release {}: checkpoint `{name}` recorded; the rollback window is now closed ({reason})",
+            release.id
+        ),
+        _ => eprintln!("release {}: checkpoint `{name}` recorded", release.id),
+    }
+}
+
 pub fn check(args: &CheckArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    if let Some(done) = crate::remote::run(global, |r| remote::check(r, args)) {
+        return done;
+    }
     with_store(global, |store| async move {
         let resolver = Arc::new(backout_core::env::Resolver::from_env());
         let report = release::check(
@@ -346,6 +364,9 @@ pub fn status(
     format: LintFormat,
     global: &Global,
 ) -> Result<ExitCode, CommandError> {
+    if let Some(done) = crate::remote::run(global, |r| remote::status(r, release_id, format)) {
+        return done;
+    }
     runtime()?.block_on(async {
         let store = open_store(global).await?;
         // The verdict and criteria as the journal has them: status measures nothing.
@@ -353,10 +374,24 @@ pub fn status(
         if format == LintFormat::Json {
             output::out(&format!("{}\n", json(&status.to_json())?));
         } else {
-            let mut text = describe(&status.release, status.report.as_ref(), status.now_ms);
-            if let Some(decision) = &status.decision {
-                text.push_str(&format!("  decision: {decision}\n"));
-            }
+            let (declared, no_return) = match backout_model::lint(&status.release.plan_source).plan
+            {
+                Some(plan) => (
+                    plan.release.checkpoints.clone(),
+                    plan.window
+                        .given()
+                        .and_then(|w| w.closes_at_checkpoint.clone()),
+                ),
+                None => (Vec::new(), None),
+            };
+            let text = describe(
+                &status.release,
+                &declared,
+                no_return.as_deref(),
+                status.report.as_ref(),
+                status.decision.as_deref(),
+                status.now_ms,
+            );
             output::out(&text);
         }
         Ok(ExitCode::Ok)
@@ -382,8 +417,16 @@ pub fn line(release: &Release, now_ms: i64) -> String {
     )
 }
 
-fn describe(release: &Release, report: Option<&release::CheckReport>, now_ms: i64) -> String {
-    let plan = backout_model::lint(&release.plan_source).plan;
+/// `status REL` for people: `declared` are the plan's checkpoints, `no_return` the one that
+/// closes the window.
+fn describe(
+    release: &Release,
+    declared: &[String],
+    no_return: Option<&str>,
+    report: Option<&release::CheckReport>,
+    decision: Option<&str>,
+    now_ms: i64,
+) -> String {
     let mut out = format!(
         "release {}  {} {} → {} ({})\n",
         release.id, release.service, release.version, release.rollback_to, release.environment
@@ -409,28 +452,21 @@ fn describe(release: &Release, report: Option<&release::CheckReport>, now_ms: i6
         (ReleaseState::Open, None) => "not applicable: a rollback is possible at any time".into(),
     };
     out.push_str(&format!("  window: {window}\n"));
-    if let Some(plan) = &plan {
-        let no_return = plan
-            .window
-            .given()
-            .and_then(|w| w.closes_at_checkpoint.clone());
-        let declared = &plan.release.checkpoints;
-        if !declared.is_empty() {
-            out.push_str("  checkpoints:\n");
-            for name in declared {
-                let mark = if no_return.as_deref() == Some(name) {
-                    "  (point of no return)"
-                } else {
-                    ""
-                };
-                match release.checkpoints.iter().find(|c| &c.name == name) {
-                    Some(c) => out.push_str(&format!(
-                        "    ✓ {name} at {} by {}{mark}\n",
-                        utc(c.at_ms),
-                        c.actor
-                    )),
-                    None => out.push_str(&format!("    · {name}{mark}\n")),
-                }
+    if !declared.is_empty() {
+        out.push_str("  checkpoints:\n");
+        for name in declared {
+            let mark = if no_return == Some(name.as_str()) {
+                "  (point of no return)"
+            } else {
+                ""
+            };
+            match release.checkpoints.iter().find(|c| &c.name == name) {
+                Some(c) => out.push_str(&format!(
+                    "    ✓ {name} at {} by {}{mark}\n",
+                    utc(c.at_ms),
+                    c.actor
+                )),
+                None => out.push_str(&format!("    · {name}{mark}\n")),
             }
         }
     }
@@ -444,6 +480,9 @@ fn describe(release: &Release, report: Option<&release::CheckReport>, now_ms: i6
         }
         Some(report) => out.push_str(&format!("  {}", view::verdict_line(report))),
         None => {}
+    }
+    if let Some(decision) = decision {
+        out.push_str(&format!("  decision: {decision}\n"));
     }
     out
 }

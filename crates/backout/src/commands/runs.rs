@@ -214,6 +214,12 @@ pub fn resume(args: &ResumeArgs, global: &Global) -> Result<ExitCode, CommandErr
 }
 
 pub(super) fn finish(summary: &RunSummary, format: RunFormat) -> ExitCode {
+    finish_with(summary, format, false)
+}
+
+/// The last line of a run for people, and its exit code. A run on a server (`on_server`) is
+/// continued by the server's executor once a person confirms or resolves, not by `resume`.
+pub(super) fn finish_with(summary: &RunSummary, format: RunFormat, on_server: bool) -> ExitCode {
     if format == RunFormat::Human {
         let run = &summary.run;
         let took = run.finished_at_ms.unwrap_or(run.updated_at_ms) - run.created_at_ms;
@@ -249,7 +255,11 @@ pub(super) fn finish(summary: &RunSummary, format: RunFormat) -> ExitCode {
                         run.id
                     ));
                 }
-                line.push_str(&format!("\n  then `backout resume {}`", run.id));
+                if on_server {
+                    line.push_str("\n  the server's executor continues the run once they are done");
+                } else {
+                    line.push_str(&format!("\n  then `backout resume {}`", run.id));
+                }
             }
             RunState::Failed => line.push_str(&format!("; see `backout status {}`", run.id)),
             _ => {}
@@ -259,7 +269,7 @@ pub(super) fn finish(summary: &RunSummary, format: RunFormat) -> ExitCode {
     exit_for(summary.run.state)
 }
 
-fn exit_for(state: RunState) -> ExitCode {
+pub(super) fn exit_for(state: RunState) -> ExitCode {
     match state {
         RunState::Succeeded => ExitCode::Ok,
         RunState::Waiting | RunState::Running => ExitCode::Waiting,
@@ -271,6 +281,9 @@ fn exit_for(state: RunState) -> ExitCode {
 pub fn status(args: &StatusArgs, global: &Global) -> Result<ExitCode, CommandError> {
     if let Some(id) = args.run.as_deref().filter(|id| id.starts_with("rel-")) {
         return super::releases::status(id, args.format, global);
+    }
+    if let Some(done) = crate::remote::run(global, |r| remote_status(r, args)) {
+        return done;
     }
     runtime()?.block_on(async {
         let store = open_store(global).await?;
@@ -347,7 +360,31 @@ fn expected_of(run: &Run) -> std::collections::HashMap<String, Duration> {
         .collect()
 }
 
-fn step_table(run: &Run, steps: &[StepRecord]) -> String {
+/// `status` and `status RUN` against a server: its releases (the API lists no runs), or one
+/// run's steps, printed as locally.
+async fn remote_status(
+    remote: crate::remote::Remote,
+    args: &StatusArgs,
+) -> Result<ExitCode, CommandError> {
+    let Some(id) = &args.run else {
+        return super::releases::remote::list(remote, args.format).await;
+    };
+    let value = remote
+        .get(&format!("/api/v1/runs/{}", crate::remote::segment(id)))
+        .await?;
+    let (run, steps) = crate::remote::convert::run(&value)?;
+    if args.format == LintFormat::Json {
+        output::out(&format!(
+            "{}\n",
+            json(&crate::remote::convert::run_as_printed(&value))?
+        ));
+    } else {
+        output::out(&step_table(&run, &steps));
+    }
+    Ok(exit_for(run.state))
+}
+
+pub(super) fn step_table(run: &Run, steps: &[StepRecord]) -> String {
     let expected = expected_of(run);
     let mut out = format!(
         "run {}  {}  ({}, {} by {})\n",
@@ -403,6 +440,25 @@ fn step_table(run: &Run, steps: &[StepRecord]) -> String {
 }
 
 pub fn confirm(args: &ConfirmArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    if let Some(done) = crate::remote::run(global, |remote| async move {
+        let mut body = serde_json::json!({});
+        if let Some(note) = &args.note {
+            body["note"] = note.as_str().into();
+        }
+        let path = format!(
+            "/api/v1/runs/{}/steps/{}/confirm",
+            crate::remote::segment(&args.run),
+            crate::remote::segment(&args.step)
+        );
+        remote.post(&path, body).await?;
+        eprintln!(
+            "confirmed {} in run {}; the server's executor continues the run",
+            args.step, args.run
+        );
+        Ok(ExitCode::Ok)
+    }) {
+        return done;
+    }
     with_store(global, |store| async move {
         let run = store.get_run(&args.run).await?;
         backout_core::release::decide::may_perform(store.as_ref(), &run, &actor(global)).await?;
@@ -429,6 +485,25 @@ pub fn resolve(args: &ResolveArgs, global: &Global) -> Result<ExitCode, CommandE
         Resolution::Failed => StepTarget::Failed,
         Resolution::Retry => StepTarget::Retry,
     };
+    if let Some(done) = crate::remote::run(global, |remote| async move {
+        let mut body = serde_json::json!({ "outcome": resolution_name(args.outcome) });
+        if let Some(note) = &args.note {
+            body["note"] = note.as_str().into();
+        }
+        let path = format!(
+            "/api/v1/runs/{}/steps/{}/resolve",
+            crate::remote::segment(&args.run),
+            crate::remote::segment(&args.step)
+        );
+        remote.post(&path, body).await?;
+        eprintln!(
+            "resolved {} in run {}; the server's executor continues the run",
+            args.step, args.run
+        );
+        Ok(ExitCode::Ok)
+    }) {
+        return done;
+    }
     with_store(global, |store| async move {
         let run = store.get_run(&args.run).await?;
         backout_core::release::decide::may_perform(store.as_ref(), &run, &actor(global)).await?;
@@ -450,7 +525,28 @@ pub fn resolve(args: &ResolveArgs, global: &Global) -> Result<ExitCode, CommandE
     })
 }
 
+fn resolution_name(outcome: Resolution) -> &'static str {
+    match outcome {
+        Resolution::Done => "done",
+        Resolution::Failed => "failed",
+        Resolution::Retry => "retry",
+    }
+}
+
 pub fn abort(args: &AbortArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    if let Some(done) = crate::remote::run(global, |remote| async move {
+        let path = format!("/api/v1/runs/{}/abort", crate::remote::segment(&args.run));
+        remote
+            .post(&path, serde_json::json!({ "reason": args.reason }))
+            .await?;
+        eprintln!(
+            "run {} aborted; the server's executor stops its steps within a second",
+            args.run
+        );
+        Ok(ExitCode::Ok)
+    }) {
+        return done;
+    }
     with_store(global, |store| async move {
         backout_core::executor::abort(
             store.as_ref(),

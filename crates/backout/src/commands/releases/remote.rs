@@ -1,0 +1,425 @@
+//! The release commands against a server (`BACKOUT_SERVER`): each calls the API as the token's
+//! user, turns the JSON back into the records the local printers take, and prints and exits
+//! exactly as the local command does. `execute` follows the run the server carries out, step by
+//! step, through the same progress printer as a local run.
+
+use std::collections::HashMap;
+use std::time::Duration as StdDuration;
+
+use backout_core::release::decide::{Choice, Decided};
+use backout_core::{Progress, ProgressEvent, RunSummary};
+use backout_model::plan::StepKind;
+use backout_store::{RunState, StepRecord, StepState};
+use serde_json::{Value, json};
+
+use super::super::progress::{interactive, printer, run_steps, spawn_prompter_with};
+use super::super::runs::{finish_with, json as pretty, now};
+use super::{announce_checkpoint, announce_request, announce_start, describe, exit_for, view};
+use crate::cli::{CheckArgs, CheckpointArgs, DecideArgs, ExecuteArgs, LintFormat, RequestArgs};
+use crate::cli::{Global, RunFormat, StartArgs};
+use crate::exit_codes::{CommandError, ExitCode};
+use crate::output;
+use crate::remote::{Remote, convert, segment};
+
+/// How often `execute` reads the run it follows.
+const FOLLOW_POLL: StdDuration = StdDuration::from_millis(250);
+
+fn release_path(id: &str, rest: &str) -> String {
+    format!("/api/v1/releases/{}{rest}", segment(id))
+}
+
+/// The token's user, for the messages that name who acted.
+async fn who(remote: &Remote) -> Result<String, CommandError> {
+    let me = remote.get("/api/v1/me").await?;
+    Ok(me["user"]
+        .as_str()
+        .unwrap_or("the token's user")
+        .to_string())
+}
+
+/// `start PLAN`: the plan's text goes to the server, which lints it and opens the release.
+pub(in crate::commands) async fn start(
+    remote: Remote,
+    args: &StartArgs,
+    source: &str,
+) -> Result<ExitCode, CommandError> {
+    if args.require_tested {
+        return Err(CommandError::usage(
+            "--require-tested reads rehearsal evidence from a local store; the server does not \
+             check it yet. Run `backout lint --require-tested PLAN` against the store that holds \
+             the evidence first, or unset BACKOUT_SERVER",
+        ));
+    }
+    let body = json!({
+        "plan": source,
+        "version": args.version,
+        "rollback_to": args.rollback_to,
+        "at": args.at,
+    });
+    let answer = remote
+        .try_call(reqwest::Method::POST, "/api/v1/releases", Some(body))
+        .await?;
+    let value = match answer {
+        Ok(value) => value,
+        Err(failure) if failure.status == 422 => {
+            let file = args.plan.display().to_string();
+            print_diagnostics(&file, source, failure.details.as_ref());
+            return Err(CommandError::usage(format!(
+                "the server refused `{file}`: {}",
+                failure.message
+            )));
+        }
+        Err(failure) => return Err(remote.command_error(failure)),
+    };
+    announce_start(&convert::release(&value)?);
+    Ok(ExitCode::Ok)
+}
+
+/// The errors of a plan the server refused, as `backout lint` prints them (`file:line:col`,
+/// the line, a caret), on standard error: standard output is for the release id.
+fn print_diagnostics(file: &str, source: &str, details: Option<&Value>) {
+    let color = output::color_stderr();
+    let linted = backout_model::lint(source);
+    let errors: Vec<_> = linted.diagnostics.iter().filter(|d| d.is_error()).collect();
+    if !errors.is_empty() {
+        for d in errors {
+            eprintln!("{}", output::render_diagnostic(d, file, source, color));
+        }
+        return;
+    }
+    // This binary's lint found nothing: the server's version judged otherwise; its words.
+    for d in details.and_then(Value::as_array).into_iter().flatten() {
+        eprintln!(
+            "{file}:{}:{}: {}[{}]: {}",
+            d["span"]["line"].as_u64().unwrap_or(1).max(1),
+            d["span"]["column"].as_u64().unwrap_or(1).max(1),
+            d["severity"].as_str().unwrap_or("error"),
+            d["code"].as_str().unwrap_or("?"),
+            d["message"].as_str().unwrap_or_default()
+        );
+    }
+}
+
+pub(in crate::commands) async fn request(
+    remote: Remote,
+    args: &RequestArgs,
+) -> Result<ExitCode, CommandError> {
+    let value = remote
+        .post(
+            &release_path(&args.release, "/request"),
+            json!({ "reason": args.reason }),
+        )
+        .await?;
+    let release = convert::release(&value)?;
+    announce_request(&release.id, &who(&remote).await?, &args.reason);
+    Ok(ExitCode::Ok)
+}
+
+pub(in crate::commands) async fn checkpoint(
+    remote: Remote,
+    args: &CheckpointArgs,
+) -> Result<ExitCode, CommandError> {
+    let value = remote
+        .post(
+            &release_path(&args.release, "/checkpoints"),
+            json!({ "name": args.name }),
+        )
+        .await?;
+    announce_checkpoint(&convert::release(&value)?, &args.name);
+    Ok(ExitCode::Ok)
+}
+
+/// `check REL`: the server measures every criterion once; exit 3, 4 or 5 as locally.
+pub(in crate::commands) async fn check(
+    remote: Remote,
+    args: &CheckArgs,
+) -> Result<ExitCode, CommandError> {
+    let value = remote
+        .call(
+            reqwest::Method::POST,
+            &release_path(&args.release, "/check"),
+            None,
+        )
+        .await?;
+    let report = convert::report(&value)?
+        .ok_or_else(|| CommandError::internal("the server's check report has no verdict"))?;
+    if args.format == LintFormat::Json {
+        output::out(&format!("{}\n", pretty(&value)?));
+    } else {
+        output::out(&view::table(&report, now(), ""));
+    }
+    Ok(exit_for(report.verdict))
+}
+
+/// `status REL`: window, checkpoints, verdict and decision as the server's journal has them.
+pub(in crate::commands) async fn status(
+    remote: Remote,
+    release_id: &str,
+    format: LintFormat,
+) -> Result<ExitCode, CommandError> {
+    let value = remote.get(&release_path(release_id, "")).await?;
+    if format == LintFormat::Json {
+        let mut shown = value.clone();
+        if let Some(map) = shown.as_object_mut() {
+            // Additions for printing; the JSON stays what the local command prints.
+            map.remove("plan_checkpoints");
+            map.remove("requested");
+        }
+        output::out(&format!("{}\n", pretty(&shown)?));
+        return Ok(ExitCode::Ok);
+    }
+    let release = convert::release(&value)?;
+    let report = convert::report(&value)?;
+    let (declared, no_return) = convert::plan_checkpoints(&value);
+    output::out(&describe(
+        &release,
+        &declared,
+        no_return.as_deref(),
+        report.as_ref(),
+        value["decision"].as_str(),
+        now(),
+    ));
+    Ok(ExitCode::Ok)
+}
+
+/// `status` without an id: the server's recent releases (the API lists no runs).
+pub(in crate::commands) async fn list(
+    remote: Remote,
+    format: LintFormat,
+) -> Result<ExitCode, CommandError> {
+    let value = remote.get("/api/v1/releases?limit=20").await?;
+    if format == LintFormat::Json {
+        output::out(&format!("{}\n", pretty(&value)?));
+        return Ok(ExitCode::Ok);
+    }
+    let releases = value["releases"].as_array().cloned().unwrap_or_default();
+    if releases.is_empty() {
+        output::out(&format!("no releases on {} yet\n", remote.base()));
+    }
+    for item in &releases {
+        output::out(&super::line(&convert::release(item)?, now()));
+    }
+    Ok(ExitCode::Ok)
+}
+
+pub(in crate::commands) async fn decide(
+    remote: Remote,
+    args: &DecideArgs,
+    choice: Choice,
+) -> Result<ExitCode, CommandError> {
+    let value = remote
+        .post(
+            &release_path(&args.release, "/decisions"),
+            json!({
+                "decision": choice.as_str(),
+                "reason": args.reason,
+                "override_window": args.override_window,
+            }),
+        )
+        .await?;
+    let decided = Decided {
+        approvals: value["approvals"]
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0),
+        quorum: value["quorum"]
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(1),
+        approved: value["approved"].as_bool().unwrap_or(false),
+        as_fallback: value["as_fallback"].as_bool().unwrap_or(false),
+        override_window: value["override_window"].as_bool().unwrap_or(false),
+    };
+    let actor = value["actor"].as_str().unwrap_or("the token's user");
+    super::super::decisions::announce_decision(&args.release, actor, choice, &decided);
+    Ok(ExitCode::Ok)
+}
+
+/// `execute REL`: the server starts the approved rollback as the token's user; this follows
+/// the run until it ends (0, 6) or waits for a person (7; with `--wait`, until it ends).
+pub(in crate::commands) async fn execute(
+    remote: Remote,
+    args: &ExecuteArgs,
+    global: &Global,
+) -> Result<ExitCode, CommandError> {
+    let started = remote
+        .call(
+            reqwest::Method::POST,
+            &release_path(&args.release, "/execute"),
+            None,
+        )
+        .await?;
+    let run_id = started["run_id"]
+        .as_str()
+        .ok_or_else(|| CommandError::internal("the server did not say which run it started"))?
+        .to_string();
+    if started["override_window"].as_bool() == Some(true) {
+        eprintln!(
+            "WINDOW OVERRIDDEN: release {} is rolled back after its window closed, on the approval of the full quorum",
+            args.release
+        );
+    }
+    // At a terminal, a manual step is confirmed where the run is watched, as locally.
+    let prompter = interactive(args.format).then(|| {
+        let global = global.clone();
+        spawn_prompter_with(move |run_id, step, note| confirm(&global, run_id, step, note))
+    });
+    let wait = args.wait || prompter.is_some();
+    follow(&remote, &run_id, args.format, wait, prompter).await
+}
+
+/// A confirmation typed at the prompt, through the API (a client of its own: the prompt runs
+/// on its own thread).
+fn confirm(
+    global: &Global,
+    run_id: &str,
+    step: &str,
+    note: Option<&str>,
+) -> Result<(), CommandError> {
+    let path = format!(
+        "/api/v1/runs/{}/steps/{}/confirm",
+        segment(run_id),
+        segment(step)
+    );
+    let body = match note {
+        Some(note) => json!({ "note": note }),
+        None => json!({}),
+    };
+    crate::remote::run(global, |remote| async move {
+        remote.post(&path, body).await.map(drop)
+    })
+    .unwrap_or_else(|| Err(CommandError::usage("BACKOUT_SERVER is no longer set")))
+}
+
+/// Reads the run every [`FOLLOW_POLL`] and tells the progress printer what changed, as the
+/// executor tells it locally.
+async fn follow(
+    remote: &Remote,
+    run_id: &str,
+    format: RunFormat,
+    wait: bool,
+    prompter: Option<std::sync::mpsc::Sender<(String, String)>>,
+) -> Result<ExitCode, CommandError> {
+    let path = format!("/api/v1/runs/{}", segment(run_id));
+    let value = remote.get(&path).await?;
+    let (run, _) = convert::run(&value)?;
+    let plan = backout_model::lint(&run.plan_source).plan;
+    let steps = plan
+        .as_ref()
+        .map(|p| run_steps(p, None))
+        .unwrap_or_default();
+    let manual: HashMap<String, (String, String)> = plan
+        .iter()
+        .flat_map(|p| p.all_steps())
+        .filter_map(|s| match &s.kind {
+            StepKind::Manual { by, instructions } => {
+                Some((s.id.clone(), (by.clone(), instructions.clone())))
+            }
+            _ => None,
+        })
+        .collect();
+    let expected: HashMap<String, u64> = plan
+        .iter()
+        .flat_map(|p| p.all_steps())
+        .filter_map(|s| s.expected.map(|e| (s.id.clone(), e.as_millis())))
+        .collect();
+    let progress = printer(format, &steps, prompter);
+    progress.event(&ProgressEvent::RunStarted {
+        run_id: run_id.to_string(),
+        steps: steps.len(),
+        resumed: false,
+    });
+    let mut seen: HashMap<String, (StepState, u32)> = HashMap::new();
+    loop {
+        let value = remote.get(&path).await?;
+        let (run, records) = convert::run(&value)?;
+        for record in &records {
+            tell(progress.as_ref(), record, &mut seen, &manual, &expected);
+        }
+        let people = records
+            .iter()
+            .any(|s| matches!(s.state, StepState::WaitingManual | StepState::InDoubt));
+        let busy = records.iter().any(|s| s.state == StepState::Running);
+        let waiting =
+            run.state == RunState::Waiting || (run.state == RunState::Running && people && !busy);
+        if run.state.is_terminal() || (waiting && !wait) {
+            let mut summary = RunSummary {
+                run,
+                steps: records,
+            };
+            if waiting {
+                summary.run.state = RunState::Waiting;
+            } else {
+                progress.event(&ProgressEvent::RunFinished {
+                    run_id: run_id.to_string(),
+                    state: summary.run.state,
+                });
+            }
+            return Ok(finish_with(&summary, format, true));
+        }
+        tokio::time::sleep(FOLLOW_POLL).await;
+    }
+}
+
+/// The progress events a step's new record stands for.
+fn tell(
+    progress: &dyn Progress,
+    record: &StepRecord,
+    seen: &mut HashMap<String, (StepState, u32)>,
+    manual: &HashMap<String, (String, String)>,
+    expected: &HashMap<String, u64>,
+) {
+    let now = (record.state, record.attempt);
+    let before = seen.insert(record.step_id.clone(), now);
+    if before == Some(now) {
+        return;
+    }
+    let step = record.step_id.clone();
+    let expected_ms = expected.get(&step).copied();
+    let started_before = before
+        .is_some_and(|(state, attempt)| attempt == record.attempt && state != StepState::Pending);
+    match record.state {
+        StepState::Pending => {}
+        StepState::Running => progress.event(&ProgressEvent::StepStarted {
+            step,
+            attempt: record.attempt,
+            expected_ms,
+        }),
+        StepState::WaitingManual => {
+            let (by, instructions) = manual.get(&step).cloned().unwrap_or_default();
+            progress.event(&ProgressEvent::StepWaiting {
+                step,
+                by,
+                instructions,
+            });
+        }
+        StepState::InDoubt => progress.event(&ProgressEvent::StepInDoubt { step }),
+        state => {
+            // Started and finished between two reads: it did start.
+            if !started_before && record.started_at_ms.is_some() && state != StepState::Skipped {
+                progress.event(&ProgressEvent::StepStarted {
+                    step: step.clone(),
+                    attempt: record.attempt,
+                    expected_ms,
+                });
+            }
+            let detail = record
+                .note
+                .clone()
+                .unwrap_or_else(|| match record.exit_status {
+                    Some(code) => format!("exit status {code}"),
+                    None => state.to_string(),
+                });
+            progress.event(&ProgressEvent::StepFinished {
+                step,
+                state,
+                detail,
+                elapsed_ms: record
+                    .finished_at_ms
+                    .zip(record.started_at_ms)
+                    .map_or(0, |(f, s)| u64::try_from(f - s).unwrap_or(0)),
+                expected_ms,
+            });
+        }
+    }
+}
