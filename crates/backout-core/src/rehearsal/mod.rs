@@ -8,6 +8,7 @@
 //! `start`, or after the `resume` that finished it. It never judges evidence (that is lint's
 //! `check_evidence`, which is pure).
 
+mod document;
 mod simulate;
 
 use std::collections::{BTreeSet, HashMap};
@@ -25,6 +26,7 @@ use crate::errors::ExecError;
 use crate::executor::RunSummary;
 use crate::process::{self, Exit, Program};
 
+pub use document::{document_info, for_document};
 pub use simulate::{SimulatedStep, Simulation, SimulationOptions, simulate};
 
 /// The variables `testing.overrides.<environment>.env` sets, with `${VAR}` references resolved

@@ -6,9 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use backout_core::time::utc;
-use backout_model::lint::evidence::{EvidencePolicy, Rehearsed, check_evidence, median_and_worst};
-use backout_model::plan::Answer;
-use backout_model::render::{Measured, Rehearsal};
+use backout_model::lint::evidence::{EvidencePolicy, Rehearsed, check_evidence};
 use backout_model::{Diagnostic, Duration, Plan, codes};
 use backout_store::{Evidence, EvidenceFilter, Store};
 
@@ -90,47 +88,6 @@ pub(super) fn untested(source: &str, plan: &Plan, evidence: &[Evidence]) -> Opti
     diagnostics(source, plan, evidence, true)
         .into_iter()
         .find(|d| d.code == codes::UNTESTED || d.code == codes::STALE)
-}
-
-/// The Q9 and Q7 answers of the document: the newest successful rehearsal of this content hash
-/// in `testing.rehearse_in` still within `max_age` (any environment when testing does not
-/// apply), and the reversion time measured by the rehearsals of this hash.
-pub(super) fn for_document(
-    plan: &Plan,
-    hash: &str,
-    evidence: &[Evidence],
-) -> (Option<Rehearsal>, Option<Measured>) {
-    let now = now();
-    let relevant: Vec<&Evidence> = evidence
-        .iter()
-        .filter(|e| e.plan_hash == hash)
-        .filter(|e| match &plan.testing {
-            Answer::Given(t) => e.environment == t.rehearse_in,
-            Answer::NotApplicable(_) => true,
-        })
-        .collect();
-    let fresh = relevant.iter().copied().find(|e| match &plan.testing {
-        Answer::Given(t) => {
-            u64::try_from(now - e.finished_at_ms).unwrap_or(0) <= t.max_age.as_millis()
-        }
-        Answer::NotApplicable(_) => true,
-    });
-    let rehearsal = fresh.map(|e| Rehearsal {
-        environment: e.environment.clone(),
-        at: utc(e.finished_at_ms),
-        by: e.actor.clone(),
-        took: Duration::from_millis(u64::try_from(e.took_ms()).unwrap_or(0)),
-    });
-    let took: Vec<u64> = relevant
-        .iter()
-        .map(|e| u64::try_from(e.took_ms()).unwrap_or(0))
-        .collect();
-    let measured = median_and_worst(&took).map(|(median, worst)| Measured {
-        rehearsals: took.len(),
-        median: Duration::from_millis(median),
-        worst: Duration::from_millis(worst),
-    });
-    (rehearsal, measured)
 }
 
 /// A plan file's text, validated plan and hash, or a usage error.

@@ -46,7 +46,8 @@ pub fn run(args: &RenderArgs, global: &Global) -> Result<ExitCode, CommandError>
                 None => Ok(Vec::new()),
             }
         })?;
-        (info.rehearsal, info.measured) = super::evidence::for_document(plan, &hash, &evidence);
+        (info.rehearsal, info.measured) =
+            backout_core::rehearsal::for_document(plan, &hash, &evidence, super::runs::now());
     }
     let document = match args.format {
         DocFormat::Md => backout_model::render::markdown(plan, &info),
