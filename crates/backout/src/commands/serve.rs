@@ -3,13 +3,17 @@
 //! env-filter such as `info` or `backout_server=debug`).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use backout_server::ServeOptions;
+use backout_store::Store;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::runs::open_store;
 use crate::cli::{Global, ServeArgs};
 use crate::exit_codes::{CommandError, ExitCode};
+
+mod demo;
 
 pub fn serve(args: &ServeArgs, global: &Global) -> Result<ExitCode, CommandError> {
     let listen: SocketAddr = args.listen.parse().map_err(|_| {
@@ -35,7 +39,30 @@ pub fn serve(args: &ServeArgs, global: &Global) -> Result<ExitCode, CommandError
                 _ = interrupt.recv() => tracing::info!("SIGINT received"),
             }
         };
-        let store = open_store(global).await?;
+        let demo_dir = args.demo.then(demo::directory);
+        let global = match &demo_dir {
+            Some(dir) => demo::global(global, dir)?,
+            None => global.clone(),
+        };
+        // The feed wakes live streams and drops cached answers as soon as the journal grows;
+        // on PostgreSQL, LISTEN/NOTIFY carries the writes of other replicas and CLIs into it.
+        let feed = backout_store::Feed::new(open_store(&global).await?);
+        if let Some(url) = global
+            .database
+            .as_deref()
+            .filter(|url| backout_postgres::is_postgres_url(url))
+        {
+            backout_postgres::listen(url, feed.sender())
+                .await
+                .map_err(|e| {
+                    CommandError::usage(format!("cannot listen for journal writes: {e}"))
+                })?;
+        }
+        let options = ServeOptions {
+            feed: Some(feed.subscribe()),
+            ..ServeOptions::default()
+        };
+        let store: Arc<dyn Store> = Arc::new(feed);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| CommandError::usage(format!("cannot listen on {listen}: {e}")))?;
@@ -45,7 +72,11 @@ pub fn serve(args: &ServeArgs, global: &Global) -> Result<ExitCode, CommandError
         tracing::info!(address = %local, "listening");
         // For people and scripts (port 0 picks a free port: this line says which).
         eprintln!("backout serve: listening on http://{local}");
-        backout_server::serve(store, listener, ServeOptions::default(), shutdown)
+        if let Some(dir) = &demo_dir {
+            let database = global.database.as_deref().unwrap_or_default();
+            demo::start(store.as_ref(), local, dir, database).await?;
+        }
+        backout_server::serve(store, listener, options, shutdown)
             .await
             .map_err(|e| CommandError::internal(e.to_string()))?;
         Ok(ExitCode::Ok)
