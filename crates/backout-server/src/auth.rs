@@ -7,8 +7,12 @@
 //! apply on top, to the token's user, inside the core operations (a decider token whose user is
 //! not among the plan's deciders is still refused, naming the rule).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
@@ -17,6 +21,7 @@ use backout_store::{NewEvent, NewToken, Role, Store, StoreError, Token};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio::sync::watch;
 
 use crate::errors::ApiError;
 use crate::state::AppState;
@@ -169,10 +174,102 @@ pub async fn authenticate(store: &dyn Store, bearer: &str) -> Result<Caller, Api
     })
 }
 
+/// How long a token that authenticated is remembered at most. Revocations do not wait for
+/// this: see [`Recent`].
+const REMEMBERED_FOR: Duration = Duration::from_secs(60);
+/// Tokens remembered at most (only ones that authenticated).
+const REMEMBERED: usize = 10_000;
+
+/// How often the journal is searched for revocations by other processes (which a SQLite
+/// server's change feed does not hear of).
+const RECHECK: Duration = Duration::from_millis(250);
+
+/// Tokens that authenticated recently, by the digest of the bearer string, so that a busy
+/// client does not cost a store query per request. Only with a change feed. The journal is
+/// searched for `token_revoked` events whenever the feed says it grew, and at least every
+/// [`RECHECK`] (for writes the feed does not hear: another process on SQLite); when one is
+/// found every remembered token is forgotten. So a revocation by this server or through
+/// PostgreSQL holds from the next request on, one by another process on SQLite within 250 ms.
+/// Without a feed (tests of the API alone), every request asks the store.
+#[derive(Clone)]
+pub struct Recent {
+    inner: Arc<RecentInner>,
+}
+
+struct RecentInner {
+    journal: Option<watch::Receiver<u64>>,
+    /// The journal was searched for revocations up to this `seq`, at this time.
+    checked: Mutex<(u64, Instant)>,
+    callers: Mutex<HashMap<String, (Caller, Instant)>>,
+}
+
+impl Recent {
+    pub fn new(journal: Option<watch::Receiver<u64>>) -> Recent {
+        let seq = journal.as_ref().map_or(0, |j| *j.borrow());
+        Recent {
+            inner: Arc::new(RecentInner {
+                journal,
+                checked: Mutex::new((seq, Instant::now())),
+                callers: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The remembered caller of `key`, after forgetting everyone if a token was revoked since
+    /// the last look.
+    async fn get(&self, store: &dyn Store, key: &str) -> Result<Option<Caller>, ApiError> {
+        let Some(journal) = &self.inner.journal else {
+            return Ok(None);
+        };
+        let fed = *journal.borrow();
+        let (checked, at) = match self.inner.checked.lock() {
+            Ok(checked) => *checked,
+            Err(_) => return Ok(None),
+        };
+        if fed > checked || at.elapsed() >= RECHECK {
+            // The head first: whatever commits later is searched next time.
+            let head = store.last_event().await?.map_or(0, |e| e.seq);
+            let revoked = store
+                .events_of_kinds(checked, &["token_revoked"], 1)
+                .await?;
+            if !revoked.is_empty()
+                && let Ok(mut callers) = self.inner.callers.lock()
+            {
+                callers.clear();
+            }
+            if let Ok(mut checked) = self.inner.checked.lock() {
+                *checked = (checked.0.max(head).max(fed), Instant::now());
+            }
+        }
+        let Ok(callers) = self.inner.callers.lock() else {
+            return Ok(None);
+        };
+        Ok(callers
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < REMEMBERED_FOR)
+            .map(|(caller, _)| caller.clone()))
+    }
+
+    fn keep(&self, key: String, caller: &Caller) {
+        if self.inner.journal.is_none() {
+            return;
+        }
+        if let Ok(mut callers) = self.inner.callers.lock() {
+            if callers.len() >= REMEMBERED {
+                callers.retain(|_, (_, at)| at.elapsed() < REMEMBERED_FOR);
+            }
+            if callers.len() < REMEMBERED {
+                callers.insert(key, (caller.clone(), Instant::now()));
+            }
+        }
+    }
+}
+
 /// Middleware of every `/api/v1` route: `Authorization: Bearer <token>` or 401; the caller is
 /// put in the request's extensions for the handlers.
 pub async fn require_token(
     State(state): State<AppState>,
+    Extension(recent): Extension<Recent>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -192,7 +289,16 @@ pub async fn require_token(
         .ok_or_else(|| {
             ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
         })?;
-    let caller = authenticate(state.store.as_ref(), bearer).await?;
+    // Keyed by a digest, so the map never holds a usable secret.
+    let key = digest(bearer);
+    let caller = match recent.get(state.store.as_ref(), &key).await? {
+        Some(caller) => caller,
+        None => {
+            let caller = authenticate(state.store.as_ref(), bearer).await?;
+            recent.keep(key, &caller);
+            caller
+        }
+    };
     tracing::Span::current().record("user", caller.user.as_str());
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)

@@ -11,10 +11,13 @@
 pub mod api;
 pub mod auth;
 mod background;
+pub mod cache;
+pub mod demo;
 pub mod errors;
 pub mod events;
 pub mod metrics;
 pub mod openapi;
+pub mod plans;
 pub mod rollbacks;
 pub mod router;
 pub mod state;
@@ -24,6 +27,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backout_core::executor::LeaseSettings;
 use backout_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -41,6 +45,15 @@ pub struct ServeOptions {
     /// Run the criteria watcher and the notification dispatcher (tests of the API alone turn
     /// them off).
     pub background: bool,
+    /// Wakes the live tails (SSE) as soon as the journal grows: [`backout_store::Feed::subscribe`]
+    /// of the store passed to [`serve`]. Without it they poll the store every 200 ms.
+    pub feed: Option<watch::Receiver<u64>>,
+    /// How long a lease on a release or a run lives without its heartbeat (renewed every third
+    /// of it): after a replica dies, another takes its work over within about this long.
+    /// `BACKOUT_LEASE_TTL` (e.g. `15s`, `2500ms`) sets the default.
+    pub lease_ttl: Duration,
+    /// This replica's id as the owner of its leases; `None` makes one (`host:pid:random`).
+    pub replica: Option<String>,
 }
 
 impl Default for ServeOptions {
@@ -49,8 +62,45 @@ impl Default for ServeOptions {
             limits: Limits::default(),
             grace: Duration::from_secs(10),
             background: true,
+            feed: None,
+            lease_ttl: lease_ttl_from_env(),
+            replica: None,
         }
     }
+}
+
+/// The default lease time to live when `BACKOUT_LEASE_TTL` is not set.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(15);
+
+/// `BACKOUT_LEASE_TTL` when it is a duration of at least 100 ms, else [`DEFAULT_LEASE_TTL`]
+/// (a malformed value is reported in the log, not fatal: the default is safe, only slower).
+fn lease_ttl_from_env() -> Duration {
+    let Ok(text) = std::env::var("BACKOUT_LEASE_TTL") else {
+        return DEFAULT_LEASE_TTL;
+    };
+    match backout_model::Duration::parse(&text) {
+        Some(ttl) if ttl.0 >= Duration::from_millis(100) => ttl.0,
+        _ => {
+            tracing::warn!(
+                value = %text,
+                "BACKOUT_LEASE_TTL is not a duration of at least 100ms (e.g. `15s`); using {}s",
+                DEFAULT_LEASE_TTL.as_secs()
+            );
+            DEFAULT_LEASE_TTL
+        }
+    }
+}
+
+/// A replica id unique to this process: `host:pid:random`.
+fn new_replica_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    let mut random = [0u8; 4];
+    // Without randomness the pid still tells replicas of one host apart.
+    let _ = getrandom::fill(&mut random);
+    let random: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{host}:{}:{random}", std::process::id())
 }
 
 /// Why the server stopped with an error.
@@ -73,14 +123,32 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (stop, stopping) = watch::channel(false);
-    let state = AppState::new(store.clone(), stopping.clone());
-    let resumed = state.rollbacks.resume_left_over().await?;
+    let state = AppState::new(store.clone(), stopping.clone(), options.feed.clone());
+    let leases = LeaseSettings {
+        owner: options.replica.clone().unwrap_or_else(new_replica_id),
+        ttl: options.lease_ttl,
+    };
+    tracing::info!(
+        replica = %leases.owner,
+        lease_ttl_ms = u64::try_from(leases.ttl.as_millis()).unwrap_or(u64::MAX),
+        "sharing work through leases"
+    );
+    state.rollbacks.share(leases.clone());
+    let resumed = state.rollbacks.take_over().await?;
     if !resumed.is_empty() {
-        tracing::info!(runs = ?resumed, "resuming runs a previous executor left");
+        tracing::info!(
+            runs = ?resumed,
+            "resuming runs a previous executor left (nobody executes them any more)"
+        );
     }
+    let takeovers = tokio::spawn(background::take_over_runs(
+        state.clone(),
+        leases.ttl / 3,
+        stopping.clone(),
+    ));
     let background = options
         .background
-        .then(|| background::spawn(state.clone(), stopping.clone()));
+        .then(|| background::spawn(state.clone(), leases.clone(), stopping.clone()));
     let app = router(state.clone(), &options.limits);
     let stop_on_signal = stop.clone();
     let (signalled, mut signal) = watch::channel(false);
@@ -109,10 +177,13 @@ pub async fn serve(
         }
     };
     let _ = stop.send(true);
+    let _ = takeovers.await;
     if let Some(background) = background {
         background.join().await;
     }
     state.rollbacks.shutdown().await;
+    // Another replica takes the work over at once instead of after the leases' expiry.
+    background::release_leases(store.as_ref(), &leases.owner).await;
     tracing::info!("stopped");
     served?;
     Ok(())

@@ -1,22 +1,119 @@
 //! `/healthz` and `/metrics` (Prometheus text format), both without authentication: they say
 //! how much there is, never what it is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use backout_core::criteria::Verdict;
-use backout_store::{DeliveryState, RunState};
+use backout_store::{DeliveryState, RunState, Store, StoreError};
 use serde_json::json;
+use tokio::sync::Mutex;
 
 use crate::errors::ApiError;
 use crate::state::AppState;
 
-/// How many of the most recent runs and deliveries `/metrics` counts.
-const RECENT: u32 = 10_000;
+/// Every run and delivery is counted (the store has no count query; a scrape reads their
+/// states once, and the answer is reused for [`FRESH`]).
+const ALL: u32 = u32::MAX;
+/// How long a rendered answer is reused: scrapes from several Prometheus replicas, or a
+/// dashboard refreshing, cost one read of the store.
+const FRESH: Duration = Duration::from_secs(2);
+/// Journal events read per query when tallying step durations.
+const PAGE: u32 = 5_000;
+/// Upper bounds (seconds) of the step-duration histogram's buckets.
+const BUCKETS: &[f64] = &[
+    0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0,
+];
+
+/// What `/metrics` keeps between scrapes: the step durations tallied from the journal so far
+/// (read incrementally: each scrape reads only the events since the last one) and the last
+/// answer. One per server (a layer of the router). Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    inner: Arc<Mutex<Tally>>,
+}
+
+#[derive(Default)]
+struct Tally {
+    /// The journal is tallied up to this `seq`.
+    after_seq: u64,
+    /// When each step attempt in flight started: (run, step) → ms.
+    started: HashMap<(String, String), i64>,
+    /// Step durations by outcome (`succeeded`, `failed`, `aborted`).
+    durations: BTreeMap<&'static str, Histogram>,
+    answer: Option<(Instant, String)>,
+}
+
+#[derive(Default)]
+struct Histogram {
+    /// Count per bucket of [`BUCKETS`] (not cumulative), then the count above the last.
+    counts: Vec<u64>,
+    sum_seconds: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; BUCKETS.len() + 1];
+        }
+        let bucket = BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(BUCKETS.len());
+        self.counts[bucket] += 1;
+        self.sum_seconds += seconds;
+        self.count += 1;
+    }
+}
+
+impl Tally {
+    /// Reads the step events appended since the last scrape.
+    async fn catch_up(&mut self, store: &dyn Store) -> Result<(), StoreError> {
+        // A manual step starts waiting for a person and ends confirmed: its duration is the
+        // person's, which is what the plan's `expected` promised too.
+        const KINDS: &[&str] = &[
+            "step_started",
+            "manual_step_waiting",
+            "step_succeeded",
+            "step_confirmed",
+            "step_failed",
+            "step_aborted",
+        ];
+        loop {
+            let page = store.events_of_kinds(self.after_seq, KINDS, PAGE).await?;
+            for event in &page {
+                self.after_seq = event.seq;
+                let (Some(run), Some(step)) = (&event.run_id, &event.step_id) else {
+                    continue;
+                };
+                let key = (run.clone(), step.clone());
+                let outcome = match event.kind.as_str() {
+                    "step_started" | "manual_step_waiting" => {
+                        self.started.insert(key, event.at_ms);
+                        continue;
+                    }
+                    "step_succeeded" | "step_confirmed" => "succeeded",
+                    "step_failed" => "failed",
+                    _ => "aborted",
+                };
+                if let Some(started) = self.started.remove(&key) {
+                    let seconds = (event.at_ms - started).max(0) as f64 / 1000.0;
+                    self.durations.entry(outcome).or_default().observe(seconds);
+                }
+            }
+            if page.len() < PAGE as usize {
+                return Ok(());
+            }
+        }
+    }
+}
 
 /// `GET /healthz`: 200 when the store answers, 503 when it does not.
 pub async fn healthz(State(state): State<AppState>) -> Response {
@@ -39,7 +136,70 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`
-pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn metrics(
+    State(state): State<AppState>,
+    Extension(recorder): Extension<Recorder>,
+) -> Result<Response, ApiError> {
+    let mut tally = recorder.inner.lock().await;
+    let text = match &tally.answer {
+        Some((at, text)) if at.elapsed() < FRESH => text.clone(),
+        _ => {
+            tally.catch_up(state.store.as_ref()).await?;
+            let mut text = counts(&state).await?;
+            durations(&mut text, &tally.durations);
+            tally.answer = Some((Instant::now(), text.clone()));
+            text
+        }
+    };
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// The step-duration histograms, in the Prometheus text format.
+fn durations(text: &mut String, durations: &BTreeMap<&'static str, Histogram>) {
+    let name = "backout_step_duration_seconds";
+    let _ = writeln!(
+        text,
+        "# HELP {name} How long step attempts took, by outcome, since the store began."
+    );
+    let _ = writeln!(text, "# TYPE {name} histogram");
+    for outcome in ["succeeded", "failed", "aborted"] {
+        let empty = Histogram::default();
+        let histogram = durations.get(outcome).unwrap_or(&empty);
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            cumulative += histogram.counts.get(i).copied().unwrap_or(0);
+            let _ = writeln!(
+                text,
+                "{name}_bucket{{outcome=\"{outcome}\",le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            text,
+            "{name}_bucket{{outcome=\"{outcome}\",le=\"+Inf\"}} {}",
+            histogram.count
+        );
+        let _ = writeln!(
+            text,
+            "{name}_sum{{outcome=\"{outcome}\"}} {}",
+            histogram.sum_seconds
+        );
+        let _ = writeln!(
+            text,
+            "{name}_count{{outcome=\"{outcome}\"}} {}",
+            histogram.count
+        );
+    }
+}
+
+/// Open releases, verdicts, runs and deliveries by state.
+async fn counts(state: &AppState) -> Result<String, ApiError> {
     let open = state.store.open_releases().await?.len();
     let mut verdicts: BTreeMap<&'static str, usize> = [
         Verdict::RollbackRequired,
@@ -56,12 +216,12 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
     }
     let mut runs: BTreeMap<&'static str, usize> =
         RunState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-    for run in state.store.list_runs(RECENT).await? {
+    for run in state.store.list_runs(ALL).await? {
         *runs.entry(run.state.as_str()).or_default() += 1;
     }
     let mut deliveries: BTreeMap<&'static str, usize> =
         DeliveryState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-    for delivery in state.store.list_deliveries(None, RECENT).await? {
+    for delivery in state.store.list_deliveries(None, ALL).await? {
         *deliveries.entry(delivery.state.as_str()).or_default() += 1;
     }
     let failed = deliveries
@@ -87,36 +247,21 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
             "backout_release_verdicts{{verdict=\"{verdict}\"}} {n}"
         );
     }
-    gauge(
-        &mut text,
-        "backout_runs",
-        "Runs by state (the 10000 most recent).",
-    );
+    gauge(&mut text, "backout_runs", "Runs by state.");
     for (state, n) in &runs {
         let _ = writeln!(text, "backout_runs{{state=\"{state}\"}} {n}");
     }
-    gauge(
-        &mut text,
-        "backout_deliveries",
-        "Notifications by state (the 10000 most recent).",
-    );
+    gauge(&mut text, "backout_deliveries", "Notifications by state.");
     for (state, n) in &deliveries {
         let _ = writeln!(text, "backout_deliveries{{state=\"{state}\"}} {n}");
     }
     gauge(
         &mut text,
         "backout_delivery_failures",
-        "Notifications given up after their retries (the 10000 most recent).",
+        "Notifications given up after their retries.",
     );
     let _ = writeln!(text, "backout_delivery_failures {failed}");
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response())
+    Ok(text)
 }
 
 fn gauge(text: &mut String, name: &str, help: &str) {

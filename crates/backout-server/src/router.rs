@@ -14,7 +14,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::errors::{ApiError, code_of};
 use crate::state::AppState;
-use crate::{api, auth, metrics, openapi};
+use crate::{api, auth, cache, metrics, openapi, plans};
 
 /// Every route: method and path as axum and the OpenAPI document spell them.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -36,6 +36,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/runs/{id}/abort"),
     ("GET", "/api/v1/runs/{id}/events"),
     ("GET", "/api/v1/audit/verify"),
+    ("POST", "/api/v1/plans/lint"),
+    ("POST", "/api/v1/plans/render"),
+    ("GET", "/api/v1/releases/{id}/plan"),
+    ("GET", "/api/v1/evidence"),
+    ("GET", "/api/v1/evidence/{id}"),
+    ("GET", "/api/v1/me"),
 ];
 
 /// Limits of the HTTP layer.
@@ -63,7 +69,10 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
             "/api/v1/releases",
             get(api::list_releases).post(api::start_release),
         )
-        .route("/api/v1/releases/{id}", get(api::get_release))
+        .route(
+            "/api/v1/releases/{id}",
+            get(api::get_release).layer(middleware::from_fn(cache::reuse)),
+        )
         .route("/api/v1/releases/{id}/checkpoints", post(api::checkpoint))
         .route("/api/v1/releases/{id}/request", post(api::request))
         .route("/api/v1/releases/{id}/check", post(api::check))
@@ -75,6 +84,12 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/api/v1/runs/{id}/steps/{step}/resolve", post(api::resolve))
         .route("/api/v1/runs/{id}/abort", post(api::abort))
         .route("/api/v1/audit/verify", get(api::audit_verify))
+        .route("/api/v1/plans/lint", post(plans::lint))
+        .route("/api/v1/plans/render", post(plans::render))
+        .route("/api/v1/releases/{id}/plan", get(plans::of_release))
+        .route("/api/v1/evidence", get(plans::list_evidence))
+        .route("/api/v1/evidence/{id}", get(plans::get_evidence))
+        .route("/api/v1/me", get(api::me))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
@@ -90,6 +105,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
     let open = Router::new()
         .route("/healthz", get(metrics::healthz))
         .route("/metrics", get(metrics::metrics))
+        .layer(axum::Extension(metrics::Recorder::default()))
         .route("/openapi.json", get(openapi::document))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -100,6 +116,9 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .merge(open)
         .merge(crate::ui::router())
         .fallback(not_found)
+        .layer(middleware::from_fn(cache::forget_on_write))
+        .layer(axum::Extension(cache::Answers::new(state.journal.clone())))
+        .layer(axum::Extension(auth::Recent::new(state.journal.clone())))
         .layer(middleware::from_fn(json_errors))
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(
