@@ -7,13 +7,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::Sandbox;
+use support::server::{Server, approved_and_executed, call, client, error_of, follow, token};
 
 const BODY: &str = r#"people:
   release-managers: [carol@example.com]
@@ -27,140 +25,6 @@ procedure:
     - { id: confirm-payments, needs: [drain], manual: { by: ops-oncall, instructions: "Place a test order." }, expected: 1m }
     - { id: finish, needs: [confirm-payments], run: "echo finished >> \"$WORK/done\"", expected: 1s }
 "#;
-
-/// A `backout serve` of a sandbox, on a free port; killed if the test ends first.
-struct Server {
-    child: Option<Child>,
-    base: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(sandbox: &Sandbox) -> Server {
-        let mut child = sandbox
-            .command()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("BACKOUT_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("backout serve starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (found, address) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("backout serve: listening on ") {
-                    let _ = found.send(url.to_string());
-                }
-                let mut log = sink.lock().expect("log");
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let base = address
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the server did not say where it listens:\n{}",
-                    log.lock().expect("log")
-                )
-            });
-        Server {
-            child: Some(child),
-            base,
-            log,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().expect("log").clone()
-    }
-
-    /// SIGTERM, then the exit status within `limit`.
-    fn terminate(mut self, limit: Duration) -> (Option<i32>, String) {
-        let mut child = self.child.take().expect("running");
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        let start = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                // Let the reader thread take the last lines.
-                std::thread::sleep(Duration::from_millis(100));
-                return (status.code(), self.log());
-            }
-            if start.elapsed() > limit {
-                let _ = child.kill();
-                panic!("the server did not stop within {limit:?}:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn token(sandbox: &Sandbox, user: &str, role: &str) -> String {
-    let out = sandbox.run(&["token", "create", "--user", user, "--role", role]);
-    support::assert_code(&out, 0, "token create");
-    support::stdout(&out).trim().to_string()
-}
-
-/// One HTTP client for the test, with the ring provider installed (reqwest is built without
-/// one, as the binary is).
-fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-}
-
-async fn call(
-    client: &reqwest::Client,
-    method: &str,
-    url: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = match method {
-        "GET" => client.get(url),
-        "POST" => client.post(url),
-        other => panic!("method {other}"),
-    };
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("the server answers");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("a body");
-    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, value)
-}
-
-fn error_of(body: &Value) -> (&str, &str) {
-    (
-        body["error"]["code"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no error code in {body}")),
-        body["error"]["message"].as_str().unwrap_or(""),
-    )
-}
 
 /// Polls `GET /api/v1/runs/{id}` until `ready` holds.
 async fn wait_run(
@@ -200,104 +64,6 @@ fn step_state<'a>(run: &'a Value, step: &str) -> &'a str {
         .and_then(|steps| steps.iter().find(|s| s["step_id"] == step))
         .and_then(|s| s["state"].as_str())
         .unwrap_or("pending")
-}
-
-/// Opens a release, requests and approves its rollback, and executes it; returns (release,
-/// run).
-async fn approved_and_executed(
-    client: &reqwest::Client,
-    server: &Server,
-    sandbox: &Sandbox,
-    performer: &str,
-    decider: &str,
-) -> (String, String) {
-    let plan = support::plan(BODY);
-    let (status, body) = call(
-        client,
-        "POST",
-        &server.url("/api/v1/releases"),
-        Some(performer),
-        Some(json!({ "plan": plan, "version": "2.0.1" })),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let rel = body["id"].as_str().expect("release id").to_string();
-    let _ = sandbox;
-    let (status, body) = call(
-        client,
-        "POST",
-        &server.url(&format!("/api/v1/releases/{rel}/request")),
-        Some(performer),
-        Some(json!({ "reason": "checkout emails are empty" })),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = call(
-        client,
-        "POST",
-        &server.url(&format!("/api/v1/releases/{rel}/decisions")),
-        Some(decider),
-        Some(json!({ "decision": "approve", "reason": "customers affected" })),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["approved"], true, "{body}");
-    let (status, body) = call(
-        client,
-        "POST",
-        &server.url(&format!("/api/v1/releases/{rel}/execute")),
-        Some(performer),
-        None,
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
-    let run = body["run_id"].as_str().expect("run id").to_string();
-    (rel, run)
-}
-
-/// Reads a server-sent event stream until `end` (or `limit`); returns `(event, data)` pairs.
-/// `on_event` may act on each (e.g. confirm a step once it waits).
-async fn follow(
-    mut response: reqwest::Response,
-    limit: Duration,
-    mut on_event: impl AsyncFnMut(&str, &Value),
-) -> Vec<(String, Value)> {
-    let deadline = Instant::now() + limit;
-    let mut buffer = String::new();
-    let mut events = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let chunk = tokio::time::timeout(left, response.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("no `end` within {limit:?}; got {events:?}"))
-            .expect("the stream reads");
-        let Some(chunk) = chunk else {
-            return events;
-        };
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(at) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..at + 2).collect();
-            let mut name = "message".to_string();
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    name = v.trim().to_string();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push_str(v.trim_start());
-                }
-            }
-            if data.is_empty() {
-                continue; // keep-alive comment
-            }
-            let value: Value = serde_json::from_str(&data).expect("SSE data is JSON");
-            on_event(&name, &value).await;
-            let end = name == "end";
-            events.push((name, value));
-            if end {
-                return events;
-            }
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -678,7 +444,7 @@ async fn a_server_stopped_by_sigterm_exits_cleanly_and_the_next_one_continues_th
     let decider = token(&sandbox, "carol@example.com", "decider");
     let client = client();
     let server = Server::start(&sandbox);
-    let (_rel, run) = approved_and_executed(&client, &server, &sandbox, &performer, &decider).await;
+    let (_rel, run) = approved_and_executed(&client, &server, BODY, &performer, &decider).await;
     wait_run(
         &client,
         &server,

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod server;
+
 /// The sections every plan must answer (the nine questions; Q6 has two); those a test does not
 /// write are `not_applicable`.
 const SECTIONS: [&str; 10] = [
