@@ -20,12 +20,10 @@
 mod support;
 mod webdriver;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use support::Sandbox;
+use support::server::{Server, token};
 use webdriver::{Browser, Driver, client};
 
 const BODY: &str = r#"people:
@@ -43,70 +41,6 @@ procedure:
     - { id: confirm-payments, needs: [drain], manual: { by: ops-oncall, instructions: "Place a test order." }, expected: 1m }
     - { id: finish, needs: [confirm-payments], run: "sleep 1.5; echo finished", expected: 2s }
 "#;
-
-/// A `backout serve` of a sandbox on a free port; killed when the test ends.
-struct Server {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(sandbox: &Sandbox) -> Server {
-        let mut child = sandbox
-            .command()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("BACKOUT_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("backout serve starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (found, address) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("backout serve: listening on ") {
-                    let _ = found.send(url.to_string());
-                }
-                let mut log = sink.lock().expect("log");
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let base = address
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the server did not say where it listens:\n{}",
-                    log.lock().expect("log")
-                )
-            });
-        Server { child, base, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().expect("log").clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn token(sandbox: &Sandbox, user: &str, role: &str) -> String {
-    let out = sandbox.run(&["token", "create", "--user", user, "--role", role]);
-    support::assert_code(&out, 0, "token create");
-    support::stdout(&out).trim().to_string()
-}
 
 /// A form POST with a session cookie, as a page of this server would send it (no redirects
 /// followed): the status, the `Location` and the body.

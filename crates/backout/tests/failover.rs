@@ -16,7 +16,6 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,7 +24,7 @@ use backout_postgres::testing::TestDatabase;
 use backout_store::{DeliveryState, Event, RunState, StepState, Store};
 use serde_json::{Value, json};
 use support::Sandbox;
-use support::server::{call, client};
+use support::server::{Server, call, client};
 
 /// The lease time of the replicas: short, so a takeover happens within seconds.
 const LEASE_TTL: Duration = Duration::from_secs(4);
@@ -33,81 +32,14 @@ const LEASE_TTL: Duration = Duration::from_secs(4);
 /// How long any awaited condition may take on a loaded machine before the test fails.
 const PATIENCE: Duration = Duration::from_secs(90);
 
-/// One `backout serve` replica; killed (and continued, if stopped) when dropped.
-struct Replica {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Replica {
-    fn start(sandbox: &Sandbox, url: &str, env: &[(&str, &str)]) -> Replica {
-        let mut child = sandbox
-            .command()
-            .env("BACKOUT_DATABASE_URL", url)
-            .env("BACKOUT_LEASE_TTL", format!("{}ms", LEASE_TTL.as_millis()))
-            .env("BACKOUT_LOG", "info")
-            .envs(env.iter().copied())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("backout serve starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (found, address) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("backout serve: listening on ") {
-                    let _ = found.send(url.to_string());
-                }
-                let mut log = sink.lock().expect("log");
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let base = address
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("the replica did not start:\n{}", log.lock().expect("log")));
-        Replica { child, base, log }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().expect("log").clone()
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = std::process::Command::new("kill")
-            .args([signal, &self.pid().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill {signal} {}", self.pid());
-    }
-
-    fn kill_9(&mut self) {
-        self.signal("-KILL");
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-CONT", &self.pid().to_string()])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// One `backout serve` replica of the database at `url`, with a short lease time.
+fn replica(sandbox: &Sandbox, url: &str, env: &[(&str, &str)]) -> Server {
+    let mut command = sandbox.command();
+    command
+        .env("BACKOUT_DATABASE_URL", url)
+        .env("BACKOUT_LEASE_TTL", format!("{}ms", LEASE_TTL.as_millis()))
+        .envs(env.iter().copied());
+    Server::from_command(command)
 }
 
 /// The pid in a replica's or dispatcher's id (`host:pid:…`).
@@ -258,12 +190,12 @@ impl Setup {
         }
     }
 
-    fn replica(&self, env: &[(&str, &str)]) -> Replica {
-        Replica::start(&self.sandbox, self.db.url(), env)
+    fn replica(&self, env: &[(&str, &str)]) -> Server {
+        replica(&self.sandbox, self.db.url(), env)
     }
 
     /// Opens a release of `plan` through `replica` and requests its rollback; returns its id.
-    async fn requested(&self, client: &reqwest::Client, replica: &Replica, plan: &str) -> String {
+    async fn requested(&self, client: &reqwest::Client, replica: &Server, plan: &str) -> String {
         let (status, body) = call(
             client,
             "POST",
@@ -287,7 +219,7 @@ impl Setup {
     }
 
     /// Requests, approves and executes the rollback of a new release; returns the run's id.
-    async fn executed(&self, client: &reqwest::Client, replica: &Replica, plan: &str) -> String {
+    async fn executed(&self, client: &reqwest::Client, replica: &Server, plan: &str) -> String {
         let rel = self.requested(client, replica, plan).await;
         let (status, body) = call(
             client,

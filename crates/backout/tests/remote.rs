@@ -7,12 +7,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::server::{Server, token};
 use support::{Sandbox, assert_code, stderr, stdout};
 
 const BODY: &str = r#"people:
@@ -28,65 +27,11 @@ procedure:
     - { id: finish, needs: [confirm-payments], run: "echo finished >> \"$WORK/done\"", expected: 1s }
 "#;
 
-/// A `backout serve` of a sandbox on a free port; killed when the test ends.
-struct Server {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(sandbox: &Sandbox) -> Server {
-        let mut child = sandbox
-            .command()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("BACKOUT_LOG", "info")
-            .env_remove("BACKOUT_SERVER")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("backout serve starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (found, address) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("backout serve: listening on ") {
-                    let _ = found.send(url.to_string());
-                }
-                let mut log = sink.lock().expect("log");
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let base = address
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the server did not say where it listens:\n{}",
-                    log.lock().expect("log")
-                )
-            });
-        Server { child, base, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().expect("log").clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn token(sandbox: &Sandbox, user: &str, role: &str) -> String {
-    let out = sandbox.run(&["token", "create", "--user", user, "--role", role]);
-    assert_code(&out, 0, "token create");
-    stdout(&out).trim().to_string()
+/// The server of `sandbox`, never itself pointed at another server.
+fn serve(sandbox: &Sandbox) -> Server {
+    let mut command = sandbox.command();
+    command.env_remove("BACKOUT_SERVER");
+    Server::from_command(command)
 }
 
 /// `backout` pointed at `server` (or any URL) with `token`, and no local store configured.
@@ -114,7 +59,7 @@ fn a_release_is_rolled_back_through_the_server() {
     let mallory = token(&sandbox, "mallory@example.com", "decider");
     let viewer = token(&sandbox, "victor@example.com", "viewer");
     sandbox.plan("plan.yaml", BODY);
-    let server = Server::start(&sandbox);
+    let server = serve(&sandbox);
     let at = |token: &str| client(&sandbox, &server.base, Some(token));
 
     // A viewer may not start releases: the role, named, exit 5.
@@ -409,7 +354,7 @@ fn an_invalid_plan_is_refused_with_its_lines() {
     let erin = token(&sandbox, "erin@example.com", "performer");
     let broken = support::plan(BODY).replace("needs: [drain]", "needs: [drian]");
     sandbox.write("bad.yaml", &broken);
-    let server = Server::start(&sandbox);
+    let server = serve(&sandbox);
     let out = run(
         client(&sandbox, &server.base, Some(&erin)),
         &["start", "bad.yaml"],

@@ -2,7 +2,7 @@
 //! create`, and a JSON client: what the server's end-to-end tests share.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,17 +10,23 @@ use serde_json::{Value, json};
 
 use super::Sandbox;
 
-/// A `backout serve` of a sandbox, on a free port; killed if the test ends first.
+/// A `backout serve` on a free port; killed (and continued first, if stopped) when dropped.
 pub struct Server {
     child: Option<Child>,
-    base: String,
+    pub base: String,
     log: Arc<Mutex<String>>,
 }
 
 impl Server {
+    /// The server of `sandbox`'s store.
     pub fn start(sandbox: &Sandbox) -> Server {
-        let mut child = sandbox
-            .command()
+        Server::from_command(sandbox.command())
+    }
+
+    /// `backout serve --listen 127.0.0.1:0` run from `command` (a sandbox's command with its
+    /// environment adjusted: another database, a lease time, …).
+    pub fn from_command(mut command: Command) -> Server {
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("BACKOUT_LOG", "info")
             .stdout(Stdio::null())
@@ -41,8 +47,9 @@ impl Server {
                 log.push('\n');
             }
         });
+        // Generous: a loaded 2-core machine may take long to start a debug binary.
         let base = address
-            .recv_timeout(Duration::from_secs(20))
+            .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| {
                 panic!(
                     "the server did not say where it listens:\n{}",
@@ -53,6 +60,27 @@ impl Server {
             child: Some(child),
             base,
             log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends `signal` (e.g. `-STOP`) to the server.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {}", self.pid());
+    }
+
+    /// SIGKILL, as a machine that dies.
+    pub fn kill_9(&mut self) {
+        self.signal("-KILL");
+        if let Some(child) = &mut self.child {
+            let _ = child.wait();
         }
     }
 
@@ -91,6 +119,10 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(child) = &mut self.child {
+            let _ = std::process::Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }
