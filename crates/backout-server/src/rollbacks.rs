@@ -236,7 +236,26 @@ impl Rollbacks {
                 let executor = Self::executor(&inner, progress);
                 match executor.resume(&run_id, SERVER_ACTOR, true).await {
                     Ok(summary) => {
-                        tracing::info!(run = %run_id, state = %summary.run.state, "resumed run ended")
+                        tracing::info!(run = %run_id, state = %summary.run.state, "resumed run ended");
+                        // The release hears how its rollback ended, and it is verified, as when
+                        // the run had not changed hands.
+                        let concluded = release::conclude_resumed(
+                            &inner.store,
+                            &summary,
+                            SERVER_ACTOR,
+                            Arc::new(Resolver::from_env()),
+                            &SystemClock,
+                        )
+                        .await;
+                        match concluded {
+                            Ok(Some(verified)) => {
+                                tracing::info!(run = %run_id, ?verified, "resumed rollback verified")
+                            }
+                            Ok(None) => {}
+                            Err(error) => {
+                                tracing::error!(run = %run_id, %error, "the resumed rollback could not be concluded")
+                            }
+                        }
                     }
                     // Another replica took it first, or a live process holds it.
                     Err(ExecError::Refused(why)) => {

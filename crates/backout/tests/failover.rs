@@ -425,6 +425,48 @@ async fn a_killed_replica_s_run_is_finished_by_the_other_once() {
         ]
     );
 
+    // The release hears how its rollback ended from the replica that finished it, once.
+    let release = setup
+        .store
+        .get_run(&run)
+        .await
+        .expect("the run")
+        .release_id
+        .expect("a release's run");
+    let start = Instant::now();
+    let ends = loop {
+        let events = setup
+            .store
+            .release_events(&release, 0, 10_000)
+            .await
+            .expect("events");
+        let ends: Vec<Event> = events
+            .into_iter()
+            .filter(|e| e.kind == "execution_finished")
+            .collect();
+        if !ends.is_empty() {
+            break ends;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the release never heard how its rollback ended\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = setup
+        .store
+        .release_events(&release, ends[0].seq, 10_000)
+        .await
+        .expect("events");
+    assert!(
+        ends.len() == 1 && !again.iter().any(|e| e.kind == "execution_finished"),
+        "one execution_finished: {ends:?} {again:?}"
+    );
+    assert_eq!(ends[0].payload["run_id"], run.as_str());
+    assert_eq!(ends[0].payload["state"], "succeeded");
+
     // Every notification was delivered, each idempotency key reached the webhook once.
     let delivered = setup.all_delivered(&logs).await;
     let seen = receiver.seen();
@@ -593,6 +635,47 @@ async fn a_paused_replica_cannot_write_over_the_one_that_took_its_run_over() {
         1,
         "{events:#?}"
     );
+    // The release records one end of its rollback, by the replica that finished it, and the
+    // paused one did not call it abandoned (which would let a performer execute it again).
+    let release = setup
+        .store
+        .get_run(&run)
+        .await
+        .expect("the run")
+        .release_id
+        .expect("a release's run");
+    let start = Instant::now();
+    loop {
+        let events = setup
+            .store
+            .release_events(&release, 0, 10_000)
+            .await
+            .expect("events");
+        let count = |kind: &str| events.iter().filter(|e| e.kind == kind).count();
+        assert_eq!(count("execution_abandoned"), 0, "{events:#?}");
+        if count("execution_finished") == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "expected one execution_finished: {events:#?}\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events = setup
+        .store
+        .release_events(&release, 0, 10_000)
+        .await
+        .expect("events");
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "execution_finished").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(!kinds.contains(&"execution_abandoned"), "{kinds:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -61,6 +61,11 @@ pub async fn carry_out(
     let options = rollback_options(cleared, actor, wait_for_people);
     let summary = match executor.start(&cleared.release.plan_source, &options).await {
         Ok(summary) => summary,
+        // Another replica took the run over: it is not abandoned, that replica finishes it
+        // (and concludes it, `conclude_resumed`).
+        Err(error @ ExecError::Store(backout_store::StoreError::Fenced { .. })) => {
+            return Err(error);
+        }
         Err(error) => {
             decide::abandon_execution(
                 store.as_ref(),
@@ -88,6 +93,20 @@ pub async fn carry_out(
             verified: None,
         });
     }
+    let verified = conclude(store, release_id, &summary, actor, resolver, clock).await?;
+    Ok(Rollback { summary, verified })
+}
+
+/// Journals how a release's rollback run ended and verifies it when it succeeded: the backout
+/// itself succeeded only when `procedure.verify_after` holds.
+async fn conclude(
+    store: &Arc<dyn Store>,
+    release_id: &str,
+    summary: &RunSummary,
+    actor: &str,
+    resolver: Arc<Resolver>,
+    clock: &dyn Clock,
+) -> Result<Option<Verified>, ExecError> {
     store
         .append_event(
             &NewEvent::new("execution_finished", actor, clock.now_ms())
@@ -99,12 +118,8 @@ pub async fn carry_out(
         )
         .await?;
     if summary.run.state != RunState::Succeeded {
-        return Ok(Rollback {
-            summary,
-            verified: None,
-        });
+        return Ok(None);
     }
-    // The backout itself succeeded only when procedure.verify_after holds.
     let verified = verify_after(
         store.as_ref(),
         release_id,
@@ -114,8 +129,41 @@ pub async fn carry_out(
         actor,
     )
     .await?;
-    Ok(Rollback {
-        summary,
-        verified: Some(verified),
-    })
+    Ok(Some(verified))
+}
+
+/// Ends a release's rollback whose run was finished by a resume (after a crash, or by the
+/// replica that took it over) rather than by the [`carry_out`] that started it: journals
+/// `execution_finished` and verifies a succeeded run, unless the release already records the
+/// end of this run. Nothing for a run of no release or one still unfinished.
+pub async fn conclude_resumed(
+    store: &Arc<dyn Store>,
+    summary: &RunSummary,
+    actor: &str,
+    resolver: Arc<Resolver>,
+    clock: &dyn Clock,
+) -> Result<Option<Verified>, ExecError> {
+    let Some(release_id) = summary.run.release_id.as_deref() else {
+        return Ok(None);
+    };
+    if !summary.run.state.is_terminal() {
+        return Ok(None);
+    }
+    let mut after = 0;
+    loop {
+        let page = store.release_events(release_id, after, 1000).await?;
+        let ended = page.iter().any(|e| {
+            e.kind == "execution_finished"
+                && e.payload.get("run_id").and_then(serde_json::Value::as_str)
+                    == Some(summary.run.id.as_str())
+        });
+        if ended {
+            return Ok(None);
+        }
+        match page.last() {
+            Some(last) if page.len() == 1000 => after = last.seq,
+            _ => break,
+        }
+    }
+    conclude(store, release_id, summary, actor, resolver, clock).await
 }

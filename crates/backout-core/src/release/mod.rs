@@ -12,7 +12,7 @@ mod verify;
 mod watcher;
 
 pub use check::{CheckReport, CriterionReport, check};
-pub use execute::{Rollback, carry_out, rollback_options};
+pub use execute::{Rollback, carry_out, conclude_resumed, rollback_options};
 pub use status::{ReleaseStatus, decision_line, status};
 pub use tracker::{Conclusion, Tracker};
 pub use verify::{Verified, verify_after};

@@ -207,8 +207,25 @@ pub fn resume(args: &ResumeArgs, global: &Global) -> Result<ExitCode, CommandErr
             now(),
         )
         .await?;
+        // A release's rollback that this resume finished is concluded as `execute` would:
+        // journaled, and verified (procedure.verify_after) when it succeeded.
+        let verified = backout_core::release::conclude_resumed(
+            &store,
+            &summary,
+            &actor(global),
+            Arc::new(Resolver::from_env()),
+            &SystemClock,
+        )
+        .await?;
         let code = finish(&summary, args.format);
         super::rehearsals::announce(evidence.as_ref(), &summary.run, args.format);
+        if let Some(backout_core::release::Verified::Failed(why)) = verified {
+            let release = summary.run.release_id.as_deref().unwrap_or_default();
+            output::error(&format!(
+                "release {release}: the rollback ran but did not verify: {why}"
+            ));
+            return Ok(ExitCode::RunFailed);
+        }
         Ok(code)
     })
 }
