@@ -157,3 +157,57 @@ async fn a_decider_approves_at_once_and_late_approvals_need_the_override() {
     );
     assert!(message.contains("execution.performers"), "{message}");
 }
+
+/// `may_decide` (which buttons the web UI shows) agrees with `decide` at every moment.
+#[tokio::test]
+async fn may_decide_agrees_with_decide() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().await.expect("store"));
+    let id = release(store.as_ref()).await;
+    let may = |who: &'static str, at: i64| {
+        let store = store.clone();
+        let id = id.clone();
+        async move {
+            let loaded = decide::load(store.as_ref(), &id).await.expect("load");
+            decide::may_decide(&loaded.plan, &loaded.decisions, who, at)
+        }
+    };
+    // Nothing pending: nobody.
+    assert!(!may("carol@example.com", T0).await);
+    release::request(
+        store.as_ref(),
+        &id,
+        "payments failing",
+        "erin@example.com",
+        T0,
+    )
+    .await
+    .expect("request");
+    assert!(
+        may("carol@example.com", T0 + MINUTE).await,
+        "a decider, at once"
+    );
+    assert!(
+        may("CAROL@example.com ", T0 + MINUTE).await,
+        "identities ignore case"
+    );
+    assert!(
+        !may("mallory@example.com", T0 + MINUTE).await,
+        "a stranger, never"
+    );
+    assert!(
+        !may("erin@example.com", T0 + 14 * MINUTE).await,
+        "the fallback, not yet"
+    );
+    refusal(approve(store.as_ref(), &id, "erin@example.com", T0 + 14 * MINUTE).await);
+    assert!(
+        may("erin@example.com", T0 + 16 * MINUTE).await,
+        "the fallback, after 15m"
+    );
+    approve(store.as_ref(), &id, "carol@example.com", T0 + 16 * MINUTE)
+        .await
+        .expect("approve");
+    assert!(
+        !may("dan@example.com", T0 + 17 * MINUTE).await,
+        "already approved"
+    );
+}

@@ -327,6 +327,26 @@ pub async fn decide(store: &dyn Store, request: &Decide<'_>) -> Result<Decided, 
     })
 }
 
+/// Whether `actor` may approve now, as [`decide`] judges it (leaving out a closed window's
+/// override): a rollback is pending and not yet approved, `actor` has not approved it, and is
+/// a decider, or a fallback decider once `fallback.after` has passed. The web UI shows its
+/// decision buttons by this; `decide` still enforces every rule.
+pub fn may_decide(plan: &Plan, decisions: &Decisions, actor: &str, now_ms: i64) -> bool {
+    let Some(auth) = plan.authorization.given() else {
+        return false;
+    };
+    let Some(pending) = decisions.pending_since_ms else {
+        return false;
+    };
+    if decisions.approved_at_ms.is_some() || decisions.approved_by(actor) {
+        return false;
+    }
+    member(plan, &auth.deciders, actor)
+        || auth.fallback.as_ref().is_some_and(|f| {
+            member(plan, &f.deciders, actor) && now_ms >= pending + millis(f.after)
+        })
+}
+
 /// Whether `actor` may decide now; `Ok(true)` when only as a member of the fallback group.
 fn authorize(
     plan: &Plan,

@@ -442,33 +442,6 @@ fn status_view(
     }
 }
 
-/// Whether `user` may approve or deny now under the plan's `authorization` (the deciders, or
-/// the fallback once its time came), with a decision pending that they have not made yet.
-/// Only decides which buttons to show: `decide::decide` enforces the same rules.
-fn may_decide(plan: &Plan, decisions: &decide::Decisions, user: &str, now: i64) -> bool {
-    let Some(auth) = plan.authorization.given() else {
-        return false;
-    };
-    let member = |group: &str| {
-        plan.people
-            .iter()
-            .filter(|g| g.name == group)
-            .flat_map(|g| g.members.iter())
-            .any(|m| m.trim().eq_ignore_ascii_case(user.trim()))
-    };
-    let Some(pending) = decisions.pending_since_ms else {
-        return false;
-    };
-    if decisions.approved_at_ms.is_some() || decisions.approved_by(user) {
-        return false;
-    }
-    member(&auth.deciders)
-        || auth.fallback.as_ref().is_some_and(|f| {
-            member(&f.deciders)
-                && now >= pending + i64::try_from(f.after.as_millis()).unwrap_or(i64::MAX / 2)
-        })
-}
-
 /// `GET /ui/releases/{id}`
 pub async fn page(
     State(state): State<AppState>,
@@ -487,7 +460,7 @@ pub async fn page(
     let can_decide = session.is(Role::Decider)
         && plan
             .as_ref()
-            .is_some_and(|p| may_decide(p, decisions, user, now));
+            .is_some_and(|p| decide::may_decide(p, decisions, user, now));
     let approved = plan.as_ref().is_some_and(|p| {
         decisions.executions.is_empty()
             && (decisions.approved_at_ms.is_some()
