@@ -209,10 +209,10 @@ async fn counts(state: &AppState) -> Result<String, ApiError> {
         Verdict::Closed,
     ]
     .into_iter()
-    .map(|v| (verdict_name(v), 0))
+    .map(|v| (v.as_str(), 0))
     .collect();
     for verdict in state.verdicts().values() {
-        *verdicts.entry(verdict_name(*verdict)).or_default() += 1;
+        *verdicts.entry(verdict.as_str()).or_default() += 1;
     }
     let mut runs: BTreeMap<&'static str, usize> =
         RunState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
@@ -267,14 +267,4 @@ async fn counts(state: &AppState) -> Result<String, ApiError> {
 fn gauge(text: &mut String, name: &str, help: &str) {
     let _ = writeln!(text, "# HELP {name} {help}");
     let _ = writeln!(text, "# TYPE {name} gauge");
-}
-
-fn verdict_name(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::RollbackRequired => "rollback_required",
-        Verdict::Inconclusive => "inconclusive",
-        Verdict::Success => "success",
-        Verdict::Healthy => "healthy",
-        Verdict::Closed => "closed",
-    }
 }

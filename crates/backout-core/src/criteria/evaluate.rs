@@ -167,6 +167,19 @@ pub enum CriterionStatus {
     Tripped,
 }
 
+impl CriterionStatus {
+    /// The status's name, as in JSON (`tripped`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CriterionStatus::Pending => "pending",
+            CriterionStatus::Passing => "passing",
+            CriterionStatus::Failing => "failing",
+            CriterionStatus::Inconclusive => "inconclusive",
+            CriterionStatus::Tripped => "tripped",
+        }
+    }
+}
+
 /// Everything the evaluation remembers about one criterion between measurements.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CriterionState {
@@ -264,6 +277,19 @@ pub enum Verdict {
     Success,
     Healthy,
     Closed,
+}
+
+impl Verdict {
+    /// The verdict's name, as in JSON and metrics (`rollback_required`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::RollbackRequired => "rollback_required",
+            Verdict::Inconclusive => "inconclusive",
+            Verdict::Success => "success",
+            Verdict::Healthy => "healthy",
+            Verdict::Closed => "closed",
+        }
+    }
 }
 
 /// Combines criterion states into the release verdict. `success_checks` and `hold_ms` come from

@@ -76,12 +76,12 @@ async fn verdict_of(
     seen: &HashMap<String, Verdict>,
 ) -> String {
     if let Some(verdict) = seen.get(&release.id) {
-        return view::verdict_name(*verdict).into();
+        return verdict.as_str().into();
     }
     match release::status(state.store.as_ref(), &release.id, now()).await {
         Ok(status) => status
             .report
-            .map_or("unknown", |r| view::verdict_name(r.verdict))
+            .map_or("unknown", |r| r.verdict.as_str())
             .into(),
         Err(_) => "unknown".into(),
     }
@@ -389,7 +389,7 @@ fn status_view(
             CriterionRow {
                 id: c.id.clone(),
                 title: c.title.clone(),
-                status: view::status_name(c.state.status).into(),
+                status: c.state.status.as_str().into(),
                 condition,
                 last: c
                     .state
@@ -421,10 +421,7 @@ fn status_view(
             if report.requested && report.verdict == Verdict::RollbackRequired {
                 why.insert(0, "a person requested it".into());
             }
-            (
-                view::verdict_name(report.verdict).to_string(),
-                why.join(", "),
-            )
+            (report.verdict.as_str().to_string(), why.join(", "))
         }
         None => ("unknown".into(), "the stored plan no longer lints".into()),
     };
@@ -465,7 +462,7 @@ pub async fn page(
         decisions.executions.is_empty()
             && (decisions.approved_at_ms.is_some()
                 || (p.authorization.given().is_none()
-                    && s.verdict == view::verdict_name(Verdict::RollbackRequired)))
+                    && s.verdict == Verdict::RollbackRequired.as_str()))
     });
     let remaining: Vec<String> = plan
         .as_ref()

@@ -2,7 +2,6 @@
 //! names as the CLI's `status` (`commands/releases/view.rs` in the binary), so a person sees one
 //! vocabulary wherever they look.
 
-use backout_core::criteria::{CriterionStatus, Verdict};
 use backout_core::time::{left, utc};
 
 /// Who is signed in, for the header of every page and the CSRF field of every form.
@@ -19,26 +18,6 @@ impl Me {
             role: session.caller.role.as_str().to_string(),
             csrf: session.csrf.clone(),
         }
-    }
-}
-
-pub fn verdict_name(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::RollbackRequired => "rollback_required",
-        Verdict::Inconclusive => "inconclusive",
-        Verdict::Success => "success",
-        Verdict::Healthy => "healthy",
-        Verdict::Closed => "closed",
-    }
-}
-
-pub fn status_name(status: CriterionStatus) -> &'static str {
-    match status {
-        CriterionStatus::Pending => "pending",
-        CriterionStatus::Passing => "passing",
-        CriterionStatus::Failing => "failing",
-        CriterionStatus::Inconclusive => "inconclusive",
-        CriterionStatus::Tripped => "tripped",
     }
 }
 

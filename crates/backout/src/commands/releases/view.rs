@@ -7,16 +7,6 @@ use backout_core::release::{CheckReport, CriterionReport};
 
 use backout_core::time::{left, utc};
 
-pub fn verdict_name(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::RollbackRequired => "rollback_required",
-        Verdict::Inconclusive => "inconclusive",
-        Verdict::Success => "success",
-        Verdict::Healthy => "healthy",
-        Verdict::Closed => "closed",
-    }
-}
-
 fn status_name(status: CriterionStatus) -> &'static str {
     match status {
         CriterionStatus::Pending => "pending",
@@ -89,7 +79,7 @@ pub fn verdict_line(report: &CheckReport) -> String {
         (Some(reason), Verdict::Closed | Verdict::Success) => format!("; window closed: {reason}"),
         _ => String::new(),
     };
-    format!("verdict: {}{why}{close}\n", verdict_name(report.verdict))
+    format!("verdict: {}{why}{close}\n", report.verdict.as_str())
 }
 
 /// The whole table, each line after `indent`: every criterion (indented two more), then the
