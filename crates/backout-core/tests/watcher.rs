@@ -460,3 +460,82 @@ async fn a_backlog_beyond_the_concurrency_waits_its_turn() {
         assert_eq!(measurements(store.as_ref(), id, "slow").await, 1);
     }
 }
+
+/// Shared watching: when another replica takes one release's lease over, the watcher's next
+/// write of that release is refused by its fencing token; it stops watching that release and
+/// goes on with the others, without an error and without a pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_one_release_s_lease_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("errors"), "0\n").expect("write");
+    let store = store(dir.path()).await;
+    let source = plan(dir.path(), "100ms", "{ closes_after: 1h }");
+    let now = SystemClock.now_ms();
+    let lost = start(store.as_ref(), &source, now).await;
+    let kept = start(store.as_ref(), &source, now).await;
+    // A long lease: no heartbeat during the test, so the refused write is what notices.
+    let ttl = Duration::from_secs(60);
+    let mut watcher = watcher(
+        &store,
+        &[],
+        WatchOptions {
+            lease: Some(backout_core::executor::LeaseSettings {
+                owner: "here".into(),
+                ttl,
+            }),
+            ..options(true)
+        },
+    )
+    .await;
+    assert_eq!(watcher.len(), 2);
+    let thief = store.clone();
+    let name = format!("release:{lost}");
+    let stolen = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Another replica, whose clock says the lease expired.
+        let later = SystemClock.now_ms() + 2 * 60_000;
+        let lease = thief
+            .acquire_lease(&name, "there", later, 60_000)
+            .await
+            .expect("acquire")
+            .expect("an expired lease is taken over");
+        (
+            lease,
+            thief.last_event().await.expect("last").map_or(0, |e| e.seq),
+        )
+    });
+    watcher
+        .run(tokio::time::sleep(Duration::from_millis(1_500)), |_| {
+            ControlFlow::Continue(())
+        })
+        .await
+        .expect("the watcher goes on");
+    let (lease, stolen_at) = stolen.await.expect("stolen");
+    assert_eq!(lease.owner, "there");
+    let after = |events: Vec<backout_store::Event>| {
+        events
+            .into_iter()
+            .filter(|e| e.seq > stolen_at && e.kind == "measurement")
+            .count()
+    };
+    let lost_after = after(
+        store
+            .release_events(&lost, 0, 10_000)
+            .await
+            .expect("events"),
+    );
+    let kept_after = after(
+        store
+            .release_events(&kept, 0, 10_000)
+            .await
+            .expect("events"),
+    );
+    assert_eq!(
+        lost_after, 0,
+        "nothing written for the release another replica owns"
+    );
+    assert!(
+        kept_after >= 5,
+        "the other release is still measured every 100ms: {kept_after} in about 1s"
+    );
+}

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backout_model::Plan;
-use backout_store::{Fence, Lease, NewEvent, Release, Store};
+use backout_store::{Fence, Lease, NewEvent, Release, Store, StoreError};
 use tokio::sync::mpsc;
 
 use super::check::{CheckReport, close, observe, sources_of};
@@ -298,6 +298,41 @@ impl Watcher {
         }
     }
 
+    /// Appends `events` in one commit. When the store refuses it because the lease of one of
+    /// their releases is another replica's now, that release is no longer watched here and the
+    /// others' events are written without it: one lost lease does not stop the watching of
+    /// every other release.
+    async fn append_fenced(
+        &mut self,
+        mut events: Vec<NewEvent>,
+    ) -> Result<Vec<backout_store::Event>, ExecError> {
+        loop {
+            if events.is_empty() {
+                return Ok(Vec::new());
+            }
+            match self.store.append_events(&events).await {
+                Ok(sealed) => return Ok(sealed),
+                Err(StoreError::Fenced { lease, .. }) => {
+                    let Some(id) = self.lost(&lease) else {
+                        return Err(StoreError::Fenced { lease, token: 0 }.into());
+                    };
+                    events.retain(|e| e.release_id.as_deref() != Some(id.as_str()));
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Stops watching the release of `lease`, which another replica holds now; its id.
+    fn lost(&mut self, lease: &str) -> Option<String> {
+        let id = lease.strip_prefix("release:")?.to_string();
+        if !self.index.contains_key(&id) {
+            return None;
+        }
+        self.drop_release(&id);
+        Some(id)
+    }
+
     /// The fence of the events of `release_id`, when releases are shared.
     fn fence_of(&self, release_id: Option<&str>) -> Option<Fence> {
         release_id
@@ -534,13 +569,16 @@ impl Watcher {
         for event in &mut events {
             event.fence = self.fence_of(event.release_id.as_deref());
         }
-        let sealed = self.store.append_events(&events).await?;
+        let sealed = self.append_fenced(events).await?;
         self.apply_own(&sealed);
         // Decisions follow the verdicts: an automatic approval, asking the deciders,
         // escalations when nobody decided or started in time.
         let mut follow = Vec::new();
         for &slot in &touched {
             let watched = &self.watched[slot];
+            if watched.dropped {
+                continue;
+            }
             let (events, next) = decide::follow_up(
                 watched.tracker.plan(),
                 &watched.decisions,
@@ -556,15 +594,25 @@ impl Watcher {
             event.fence = self.fence_of(event.release_id.as_deref());
         }
         if !follow.is_empty() {
-            let sealed = self.store.append_events(&follow).await?;
+            let sealed = self.append_fenced(follow).await?;
             self.apply_own(&sealed);
         }
         for (slot, changed, closing) in changes {
+            if self.watched[slot].dropped {
+                continue;
+            }
             let closed = closing.is_some();
             if let Some((reason, event)) = closing {
                 let id = self.watched[slot].tracker.release_id.clone();
                 let event = event.fenced(self.fence_of(Some(&id)));
-                close(self.store.as_ref(), &id, now, &reason, &event).await?;
+                match close(self.store.as_ref(), &id, now, &reason, &event).await {
+                    Ok(_) => {}
+                    Err(ExecError::Store(StoreError::Fenced { lease, .. })) => {
+                        self.lost(&lease);
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                }
             }
             let watched = &mut self.watched[slot];
             let measured = std::mem::replace(
