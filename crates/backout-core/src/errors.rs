@@ -18,4 +18,9 @@ pub enum ExecError {
     /// a run another live executor holds, a step in the wrong state.
     #[error("{0}")]
     Refused(String),
+    /// The executor was asked to stop starting steps (its server shuts down) and every step it
+    /// had running has finished and is journaled: the run is unfinished, not failed, and its
+    /// next executor (another replica, a restart) goes on from there with nothing in doubt.
+    #[error("run `{0}` was handed over unfinished: this executor stops (its server shuts down)")]
+    Drained(String),
 }

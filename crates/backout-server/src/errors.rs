@@ -90,6 +90,12 @@ impl From<ExecError> for ApiError {
             ExecError::Refused(message) => ApiError::new(StatusCode::FORBIDDEN, "refused", message),
             ExecError::Usage(message) => ApiError::bad_request(message),
             ExecError::Store(error) => error.into(),
+            // The server is shutting down: try again on another replica.
+            ExecError::Drained(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the server is shutting down; another replica (or its restart) goes on with this run",
+            ),
             other @ ExecError::InvalidPlan { .. } => ApiError::internal(other),
         }
     }

@@ -54,6 +54,9 @@ pub struct ServeOptions {
     pub lease_ttl: Duration,
     /// This replica's id as the owner of its leases; `None` makes one (`host:pid:random`).
     pub replica: Option<String>,
+    /// At shutdown, how long the steps running may take to finish (no new step starts) before
+    /// they are stopped as a crash would stop them.
+    pub drain: Duration,
 }
 
 impl Default for ServeOptions {
@@ -65,6 +68,7 @@ impl Default for ServeOptions {
             feed: None,
             lease_ttl: lease_ttl_from_env(),
             replica: None,
+            drain: Duration::from_secs(30),
         }
     }
 }
@@ -181,7 +185,7 @@ pub async fn serve(
     if let Some(background) = background {
         background.join().await;
     }
-    state.rollbacks.shutdown().await;
+    state.rollbacks.shutdown(options.drain).await;
     // Another replica takes the work over at once instead of after the leases' expiry.
     background::release_leases(store.as_ref(), &leases.owner).await;
     tracing::info!("stopped");

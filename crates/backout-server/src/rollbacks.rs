@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use backout_core::clock::{Clock, SystemClock};
 use backout_core::env::Resolver;
@@ -24,7 +25,7 @@ use backout_core::executor::{LeaseSettings, run_lease_name};
 use backout_core::release::{self, decide};
 use backout_core::{ExecError, Executor, Progress, ProgressEvent};
 use backout_store::{Run, RunKind, RunState, Store};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
 /// The actor of what the server does on its own (resuming runs, watching).
@@ -47,6 +48,8 @@ struct Inner {
     /// start a second executor of one (under this replica's lease it would get the same
     /// fencing token, so the store could not tell the two apart).
     resuming: Mutex<HashSet<String>>,
+    /// Turns `true` at shutdown: executors start no more steps ([`Executor::with_drain`]).
+    drain: watch::Sender<bool>,
 }
 
 /// Where a started run tells its id (or why it never started).
@@ -61,6 +64,7 @@ impl Rollbacks {
                 automatic: Mutex::new(HashSet::new()),
                 lease: OnceLock::new(),
                 resuming: Mutex::new(HashSet::new()),
+                drain: watch::channel(false).0,
             }),
         }
     }
@@ -78,7 +82,8 @@ impl Rollbacks {
             Arc::new(SystemClock),
             Resolver::from_env(),
             progress,
-        );
+        )
+        .with_drain(inner.drain.subscribe());
         match inner.lease.get() {
             Some(settings) => executor.with_lease(settings.clone()),
             None => executor,
@@ -113,6 +118,9 @@ impl Rollbacks {
                 match waiting {
                     Some(send) => {
                         let _ = send.send(Err(error));
+                    }
+                    None if matches!(error, ExecError::Drained(_)) => {
+                        tracing::info!(release = %cleared.release.id, "{error}")
                     }
                     None => {
                         tracing::error!(release = %cleared.release.id, %error, "rollback failed")
@@ -155,10 +163,14 @@ impl Rollbacks {
                     let progress = Arc::new(RunLog {
                         started: Arc::new(Mutex::new(None)),
                     });
-                    if let Err(error) =
-                        carry_out(&inner, &cleared, decide::AUTOMATIC, progress).await
-                    {
-                        tracing::error!(release = %release_id, %error, "automatic rollback failed");
+                    match carry_out(&inner, &cleared, decide::AUTOMATIC, progress).await {
+                        Ok(()) => {}
+                        Err(error @ ExecError::Drained(_)) => {
+                            tracing::info!(release = %release_id, "{error}")
+                        }
+                        Err(error) => {
+                            tracing::error!(release = %release_id, %error, "automatic rollback failed")
+                        }
                     }
                 }
                 // Someone started it meanwhile, or the window closed: the message says which.
@@ -264,6 +276,7 @@ impl Rollbacks {
                     Err(ExecError::Store(backout_store::StoreError::Fenced { .. })) => {
                         tracing::warn!(run = %run_id, "another replica took this run over; stopped working on it")
                     }
+                    Err(error @ ExecError::Drained(_)) => tracing::info!(run = %run_id, "{error}"),
                     Err(error) => tracing::error!(run = %run_id, %error, "resuming failed"),
                 }
             });
@@ -271,23 +284,41 @@ impl Rollbacks {
         Ok(resumed)
     }
 
-    /// Stops every execution, as a crash would: the journal keeps where each run was.
-    pub async fn shutdown(&self) {
+    /// Drains, then stops: executors start no more steps, and the steps they have running
+    /// may finish and be journaled for up to `grace`, so the replica that takes a run over has
+    /// nothing in doubt. What is still going after `grace` is stopped as a crash would stop it
+    /// (the journal keeps where it was; a non-idempotent step that was running is then in
+    /// doubt for whoever resumes it).
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.drain.send_replace(true);
         let tasks = match self.inner.tasks.lock() {
             Ok(mut tasks) => Some(std::mem::take(&mut *tasks)),
             Err(_) => None,
         };
-        if let Some(mut tasks) = tasks {
-            let live = tasks.len();
+        let Some(mut tasks) = tasks else {
+            return;
+        };
+        let live = tasks.len();
+        if live == 0 {
+            return;
+        }
+        tracing::info!(
+            executions = live,
+            "draining: no step starts any more; waiting up to {grace:?} for the running ones"
+        );
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(
+                executions = tasks.len(),
+                "steps still running after {grace:?}; stopping them (whoever resumes their runs decides about them)"
+            );
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
-            if live > 0 {
-                tracing::info!(
-                    executions = live,
-                    "executions stopped; the next server resumes their runs"
-                );
-            }
         }
+        tracing::info!(
+            "executions handed over; another replica or the next start resumes their runs"
+        );
     }
 }
 

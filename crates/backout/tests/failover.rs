@@ -693,7 +693,7 @@ async fn a_replica_stopped_by_sigterm_hands_its_run_over_at_once() {
             .collect::<String>()
     };
     let run = setup
-        .executed(&client, &replicas[0], &plan(&receiver.url, 10))
+        .executed(&client, &replicas[0], &plan(&receiver.url, 4))
         .await;
     setup.wait_running(&run, "slow", &logs).await;
     let holder = setup.holder(&run).await;
@@ -714,10 +714,29 @@ async fn a_replica_stopped_by_sigterm_hands_its_run_over_at_once() {
     assert_eq!(setup.finished(&run, &logs).await, RunState::Succeeded);
     assert_eq!(lines(&setup.sandbox, "first"), 1, "first ran once");
     assert_eq!(lines(&setup.sandbox, "last"), 1, "last ran once");
+    // The stopping replica drained: `slow`, running at the SIGTERM, finished there and was
+    // journaled; then its executor gave the run's lease up, so the takeover did not wait for
+    // the lease to expire and had nothing to requeue or put in doubt.
+    let log = replicas[index].log();
     assert!(
-        replicas[index].log().contains("gave up the leases held"),
-        "{}",
-        replicas[index].log()
+        log.contains("draining") && log.contains("was handed over unfinished"),
+        "{log}"
+    );
+    let events = setup
+        .store
+        .run_events(&run, 0, 10_000)
+        .await
+        .expect("events");
+    assert_eq!(
+        step_story(&events, "slow", 0),
+        ["step_started 1", "step_succeeded 1"],
+        "{events:#?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e.kind.as_str(), "step_requeued" | "step_in_doubt")),
+        "{events:#?}"
     );
 }
 

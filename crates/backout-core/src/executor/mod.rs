@@ -126,6 +126,9 @@ pub struct Executor {
     poll: Duration,
     /// Runs are shared with other replicas: each is executed under its lease, fenced.
     lease: Option<LeaseSettings>,
+    /// Becomes `true` when the executor is to start no more steps and return once the steps
+    /// it has running finished ([`ExecError::Drained`]).
+    drain: Option<watch::Receiver<bool>>,
 }
 
 impl Executor {
@@ -143,7 +146,17 @@ impl Executor {
             progress,
             poll: Duration::from_millis(200),
             lease: None,
+            drain: None,
         }
+    }
+
+    /// Drains on `drain`: once it turns `true`, no step starts (nor does a manual step begin
+    /// to wait), the steps running finish and are journaled, and the executor returns
+    /// [`ExecError::Drained`] with the run unfinished, so whoever resumes it has nothing in
+    /// doubt. A server shutting down uses this before it hands its leases over.
+    pub fn with_drain(mut self, drain: watch::Receiver<bool>) -> Executor {
+        self.drain = Some(drain);
+        self
     }
 
     /// Executes every run under its lease `run:<id>` (taken before the run's first write,
@@ -400,7 +413,9 @@ impl Executor {
         let mut finished: Vec<Finished> = Vec::new();
         let mut running = 0usize;
         let mut aborted = false;
+        let mut drain = self.drain.clone();
         loop {
+            let draining = drain.as_ref().is_some_and(|d| *d.borrow());
             let now = self.clock.now_ms();
             let mut batch: Vec<(StepRecord, NewEvent)> = Vec::new();
             let mut after_commit: Vec<ProgressEvent> = Vec::new();
@@ -414,7 +429,7 @@ impl Executor {
             let mut starts: Vec<(Step, StepRecord)> = Vec::new();
             // Skipped steps can unblock others at once: repeat until nothing new is ready.
             loop {
-                let ready = if aborted {
+                let ready = if aborted || draining {
                     Vec::new()
                 } else {
                     graph.ready(running + starts.len())
@@ -517,6 +532,9 @@ impl Executor {
             }
 
             let waiting = graph.waiting_for_people();
+            if draining && running == 0 && !aborted {
+                return Err(ExecError::Drained(run_id));
+            }
             if running == 0
                 && (graph.ready(0).is_empty() || aborted)
                 && (waiting.is_empty() || !wait_for_people || aborted)
@@ -534,7 +552,18 @@ impl Executor {
                     None => std::future::pending().await,
                 }
             };
+            let drain_asked = async {
+                match drain.as_mut() {
+                    Some(drain) if !draining => {
+                        if drain.wait_for(|d| *d).await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    _ => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                () = drain_asked => {}
                 () = lease_lost => {
                     let fence = context.fence.clone().unwrap_or_else(|| Fence {
                         lease: run_lease_name(&run_id),

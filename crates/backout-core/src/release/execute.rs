@@ -61,9 +61,12 @@ pub async fn carry_out(
     let options = rollback_options(cleared, actor, wait_for_people);
     let summary = match executor.start(&cleared.release.plan_source, &options).await {
         Ok(summary) => summary,
-        // Another replica took the run over: it is not abandoned, that replica finishes it
-        // (and concludes it, `conclude_resumed`).
-        Err(error @ ExecError::Store(backout_store::StoreError::Fenced { .. })) => {
+        // Another replica took the run over, or this one shut down and handed it over: it is
+        // not abandoned, whoever resumes it finishes it (and concludes it, `conclude_resumed`).
+        Err(
+            error @ (ExecError::Store(backout_store::StoreError::Fenced { .. })
+            | ExecError::Drained(_)),
+        ) => {
             return Err(error);
         }
         Err(error) => {
