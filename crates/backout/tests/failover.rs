@@ -163,6 +163,40 @@ struct Setup {
 }
 
 impl Setup {
+    /// The journal of the release of `run` once it records how its rollback ended
+    /// (`execution_finished`), read again a moment later so that a second end would show.
+    async fn release_settled(&self, run: &str, logs: &dyn Fn() -> String) -> Vec<Event> {
+        let release = self
+            .store
+            .get_run(run)
+            .await
+            .expect("the run")
+            .release_id
+            .expect("a release's run");
+        let start = Instant::now();
+        loop {
+            let events = self
+                .store
+                .release_events(&release, 0, 10_000)
+                .await
+                .expect("events");
+            if events.iter().any(|e| e.kind == "execution_finished") {
+                break;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "the release never heard how its rollback ended: {events:#?}\n{}",
+                logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.store
+            .release_events(&release, 0, 10_000)
+            .await
+            .expect("events")
+    }
+
     async fn new() -> Setup {
         let db = TestDatabase::create().await;
         let sandbox = Sandbox::new();
@@ -426,44 +460,12 @@ async fn a_killed_replica_s_run_is_finished_by_the_other_once() {
     );
 
     // The release hears how its rollback ended from the replica that finished it, once.
-    let release = setup
-        .store
-        .get_run(&run)
-        .await
-        .expect("the run")
-        .release_id
-        .expect("a release's run");
-    let start = Instant::now();
-    let ends = loop {
-        let events = setup
-            .store
-            .release_events(&release, 0, 10_000)
-            .await
-            .expect("events");
-        let ends: Vec<Event> = events
-            .into_iter()
-            .filter(|e| e.kind == "execution_finished")
-            .collect();
-        if !ends.is_empty() {
-            break ends;
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "the release never heard how its rollback ended\n{}",
-            logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let again = setup
-        .store
-        .release_events(&release, ends[0].seq, 10_000)
-        .await
-        .expect("events");
-    assert!(
-        ends.len() == 1 && !again.iter().any(|e| e.kind == "execution_finished"),
-        "one execution_finished: {ends:?} {again:?}"
-    );
+    let events = setup.release_settled(&run, &logs).await;
+    let ends: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.kind == "execution_finished")
+        .collect();
+    assert_eq!(ends.len(), 1, "one execution_finished: {events:#?}");
     assert_eq!(ends[0].payload["run_id"], run.as_str());
     assert_eq!(ends[0].payload["state"], "succeeded");
 
@@ -637,38 +639,7 @@ async fn a_paused_replica_cannot_write_over_the_one_that_took_its_run_over() {
     );
     // The release records one end of its rollback, by the replica that finished it, and the
     // paused one did not call it abandoned (which would let a performer execute it again).
-    let release = setup
-        .store
-        .get_run(&run)
-        .await
-        .expect("the run")
-        .release_id
-        .expect("a release's run");
-    let start = Instant::now();
-    loop {
-        let events = setup
-            .store
-            .release_events(&release, 0, 10_000)
-            .await
-            .expect("events");
-        let count = |kind: &str| events.iter().filter(|e| e.kind == kind).count();
-        assert_eq!(count("execution_abandoned"), 0, "{events:#?}");
-        if count("execution_finished") == 1 {
-            break;
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "expected one execution_finished: {events:#?}\n{}",
-            logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let events = setup
-        .store
-        .release_events(&release, 0, 10_000)
-        .await
-        .expect("events");
+    let events = setup.release_settled(&run, &logs).await;
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
         kinds.iter().filter(|k| **k == "execution_finished").count(),
