@@ -56,6 +56,19 @@ impl std::fmt::Display for Severity {
     }
 }
 
+/// A diagnostic with the file it is in, as people and tools outside this crate read it.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Located<'a> {
+    pub file: &'a str,
+    pub code: &'a str,
+    pub severity: Severity,
+    pub line: usize,
+    pub column: usize,
+    pub message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<&'a str>,
+}
+
 /// One problem in a plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
@@ -98,6 +111,20 @@ impl Diagnostic {
             span,
             message: message.into(),
             help: None,
+        }
+    }
+
+    /// The diagnostic as `backout lint --format json` prints it (and the API answers it): the
+    /// file it is in, its line and column (1-based), without byte offsets.
+    pub fn located<'a>(&'a self, file: &'a str) -> Located<'a> {
+        Located {
+            file,
+            code: self.code,
+            severity: self.severity,
+            line: self.span.line.max(1),
+            column: self.span.column.max(1),
+            message: &self.message,
+            help: self.help.as_deref(),
         }
     }
 

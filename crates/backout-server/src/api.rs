@@ -156,19 +156,7 @@ pub async fn start_release(
     Body(body): Body<StartBody>,
 ) -> ApiResult {
     caller.require(Role::Performer, "start releases")?;
-    let linted = backout_model::lint(&body.plan);
-    if linted.plan.is_none() {
-        let errors: Vec<_> = linted.diagnostics.iter().filter(|d| d.is_error()).collect();
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_plan",
-            format!(
-                "the plan has {} error(s); `backout lint` shows them with their lines",
-                errors.len()
-            ),
-        )
-        .with_details(serde_json::to_value(&errors).unwrap_or_default()));
-    }
+    crate::plans::valid(&body.plan, "plan.yaml")?;
     let at_ms = match &body.at {
         Some(at) => {
             let at_ms = backout_core::time::parse_rfc3339(at)

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use backout_core::clock::{Clock, SystemClock};
-use backout_model::{Diagnostic, Plan, Severity};
+use backout_model::{Plan, Severity};
 use backout_store::{Evidence, EvidenceFilter, Role};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -40,19 +40,6 @@ impl PlanBody {
     }
 }
 
-/// One diagnostic as `backout lint --format json` prints it.
-pub fn diagnostic_json(file: &str, d: &Diagnostic) -> Value {
-    json!({
-        "file": file,
-        "code": d.code,
-        "severity": d.severity,
-        "line": d.span.line.max(1),
-        "column": d.span.column.max(1),
-        "message": d.message,
-        "help": d.help,
-    })
-}
-
 /// `POST /api/v1/plans/lint`: every problem of the plan at once, with line and column. 200
 /// whether or not the plan is valid (`ok` says); the diagnostics are the answer.
 pub async fn lint(
@@ -71,7 +58,7 @@ pub async fn lint(
     let diagnostics: Vec<Value> = linted
         .diagnostics
         .iter()
-        .map(|d| diagnostic_json(file, d))
+        .map(|d| serde_json::to_value(d.located(file)).unwrap_or(Value::Null))
         .collect();
     Ok(Json(json!({
         "ok": linted.plan.is_some(),
@@ -140,8 +127,9 @@ pub async fn of_release(
     }
 }
 
-/// The validated plan and its hash, or 422 with the diagnostics.
-fn valid(source: &str, file: &str) -> Result<(Plan, String), ApiError> {
+/// The validated plan and its hash, or 422 `invalid_plan` with the errors as `backout lint
+/// --format json` gives them.
+pub fn valid(source: &str, file: &str) -> Result<(Plan, String), ApiError> {
     let linted = backout_model::lint(source);
     let errors = linted.errors();
     if let (Some(plan), Some(hash)) = (linted.plan, linted.hash) {
@@ -151,7 +139,7 @@ fn valid(source: &str, file: &str) -> Result<(Plan, String), ApiError> {
         .diagnostics
         .iter()
         .filter(|d| d.is_error())
-        .map(|d| diagnostic_json(file, d))
+        .map(|d| serde_json::to_value(d.located(file)).unwrap_or(Value::Null))
         .collect();
     Err(ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,

@@ -2,25 +2,13 @@
 //! but the files; `--evidence` / `--require-tested` also judge each plan against the rehearsal
 //! evidence in the store (B084 untested, B085 stale, B086 slower than expected).
 
+use backout_model::diagnostic::Located;
 use backout_model::{Diagnostic, Severity, codes, lint};
 use serde::Serialize;
 
 use crate::cli::{Global, LintArgs, LintFormat};
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
-
-/// One diagnostic in `--format json`.
-#[derive(Serialize)]
-struct JsonDiagnostic<'a> {
-    file: &'a str,
-    code: &'a str,
-    severity: Severity,
-    line: usize,
-    column: usize,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    help: Option<&'a str>,
-}
 
 /// One file's summary in `--format json --hash`.
 #[derive(Serialize)]
@@ -129,19 +117,9 @@ fn add_evidence(
 }
 
 fn print_json(outcomes: &[Outcome], with_hash: bool) -> Result<(), CommandError> {
-    let diagnostics: Vec<JsonDiagnostic<'_>> = outcomes
+    let diagnostics: Vec<Located<'_>> = outcomes
         .iter()
-        .flat_map(|o| {
-            o.diagnostics.iter().map(|d| JsonDiagnostic {
-                file: &o.file,
-                code: d.code,
-                severity: d.severity,
-                line: d.span.line.max(1),
-                column: d.span.column.max(1),
-                message: &d.message,
-                help: d.help.as_deref(),
-            })
-        })
+        .flat_map(|o| o.diagnostics.iter().map(|d| d.located(&o.file)))
         .collect();
     let text = if with_hash {
         let files: Vec<JsonFile<'_>> = outcomes

@@ -91,8 +91,8 @@ fn print_diagnostics(file: &str, source: &str, details: Option<&Value>) {
     for d in details.and_then(Value::as_array).into_iter().flatten() {
         eprintln!(
             "{file}:{}:{}: {}[{}]: {}",
-            d["span"]["line"].as_u64().unwrap_or(1).max(1),
-            d["span"]["column"].as_u64().unwrap_or(1).max(1),
+            d["line"].as_u64().unwrap_or(1),
+            d["column"].as_u64().unwrap_or(1),
             d["severity"].as_str().unwrap_or("error"),
             d["code"].as_str().unwrap_or("?"),
             d["message"].as_str().unwrap_or_default()
