@@ -438,14 +438,7 @@ pub async fn run_events(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult {
-    // 404 now rather than an empty stream.
-    state.store.get_run(&id).await?;
-    let after = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    Ok(state.hub.stream(id, after).await.into_response())
+    Ok(state.hub.follow(id, &headers).await?)
 }
 
 /// `GET /api/v1/audit/verify`: recomputes the journal's hash chain.

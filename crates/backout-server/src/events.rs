@@ -163,6 +163,23 @@ impl Hub {
         lock(&self.runs).remove(run_id);
     }
 
+    /// The SSE response for a client of `run_id` that sent `headers`: from the start, or after
+    /// its `Last-Event-ID` when it reconnects. `NotFound` for an unknown run (a 404 rather than
+    /// an empty stream). The API and the web UI both answer with this.
+    pub async fn follow(
+        &self,
+        run_id: String,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<axum::response::Response, backout_store::StoreError> {
+        self.store.get_run(&run_id).await?;
+        let after = headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        Ok(self.stream(run_id, after).await)
+    }
+
     /// The SSE response for one client of `run_id`, starting after `last_event_id`.
     pub async fn stream(&self, run_id: String, last_event_id: u64) -> axum::response::Response {
         let (send, receive) = mpsc::channel(64);

@@ -267,13 +267,7 @@ pub async fn events(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> UiResult {
-    state.store.get_run(&id).await?;
-    let after = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    Ok(state.hub.stream(id, after).await)
+    Ok(state.hub.follow(id, &headers).await?)
 }
 
 fn back_to(id: &str) -> axum::response::Response {
