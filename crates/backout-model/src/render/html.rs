@@ -17,12 +17,13 @@ struct Page<'p, 'a> {
 
 /// Escapes text for HTML and SVG content and attribute values. Control characters that XML
 /// forbids become U+FFFD, so the inline SVG stays well-formed whatever the plan contains.
-pub(crate) fn escape(s: &str) -> Escaped<'_> {
+/// Also what the server's own pages and charts escape with (`render::escape`).
+pub fn escape(s: &str) -> Escaped<'_> {
     Escaped(s)
 }
 
 /// Text escaped while it is written, so no intermediate string is built.
-pub(crate) struct Escaped<'a>(&'a str);
+pub struct Escaped<'a>(&'a str);
 
 impl std::fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -14,6 +14,8 @@
 mod content;
 mod document;
 mod html;
+
+pub use html::{Escaped, escape};
 mod markdown;
 mod timeline;
 

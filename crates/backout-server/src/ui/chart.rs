@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use backout_model::render::escape;
 /// Width and height of the chart, in SVG units (and CSS pixels).
 const WIDTH: f64 = 160.0;
 const HEIGHT: f64 = 36.0;
@@ -78,15 +79,6 @@ pub fn sparkline(points: &[(i64, Option<f64>)], threshold: Option<f64>, label: &
     }
     svg.push_str("</svg>");
     svg
-}
-
-/// Escapes text for an attribute value.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 #[cfg(test)]
