@@ -369,6 +369,7 @@ fn step(s: &spec::StepSpec) -> Option<Step> {
         on_failure: match s.on_failure.as_ref().map(|o| &o.value) {
             None | Some(spec::OnFailure::Halt) => OnFailure::Halt,
             Some(spec::OnFailure::Continue) => OnFailure::Continue,
+            Some(spec::OnFailure::Ask) => OnFailure::Ask,
             Some(spec::OnFailure::Contingency(id)) => OnFailure::Contingency(id.clone()),
         },
         env: spanned_pairs(s.env.as_ref()),

@@ -311,6 +311,8 @@ pub enum Check {
 pub enum OnFailure {
     Halt,
     Continue,
+    /// The run pauses (`waiting`) for a performer: `backout retry`, `skip` or `abort`.
+    Ask,
     Contingency(String),
 }
 
@@ -388,10 +390,14 @@ pub enum Event {
     WindowClosing,
     WindowClosed,
     Success,
+    /// The procedure succeeded and `verify_after` held: the release is rolled back.
+    RolledBack,
+    /// The procedure succeeded but `verify_after` did not hold.
+    RollbackUnverified,
 }
 
 impl Event {
-    pub const ALL: [Event; 13] = [
+    pub const ALL: [Event; 15] = [
         Event::RollbackRequired,
         Event::Inconclusive,
         Event::DecisionRequested,
@@ -405,6 +411,8 @@ impl Event {
         Event::WindowClosing,
         Event::WindowClosed,
         Event::Success,
+        Event::RolledBack,
+        Event::RollbackUnverified,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -422,6 +430,8 @@ impl Event {
             Event::WindowClosing => "window_closing",
             Event::WindowClosed => "window_closed",
             Event::Success => "success",
+            Event::RolledBack => "rolled_back",
+            Event::RollbackUnverified => "rollback_unverified",
         }
     }
 
@@ -440,11 +450,13 @@ impl Event {
             Event::Started => "the backout procedure started",
             Event::ManualStepWaiting => "a manual step waits for a performer",
             Event::StepFailed => "a step failed",
-            Event::Completed => "the backout finished and verified",
-            Event::Failed => "the backout failed",
+            Event::Completed => "the backout procedure finished (not yet verified)",
+            Event::Failed => "the backout procedure failed",
             Event::WindowClosing => "the rollback window is about to close",
             Event::WindowClosed => "the rollback window closed",
             Event::Success => "the deployment met its success criteria",
+            Event::RolledBack => "the backout finished and verify_after held: rolled back",
+            Event::RollbackUnverified => "the backout finished but verify_after did not hold",
         }
     }
 }

@@ -446,18 +446,21 @@ keyword! {
 pub enum OnFailure {
     Halt,
     Continue,
+    /// Pause the run for a performer's choice: retry, skip or abort.
+    Ask,
     Contingency(String),
 }
 
 impl Decode for OnFailure {
     const LEAF: bool = true;
     fn expected() -> String {
-        "`halt`, `continue` or `contingency.<id>`".into()
+        "`halt`, `continue`, `ask` or `contingency.<id>`".into()
     }
     fn decode(node: &Node, decoder: &mut Decoder) -> Option<Self> {
         match &node.value {
             Value::Str(s) if s == "halt" => Some(OnFailure::Halt),
             Value::Str(s) if s == "continue" => Some(OnFailure::Continue),
+            Value::Str(s) if s == "ask" => Some(OnFailure::Ask),
             Value::Str(s) if s.starts_with("contingency.") && s.len() > "contingency.".len() => {
                 Some(OnFailure::Contingency(
                     s["contingency.".len()..].to_string(),
@@ -478,8 +481,8 @@ impl JsonSchema for OnFailure {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "description": "halt (default), continue, or contingency.<id>",
-            "pattern": "^(halt|continue|contingency\\..+)$"
+            "description": "halt (default), continue, ask (pause for a performer: retry, skip or abort), or contingency.<id>",
+            "pattern": "^(halt|continue|ask|contingency\\..+)$"
         })
     }
 }

@@ -39,7 +39,7 @@ use crate::runner::{self, Invocation};
 use graph::Graph;
 use lease::Held;
 pub use lease::{LeaseSettings, run_lease_name};
-pub use people::{StepTarget, abort, confirm, resolve};
+pub use people::{StepTarget, abort, confirm, resolve, retry, skip, ways_forward};
 use step::{Finished, execute_step};
 
 /// How to start a run.
@@ -227,17 +227,14 @@ impl Executor {
         if let Some(settings) = &self.lease {
             payload["replica"] = json!(settings.owner);
         }
+        let mut started = NewEvent::new("run_started", &options.actor, now)
+            .run(&run_id)
+            .payload(payload)
+            .fenced(fence.clone());
+        // A release's run is part of the release's story (`report REL`, its decisions).
+        started.release_id.clone_from(&options.release_id);
         self.store
-            .create_run(
-                &new_run,
-                &routed(
-                    &plan,
-                    NewEvent::new("run_started", &options.actor, now)
-                        .run(&run_id)
-                        .payload(payload)
-                        .fenced(fence.clone()),
-                ),
-            )
+            .create_run(&new_run, &routed(&plan, started))
             .await?;
         self.progress.event(&ProgressEvent::RunStarted {
             run_id: run_id.clone(),
@@ -592,7 +589,8 @@ impl Executor {
                         graph.load(&records);
                         // Tell the watchers about the steps people settled.
                         for record in records.iter().filter(|r| waiting.contains(&r.step_id)) {
-                            if !matches!(record.state, StepState::WaitingManual | StepState::InDoubt) {
+                            let still_asks = graph.index(&record.step_id).is_some_and(|i| graph.asks(i));
+                            if !matches!(record.state, StepState::WaitingManual | StepState::InDoubt) && !still_asks {
                                 self.progress.event(&ProgressEvent::StepFinished {
                                     step: record.step_id.clone(),
                                     state: record.state,
@@ -689,8 +687,32 @@ impl Context {
             deadline: timeout.map(|t| tokio::time::Instant::now() + t),
             cancel: self.cancel.subscribe(),
             resolver: self.resolver.clone(),
+            spawned: None,
         }
     }
+}
+
+/// How many of a failed step's last output lines `status`, `report`, notifications and the web
+/// UI show.
+pub const TAIL_LINES: usize = 20;
+
+/// The last `lines` lines of a step's stderr, then of its stdout (already capped and redacted
+/// when recorded), each under its name: what a failed step said, where the on-call looks.
+pub fn output_tail(record: &StepRecord, lines: usize) -> String {
+    let tail = |text: &str| -> Option<String> {
+        let all: Vec<&str> = text.trim_end().lines().collect();
+        (!all.is_empty()).then(|| all[all.len().saturating_sub(lines)..].join("\n"))
+    };
+    let mut out = String::new();
+    for (name, text) in [("stderr", &record.stderr), ("stdout", &record.stdout)] {
+        if let Some(t) = tail(text) {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&format!("{name}:\n{t}"));
+        }
+    }
+    out
 }
 
 /// The steps a run executes: a workaround's, or the procedure's.
@@ -748,6 +770,23 @@ fn me() -> ExecutorInfo {
 /// Whether the run's lease was lost: another replica owns the run now.
 fn is_fenced<T>(result: &Result<T, ExecError>) -> bool {
     matches!(result, Err(ExecError::Store(StoreError::Fenced { .. })))
+}
+
+/// For a run recorded `running` whose executor was a process on this machine that is gone (a
+/// crash, `kill -9`): a line saying so and naming `backout resume`. `None` otherwise.
+pub fn executor_gone(run: &Run) -> Option<String> {
+    let executor = run.executor.as_ref()?;
+    let gone = run.state == RunState::Running
+        && executor.hostname == me().hostname
+        && executor.pid != std::process::id()
+        && !(process::is_alive(executor.pid) && is_backout(executor.pid));
+    gone.then(|| {
+        format!(
+            "no executor runs it any more: process {} on {} is gone (crashed or killed). \
+             Continue it with `backout resume {}` (finished steps never run again)",
+            executor.pid, executor.hostname, run.id
+        )
+    })
 }
 
 /// Whether a pid is a backout process (pids are reused; a stranger is not our executor).

@@ -320,16 +320,24 @@ fn step(facts: &Facts<'_>) -> Option<Value> {
         .iter()
         .find(|s| s.step_id == id)
         .and_then(|s| s.note.as_deref());
+    let output = facts
+        .steps
+        .iter()
+        .find(|s| s.step_id == id)
+        .map(|s| crate::executor::output_tail(s, crate::executor::TAIL_LINES))
+        .filter(|t| !t.is_empty());
     match event.kind.as_str() {
-        "step_failed" => {
+        "step_failed" | "step_failed_waiting" => {
             if let Some(error) = detail.or(note) {
                 step.insert("error".into(), json!(error));
             }
+            step.insert("output".into(), json!(output));
         }
         "run_failed" => {
             if let Some(error) = note {
                 step.insert("error".into(), json!(error));
             }
+            step.insert("output".into(), json!(output));
         }
         _ => {}
     }
@@ -490,6 +498,11 @@ fn summary(facts: &Facts<'_>, event: Event, notice: &Notice) -> String {
         },
         Event::Completed => format!("{what}: backout completed (run {run_id})"),
         Event::Failed => format!("{what}: backout FAILED (run {run_id})"),
+        Event::RolledBack => format!("{what}: rolled back and verified (run {run_id})"),
+        Event::RollbackUnverified => format!(
+            "{what}: backout ran but did NOT verify (run {run_id}): {}",
+            text("detail")
+        ),
         Event::WindowClosing => match notice.release.as_ref().and_then(|r| r.window.as_ref()) {
             Some(window) => format!("{what}: the rollback window closes at {}", window.closes_at),
             None => format!("{what}: the rollback window closes soon"),

@@ -39,7 +39,7 @@ pub fn rollback_options(cleared: &Cleared, actor: &str, wait_for_people: bool) -
             .collect(),
         actor: actor.to_string(),
         release_id: Some(cleared.release.id.clone()),
-        workaround: None,
+        workaround: cleared.workaround.clone(),
         wait_for_people,
         extra_env: Vec::new(),
     }
@@ -152,21 +152,27 @@ pub async fn conclude_resumed(
     if !summary.run.state.is_terminal() {
         return Ok(None);
     }
+    // The run's end is recorded unless a person reopened it since (`retry`, `skip`).
     let mut after = 0;
+    let mut ended = false;
     loop {
         let page = store.release_events(release_id, after, 1000).await?;
-        let ended = page.iter().any(|e| {
-            e.kind == "execution_finished"
-                && e.payload.get("run_id").and_then(serde_json::Value::as_str)
-                    == Some(summary.run.id.as_str())
-        });
-        if ended {
-            return Ok(None);
+        for e in &page {
+            let this_run = e.payload.get("run_id").and_then(serde_json::Value::as_str)
+                == Some(summary.run.id.as_str());
+            match e.kind.as_str() {
+                "execution_finished" if this_run => ended = true,
+                "execution_reopened" if this_run => ended = false,
+                _ => {}
+            }
         }
         match page.last() {
             Some(last) if page.len() == 1000 => after = last.seq,
             _ => break,
         }
+    }
+    if ended {
+        return Ok(None);
     }
     conclude(store, release_id, summary, actor, resolver, clock).await
 }

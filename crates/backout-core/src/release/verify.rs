@@ -2,12 +2,14 @@
 //! only when the listed criteria pass continuously for `hold`. Measured like the release's
 //! criteria (same sources, cadence and conditions), journaled as `verification` events (not
 //! `measurement`: they must not count toward the forward deployment's verdict), ending with
-//! `rollback_verified` or `rollback_unverified`.
+//! `rolled_back` or `rollback_unverified`. Either concludes the release: its window closes with
+//! that event (so watchers let it go and its criteria are no longer measured), and the event is
+//! announced to the channels `communication.notify` routes it to.
 
 use std::sync::Arc;
 
 use backout_model::plan::Criterion;
-use backout_store::{NewEvent, Store};
+use backout_store::{NewEvent, Store, StoreError};
 use serde_json::json;
 
 use super::tracker::Tracker;
@@ -16,6 +18,7 @@ use crate::criteria::sources;
 use crate::criteria::{CriterionState, CriterionStatus, classify};
 use crate::env::Resolver;
 use crate::errors::ExecError;
+use crate::notify::routed;
 
 /// How a verification ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,8 +108,8 @@ pub async fn verify_after(
         }) {
             Some((
                 Verified::Held,
-                "rollback_verified",
-                format!("held for {}", verify.hold),
+                "rolled_back",
+                format!("verify_after held for {}", verify.hold),
             ))
         } else if now >= deadline {
             failed(format!(
@@ -120,13 +123,13 @@ pub async fn verify_after(
             None
         };
         if let Some((outcome, kind, detail)) = outcome {
-            store
-                .append_event(
-                    &NewEvent::new(kind, actor, now)
-                        .payload(json!({ "run_id": run_id, "detail": detail }))
-                        .release(release_id),
-                )
-                .await?;
+            let event = routed(
+                &plan,
+                NewEvent::new(kind, actor, now)
+                    .payload(json!({ "run_id": run_id, "detail": detail }))
+                    .release(release_id),
+            );
+            conclude_release(store, release_id, &detail, &event, now).await?;
             return Ok(outcome);
         }
         let next = due
@@ -146,6 +149,27 @@ pub async fn verify_after(
             u64::try_from(wake - now).unwrap_or(0).clamp(1, 60_000),
         ))
         .await;
+    }
+}
+
+/// Concludes a release with `event` (`rolled_back`, `rollback_unverified`): its window closes
+/// with it, so nothing measures it any more. A window that already closed (on time, during the
+/// rollback) keeps its reason; the event is journaled all the same.
+async fn conclude_release(
+    store: &dyn Store,
+    release_id: &str,
+    detail: &str,
+    event: &NewEvent,
+    now: i64,
+) -> Result<(), ExecError> {
+    let reason = format!("{}: {detail}", event.kind.replace('_', " "));
+    match store.close_release(release_id, now, &reason, event).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::Invalid { .. }) => {
+            store.append_event(event).await?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -61,8 +61,13 @@ pub(super) fn spawn_prompter(global: &Global) -> std::sync::mpsc::Sender<(String
             rt.block_on(async {
                 let store = open_store(&global).await?;
                 let run = store.get_run(run_id).await?;
-                backout_core::release::decide::may_perform(store.as_ref(), &run, &actor(&global))
-                    .await?;
+                backout_core::release::decide::may_act(
+                    store.as_ref(),
+                    &run,
+                    backout_core::release::decide::Act::Confirm(step),
+                    &actor(&global),
+                )
+                .await?;
                 backout_core::executor::confirm(
                     store.as_ref(),
                     run_id,

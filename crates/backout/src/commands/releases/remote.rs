@@ -169,6 +169,9 @@ pub(in crate::commands) async fn status(
         return Ok(ExitCode::Ok);
     }
     let release = convert::release(&value)?;
+    if let Some(outcome) = value["outcome"].as_str() {
+        output::out(&format!("{}  {outcome}\n", release.id));
+    }
     let report = convert::report(&value)?;
     let (declared, no_return) = convert::plan_checkpoints(&value);
     output::out(&describe(
@@ -197,7 +200,11 @@ pub(in crate::commands) async fn list(
         output::out(&format!("no releases on {} yet\n", remote.base()));
     }
     for item in &releases {
-        output::out(&super::line(&convert::release(item)?, now()));
+        output::out(&super::line(
+            &convert::release(item)?,
+            item["outcome"].as_str(),
+            now(),
+        ));
     }
     Ok(ExitCode::Ok)
 }
