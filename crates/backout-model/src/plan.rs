@@ -227,6 +227,15 @@ pub struct Step {
     pub env: Vec<(String, String)>,
     /// Names of values captured from stdout.
     pub outputs: Vec<String>,
+    /// For a manual step: how often to remind its people while it waits, and when to escalate.
+    pub manual_wait: ManualWait,
+}
+
+/// Reminders and escalation of a manual step that waits for a person.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ManualWait {
+    pub remind_every: Option<Duration>,
+    pub timeout: Option<Duration>,
 }
 
 impl Step {

@@ -269,13 +269,14 @@ spec! {
         timeout: Option<Spanned<Duration>>,
         retries: Option<Spanned<u32>>,
         retry_delay: Option<Spanned<Duration>>,
-        /// Safe to run again after a crash (default false).
+        /// Safe to run again after a crash (default: true for `wait` steps and `http` GET or
+        /// HEAD, which only read; false for everything else).
         idempotent: Option<Spanned<bool>>,
         /// Run only if the release reached this checkpoint.
         when_checkpoint: Option<Spanned<String>>,
         /// One check after the step; failing fails the step.
         verify: Option<Spanned<VerifySpec>>,
-        /// halt (default), continue, or contingency.<id>.
+        /// halt (default), continue, ask, or contingency.<id>.
         on_failure: Option<Spanned<OnFailure>>,
         env: Option<Map<Spanned<String>>>,
         /// Named values captured from the step: `name: stdout`.
@@ -301,6 +302,10 @@ spec! {
     pub struct ManualSpec ("manual step", leaf) {
         by: Spanned<String>,
         instructions: String,
+        /// While it waits, remind `by` this often (`manual_step_waiting` again).
+        remind_every: Option<Spanned<Duration>>,
+        /// Escalate (`escalated`) when it has waited this long.
+        timeout: Option<Spanned<Duration>>,
     }
 }
 
@@ -484,5 +489,24 @@ impl JsonSchema for OnFailure {
             "description": "halt (default), continue, ask (pause for a performer: retry, skip or abort), or contingency.<id>",
             "pattern": "^(halt|continue|ask|contingency\\..+)$"
         })
+    }
+}
+
+impl StepSpec {
+    /// Whether running the step twice is safe: as written, or by default for steps that only
+    /// read (`wait`, `http` with GET or HEAD), which a crash never leaves "in doubt".
+    pub fn is_idempotent(&self) -> bool {
+        match &self.idempotent {
+            Some(given) => given.value,
+            None => {
+                self.wait.is_some()
+                    || self.http.as_ref().is_some_and(|h| {
+                        h.value.method.as_ref().is_none_or(|m| {
+                            m.value.eq_ignore_ascii_case("GET")
+                                || m.value.eq_ignore_ascii_case("HEAD")
+                        })
+                    })
+            }
+        }
     }
 }

@@ -512,3 +512,76 @@ fn ask_pauses_for_a_choice_skip_lets_dependants_go_and_a_workaround_runs_inside_
             .expect("status JSON");
     assert_eq!(status["outcome"], "rolled_back", "{status:#}");
 }
+
+/// A manual step does not wait silently: while an executor waits for people, its `by` group is
+/// reminded every `remind_every` and the wait escalates after `timeout`, each announced.
+#[test]
+fn a_waiting_manual_step_reminds_and_escalates() {
+    let sandbox = Sandbox::new();
+    let plan = sandbox.plan(
+        "plan.yaml",
+        r#"procedure:
+  steps:
+    - id: look
+      manual: { by: ops, instructions: "Check the dashboard.", remind_every: 1s, timeout: 2s }
+      expected: 1m
+communication:
+  channels:
+    inbox: { command: 'cat >> "${WORK}/inbox"; echo >> "${WORK}/inbox"' }
+  notify:
+    manual_step_waiting: [inbox]
+    escalated: [inbox]
+"#,
+    );
+    let executor = Background::start(
+        &sandbox,
+        &["run", plan.to_str().expect("utf-8 path"), "--wait"],
+    );
+    let kinds = |s: &Sandbox, run: &str| -> Vec<String> {
+        let out = s.run(&["report", run, "--format", "json"]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        report["events"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .filter_map(|e| e["kind"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_until(Duration::from_secs(10), "the run to start", || {
+        !sandbox.run_ids().is_empty()
+    });
+    let run = sandbox.only_run();
+    wait_until(
+        Duration::from_secs(10),
+        "two reminders and an escalation",
+        || {
+            let kinds = kinds(&sandbox, &run);
+            kinds
+                .iter()
+                .filter(|k| *k == "manual_step_reminded")
+                .count()
+                >= 2
+                && kinds.iter().any(|k| k == "manual_step_escalated")
+        },
+    );
+    let outsider = as_(&sandbox, "eve@example.com", &["confirm", &run, "look"]);
+    assert_code(&outsider, 5, "confirm by someone outside manual.by");
+    assert!(text(&outsider).contains("manual.by"), "{}", text(&outsider));
+    assert_code(
+        &as_(&sandbox, "ops@example.com", &["confirm", &run, "look"]),
+        0,
+        "confirm",
+    );
+    let out = executor.finish(Duration::from_secs(10));
+    assert_code(&out, 0, "the run ends once confirmed");
+    assert_code(
+        &sandbox.run(&["deliveries", "--send"]),
+        0,
+        "send what is due",
+    );
+    let inbox = sandbox.read("inbox");
+    assert!(inbox.contains("still waits for ops"), "{inbox}");
+    assert!(inbox.contains("\"event\":\"escalated\""), "{inbox}");
+}

@@ -631,7 +631,7 @@ async fn a_paused_replica_cannot_write_over_the_one_that_took_its_run_over() {
     );
     assert_eq!(
         step_story(&events, "last", before_takeover),
-        ["step_started 1", "step_succeeded 1"]
+        ["step_started 1", "step_process 1", "step_succeeded 1"]
     );
     assert!(step_story(&events, "first", before_takeover).is_empty());
     assert_eq!(lines(&setup.sandbox, "first"), 1, "first ran once");

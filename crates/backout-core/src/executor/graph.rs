@@ -171,6 +171,15 @@ impl Graph {
         })
     }
 
+    /// Steps finished (succeeded, failed, skipped, aborted) and steps in the run now, for
+    /// progress: a contingency branch adds its steps once it joins.
+    pub fn counted(&self) -> (usize, usize) {
+        let finished = (0..self.nodes.len())
+            .filter(|i| !self.nodes[*i].running && self.state(*i).is_finished())
+            .count();
+        (finished, self.nodes.len())
+    }
+
     /// A failed step with `on_failure: ask`: the run waits for a performer's choice.
     pub fn asks(&self, index: usize) -> bool {
         self.state(index) == StepState::Failed

@@ -16,7 +16,7 @@ mod people;
 mod resume;
 mod step;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,6 +101,10 @@ pub enum ProgressEvent {
         detail: String,
         elapsed_ms: u64,
         expected_ms: Option<u64>,
+        /// Steps finished so far and steps in the run now (a contingency branch adds to it;
+        /// after a resume it counts what finished before), when the executor knows.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        counted: Option<(usize, usize)>,
     },
     StepWaiting {
         step: String,
@@ -113,6 +117,15 @@ pub enum ProgressEvent {
     RunFinished {
         run_id: String,
         state: RunState,
+    },
+    /// A measurement of `procedure.verify_after` after the rollback ran: what it found and how
+    /// long the checks have held so far against the hold.
+    Verification {
+        criterion: String,
+        class: String,
+        reason: String,
+        held_ms: u64,
+        hold_ms: u64,
     },
 }
 
@@ -148,6 +161,12 @@ impl Executor {
             lease: None,
             drain: None,
         }
+    }
+
+    /// Where this executor reports progress (the verification after a rollback reports there
+    /// too).
+    pub fn progress(&self) -> &dyn Progress {
+        self.progress.as_ref()
     }
 
     /// Drains on `drain`: once it turns `true`, no step starts (nor does a manual step begin
@@ -411,6 +430,8 @@ impl Executor {
         let mut running = 0usize;
         let mut aborted = false;
         let mut drain = self.drain.clone();
+        // Reminders sent (by count) and escalations made, per waiting manual step.
+        let mut reminded: HashMap<String, (u64, bool)> = HashMap::new();
         loop {
             let draining = drain.as_ref().is_some_and(|d| *d.borrow());
             let now = self.clock.now_ms();
@@ -451,6 +472,7 @@ impl Executor {
                             detail: record.note.clone().unwrap_or_default(),
                             elapsed_ms: 0,
                             expected_ms: None,
+                            counted: None,
                         });
                         batch.push((
                             record.clone(),
@@ -506,6 +528,19 @@ impl Executor {
                 }
                 // Durable before anything it describes happens or is depended on.
                 self.store.record_steps(&batch).await?;
+            }
+            // Number the finished steps as they are announced: n of the run's steps now.
+            let (finished_now, total) = graph.counted();
+            let finishing = after_commit
+                .iter()
+                .filter(|e| matches!(e, ProgressEvent::StepFinished { .. }))
+                .count();
+            let mut n = finished_now.saturating_sub(finishing);
+            for event in &mut after_commit {
+                if let ProgressEvent::StepFinished { counted, .. } = event {
+                    n += 1;
+                    *counted = Some((n, total));
+                }
             }
             for event in &after_commit {
                 self.progress.event(event);
@@ -578,6 +613,7 @@ impl Executor {
                     }
                 }
                 () = tick => {
+                    self.remind(context, &graph, actor, &mut reminded).await?;
                     // People act through the store: confirmations, resolutions, aborts.
                     let run = self.store.get_run(&run_id).await?;
                     if run.state == RunState::Aborted && !aborted {
@@ -600,6 +636,7 @@ impl Executor {
                                         .zip(record.started_at_ms)
                                         .map_or(0, |(f, s)| u64::try_from(f - s).unwrap_or(0)),
                                     expected_ms: graph.expected_ms(&record.step_id),
+                                    counted: Some(graph.counted()),
                                 });
                             }
                         }
@@ -651,6 +688,70 @@ impl Executor {
             state,
         });
         self.summary(&run_id).await
+    }
+}
+
+impl Executor {
+    /// Manual steps that wait are not forgotten: every `manual.remind_every` their people hear
+    /// again (`manual_step_reminded`, announced as `manual_step_waiting`), and after
+    /// `manual.timeout` it escalates (`manual_step_escalated`, announced as `escalated`). Only
+    /// while an executor waits for people (a terminal, or the server).
+    async fn remind(
+        &self,
+        context: &Context,
+        graph: &Graph,
+        actor: &str,
+        reminded: &mut HashMap<String, (u64, bool)>,
+    ) -> Result<(), ExecError> {
+        let now = self.clock.now_ms();
+        let mut events = Vec::new();
+        for node in &graph.nodes {
+            let Some(record) = node.record.as_ref() else {
+                continue;
+            };
+            if record.state != StepState::WaitingManual {
+                continue;
+            }
+            let (by, wait) = match &node.step.kind {
+                backout_model::plan::StepKind::Manual { by, .. } => (by, &node.step.manual_wait),
+                _ => continue,
+            };
+            let waited = now - record.started_at_ms.unwrap_or(now);
+            let entry = reminded.entry(node.step.id.clone()).or_default();
+            if let Some(every) = wait.remind_every.map(|d| d.as_millis()).filter(|e| *e > 0) {
+                let due = u64::try_from(waited).unwrap_or(0) / every;
+                if due > entry.0 {
+                    entry.0 = due;
+                    events.push(
+                        NewEvent::new("manual_step_reminded", actor, now)
+                            .run(&context.run_id)
+                            .step(&node.step.id)
+                            .payload(json!({ "by": by, "reminder": due, "waited_ms": waited })),
+                    );
+                }
+            }
+            if let Some(timeout) = wait.timeout
+                && !entry.1
+                && u64::try_from(waited).unwrap_or(0) >= timeout.as_millis()
+            {
+                entry.1 = true;
+                events.push(
+                    NewEvent::new("manual_step_escalated", actor, now)
+                        .run(&context.run_id)
+                        .step(&node.step.id)
+                        .payload(json!({ "by": by, "timeout": timeout.to_string(), "waited_ms": waited })),
+                );
+            }
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        let events: Vec<NewEvent> = events
+            .into_iter()
+            .map(|e| routed(&context.plan, e).fenced(context.fence.clone()))
+            .collect();
+        self.store.append_events(&events).await?;
+        Ok(())
     }
 }
 

@@ -84,6 +84,7 @@ pub(super) async fn execute_step(
                 detail,
                 elapsed_ms,
                 expected_ms,
+                counted: None,
             };
             return Ok(Finished {
                 record,
@@ -157,6 +158,7 @@ pub(super) async fn execute_step(
             detail,
             elapsed_ms,
             expected_ms,
+            counted: None,
         };
         return Ok(Finished {
             record,

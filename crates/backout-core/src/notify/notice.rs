@@ -480,6 +480,11 @@ fn summary(facts: &Facts<'_>, event: Event, notice: &Notice) -> String {
             };
             format!("{what}: {} {verb} the rollback", facts.event.actor)
         }
+        Event::Escalated if facts.event.kind == "manual_step_escalated" => format!(
+            "{what}: ESCALATED: manual step {step_id} has waited {} for {}",
+            text("timeout"),
+            text("by")
+        ),
         Event::Escalated => format!(
             "{what}: escalated, no one acted in time{}",
             if notice.deciders.is_empty() {
@@ -489,6 +494,10 @@ fn summary(facts: &Facts<'_>, event: Event, notice: &Notice) -> String {
             }
         ),
         Event::Started => format!("{what}: backout started (run {run_id})"),
+        Event::ManualStepWaiting if facts.event.kind == "manual_step_reminded" => format!(
+            "{what}: reminder: manual step {step_id} still waits for {}",
+            text("by")
+        ),
         Event::ManualStepWaiting => {
             format!("{what}: manual step {step_id} waits for {}", text("by"))
         }

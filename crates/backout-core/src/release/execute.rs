@@ -96,7 +96,16 @@ pub async fn carry_out(
             verified: None,
         });
     }
-    let verified = conclude(store, release_id, &summary, actor, resolver, clock).await?;
+    let verified = conclude(
+        store,
+        release_id,
+        &summary,
+        actor,
+        resolver,
+        clock,
+        executor.progress(),
+    )
+    .await?;
     Ok(Rollback { summary, verified })
 }
 
@@ -109,6 +118,7 @@ async fn conclude(
     actor: &str,
     resolver: Arc<Resolver>,
     clock: &dyn Clock,
+    progress: &dyn crate::executor::Progress,
 ) -> Result<Option<Verified>, ExecError> {
     store
         .append_event(
@@ -130,6 +140,7 @@ async fn conclude(
         resolver,
         clock,
         actor,
+        progress,
     )
     .await?;
     Ok(Some(verified))
@@ -145,6 +156,7 @@ pub async fn conclude_resumed(
     actor: &str,
     resolver: Arc<Resolver>,
     clock: &dyn Clock,
+    progress: &dyn crate::executor::Progress,
 ) -> Result<Option<Verified>, ExecError> {
     let Some(release_id) = summary.run.release_id.as_deref() else {
         return Ok(None);
@@ -174,5 +186,5 @@ pub async fn conclude_resumed(
     if ended {
         return Ok(None);
     }
-    conclude(store, release_id, summary, actor, resolver, clock).await
+    conclude(store, release_id, summary, actor, resolver, clock, progress).await
 }

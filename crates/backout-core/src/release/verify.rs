@@ -18,6 +18,7 @@ use crate::criteria::sources;
 use crate::criteria::{CriterionState, CriterionStatus, classify};
 use crate::env::Resolver;
 use crate::errors::ExecError;
+use crate::executor::{Progress, ProgressEvent};
 use crate::notify::routed;
 
 /// How a verification ended.
@@ -40,10 +41,21 @@ pub async fn verify_after(
     resolver: Arc<Resolver>,
     clock: &dyn Clock,
     actor: &str,
+    progress: &dyn Progress,
 ) -> Result<Verified, ExecError> {
     let release = store.get_release(release_id).await?;
     let plan = Tracker::plan_of(&release)?;
     let Some(verify) = plan.procedure.given().and_then(|p| p.verify_after.clone()) else {
+        // Nothing to verify: the procedure's success concludes the release.
+        let now = clock.now_ms();
+        let detail = "the procedure succeeded; the plan has no verify_after";
+        let event = routed(
+            &plan,
+            NewEvent::new("rolled_back", actor, now)
+                .payload(json!({ "run_id": run_id, "detail": detail, "verified": false }))
+                .release(release_id),
+        );
+        conclude_release(store, release_id, detail, &event, now).await?;
         return Ok(Verified::NotRequired);
     };
     let configured = sources::of_plan(&plan);
@@ -76,6 +88,18 @@ pub async fn verify_after(
             // No warm-up: the criteria's `delay` is about the forward deployment.
             states[i].observe(criterion, &observation, now, i64::MIN / 2);
             due[i] = now + millis(criterion.every.as_millis());
+            progress.event(&ProgressEvent::Verification {
+                criterion: criterion.id.clone(),
+                class: serde_json::to_value(class)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                reason: reason.clone(),
+                held_ms: states[i]
+                    .passing_since_ms
+                    .map_or(0, |t| u64::try_from(now - t).unwrap_or(0)),
+                hold_ms: verify.hold.as_millis(),
+            });
             events.push(
                 NewEvent::new("verification", actor, now)
                     .payload(json!({

@@ -244,8 +244,12 @@ impl Progress for HumanProgress {
                 detail,
                 elapsed_ms,
                 expected_ms,
+                counted,
             } => {
-                let n = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let mine = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                // The executor's count knows steps finished before a resume and the steps a
+                // contingency branch added; without it, count what this process saw.
+                let (n, total) = counted.unwrap_or((mine, self.total.max(mine)));
                 let took = Duration::from_millis(*elapsed_ms);
                 let (mark, s) = match state {
                     StepState::Succeeded => ("✓", green),
@@ -257,8 +261,6 @@ impl Progress for HumanProgress {
                 } else {
                     format!(": {detail}")
                 };
-                // Contingency steps can add to the planned count.
-                let total = self.total.max(n);
                 let eta = match self.eta(step) {
                     Some(left) if n < total => format!(", about {left} left"),
                     _ => String::new(),
@@ -294,6 +296,22 @@ impl Progress for HumanProgress {
                 )
             }
             ProgressEvent::RunFinished { .. } => return,
+            // After the rollback ran, its verification is not silent: each measurement says
+            // how long the checks have held so far.
+            ProgressEvent::Verification {
+                criterion,
+                class,
+                reason,
+                held_ms,
+                hold_ms,
+            } => {
+                let held = Duration::from_millis(*held_ms / 1000 * 1000);
+                let hold = Duration::from_millis(*hold_ms);
+                let s = if class == "passing" { green } else { yellow };
+                format!(
+                    "{at} verify_after: {s}{criterion} {class}{s:#} ({reason}); held {held} of {hold}"
+                )
+            }
         };
         eprintln!("{line}");
     }

@@ -227,6 +227,7 @@ pub(super) async fn continue_run(
         &actor(global),
         Arc::new(Resolver::from_env()),
         &SystemClock,
+        executor.progress(),
     )
     .await?;
     let code = finish(&summary, format);
