@@ -117,22 +117,42 @@ impl Outcome {
 
     /// The outcome of `release` given its replayed decisions.
     pub fn of(release: &Release, decisions: &Decisions) -> Outcome {
-        if let Some(rollback) = decisions.rollback {
-            return rollback;
+        match decisions.rollback {
+            Some(rollback) => rollback,
+            None => Outcome::of_record(release),
         }
+    }
+
+    /// The outcome a release's record alone tells: exact for a closed release (its close
+    /// reason says how it ended); an open one may also be rolling back or have a failed
+    /// rollback, which only its journal tells ([`Outcome::of`]).
+    pub fn of_record(release: &Release) -> Outcome {
+        let reason = release.close_reason.as_deref().unwrap_or_default();
         match release.state {
             backout_store::ReleaseState::Open => Outcome::Open,
-            backout_store::ReleaseState::Closed
-                if release
-                    .close_reason
-                    .as_deref()
-                    .is_some_and(|r| r.starts_with("success")) =>
-            {
+            // `verify::conclude_release` closes with "rolled back: …" / "rollback unverified: …".
+            backout_store::ReleaseState::Closed if reason.starts_with("rolled back") => {
+                Outcome::RolledBack
+            }
+            backout_store::ReleaseState::Closed if reason.starts_with("rollback unverified") => {
+                Outcome::RollbackUnverified
+            }
+            backout_store::ReleaseState::Closed if reason.starts_with("success") => {
                 Outcome::Succeeded
             }
             backout_store::ReleaseState::Closed => Outcome::Closed,
         }
     }
+
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Open,
+        Outcome::RollingBack,
+        Outcome::RolledBack,
+        Outcome::RollbackUnverified,
+        Outcome::RollbackFailed,
+        Outcome::Succeeded,
+        Outcome::Closed,
+    ];
 }
 
 impl Decisions {
