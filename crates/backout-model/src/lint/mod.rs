@@ -11,6 +11,7 @@ pub mod evidence;
 mod people;
 mod questions;
 mod references;
+mod sealed;
 mod secrets;
 mod steps;
 mod testing;
@@ -164,6 +165,7 @@ impl Checker {
         people::check(spec, self);
         timing::check(spec, self);
         testing::check(spec, self);
+        sealed::check(spec, self);
         if self.resolve {
             references::check(spec, &lists, self);
         }
