@@ -139,7 +139,11 @@ fn channel_kind(env: &str, name: &Spanned<String>, channel: &ChannelSpec, checke
                 format!(
                     "channel `{}` of testing.overrides.{env}.channels has {}",
                     name.value,
-                    if kinds == 0 { "no kind".to_string() } else { format!("{kinds} kinds") }
+                    if kinds == 0 {
+                        "no kind".to_string()
+                    } else {
+                        format!("{kinds} kinds")
+                    }
                 ),
             )
             .with_help("give it exactly one of webhook, slack, email, command"),
@@ -163,7 +167,9 @@ fn reached(spec: &PlanSpec) -> Vec<(String, &Spanned<String>)> {
         criteria.iter().map(|c| &c.value).find(|c| c.id.value == id)
     };
     let prometheus = sources.and_then(|s| s.prometheus.as_ref()).map(|e| &e.url);
-    let alertmanager = sources.and_then(|s| s.alertmanager.as_ref()).map(|e| &e.url);
+    let alertmanager = sources
+        .and_then(|s| s.alertmanager.as_ref())
+        .map(|e| &e.url);
     let mut measured: Vec<(String, &str)> = Vec::new();
     if let Some(Section::Given(procedure)) = spec.procedure.as_deref() {
         for p in procedure.preconditions.iter().flatten() {

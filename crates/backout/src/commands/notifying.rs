@@ -28,6 +28,9 @@ const POLL: Duration = Duration::from_millis(500);
 /// How often the grace after the work looks again for what became due.
 const GRACE_POLL: Duration = Duration::from_millis(200);
 
+/// However short the grace, what is due when the work ends is sent for up to this long.
+const DRAIN: Duration = Duration::from_secs(15);
+
 /// The grace when `BACKOUT_DELIVERY_GRACE` is not set.
 const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
@@ -146,11 +149,16 @@ async fn deliver(
             () = tokio::time::sleep(poll) => {}
         }
     }
-    // After the work: the command's own deliveries, retried as they fall due, for the grace.
-    let deadline = tokio::time::Instant::now() + grace();
+    // After the work: what is due now is sent (for at most DRAIN, as before there was a
+    // grace), and the command's own deliveries are retried as they fall due, for the grace.
+    let started = tokio::time::Instant::now();
+    let deadline = started + grace();
     loop {
         let round = dispatcher.dispatch_due().await?;
         round.iter().for_each(report);
+        if !round.is_empty() && started.elapsed() < DRAIN {
+            continue;
+        }
         let pending = pending_since(store.as_ref(), since).await?;
         if pending.is_empty() || tokio::time::Instant::now() >= deadline {
             return Ok(pending);
