@@ -158,6 +158,11 @@ mod tests {
             [("ops", DeliveryKind::Slack, "success")]
         );
         assert!(route(&plan, &verdict("healthy")).is_empty());
+        assert_eq!(
+            lifecycle_event("verdict", &json!({ "verdict": "degrading" })),
+            Some(Event::Degrading),
+            "degrading is routable"
+        );
         assert!(route(&plan, &verdict("closed")).is_empty());
     }
 

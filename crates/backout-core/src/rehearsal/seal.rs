@@ -279,3 +279,120 @@ pub fn host_of(url: &str) -> Option<&str> {
     };
     (!host.is_empty()).then_some(host)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(testing: &str) -> Plan {
+        let text = format!(
+            r#"version: 1
+release: {{ service: s, version: "2", rollback_to: "1", environment: production }}
+owners: {{ deployment_engineer: a@example.com }}
+people: {{ ops: [a@example.com] }}
+criteria:
+  sources: {{ prometheus: {{ url: "https://prometheus.internal.example.com" }} }}
+  rollback_when:
+    - {{ id: health, http: {{ url: "https://app.internal.example.com/healthz" }} }}
+    - {{ id: errors, prometheus: "q", fails_if: "> 1" }}
+window: {{ closes_after: 4h }}
+authorization: {{ deciders: ops }}
+execution: {{ performers: ops }}
+procedure:
+  steps:
+    - {{ id: deploy, http: {{ method: POST, url: "https://app.internal.example.com/deploy" }}, expected: 1s }}
+    - {{ id: settle, needs: [deploy], wait: {{ until: health, timeout: 1m }}, expected: 1s }}
+    - {{ id: check, needs: [settle], run: "true", verify: {{ criterion: errors }}, expected: 1s }}
+    - {{ id: hook, needs: [check], http: {{ url: "${{HOOK_URL}}/x" }}, expected: 1s }}
+contingency: {{ not_applicable: "t" }}
+workarounds: []
+expected_duration: {{ not_applicable: "t" }}
+communication:
+  channels:
+    ops: {{ webhook: "https://hooks.example.com/ops" }}
+    pager: {{ command: "page" }}
+  notify: {{ completed: [ops, pager] }}
+{testing}"#
+        );
+        let linted = backout_model::lint(&text);
+        linted
+            .plan
+            .unwrap_or_else(|| panic!("test plan lints: {:#?}", linted.diagnostics))
+    }
+
+    fn channels(plan: &Plan) -> Vec<String> {
+        plan.communication
+            .given()
+            .map(|c| c.channels.iter().map(|ch| ch.name.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn places(unsealed: &[Unsealed]) -> Vec<&str> {
+        unsealed.iter().map(|u| u.place.as_str()).collect()
+    }
+
+    #[test]
+    fn channels_are_the_environments_or_only_those_testing_notify_lists() {
+        let none = plan("testing: { rehearse_in: staging }");
+        assert!(channels(&seal(none.clone(), "staging")).is_empty());
+        assert_eq!(
+            channels(&none),
+            ["ops", "pager"],
+            "the plan itself is unchanged"
+        );
+        let listed = plan("testing: { rehearse_in: staging, notify: [pager] }");
+        assert_eq!(channels(&seal(listed, "staging")), ["pager"]);
+        let own = plan(
+            "testing:\n  rehearse_in: staging\n  notify: [pager]\n  overrides:\n    staging:\n      channels: { ops: { webhook: \"https://hooks.example.com/staging\" } }",
+        );
+        let sealed = seal(own, "staging");
+        assert_eq!(channels(&sealed), ["ops"]);
+        assert_eq!(seal(sealed.clone(), "staging"), sealed, "idempotent");
+    }
+
+    #[test]
+    fn every_url_must_be_rewritten_set_by_the_environment_or_shared() {
+        let resolver = Resolver::from_vars([(
+            "HOOK_URL".to_string(),
+            "https://hooks.example.com".to_string(),
+        )]);
+        let bare = plan("testing: { rehearse_in: staging, notify: [ops] }");
+        assert_eq!(
+            places(&unsealed_urls(&bare, "staging", &resolver)),
+            [
+                "step `deploy`",
+                "step `hook`",
+                "step `settle` (waits on criterion `health`)",
+                "step `check`'s verify (criterion `errors`)",
+                "channel `ops`",
+            ]
+        );
+        let sealed = plan(
+            r#"testing:
+  rehearse_in: staging
+  notify: [ops]
+  shared_hosts: [prometheus.internal.example.com, HOOKS.example.com]
+  overrides:
+    staging:
+      env: { HOOK_URL: "http://127.0.0.1:9" }
+      urls: { "https://app.internal.example.com": "https://app.staging.example.com" }"#,
+        );
+        let mut resolver = resolver;
+        resolver.extend([("HOOK_URL".to_string(), "http://127.0.0.1:9".to_string())]);
+        assert_eq!(unsealed_urls(&sealed, "staging", &resolver), []);
+    }
+
+    #[test]
+    fn hosts_of_urls() {
+        assert_eq!(
+            host_of("https://a.example.com:8443/x"),
+            Some("a.example.com")
+        );
+        assert_eq!(
+            host_of("http://user:pw@b.example.com/"),
+            Some("b.example.com")
+        );
+        assert_eq!(host_of("http://[::1]:80/"), Some("::1"));
+        assert_eq!(host_of("ftp://x"), None);
+    }
+}
