@@ -8,6 +8,7 @@
 
 mod criteria;
 pub mod evidence;
+mod on_error;
 mod people;
 mod questions;
 mod references;
@@ -166,6 +167,7 @@ impl Checker {
         timing::check(spec, self);
         testing::check(spec, self);
         sealed::check(spec, self);
+        on_error::check(spec, self);
         if self.resolve {
             references::check(spec, &lists, self);
         }
