@@ -174,6 +174,12 @@ fn a_stopped_service_trips_its_on_error_fail_criterion() {
       trips_after: 3
       timeout: 2s
 window: {{ closes_after: 1h }}
+communication:
+  channels:
+    log: {{ command: 'cat >> "$WORK/notices"; echo >> "$WORK/notices"' }}
+  notify:
+    degrading: [log]
+    rollback_required: [log]
 "#,
             service.url("/healthz")
         ),
@@ -228,6 +234,18 @@ window: {{ closes_after: 1h }}
         "watch prints the degrading verdict:\n{}",
         stdout(&out)
     );
+    // Announced once for the episode (two failing measurements, one notice), then the trip.
+    let mut notices: Vec<String> = sandbox
+        .read("notices")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let notice: Value = serde_json::from_str(l).expect("a notice per line");
+            notice["event"].as_str().unwrap_or("").to_string()
+        })
+        .collect();
+    notices.sort();
+    assert_eq!(notices, ["degrading", "rollback_required"]);
 }
 
 /// The same service down under the default `on_error: inconclusive`: the first error is never
