@@ -8,9 +8,11 @@
 
 mod criteria;
 pub mod evidence;
+mod on_error;
 mod people;
 mod questions;
 mod references;
+mod sealed;
 mod secrets;
 mod steps;
 mod testing;
@@ -164,6 +166,8 @@ impl Checker {
         people::check(spec, self);
         timing::check(spec, self);
         testing::check(spec, self);
+        sealed::check(spec, self);
+        on_error::check(spec, self);
         if self.resolve {
             references::check(spec, &lists, self);
         }
