@@ -723,18 +723,20 @@ pub async fn clear_execution_of(
             decisions.rollback,
             Some(Outcome::RollbackFailed | Outcome::RollbackUnverified)
         );
-    if release.window_closed(now_ms) && !override_window && !recovering {
-        return Err(ExecError::Refused(super::window_closed(
-            &release,
-            Some(&plan),
-        )));
-    }
+    // A rollback already under way (or over) is answered with where it stands and the ways
+    // forward, before the window, which a concluded rollback closes.
     if let Some(run) = decisions.executions.last()
         && !recovering
     {
         return Err(ExecError::Refused(
             already_started(store, id, &plan, run, decisions.rollback).await,
         ));
+    }
+    if release.window_closed(now_ms) && !override_window && !recovering {
+        return Err(ExecError::Refused(super::window_closed(
+            &release,
+            Some(&plan),
+        )));
     }
     store
         .append_event(
