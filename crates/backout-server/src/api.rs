@@ -161,6 +161,28 @@ pub struct StartBody {
     rollback_to: Option<String>,
     /// When the deployment happened, RFC 3339 (default: now).
     at: Option<String>,
+    /// Refuse unless the plan is accepted (`backout start --require-accepted`).
+    #[serde(default)]
+    require_accepted: bool,
+}
+
+/// Refuses a plan whose content hash nobody accepted.
+async fn require_plan_accepted(state: &AppState, source: &str) -> Result<(), ApiError> {
+    let linted = backout_model::lint(source);
+    let (Some(plan), Some(hash)) = (linted.plan, linted.hash) else {
+        return Ok(()); // `valid` already refused it.
+    };
+    if release::accept::acceptance(state.store.as_ref(), &hash)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "refused",
+            release::accept::not_accepted(&plan, "refusing to open the release"),
+        ));
+    }
+    Ok(())
 }
 
 /// `POST /api/v1/releases`: opens a release guarded by the plan in the body.
@@ -171,6 +193,9 @@ pub async fn start_release(
 ) -> ApiResult {
     caller.require(Role::Performer, "start releases")?;
     crate::plans::valid(&body.plan, "plan.yaml")?;
+    if state.require_accepted || body.require_accepted {
+        require_plan_accepted(&state, &body.plan).await?;
+    }
     let at_ms = match &body.at {
         Some(at) => {
             let at_ms = backout_core::time::parse_rfc3339(at)
@@ -325,6 +350,7 @@ pub async fn execute(
     MaybeBody(body): MaybeBody<ExecuteBody>,
 ) -> ApiResult {
     caller.require(Role::Performer, "execute rollbacks")?;
+    crate::plans::require_accepted(state.store.as_ref(), &id).await?;
     let cleared = decide::clear_execution_of(
         state.store.as_ref(),
         &id,

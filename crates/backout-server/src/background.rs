@@ -111,6 +111,9 @@ async fn watch_all(state: AppState, leases: LeaseSettings, stopping: watch::Rece
             actor: SERVER_ACTOR.to_string(),
             all: true,
             lease: Some(leases.clone()),
+            // The server runs no command and honours no automatic approval of a plan nobody
+            // accepted (`backout accept`).
+            require_accepted: true,
             ..WatchOptions::default()
         };
         let result = async {

@@ -57,6 +57,10 @@ pub struct ServeOptions {
     /// At shutdown, how long the steps running may take to finish (no new step starts) before
     /// they are stopped as a crash would stop them.
     pub drain: Duration,
+    /// Refuse to open releases whose plan is not accepted (`serve --require-accepted`). Without
+    /// it such releases open, but their command criteria do not run, no automatic approval is
+    /// honoured and nothing is executed until the plan is accepted.
+    pub require_accepted: bool,
 }
 
 impl Default for ServeOptions {
@@ -69,6 +73,7 @@ impl Default for ServeOptions {
             lease_ttl: lease_ttl_from_env(),
             replica: None,
             drain: Duration::from_secs(30),
+            require_accepted: false,
         }
     }
 }
@@ -127,7 +132,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (stop, stopping) = watch::channel(false);
-    let state = AppState::new(store.clone(), stopping.clone(), options.feed.clone());
+    let mut state = AppState::new(store.clone(), stopping.clone(), options.feed.clone());
+    state.require_accepted = options.require_accepted;
     let leases = LeaseSettings {
         owner: options.replica.clone().unwrap_or_else(new_replica_id),
         ttl: options.lease_ttl,

@@ -234,3 +234,60 @@ fn evidence_json(evidence: &Evidence) -> Value {
     }
     value
 }
+
+/// Executions on the server need the release's plan accepted (`backout accept`): a plan whose
+/// uploader could run commands as the server would be its own root of trust.
+pub async fn require_accepted(
+    store: &dyn backout_store::Store,
+    release_id: &str,
+) -> Result<(), ApiError> {
+    let release = store.get_release(release_id).await?;
+    if backout_core::release::accept::acceptance(store, &release.plan_hash)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let plan = backout_core::release::Tracker::plan_of(&release)?;
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "refused",
+        backout_core::release::accept::not_accepted(
+            &plan,
+            "this server executes nothing of this release yet",
+        ),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptBody {
+    plan: String,
+}
+
+/// `POST /api/v1/plans/accept`: the plan's deployment engineer (the token's user) or an admin
+/// accepts its exact content; the server then runs its command criteria, honours its automatic
+/// approvals and executes it.
+pub async fn accept(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<crate::auth::Caller>,
+    crate::api::Body(body): crate::api::Body<AcceptBody>,
+) -> Result<Response, ApiError> {
+    valid(&body.plan, "plan.yaml")?;
+    let admin = caller.role == Role::Admin;
+    let accepted = backout_core::release::accept::accept(
+        state.store.as_ref(),
+        &body.plan,
+        &caller.user,
+        admin,
+        backout_core::clock::Clock::now_ms(&backout_core::clock::SystemClock),
+    )
+    .await?;
+    tracing::info!(hash = %accepted.plan_hash, user = %caller.user, "plan accepted");
+    Ok(Json(json!({
+        "plan_hash": accepted.plan_hash,
+        "accepted_by": accepted.actor,
+        "accepted_at_ms": accepted.at_ms,
+    }))
+    .into_response())
+}

@@ -24,6 +24,8 @@ pub struct AppState {
     /// The journal's last `seq` from the store's change feed, when there is one (cached
     /// answers are dropped as soon as it moves: [`crate::cache`]).
     pub journal: Option<watch::Receiver<u64>>,
+    /// Releases open only for accepted plans (`serve --require-accepted`).
+    pub require_accepted: bool,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
             store,
             verdicts: Arc::new(Mutex::new(HashMap::new())),
             stopping,
+            require_accepted: false,
         }
     }
 

@@ -46,6 +46,12 @@ pub enum Command {
     /// Print the JSON Schema of the plan format (for editor completion).
     #[command(after_help = "Example:\n  backout schema > backout.schema.json")]
     Schema,
+    /// Accept a plan's exact content, as its deployment engineer (or, on a server, an admin):
+    /// only then does a server run its command criteria, honour its automatic approvals and execute it.
+    #[command(
+        after_help = "Example:\n  backout --as owner@example.com accept backout.yaml\n\nThe acceptance is journaled with the plan's content hash; any edit needs a new one."
+    )]
+    Accept(AcceptArgs),
     /// Open a release guarded by a plan: its rollback window opens at the deployment (now, or --at).
     #[command(
         after_help = "Example:\n  backout start backout.yaml --version 2.14.0 --rollback-to 2.13.4"
@@ -267,6 +273,16 @@ pub struct StartArgs {
     /// Refuse (exit 5) when the plan has no fresh successful rehearsal of its current content.
     #[arg(long)]
     pub require_tested: bool,
+    /// Refuse (exit 5) unless this exact plan content was accepted (`backout accept`).
+    #[arg(long)]
+    pub require_accepted: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AcceptArgs {
+    /// The plan file whose exact content (its hash) is accepted.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -514,6 +530,11 @@ pub struct ServeArgs {
     /// Address and port to listen on (port 0 picks a free one; the address is printed).
     #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
     pub listen: String,
+    /// Open releases only for accepted plans (`backout accept`). Without it, a release of an
+    /// unaccepted plan opens, but its command criteria do not run, no automatic approval is
+    /// honoured and nothing is executed until its plan is accepted.
+    #[arg(long)]
+    pub require_accepted: bool,
     /// Load a demo: a plan whose criteria read a fake service served by this process (raise
     /// its error rate from the web UI or with curl) and whose steps are harmless local
     /// commands, with one token per role printed at start. Uses its own data directory unless

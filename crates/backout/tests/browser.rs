@@ -85,6 +85,16 @@ async fn the_web_ui_takes_a_release_from_start_to_a_rollback_run_live_in_a_brows
     let carol = token(&sandbox, "carol@example.com", "decider");
     let dan = token(&sandbox, "dan@example.com", "decider");
     let server = Server::start(&sandbox);
+    // The plan's deployment engineer accepts it: the server runs its command criterion and
+    // executes it only then.
+    let owner = token(&sandbox, "owner@example.com", "viewer");
+    support::server::accept(
+        &support::server::client(),
+        &server.url("/api/v1/plans/accept"),
+        &owner,
+        &plan,
+    )
+    .await;
     let driver = Driver::start();
     let browser = Browser::open(&driver).await;
 

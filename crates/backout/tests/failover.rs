@@ -158,6 +158,8 @@ struct Setup {
     sandbox: Sandbox,
     performer: String,
     decider: String,
+    /// The plans' deployment engineer, who accepts them.
+    owner: String,
     // Last: dropped after the store's pool is closed.
     db: TestDatabase,
 }
@@ -215,11 +217,13 @@ impl Setup {
         };
         let performer = token("erin@example.com", "performer");
         let decider = token("carol@example.com", "decider");
+        let owner = token("owner@example.com", "viewer");
         Setup {
             store,
             sandbox,
             performer,
             decider,
+            owner,
             db,
         }
     }
@@ -230,6 +234,13 @@ impl Setup {
 
     /// Opens a release of `plan` through `replica` and requests its rollback; returns its id.
     async fn requested(&self, client: &reqwest::Client, replica: &Server, plan: &str) -> String {
+        support::server::accept(
+            client,
+            &replica.url("/api/v1/plans/accept"),
+            &self.owner,
+            plan,
+        )
+        .await;
         let (status, body) = call(
             client,
             "POST",

@@ -181,6 +181,15 @@ fn a_release_is_rolled_back_through_the_server() {
     assert!(text.contains("· contract"), "{text}");
     assert!(text.contains("decision: approved at "), "{text}");
 
+    // Nothing is executed on the server before the plan's deployment engineer accepts it.
+    let out = run(at(&erin), &["execute", &rel]);
+    assert_code(&out, 5, "execute of an unaccepted plan");
+    assert!(stderr(&out).contains("not accepted"), "{}", stderr(&out));
+    let out = run(at(&erin), &["accept", "plan.yaml"]);
+    assert_code(&out, 5, "a performer accepts the plan");
+    let owner = token(&sandbox, "owner@example.com", "viewer");
+    assert_code(&run(at(&owner), &["accept", "plan.yaml"]), 0, "accept");
+
     // A decider may not execute (the plan's performers), a performer may; the run stops at the
     // manual step: exit 7.
     let out = run(at(&carol), &["execute", &rel]);
@@ -498,6 +507,10 @@ testing: { rehearse_in: staging, max_age: 30d }
         0,
         "approve",
     );
+    let owner = token(&sandbox, "owner@example.com", "viewer");
+    let out = run(at(&erin), &["start", "plan.yaml", "--require-accepted"]);
+    assert_code(&out, 5, "start --require-accepted before the acceptance");
+    assert_code(&run(at(&owner), &["accept", "plan.yaml"]), 0, "accept");
     let out = run(at(&erin), &["execute", &rel]);
     assert_code(&out, 6, "the downgrade fails");
     let run_id = stderr(&out)

@@ -80,7 +80,9 @@ async fn the_api_enforces_roles_and_the_plan_and_runs_a_rollback_live() {
     let (status, body) = call(&client, "GET", &server.url("/api/v1/releases"), None, None).await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(error_of(&body).0, "unauthorized");
-    let forged = format!("{}0", &viewer[..viewer.len() - 1]);
+    // The last character changed (to another one: a token ending in 0 stays valid with 0).
+    let last = if viewer.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{last}", &viewer[..viewer.len() - 1]);
     let (status, _) = call(
         &client,
         "GET",
@@ -215,8 +217,30 @@ async fn the_api_enforces_roles_and_the_plan_and_runs_a_rollback_live() {
     assert_eq!(body["approved"], true);
     assert_eq!(body["actor"], "carol@example.com");
 
-    // The decider may not execute (not a performer of the plan); the performer does.
+    // Nothing of an unaccepted plan is executed on the server; only its deployment engineer
+    // (or an admin) accepts it.
     let execute = server.url(&format!("/api/v1/releases/{rel}/execute"));
+    let (status, body) = call(&client, "POST", &execute, Some(&performer), None).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        error_of(&body).1.contains("not accepted")
+            && error_of(&body).1.contains("owner@example.com"),
+        "{body}"
+    );
+    let accept = server.url("/api/v1/plans/accept");
+    let (status, body) = call(
+        &client,
+        "POST",
+        &accept,
+        Some(&performer),
+        Some(json!({ "plan": plan })),
+    )
+    .await;
+    assert_eq!(status, 403, "a performer accepts a plan: {body}");
+    let owner = token(&sandbox, "owner@example.com", "viewer");
+    support::server::accept(&client, &accept, &owner, &plan).await;
+
+    // The decider may not execute (not a performer of the plan); the performer does.
     let (status, body) = call(&client, "POST", &execute, Some(&decider), None).await;
     assert_eq!(status, 403, "{body}");
     assert!(error_of(&body).1.contains("execution.performers"), "{body}");
@@ -446,7 +470,15 @@ async fn a_server_stopped_by_sigterm_exits_cleanly_and_the_next_one_continues_th
     let decider = token(&sandbox, "carol@example.com", "decider");
     let client = client();
     let server = Server::start(&sandbox);
-    let (_rel, run) = approved_and_executed(&client, &server, BODY, &performer, &decider).await;
+    let (_rel, run) = approved_and_executed(
+        &client,
+        &server,
+        BODY,
+        &performer,
+        &decider,
+        &token(&sandbox, "owner@example.com", "viewer"),
+    )
+    .await;
     wait_run(
         &client,
         &server,
@@ -538,17 +570,42 @@ async fn the_server_executes_an_automatically_approved_rollback() {
     let performer = token(&sandbox, "erin@example.com", "performer");
     let client = client();
     let server = Server::start(&sandbox);
+    let plan = support::plan(AUTOMATIC);
     let (status, body) = call(
         &client,
         "POST",
         &server.url("/api/v1/releases"),
         Some(&performer),
-        Some(json!({ "plan": support::plan(AUTOMATIC) })),
+        Some(json!({ "plan": plan })),
     )
     .await;
     assert_eq!(status, 201, "{body}");
     let rel = body["id"].as_str().expect("id").to_string();
     sandbox.write("errors", "9\n");
+    // Until the plan is accepted its command criterion does not run on the server (measured
+    // as an error saying so) and nothing is approved automatically.
+    let start = Instant::now();
+    loop {
+        let journal = sandbox.run(&["audit", "export"]);
+        let gated = String::from_utf8_lossy(&journal.stdout)
+            .lines()
+            .any(|l| l.contains("\"measurement\"") && l.contains("the plan is not accepted yet"));
+        if gated {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no gated measurement:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        sandbox.read("undone").is_empty(),
+        "an unaccepted plan was executed"
+    );
+    let owner = token(&sandbox, "owner@example.com", "viewer");
+    support::server::accept(&client, &server.url("/api/v1/plans/accept"), &owner, &plan).await;
     let start = Instant::now();
     while sandbox.read("undone").is_empty() {
         assert!(

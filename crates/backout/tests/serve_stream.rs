@@ -43,7 +43,15 @@ async fn a_reconnecting_client_gets_every_event_after_its_last_once_and_in_order
     let decider = token(&sandbox, "carol@example.com", "decider");
     let server = Server::start(&sandbox);
     let client = client();
-    let (_release, run) = approved_and_executed(&client, &server, BODY, &performer, &decider).await;
+    let (_release, run) = approved_and_executed(
+        &client,
+        &server,
+        BODY,
+        &performer,
+        &decider,
+        &token(&sandbox, "owner@example.com", "viewer"),
+    )
+    .await;
     let events_url = server.url(&format!("/api/v1/runs/{run}/events"));
 
     // First connection: the history up to the manual step, then the client drops.

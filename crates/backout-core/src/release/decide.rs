@@ -537,8 +537,9 @@ pub fn follow_up(
     decisions: &Decisions,
     tracker: &Tracker,
     now_ms: i64,
+    automatic: bool,
 ) -> (Vec<NewEvent>, Option<i64>) {
-    let (events, next) = follow_up_events(plan, decisions, tracker, now_ms);
+    let (events, next) = follow_up_events(plan, decisions, tracker, now_ms, automatic);
     let events = events
         .into_iter()
         .map(|e| crate::notify::routed(plan, e))
@@ -551,6 +552,7 @@ fn follow_up_events(
     decisions: &Decisions,
     tracker: &Tracker,
     now_ms: i64,
+    automatic: bool,
 ) -> (Vec<NewEvent>, Option<i64>) {
     let id = tracker.release_id.as_str();
     let mut events = Vec::new();
@@ -578,7 +580,8 @@ fn follow_up_events(
                 )
             })
             .collect();
-        if !tripped.is_empty() && !tracker.window_closed(now_ms) {
+        // An unaccepted plan names no automatic decider: people decide (`accept.rs`).
+        if automatic && !tripped.is_empty() && !tracker.window_closed(now_ms) {
             events.push(
                 NewEvent::new("decision", AUTOMATIC, now_ms)
                     .payload(json!({

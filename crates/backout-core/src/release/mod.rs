@@ -3,6 +3,7 @@
 //! and measure its criteria: once (`check`) or continuously for many releases (`Watcher`). The
 //! CLI and the server call these with an explicit actor.
 
+pub mod accept;
 mod check;
 pub mod decide;
 mod execute;

@@ -26,6 +26,7 @@ use backout_model::Plan;
 use backout_store::{Fence, Lease, NewEvent, Release, Store, StoreError};
 use tokio::sync::mpsc;
 
+use super::accept;
 use super::check::{CheckReport, close, observe, sources_of};
 use super::decide::{self, Decisions};
 use super::tracker::{TRACKED_KINDS, Tracker};
@@ -51,6 +52,10 @@ pub struct WatchOptions {
     /// Share releases with other watchers through leases (the server's replicas): watch only
     /// the releases whose lease this one holds.
     pub lease: Option<LeaseSettings>,
+    /// Run `command` criteria and honour `authorize: automatic` only for plans whose content
+    /// hash was accepted (`backout accept`): the server, which must not run what any uploader
+    /// wrote.
+    pub require_accepted: bool,
 }
 
 impl Default for WatchOptions {
@@ -62,6 +67,7 @@ impl Default for WatchOptions {
             batch_window: Duration::from_millis(25),
             tail_every: Duration::from_secs(1),
             lease: None,
+            require_accepted: false,
         }
     }
 }
@@ -96,7 +102,8 @@ const WINDOW: usize = usize::MAX;
 
 /// What the watcher reads back from the journal: what changes a tracker, and what changes
 /// the decisions (escalations journaled by a `decide`, executions started elsewhere).
-const TAIL_KINDS: [&str; 11] = [
+const TAIL_KINDS: [&str; 12] = [
+    accept::ACCEPTED,
     TRACKED_KINDS[0],
     TRACKED_KINDS[1],
     TRACKED_KINDS[2],
@@ -121,6 +128,10 @@ struct Watched {
     closed_reported: bool,
     /// Its lease was lost (another watcher has it) or given up: nothing more is done here.
     dropped: bool,
+    /// The plan may act by itself (command criteria, automatic approval): accepted, or no
+    /// acceptance is required here.
+    trusted: bool,
+    plan_hash: String,
 }
 
 struct Finished {
@@ -224,7 +235,11 @@ impl Watcher {
         let tracker = Tracker::replay(self.store.as_ref(), release, plan.clone()).await?;
         let decisions =
             Decisions::read(self.store.as_ref(), &release.id, decide::quorum_of(&plan)).await?;
-        let sources = sources_of(&tracker, &self.resolver);
+        let trusted = !self.options.require_accepted
+            || accept::acceptance(self.store.as_ref(), &release.plan_hash)
+                .await?
+                .is_some();
+        let sources = gated(sources_of(&tracker, &self.resolver), &tracker, trusted);
         let slot = self.watched.len();
         for i in 0..tracker.criteria().len() {
             self.due.push(Reverse((tracker.due_at(i), slot, i)));
@@ -243,6 +258,8 @@ impl Watcher {
             reported: false,
             closed_reported: false,
             dropped: false,
+            trusted,
+            plan_hash: release.plan_hash.clone(),
         });
         Ok(())
     }
@@ -488,6 +505,10 @@ impl Watcher {
                 .await?;
             for event in &page {
                 self.tail_seq = event.seq;
+                if event.kind == accept::ACCEPTED {
+                    touched.extend(self.accepted(event));
+                    continue;
+                }
                 let Some(id) = &event.release_id else {
                     continue;
                 };
@@ -506,6 +527,21 @@ impl Watcher {
                 return Ok(touched);
             }
         }
+    }
+
+    /// A plan was accepted: the releases it guards may now run its command criteria and be
+    /// approved automatically.
+    fn accepted(&mut self, event: &backout_store::Event) -> Vec<usize> {
+        let hash = event.payload.get("plan_hash").and_then(|h| h.as_str());
+        let mut changed = Vec::new();
+        for (slot, watched) in self.watched.iter_mut().enumerate() {
+            if !watched.trusted && Some(watched.plan_hash.as_str()) == hash {
+                watched.trusted = true;
+                watched.sources = sources_of(&watched.tracker, &self.resolver);
+                changed.push(slot);
+            }
+        }
+        changed
     }
 
     /// Applies the decision events this watcher journaled to the decisions of their releases.
@@ -586,6 +622,7 @@ impl Watcher {
                 &watched.decisions,
                 &watched.tracker,
                 now,
+                watched.trusted,
             );
             follow.extend(events);
             if let Some(at) = next {
@@ -649,4 +686,27 @@ fn ttl_ms(settings: &LeaseSettings) -> i64 {
     i64::try_from(settings.ttl.as_millis())
         .unwrap_or(i64::MAX)
         .max(1)
+}
+
+/// The sources of an untrusted plan's `command` criteria do not run: each measures as an error
+/// saying why (acceptance), so the criterion is never judged on a command nobody vouched for.
+fn gated(
+    sources: Vec<Result<Arc<dyn Source>, String>>,
+    tracker: &Tracker,
+    trusted: bool,
+) -> Vec<Result<Arc<dyn Source>, String>> {
+    if trusted {
+        return sources;
+    }
+    sources
+        .into_iter()
+        .zip(tracker.criteria())
+        .map(|(source, criterion)| match criterion.source {
+            backout_model::plan::Source::Command(_) => Err(accept::not_accepted(
+                tracker.plan(),
+                "command criteria do not run on this server",
+            )),
+            _ => source,
+        })
+        .collect()
 }

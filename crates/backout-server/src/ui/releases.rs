@@ -655,6 +655,7 @@ pub async fn execute(
         .caller()
         .require(Role::Performer, "execute rollbacks")?;
     let user = posted.caller().user.clone();
+    crate::plans::require_accepted(state.store.as_ref(), &id).await?;
     let cleared = decide::clear_execution(state.store.as_ref(), &id, &user, now()).await?;
     let run_id = state
         .rollbacks

@@ -30,6 +30,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Lint(args) => lint::run(&args, &cli.global),
         Command::Render(args) => render::run(&args, &cli.global),
         Command::Start(args) => releases::start(&args, &cli.global),
+        Command::Accept(args) => releases::accept(&args, &cli.global),
         Command::Checkpoint(args) => releases::checkpoint(&args, &cli.global),
         Command::Check(args) => releases::check(&args, &cli.global),
         Command::Watch(args) => releases::watch(&args, &cli.global),

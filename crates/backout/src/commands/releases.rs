@@ -14,7 +14,7 @@ use backout_store::{Release, ReleaseState};
 
 use super::runs::{actor, json, now, open_store, runtime, with_store};
 use crate::cli::{
-    CheckArgs, CheckpointArgs, Global, LintFormat, RequestArgs, StartArgs, WatchArgs,
+    AcceptArgs, CheckArgs, CheckpointArgs, Global, LintFormat, RequestArgs, StartArgs, WatchArgs,
 };
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
@@ -47,6 +47,18 @@ pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError
         None => now(),
     };
     with_store(global, |store| async move {
+        if args.require_accepted {
+            let hash = backout_model::lint(&source).hash.unwrap_or_default();
+            if release::accept::acceptance(store.as_ref(), &hash)
+                .await?
+                .is_none()
+            {
+                return Err(CommandError::refused(release::accept::not_accepted(
+                    &plan,
+                    "refusing to start with --require-accepted",
+                )));
+            }
+        }
         // Q9: is this exact version of the plan rehearsed? Loud when not; refused on request.
         let evidence = super::evidence::of_service(store.as_ref(), &plan.release.service).await?;
         if let Some(problem) = super::evidence::untested(&source, &plan, &evidence) {
@@ -737,4 +749,41 @@ fn story_detail(e: &backout_store::Event) -> String {
         ),
         _ => String::new(),
     }
+}
+
+/// `accept PLAN`: the deployment engineer (or, through a server, an admin) accepts the plan's
+/// exact content; see `backout_core::release::accept`.
+pub fn accept(args: &AcceptArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    let source = super::read_plan(&args.plan).map_err(CommandError::usage)?;
+    if let Some(done) = crate::remote::run(global, |remote| {
+        let source = source.clone();
+        async move {
+            let value = remote
+                .post(
+                    "/api/v1/plans/accept",
+                    serde_json::json!({ "plan": source }),
+                )
+                .await?;
+            eprintln!(
+                "{}: content {} accepted by {}",
+                args.plan.display(),
+                short(value["plan_hash"].as_str().unwrap_or_default()),
+                value["accepted_by"].as_str().unwrap_or_default()
+            );
+            Ok(ExitCode::Ok)
+        }
+    }) {
+        return done;
+    }
+    with_store(global, |store| async move {
+        let accepted =
+            release::accept::accept(store.as_ref(), &source, &actor(global), false, now()).await?;
+        eprintln!(
+            "{}: content {} accepted by {}",
+            args.plan.display(),
+            short(&accepted.plan_hash),
+            accepted.actor
+        );
+        Ok(ExitCode::Ok)
+    })
 }

@@ -60,6 +60,7 @@ pub fn serve(args: &ServeArgs, global: &Global) -> Result<ExitCode, CommandError
         }
         let options = ServeOptions {
             feed: Some(feed.subscribe()),
+            require_accepted: args.require_accepted,
             ..ServeOptions::default()
         };
         let store: Arc<dyn Store> = Arc::new(feed);

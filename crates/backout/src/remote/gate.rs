@@ -28,6 +28,7 @@ pub fn refuse_local_only(command: &Command) -> Result<(), CommandError> {
         Command::Lint(_) => Ok(()),
         // Through the API.
         Command::Start(_)
+        | Command::Accept(_)
         | Command::Checkpoint(_)
         | Command::Check(_)
         | Command::Request(_)

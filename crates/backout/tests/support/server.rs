@@ -184,8 +184,10 @@ pub async fn approved_and_executed(
     body: &str,
     performer: &str,
     decider: &str,
+    owner: &str,
 ) -> (String, String) {
     let plan = super::plan(body);
+    accept(client, &server.url("/api/v1/plans/accept"), owner, &plan).await;
     let (status, body) = call(
         client,
         "POST",
@@ -271,4 +273,18 @@ pub async fn follow(
             }
         }
     }
+}
+
+/// Accepts `plan` (its text) through `POST /api/v1/plans/accept` with `token` (its deployment
+/// engineer's, or an admin's): only then does a server run its commands or execute it.
+pub async fn accept(client: &reqwest::Client, url: &str, token: &str, plan: &str) {
+    let (status, body) = call(
+        client,
+        "POST",
+        url,
+        Some(token),
+        Some(serde_json::json!({ "plan": plan })),
+    )
+    .await;
+    assert_eq!(status, 200, "accept: {body}");
 }

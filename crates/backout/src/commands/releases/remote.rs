@@ -70,6 +70,7 @@ pub(in crate::commands) async fn start(
         "version": args.version,
         "rollback_to": args.rollback_to,
         "at": args.at,
+        "require_accepted": args.require_accepted,
     });
     let answer = remote
         .try_call(reqwest::Method::POST, "/api/v1/releases", Some(body))
