@@ -31,7 +31,7 @@ const BODY: &str = r#"people:
   ops-oncall: [erin@example.com]
 criteria:
   rollback_when:
-    - { id: errors, title: "Checkout errors per minute", command: "cat \"$WORK/errors\"", fails_if: "> 5", every: 200ms }
+    - { id: errors, title: "Checkout errors per minute", command: "cat \"${WORK}/errors\"", fails_if: "> 5", every: 200ms }
 window: { closes_after: 1h }
 authorization: { deciders: release-managers, quorum: 2, separation_of_duties: true }
 execution: { performers: ops-oncall }

@@ -43,6 +43,8 @@ pub fn sources_of(
     resolver: &Arc<Resolver>,
 ) -> Vec<Result<Arc<dyn Source>, String>> {
     let configured = sources::of_plan(tracker.plan());
+    // Command criteria receive the plan's pass_env too (env.rs).
+    let resolver = &Arc::new(resolver.passing(tracker.plan().pass_env()));
     tracker
         .criteria()
         .iter()

@@ -8,6 +8,7 @@
 
 mod criteria;
 pub mod evidence;
+pub mod identifiers;
 mod people;
 mod questions;
 mod references;
@@ -99,6 +100,7 @@ pub fn lint(source: &str) -> Linted {
         resolve: !decoder.incomplete,
     };
     secrets::check(&root, &mut checker);
+    identifiers::check(&root, &mut checker);
     let mut plan = None;
     if let Some(spec) = spec {
         checker.check(&spec, &root);
@@ -203,6 +205,12 @@ pub(crate) fn step_lists(spec: &PlanSpec) -> Vec<StepList<'_>> {
         }
     }
     lists
+}
+
+/// Whether `text` holds a `${NAME}` reference.
+pub(crate) fn secrets_references(text: &str) -> bool {
+    text.find("${")
+        .is_some_and(|start| text[start + 2..].contains('}'))
 }
 
 /// Reports the second and later occurrences of each id.
