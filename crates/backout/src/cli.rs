@@ -480,6 +480,13 @@ pub struct ServeArgs {
     /// --database is given.
     #[arg(long)]
     pub demo: bool,
+    /// Longest a client may take to send a request's headers (from connecting, or from the end
+    /// of its previous request); an idle or trickling connection is closed after it.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub header_timeout: String,
+    /// Most connections open at once from one client address; more are closed at once.
+    #[arg(long, default_value_t = backout_server::router::CONNECTIONS_PER_IP, value_name = "N")]
+    pub max_connections_per_ip: usize,
 }
 
 #[derive(Debug, Args)]

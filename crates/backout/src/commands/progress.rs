@@ -268,7 +268,7 @@ impl Progress for HumanProgress {
                 by,
                 instructions,
             } => {
-                eprintln!(
+                let text = format!(
                     "{at} {yellow}✋ {step}{yellow:#} waits for {by}:\n{}",
                     instructions
                         .lines()
@@ -276,6 +276,7 @@ impl Progress for HumanProgress {
                         .collect::<Vec<_>>()
                         .join("\n")
                 );
+                eprintln!("{}", crate::output::for_stderr(&text));
                 if let Some(prompt) = &self.prompt
                     && let (Ok(prompt), Ok(run_id)) = (prompt.lock(), self.run_id.lock())
                 {
@@ -290,6 +291,6 @@ impl Progress for HumanProgress {
             }
             ProgressEvent::RunFinished { .. } => return,
         };
-        eprintln!("{line}");
+        eprintln!("{}", crate::output::for_stderr(&line));
     }
 }
