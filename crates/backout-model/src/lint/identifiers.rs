@@ -51,7 +51,7 @@ fn walk(node: &Node, checker: &mut Checker) {
         Value::Map(entries) => {
             for (key, value) in entries {
                 if !printable(&key.name) {
-                    checker.push(refusal(&key.name, key.span, "the name"));
+                    checker.push(refusal(&key.name, key.span, None));
                 }
                 if NAME_FIELDS.contains(&key.name.as_str()) {
                     names(value, &key.name, checker);
@@ -66,23 +66,26 @@ fn walk(node: &Node, checker: &mut Checker) {
 fn names(node: &Node, field: &str, checker: &mut Checker) {
     match &node.value {
         Value::Str(name) if !printable(name) => {
-            checker.push(refusal(name, node.span, &format!("`{field}`")));
+            checker.push(refusal(name, node.span, Some(field)));
         }
         Value::Seq(items) => items.iter().for_each(|item| names(item, field, checker)),
         _ => {}
     }
 }
 
-fn refusal(name: &str, span: crate::diagnostic::Span, what: &str) -> Diagnostic {
-    Diagnostic::error(
-        codes::UNPRINTABLE_NAME,
-        span,
-        format!(
-            "{what} `{}` has characters that are not printable",
+/// `field` is the field whose value the name is, or `None` for a mapping key.
+fn refusal(name: &str, span: crate::diagnostic::Span, field: Option<&str>) -> Diagnostic {
+    let message = match field {
+        None => format!(
+            "the name `{}` has characters that are not printable",
             shown(name)
         ),
-    )
-    .with_help(
+        Some(field) => format!(
+            "`{}` (in `{field}`) has characters that are not printable",
+            shown(name)
+        ),
+    };
+    Diagnostic::error(codes::UNPRINTABLE_NAME, span, message).with_help(
         "names reach terminals, logs and documents: use letters, digits, `-`, `_` and `.` \
          (control characters and invisible format characters are refused)",
     )
