@@ -7,6 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::criteria::Observation;
+use crate::criteria::sources::Source;
+
 /// Variables of backout's own environment that every process of a plan receives.
 pub const ALWAYS_PASSED: &[&str] = &["PATH", "HOME", "LANG", "TZ"];
 
@@ -180,6 +183,94 @@ impl Redactor {
             }
         }
         out
+    }
+}
+
+impl Redactor {
+    /// The redactor of one criterion's measurements: the values of every variable the criterion
+    /// and its plan's source configuration (`criteria.sources`: URLs, headers) reference.
+    /// Nothing else reaches the measurement: a command criterion's environment holds only what
+    /// its script references (and `pass_env`), an HTTP criterion sends only its own headers.
+    pub fn of_criterion(
+        criterion: &backout_model::plan::Criterion,
+        sources: &backout_model::plan::Sources,
+        resolver: &Resolver,
+    ) -> Redactor {
+        let text = format!(
+            "{}{}{}",
+            serde_json::to_string(criterion).unwrap_or_default(),
+            serde_json::to_string(sources).unwrap_or_default(),
+            resolver
+                .passed
+                .iter()
+                .map(|name| format!("${{{name}}}"))
+                .collect::<String>()
+        );
+        Redactor::new(&text, resolver)
+    }
+
+    /// Redacts every string of a JSON value in place (keys too).
+    pub fn json(&self, value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(text) => *text = self.redact(text),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.json(v)),
+            serde_json::Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (key, mut v) in entries {
+                    self.json(&mut v);
+                    map.insert(self.redact(&key), v);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// An observation with every secret value replaced by its `${NAME}`: the text of errors and
+    /// judgements (a mismatch message quoting `expect_body`, a command's stderr) and series
+    /// labels. Numbers are not text and stay as they are.
+    pub fn observation(&self, observation: Observation) -> Observation {
+        match observation {
+            Observation::Judged { failing, detail } => Observation::Judged {
+                failing,
+                detail: self.redact(&detail),
+            },
+            Observation::Error { message } => Observation::Error {
+                message: self.redact(&message),
+            },
+            Observation::Values { series } => Observation::Values {
+                series: series
+                    .into_iter()
+                    .map(|mut s| {
+                        for (name, value) in &mut s.labels {
+                            *name = self.redact(name);
+                            *value = self.redact(value);
+                        }
+                        s
+                    })
+                    .collect(),
+            },
+            Observation::NoData => Observation::NoData,
+        }
+    }
+}
+
+/// A criterion's source whose every observation passes through the criterion's redactor
+/// before anyone (the journal, `status`, the API, a notification) sees it.
+pub struct RedactedSource {
+    inner: std::sync::Arc<dyn Source>,
+    redactor: Redactor,
+}
+
+impl RedactedSource {
+    pub fn new(inner: std::sync::Arc<dyn Source>, redactor: Redactor) -> RedactedSource {
+        RedactedSource { inner, redactor }
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for RedactedSource {
+    async fn observe(&self) -> Observation {
+        self.redactor.observation(self.inner.observe().await)
     }
 }
 
