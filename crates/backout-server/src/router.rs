@@ -63,7 +63,7 @@ pub struct Limits {
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default of [`Limits::connections_per_ip`]: many browsers and CLI processes behind one proxy
 /// fit; one client holding thousands of sockets does not.
-pub const CONNECTIONS_PER_IP: usize = 256;
+pub const CONNECTIONS_PER_IP: usize = 512;
 
 impl Default for Limits {
     fn default() -> Self {

@@ -538,11 +538,29 @@ pub struct AuditArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the hash chain of every event: exit 0 when it holds, 1 when it is broken
-    /// (the first broken link's seq is printed).
+    /// Recompute the hash chain of every event and check the run and step records against
+    /// the events: exit 0 when both hold, 1 otherwise (the first broken link's seq, or each
+    /// record the journal does not support, is printed). With --anchor, also check the journal
+    /// against a signed head made earlier by `audit anchor`: truncation or a rewritten (and
+    /// recomputed) history up to the anchor is detected.
     Verify {
         #[arg(long, value_enum, default_value_t = LintFormat::Human)]
         format: LintFormat,
+        /// A file written by `backout audit anchor` (kept outside the store).
+        #[arg(long, value_name = "FILE")]
+        anchor: Option<PathBuf>,
+        /// The audit key, instead of BACKOUT_AUDIT_KEY.
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+    },
+    /// Print the head of the journal (seq, hash) signed with HMAC-SHA256 under the audit key
+    /// (BACKOUT_AUDIT_KEY or --key-file; a key the store never holds). Keep the output
+    /// elsewhere (a ticket, a channel, a backup): `audit verify --anchor FILE` then detects
+    /// truncation and rewritten history up to it. The chain must verify first.
+    Anchor {
+        /// The audit key, instead of BACKOUT_AUDIT_KEY.
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
     },
     /// Every event, in order, as JSON lines (seq, time, kind, ids, actor, payload, hashes).
     Export {
