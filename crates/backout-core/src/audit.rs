@@ -79,8 +79,8 @@ impl AuditKey {
     }
 
     fn mac(&self, seq: u64, hash: &str) -> Hmac<Sha256> {
-        let mut mac =
-            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
+            .expect("HMAC takes keys of any length");
         mac.update(format!("{ANCHOR_LABEL}\n{seq}\n{hash}").as_bytes());
         mac
     }
@@ -252,7 +252,7 @@ pub async fn derived(store: &dyn Store) -> Result<Vec<Mismatch>, StoreError> {
                 None => mismatches.push(Mismatch {
                     record,
                     stored: step.state.to_string(),
-                        journal: "no event of this step".into(),
+                    journal: "no event of this step".into(),
                     event: None,
                 }),
                 Some((event, Some(state))) if state != step.state => mismatches.push(Mismatch {

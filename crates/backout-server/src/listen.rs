@@ -34,7 +34,10 @@ struct Slot {
 impl Connections {
     /// A slot for `ip`, or `None` when it already has `limit` connections open.
     fn take(&self, ip: IpAddr, limit: usize) -> Option<Slot> {
-        let mut open = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut open = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let count = open.entry(ip).or_default();
         if *count >= limit {
             return None;
@@ -102,10 +105,8 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let connection = builder.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(app.clone()),
-        );
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             // A client that goes away or sends garbage ends only its own connection.

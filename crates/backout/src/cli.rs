@@ -23,7 +23,10 @@ pub struct Global {
     /// Store URL: sqlite://PATH (default: a file under the user's data dir) or postgres://…
     #[arg(long, global = true, env = "BACKOUT_DATABASE_URL", value_name = "URL")]
     pub database: Option<String>,
-    /// Who is acting (defaults to the OS user).
+    /// Who is acting (defaults to the OS user). A trusted-local identity: on a local store it
+    /// records who acts, it proves nothing (anyone who can run backout on the store can name
+    /// anybody). A server never accepts a claimed identity: it acts as the token's user and
+    /// refuses --as naming someone else.
     #[arg(long = "as", global = true, env = "BACKOUT_USER", value_name = "USER")]
     pub actor: Option<String>,
 }

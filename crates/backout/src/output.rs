@@ -22,7 +22,9 @@ pub fn color_stderr() -> bool {
 /// covers what comes from the store or from other people (notes, reasons, old plans).
 pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
     let obeyed = |c: char| {
-        c != '\n' && c != '\t' && !backout_model::lint::identifiers::printable(c.encode_utf8(&mut [0; 4]))
+        c != '\n'
+            && c != '\t'
+            && !backout_model::lint::identifiers::printable(c.encode_utf8(&mut [0; 4]))
     };
     if !text.chars().any(obeyed) {
         return std::borrow::Cow::Borrowed(text);
@@ -194,7 +196,10 @@ mod terminal_tests {
             "\x1b[1;31mred\x1b[0m",
             "backout's own colours"
         );
-        assert_eq!(terminal_safe("a\x1b]0;owned\x07b"), "a\\u{1b}]0;owned\\u{7}b");
+        assert_eq!(
+            terminal_safe("a\x1b]0;owned\x07b"),
+            "a\\u{1b}]0;owned\\u{7}b"
+        );
         assert_eq!(terminal_safe("x\x1b[2Jy"), "x\\u{1b}[2Jy");
         assert_eq!(terminal_safe("bidi\u{202e}"), "bidi\\u{202e}");
     }

@@ -140,7 +140,11 @@ async fn an_anchor_detects_truncation_rewrites_and_forgeries_and_verify_checks_t
     assert_code(&out, 0, "start after the anchor");
     let out = audit(&sandbox, &db, &["verify", "--anchor", anchor_arg]);
     assert_code(&out, 0, "verify --anchor of the untouched store");
-    assert!(text(&out).contains("holds: nothing up to it"), "{}", text(&out));
+    assert!(
+        text(&out).contains("holds: nothing up to it"),
+        "{}",
+        text(&out)
+    );
     assert!(text(&out).contains("records agree"), "{}", text(&out));
 
     // No key: a usage error that says where the key comes from; a wrong key: forged.
@@ -159,7 +163,11 @@ async fn an_anchor_detects_truncation_rewrites_and_forgeries_and_verify_checks_t
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("signature does not hold"), "{}", text(&out));
+    assert!(
+        text(&out).contains("signature does not hold"),
+        "{}",
+        text(&out)
+    );
     let mut edited: Value = anchor.clone();
     edited["seq"] = json!(anchored_seq - 2);
     let edited_file = sandbox.write("edited-anchor.json", &edited.to_string());
@@ -234,7 +242,11 @@ async fn an_anchor_detects_truncation_rewrites_and_forgeries_and_verify_checks_t
     pool.close().await;
     let out = audit(&sandbox, &forged, &["verify", "--format", "json"]);
     let verdict: Value = serde_json::from_str(stdout(&out).trim()).expect("json");
-    assert_eq!(verdict["events"].as_u64(), Some(anchored_seq + 2), "{verdict}");
+    assert_eq!(
+        verdict["events"].as_u64(),
+        Some(anchored_seq + 2),
+        "{verdict}"
+    );
     let out = audit(&sandbox, &forged, &["verify", "--anchor", anchor_arg]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("rewritten"), "{}", text(&out));
@@ -258,7 +270,11 @@ async fn an_anchor_detects_truncation_rewrites_and_forgeries_and_verify_checks_t
     let out = audit(&sandbox, &edited, &["verify", "--format", "json"]);
     let verdict: Value = serde_json::from_str(stdout(&out).trim()).expect("json");
     assert_eq!(verdict["ok"], false, "{verdict}");
-    assert_eq!(verdict["records"].as_array().map(Vec::len), Some(1), "{verdict}");
+    assert_eq!(
+        verdict["records"].as_array().map(Vec::len),
+        Some(1),
+        "{verdict}"
+    );
 
     // 5. A duplicate key: SQL would read the first value, serde the last (which the hash
     // covers). Refused on read.
@@ -277,11 +293,12 @@ async fn an_anchor_detects_truncation_rewrites_and_forgeries_and_verify_checks_t
         .execute(&pool)
         .await
         .expect("plant");
-    let sql_reads: i64 = sqlx::query_scalar("SELECT json_extract(payload, '$.attempt') FROM events WHERE seq = ?")
-        .bind(seq)
-        .fetch_one(&pool)
-        .await
-        .expect("json_extract");
+    let sql_reads: i64 =
+        sqlx::query_scalar("SELECT json_extract(payload, '$.attempt') FROM events WHERE seq = ?")
+            .bind(seq)
+            .fetch_one(&pool)
+            .await
+            .expect("json_extract");
     assert_eq!(sql_reads, 99, "SQLite reads the planted value");
     pool.close().await;
     let out = audit(&sandbox, &doubled, &["verify"]);

@@ -114,7 +114,14 @@ fn a_time_with_a_non_ascii_character_is_a_usage_error_not_a_panic() {
     sandbox.plan("plan.yaml", "");
     let out = run_limited(
         &sandbox,
-        &["start", "plan.yaml", "--version", "2.0.1", "--at", PANIC_TIME],
+        &[
+            "start",
+            "plan.yaml",
+            "--version",
+            "2.0.1",
+            "--at",
+            PANIC_TIME,
+        ],
         None,
     );
     let text = all_output(&out);
@@ -173,7 +180,11 @@ fn the_store_and_its_wal_are_readable_by_their_owner_only() {
     // A store made readable by others is narrowed again when opened.
     std::fs::set_permissions(sandbox.db(), std::fs::Permissions::from_mode(0o644)).expect("chmod");
     assert_eq!(sandbox.run(&["status"]).status.code(), Some(0));
-    let mode = std::fs::metadata(sandbox.db()).expect("db").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(sandbox.db())
+        .expect("db")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600, "{mode:o}");
 }
 
@@ -206,12 +217,7 @@ fn three_hundred_idle_connections_are_closed_by_the_header_timeout() {
     let sandbox = Sandbox::new();
     let server = Server::with_args(
         sandbox.command(),
-        &[
-            "--header-timeout",
-            "1s",
-            "--max-connections-per-ip",
-            "1000",
-        ],
+        &["--header-timeout", "1s", "--max-connections-per-ip", "1000"],
     );
     let addr = address(&server);
     let opened = Instant::now();
@@ -220,7 +226,8 @@ fn three_hundred_idle_connections_are_closed_by_the_header_timeout() {
         .collect();
     // One more sends half a request line and then nothing: a trickle is closed too.
     let mut trickle = std::net::TcpStream::connect(addr).expect("connects");
-    std::io::Write::write_all(&mut trickle, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").expect("write");
+    std::io::Write::write_all(&mut trickle, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
     for (i, stream) in idle.iter_mut().enumerate() {
         let left = Duration::from_secs(10).saturating_sub(opened.elapsed());
         assert!(
@@ -267,11 +274,9 @@ async fn one_address_cannot_hold_more_than_its_share_of_connections() {
                 .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 .await;
             let mut answer = String::new();
-            let _ = tokio::time::timeout(
-                Duration::from_secs(5),
-                stream.read_to_string(&mut answer),
-            )
-            .await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer))
+                    .await;
             answer
         }
     };
@@ -336,7 +341,8 @@ async fn a_thousand_abandoned_live_streams_leave_memory_flat() {
     let server = Server::start(&sandbox);
     let http = client();
     // A run that waits for a person: its stream sends nothing more and never ends by itself.
-    let (_release, run) = approved_and_executed(&http, &server, WAITING, &performer, &decider).await;
+    let (_release, run) =
+        approved_and_executed(&http, &server, WAITING, &performer, &decider).await;
     let url = server.url(&format!("/api/v1/runs/{run}/events"));
     let pid = server.pid();
 

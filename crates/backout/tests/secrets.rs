@@ -185,7 +185,10 @@ fn secrets_appear_in_no_journal_status_report_export_or_webhook() {
                 .map(str::to_string)
         });
     let mut shown = listed.clone();
-    for target in [Some(release.clone()), run_id.clone()].into_iter().flatten() {
+    for target in [Some(release.clone()), run_id.clone()]
+        .into_iter()
+        .flatten()
+    {
         for args in [
             vec!["status", target.as_str(), "--format", "json"],
             vec!["report", target.as_str(), "--format", "json"],
@@ -208,8 +211,16 @@ fn secrets_appear_in_no_journal_status_report_export_or_webhook() {
         shown.contains("got ${SECRET}"),
         "the output reached the next step redacted: {shown}"
     );
-    assert!(shown.contains("PATH="), "the env dump was recorded: {shown}");
-    for name in ["BACKOUT_DATABASE_URL=", "WORK=", "UNREFERENCED=", "AWS_SECRET"] {
+    assert!(
+        shown.contains("PATH="),
+        "the env dump was recorded: {shown}"
+    );
+    for name in [
+        "BACKOUT_DATABASE_URL=",
+        "WORK=",
+        "UNREFERENCED=",
+        "AWS_SECRET",
+    ] {
         assert!(!shown.contains(name), "{name} reached a step: {shown}");
     }
 

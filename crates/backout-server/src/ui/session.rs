@@ -78,7 +78,9 @@ struct Signed {
 
 impl Sessions {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Signed>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts a session for `bearer`: its id, to be set in the cookie. `None` only when the
@@ -216,7 +218,11 @@ impl FromRequestParts<AppState> for Session {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let sessions = parts.extensions.get::<Sessions>().cloned().unwrap_or_default();
+        let sessions = parts
+            .extensions
+            .get::<Sessions>()
+            .cloned()
+            .unwrap_or_default();
         let Some((id, bearer)) =
             cookie(&parts.headers).and_then(|id| sessions.bearer(&id).map(|b| (id, b)))
         else {
@@ -392,7 +398,10 @@ mod tests {
             h
         };
         let host = ("host", "backout.example.com:7878");
-        assert!(same_origin(&headers(&[host])), "no Origin: not a browser page");
+        assert!(
+            same_origin(&headers(&[host])),
+            "no Origin: not a browser page"
+        );
         assert!(same_origin(&headers(&[
             host,
             ("origin", "https://backout.example.com:7878")
@@ -401,7 +410,10 @@ mod tests {
             host,
             ("referer", "http://backout.example.com:7878/ui/login?x")
         ])));
-        assert!(!same_origin(&headers(&[host, ("origin", "https://evil.example")])));
+        assert!(!same_origin(&headers(&[
+            host,
+            ("origin", "https://evil.example")
+        ])));
         assert!(!same_origin(&headers(&[host, ("origin", "null")])));
         assert!(!same_origin(&headers(&[
             host,
@@ -422,7 +434,11 @@ mod tests {
         assert_eq!(a.len(), 64);
         assert!(!a.contains("tok-a"));
         assert_eq!(sessions.bearer(&a).as_deref(), Some("tok-a.secret"));
-        assert_eq!(sessions.bearer("tok-a.secret"), None, "the token is not a session");
+        assert_eq!(
+            sessions.bearer("tok-a.secret"),
+            None,
+            "the token is not a session"
+        );
         sessions.end(&a);
         assert_eq!(sessions.bearer(&a), None);
         assert!(sessions.bearer(&b).is_some());

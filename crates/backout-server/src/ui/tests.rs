@@ -269,7 +269,11 @@ async fn pages_need_a_session_and_signing_in_sets_a_strict_cookie() {
             StatusCode::FORBIDDEN
         };
         assert_eq!(response.status(), expected, "{header}: {value}");
-        assert_eq!(session_id(&response).is_some(), allowed, "{header}: {value}");
+        assert_eq!(
+            session_id(&response).is_some(),
+            allowed,
+            "{header}: {value}"
+        );
     }
 
     let response = served.get("/ui/releases", Some(&viewer)).await;

@@ -38,7 +38,10 @@ fn audit_key(key_file: Option<&std::path::Path>) -> Result<AuditKey, CommandErro
             std::fs::File::open(path)
                 .and_then(|f| f.take(64 * 1024).read_to_end(&mut bytes))
                 .map_err(|e| {
-                    CommandError::usage(format!("cannot read the key file `{}`: {e}", path.display()))
+                    CommandError::usage(format!(
+                        "cannot read the key file `{}`: {e}",
+                        path.display()
+                    ))
                 })?;
             bytes
         }
@@ -60,7 +63,9 @@ fn read_anchor(path: &std::path::Path) -> Result<Anchor, CommandError> {
     let mut text = String::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(64 * 1024).read_to_string(&mut text))
-        .map_err(|e| CommandError::usage(format!("cannot read the anchor `{}`: {e}", path.display())))?;
+        .map_err(|e| {
+            CommandError::usage(format!("cannot read the anchor `{}`: {e}", path.display()))
+        })?;
     serde_json::from_str(text.trim()).map_err(|e| {
         CommandError::usage(format!(
             "`{}` is not an anchor written by `backout audit anchor`: {e}",
@@ -90,7 +95,13 @@ fn anchor(key_file: Option<&std::path::Path>, global: &Global) -> Result<ExitCod
             hash: GENESIS_HASH.to_string(),
         });
         let anchor = Anchor::sign(&head, &key, backout_core::time::utc(super::runs::now()));
-        output::out(&format!("{}\n", json(&serde_json::to_value(&anchor).map_err(|e| CommandError::internal(e.to_string()))?)?));
+        output::out(&format!(
+            "{}\n",
+            json(
+                &serde_json::to_value(&anchor)
+                    .map_err(|e| CommandError::internal(e.to_string()))?
+            )?
+        ));
         Ok(ExitCode::Ok)
     })
 }
@@ -176,7 +187,10 @@ async fn beyond_the_chain(
 ) -> Result<ExitCode, CommandError> {
     let mismatches = audit::derived(store).await?;
     let anchor_result = match anchored {
-        Some((anchor, key)) => Some((anchor, anchor.check(key, store, summary.head.as_ref()).await?)),
+        Some((anchor, key)) => Some((
+            anchor,
+            anchor.check(key, store, summary.head.as_ref()).await?,
+        )),
         None => None,
     };
     let ok = mismatches.is_empty() && anchor_result.as_ref().is_none_or(|(_, r)| r.is_ok());

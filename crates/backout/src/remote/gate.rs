@@ -48,7 +48,9 @@ pub fn refuse_local_only(command: &Command) -> Result<(), CommandError> {
         ),
         Command::Deliveries(_) => Ok(()),
         Command::Audit(args) => match args.command {
-            AuditCommand::Verify { anchor: Some(_), .. } => refused(
+            AuditCommand::Verify {
+                anchor: Some(_), ..
+            } => refused(
                 "audit verify --anchor",
                 "works on a store only (point --database at the server's store)",
             ),
