@@ -221,3 +221,51 @@ async fn json_errors(request: Request, next: Next) -> Response {
     }
     rebuilt
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::routing::get;
+    use tower_http::catch_panic::CatchPanicLayer;
+
+    /// A handler that panics answers 500 with the generic message; the panic's text (which may
+    /// carry internals) is not in the response, and the server goes on serving.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_handler_is_a_500_without_internals() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let app = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    let secret = "postgres://admin:hunter2@db/prod";
+                    if !secret.is_empty() {
+                        panic!("connection to {secret} lost");
+                    }
+                    "unreachable"
+                }),
+            )
+            .route("/ok", get(|| async { "ok" }))
+            .layer(CatchPanicLayer::custom(super::panicked));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let base = format!("http://{}", listener.local_addr().expect("bound"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = reqwest::Client::new();
+        let response = http
+            .get(format!("{base}/boom"))
+            .send()
+            .await
+            .expect("an answer, not a dropped connection");
+        assert_eq!(response.status(), 500);
+        let body = response.text().await.expect("a body");
+        assert!(body.contains("internal error"), "{body}");
+        assert!(!body.contains("hunter2") && !body.contains("connection to"), "{body}");
+        let ok = http
+            .get(format!("{base}/ok"))
+            .send()
+            .await
+            .expect("still serving");
+        assert_eq!(ok.status(), 200);
+    }
+}
