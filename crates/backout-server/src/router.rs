@@ -260,7 +260,10 @@ mod tests {
         assert_eq!(response.status(), 500);
         let body = response.text().await.expect("a body");
         assert!(body.contains("internal error"), "{body}");
-        assert!(!body.contains("hunter2") && !body.contains("connection to"), "{body}");
+        assert!(
+            !body.contains("hunter2") && !body.contains("connection to"),
+            "{body}"
+        );
         let ok = http
             .get(format!("{base}/ok"))
             .send()
