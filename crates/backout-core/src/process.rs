@@ -1,15 +1,26 @@
 //! Processes of command steps: each attempt runs in its own process group, its output is captured
 //! up to a cap, and on a deadline or cancellation the whole group gets SIGTERM, then SIGKILL after
-//! a grace period. After every attempt the group is killed, so nothing a step left in the
-//! background outlives it.
+//! a grace period. After every attempt the group is killed, so nothing a step left in its group
+//! (`sleep 1000 &`, `nohup cmd &` in a shell without job control) outlives it. A process that
+//! left the group (a daemon that called `setsid`, a double-forking server) is the step's
+//! deliberate work and is never touched.
 //!
-//! Every process carries `BACKOUT_RUN_ID` and `BACKOUT_STEP_ID` in its environment; after a crash
-//! of the executor, [`kill_leftovers`] finds the processes of a run by that mark (a pgid could
-//! have been reused) and kills their groups. The executor is a child subreaper so that orphaned
-//! grandchildren are reparented to it and reaped here, not left as zombies (PID 1 on these
-//! machines does not reap).
+//! Right after the spawn, the caller is told the group's [`GroupIdentity`] (pgid, the leader's
+//! start time, the boot id) and records it; after a crash of the executor, [`stop_group`] stops
+//! exactly that group, and only while it is still the same one (a pgid can be reused, a pgid with
+//! the leader's start time cannot). Nothing is found by an environment mark: a daemon an earlier
+//! step started inherits the run's variables too.
+//!
+//! The executor is a child subreaper so that orphaned grandchildren are reparented to it instead
+//! of PID 1 (which on these machines does not reap); [`become_subreaper`] also starts a reaper
+//! thread that reaps every orphan that dies later, whatever its group, so no zombie stays for the
+//! lifetime of a server.
 
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
@@ -17,6 +28,30 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+/// Which process group a step's attempt runs in, identified so that a reused pgid never matches.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GroupIdentity {
+    pub pgid: i32,
+    /// The group leader's start time (clock ticks after boot, `/proc/PID/stat` field 22).
+    pub leader_start: u64,
+    /// `/proc/sys/kernel/random/boot_id`: after a reboot no recorded group exists any more.
+    pub boot_id: String,
+}
+
+/// Called right after a step's process is spawned with its group's identity; an error stops the
+/// process (the identity could not be recorded, so a crash could not find it).
+pub type SpawnHook = Arc<
+    dyn Fn(GroupIdentity) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync,
+>;
+
+/// Pids of the processes this process spawned and waits for itself (through tokio): the reaper
+/// never takes their exit status. Held while spawning, so a child cannot be reaped before it is
+/// listed.
+fn own_children() -> &'static Mutex<HashSet<i32>> {
+    static OWN: OnceLock<Mutex<HashSet<i32>>> = OnceLock::new();
+    OWN.get_or_init(|| Mutex::new(HashSet::new()))
+}
 
 /// Captured output is cut at this many bytes per stream, with a note.
 pub const OUTPUT_CAP: usize = 1024 * 1024;
@@ -58,6 +93,7 @@ pub async fn run(
     deadline: Option<Instant>,
     mut cancel: watch::Receiver<bool>,
     grace: Duration,
+    spawned: Option<SpawnHook>,
 ) -> ProcessOutcome {
     let mut command = match program {
         Program::Shell(script) => {
@@ -84,14 +120,43 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(e) => return spawn_failed(e.to_string()),
+    let (mut child, pgid) = {
+        let mut own = own_children()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => return spawn_failed(e.to_string()),
+        };
+        let pgid = child.id().and_then(|id| i32::try_from(id).ok());
+        if let Some(pid) = pgid {
+            own.insert(pid);
+        }
+        (child, pgid)
     };
-    let pgid = child.id().and_then(|id| i32::try_from(id).ok());
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let readers = tokio::spawn(async move { tokio::join!(capture(stdout), capture(stderr)) });
+    let recorded = match (&spawned, pgid) {
+        (Some(hook), Some(pgid)) => match identity_of(pgid) {
+            Some(identity) => hook(identity).await,
+            None => Ok(()), // Already gone: there is nothing a crash could leave behind.
+        },
+        _ => Ok(()),
+    };
+    if let Err(why) = recorded {
+        if let Some(pgid) = pgid {
+            signal_group(pgid, Signal::KILL);
+        }
+        let _ = child.wait().await;
+        forget_child(pgid);
+        if let Some(pgid) = pgid {
+            reap_group(pgid).await;
+        }
+        return spawn_failed(format!(
+            "stopped: its process group could not be recorded: {why}"
+        ));
+    }
 
     let sleep_until = async {
         match deadline {
@@ -128,6 +193,7 @@ pub async fn run(
             let _ = child.wait().await;
         }
     }
+    forget_child(pgid);
     // Whatever the step left running in its group goes too (background jobs, `sleep 1000 &`).
     if let Some(pgid) = pgid {
         signal_group(pgid, Signal::KILL);
@@ -146,6 +212,16 @@ pub async fn run(
         pgid,
         stdout,
         stderr,
+    }
+}
+
+/// The child was waited for (by tokio): from now on it is no longer ours to protect.
+fn forget_child(pid: Option<i32>) {
+    if let Some(pid) = pid {
+        own_children()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&pid);
     }
 }
 
@@ -199,9 +275,48 @@ pub fn signal_group(pgid: i32, signal: Signal) {
 }
 
 /// Makes this process the reaper of its orphaned descendants (Linux), so a step's grandchildren
-/// do not escape to PID 1.
+/// do not escape to PID 1, and starts (once per process) the thread that reaps them when they
+/// die, whatever their group: a daemon a step started and that exits hours later does not stay
+/// a zombie (`kill -0` would still see it) for the life of a server.
 pub fn become_subreaper() {
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+    static REAPER: OnceLock<()> = OnceLock::new();
+    REAPER.get_or_init(|| {
+        let _ = std::thread::Builder::new()
+            .name("backout-reaper".into())
+            .spawn(|| {
+                let mut seen = HashSet::new();
+                loop {
+                    std::thread::sleep(Duration::from_millis(500));
+                    seen = reap_orphans(&seen);
+                }
+            });
+    });
+}
+
+/// Reaps zombie children of this process that are orphans reparented to it: not a process this
+/// process spawned itself (tokio waits for those), and seen dead in two scans in a row, so a
+/// child spawned elsewhere through tokio (a notification command) is left to tokio, which reaps
+/// its own at once. Returns the zombies left for the next scan.
+fn reap_orphans(seen_before: &HashSet<i32>) -> HashSet<i32> {
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    let own = own_children()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut still = HashSet::new();
+    for (pid, stat) in proc_stats() {
+        if stat.state != 'Z' || stat.ppid != me || own.contains(&pid) {
+            continue;
+        }
+        if seen_before.contains(&pid) {
+            if let Some(pid) = Pid::from_raw(pid) {
+                let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
+            }
+        } else {
+            still.insert(pid);
+        }
+    }
+    still
 }
 
 /// Reaps the orphans of a finished attempt's process group: grandchildren reparented to us (we are
@@ -236,6 +351,44 @@ struct Stat {
     state: char,
     ppid: i32,
     pgrp: i32,
+    session: i32,
+    /// Clock ticks after boot.
+    start: u64,
+}
+
+fn stat_of(pid: i32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+/// Fields after the command name, which is in parentheses and may contain spaces and ')'.
+fn parse_stat(text: &str) -> Option<Stat> {
+    let rest = text.get(text.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // rest starts at field 3 (state); field n is fields[n - 3].
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        session: fields.get(3)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|b| b.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The identity of the group led by `pgid`, while its leader lives.
+pub fn identity_of(pgid: i32) -> Option<GroupIdentity> {
+    let stat = stat_of(pgid)?;
+    (stat.pgrp == pgid).then(|| GroupIdentity {
+        pgid,
+        leader_start: stat.start,
+        boot_id: boot_id(),
+    })
 }
 
 fn proc_stats() -> Vec<(i32, Stat)> {
@@ -244,39 +397,86 @@ fn proc_stats() -> Vec<(i32, Stat)> {
     };
     dir.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| {
-            let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // The command name is in parentheses and may contain spaces: parse after the last ')'.
-            let rest = &text[text.rfind(')')? + 2..];
-            let mut fields = rest.split(' ');
-            let state = fields.next()?.chars().next()?;
-            let ppid = fields.next()?.parse().ok()?;
-            let pgrp = fields.next()?.parse().ok()?;
-            Some((pid, Stat { state, ppid, pgrp }))
-        })
+        .filter_map(|pid| Some((pid, stat_of(pid)?)))
         .collect()
 }
 
-/// Finds processes left by a crashed executor of `run_id` (marked by `BACKOUT_RUN_ID` in their
-/// environment), kills their process groups, and returns the pgids killed.
-pub fn kill_leftovers(run_id: &str) -> Vec<i32> {
-    let mark = format!("BACKOUT_RUN_ID={run_id}");
+/// What [`stop_group`] found of a recorded group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stopped {
+    /// The group was still there and got SIGKILL.
+    Killed,
+    /// Nothing is left of it (or the machine rebooted since).
+    Gone,
+    /// The pgid now belongs to another group (the leader's start time differs): left alone.
+    Reused,
+}
+
+/// Stops the process group an attempt recorded, after its executor died: only when it is the
+/// same group (same boot, and either the leader with the recorded start time, or, once the
+/// leader died, members still carrying the attempt's `BACKOUT_RUN_ID`/`BACKOUT_STEP_ID`: a pgid
+/// is never reused while a member of the old group lives).
+pub fn stop_group(identity: &GroupIdentity, run_id: &str, step_id: &str) -> Stopped {
+    if identity.boot_id != boot_id() {
+        return Stopped::Gone;
+    }
+    let pgid = identity.pgid;
+    let ours = match stat_of(pgid) {
+        Some(leader) if leader.state != 'Z' => {
+            if leader.start != identity.leader_start {
+                return Stopped::Reused;
+            }
+            leader.pgrp == pgid
+        }
+        // The leader is gone: members of the old group may still run.
+        _ => proc_stats()
+            .into_iter()
+            .any(|(pid, s)| s.pgrp == pgid && s.state != 'Z' && carries(pid, run_id, step_id)),
+    };
+    if !ours {
+        return Stopped::Gone;
+    }
+    signal_group(pgid, Signal::KILL);
+    Stopped::Killed
+}
+
+/// Stops the group of an attempt whose identity was never recorded (the executor died between
+/// the spawn and the commit of its identity): the group led by a process of this run and step
+/// that is not a session leader (a `setsid` daemon leads its own session and is left alone).
+pub fn stop_unrecorded(run_id: &str, step_id: &str) -> Vec<i32> {
     let me = rustix::process::getpid().as_raw_nonzero().get();
-    let mut groups: Vec<i32> = proc_stats()
+    let groups: Vec<i32> = proc_stats()
         .into_iter()
-        .filter(|(pid, stat)| *pid != me && stat.state != 'Z')
-        .filter(|(pid, _)| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == mark.as_bytes()))
+        .filter(|(pid, s)| {
+            *pid != me
+                && *pid == s.pgrp
+                && s.session != *pid
+                && s.state != 'Z'
+                && carries(*pid, run_id, step_id)
         })
-        .map(|(_, stat)| stat.pgrp)
+        .map(|(pid, _)| pid)
         .collect();
-    groups.sort_unstable();
-    groups.dedup();
     for pgid in &groups {
         signal_group(*pgid, Signal::KILL);
     }
     groups
+}
+
+/// Whether a process's environment names this run and step.
+fn carries(pid: i32, run_id: &str, step_id: &str) -> bool {
+    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let run = format!("BACKOUT_RUN_ID={run_id}");
+    let step = format!("BACKOUT_STEP_ID={step_id}");
+    let mut vars = env.split(|b| *b == 0);
+    let (mut has_run, mut has_step) = (false, false);
+    for kv in &mut vars {
+        has_run |= kv == run.as_bytes();
+        has_step |= kv == step.as_bytes();
+    }
+    has_run && has_step
 }
 
 /// Whether a process with this pid exists (and is not a zombie).
@@ -284,10 +484,7 @@ pub fn is_alive(pid: u32) -> bool {
     let Ok(pid) = i32::try_from(pid) else {
         return false;
     };
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|t| t.rfind(')').and_then(|i| t[i + 2..].chars().next()))
-        .is_some_and(|state| state != 'Z' && state != 'X')
+    stat_of(pid).is_some_and(|s| s.state != 'Z' && s.state != 'X')
 }
 
 #[cfg(test)]
@@ -308,6 +505,7 @@ mod tests {
             None,
             no_cancel(),
             KILL_GRACE,
+            None,
         )
         .await;
         assert_eq!(out.exit, Exit::Code(3));
@@ -324,6 +522,7 @@ mod tests {
             Some(deadline),
             no_cancel(),
             Duration::from_millis(500),
+            None,
         )
         .await;
         assert_eq!(out.exit, Exit::TimedOut);
@@ -343,7 +542,15 @@ mod tests {
     #[tokio::test]
     async fn missing_program_is_a_spawn_failure() {
         let argv = vec!["/nonexistent/tool".to_string()];
-        let out = run(Program::Argv(&argv), &[], None, no_cancel(), KILL_GRACE).await;
+        let out = run(
+            Program::Argv(&argv),
+            &[],
+            None,
+            no_cancel(),
+            KILL_GRACE,
+            None,
+        )
+        .await;
         assert!(matches!(out.exit, Exit::SpawnFailed(_)));
     }
 
@@ -355,6 +562,7 @@ mod tests {
             None,
             no_cancel(),
             KILL_GRACE,
+            None,
         )
         .await;
         assert!(out.stdout.len() < OUTPUT_CAP + 100);

@@ -364,12 +364,21 @@ fn step(s: &spec::StepSpec) -> Option<Step> {
             .retry_delay
             .as_ref()
             .map_or(defaults::RETRY_DELAY, |r| r.value),
-        idempotent: s.idempotent.as_ref().is_some_and(|i| i.value),
+        idempotent: s.is_idempotent(),
+        manual_wait: s
+            .manual
+            .as_ref()
+            .map(|m| crate::plan::ManualWait {
+                remind_every: m.value.remind_every.as_ref().map(|d| d.value),
+                timeout: m.value.timeout.as_ref().map(|d| d.value),
+            })
+            .unwrap_or_default(),
         when_checkpoint: s.when_checkpoint.as_ref().map(|w| w.value.clone()),
         verify,
         on_failure: match s.on_failure.as_ref().map(|o| &o.value) {
             None | Some(spec::OnFailure::Halt) => OnFailure::Halt,
             Some(spec::OnFailure::Continue) => OnFailure::Continue,
+            Some(spec::OnFailure::Ask) => OnFailure::Ask,
             Some(spec::OnFailure::Contingency(id)) => OnFailure::Contingency(id.clone()),
         },
         env: spanned_pairs(s.env.as_ref()),

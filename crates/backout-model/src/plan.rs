@@ -229,6 +229,15 @@ pub struct Step {
     pub env: Vec<(String, String)>,
     /// Names of values captured from stdout.
     pub outputs: Vec<String>,
+    /// For a manual step: how often to remind its people while it waits, and when to escalate.
+    pub manual_wait: ManualWait,
+}
+
+/// Reminders and escalation of a manual step that waits for a person.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ManualWait {
+    pub remind_every: Option<Duration>,
+    pub timeout: Option<Duration>,
 }
 
 impl Step {
@@ -313,6 +322,8 @@ pub enum Check {
 pub enum OnFailure {
     Halt,
     Continue,
+    /// The run pauses (`waiting`) for a performer: `backout retry`, `skip` or `abort`.
+    Ask,
     Contingency(String),
 }
 
@@ -390,10 +401,14 @@ pub enum Event {
     WindowClosing,
     WindowClosed,
     Success,
+    /// The procedure succeeded and `verify_after` held: the release is rolled back.
+    RolledBack,
+    /// The procedure succeeded but `verify_after` did not hold.
+    RollbackUnverified,
 }
 
 impl Event {
-    pub const ALL: [Event; 13] = [
+    pub const ALL: [Event; 15] = [
         Event::RollbackRequired,
         Event::Inconclusive,
         Event::DecisionRequested,
@@ -407,6 +422,8 @@ impl Event {
         Event::WindowClosing,
         Event::WindowClosed,
         Event::Success,
+        Event::RolledBack,
+        Event::RollbackUnverified,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -424,6 +441,8 @@ impl Event {
             Event::WindowClosing => "window_closing",
             Event::WindowClosed => "window_closed",
             Event::Success => "success",
+            Event::RolledBack => "rolled_back",
+            Event::RollbackUnverified => "rollback_unverified",
         }
     }
 
@@ -442,11 +461,13 @@ impl Event {
             Event::Started => "the backout procedure started",
             Event::ManualStepWaiting => "a manual step waits for a performer",
             Event::StepFailed => "a step failed",
-            Event::Completed => "the backout finished and verified",
-            Event::Failed => "the backout failed",
+            Event::Completed => "the backout procedure finished (not yet verified)",
+            Event::Failed => "the backout procedure failed",
             Event::WindowClosing => "the rollback window is about to close",
             Event::WindowClosed => "the rollback window closed",
             Event::Success => "the deployment met its success criteria",
+            Event::RolledBack => "the backout finished and verify_after held: rolled back",
+            Event::RollbackUnverified => "the backout finished but verify_after did not hold",
         }
     }
 }

@@ -273,13 +273,14 @@ spec! {
         timeout: Option<Spanned<Duration>>,
         retries: Option<Spanned<u32>>,
         retry_delay: Option<Spanned<Duration>>,
-        /// Safe to run again after a crash (default false).
+        /// Safe to run again after a crash (default: true for `wait` steps and `http` GET or
+        /// HEAD, which only read; false for everything else).
         idempotent: Option<Spanned<bool>>,
         /// Run only if the release reached this checkpoint.
         when_checkpoint: Option<Spanned<String>>,
         /// One check after the step; failing fails the step.
         verify: Option<Spanned<VerifySpec>>,
-        /// halt (default), continue, or contingency.<id>.
+        /// halt (default), continue, ask, or contingency.<id>.
         on_failure: Option<Spanned<OnFailure>>,
         env: Option<Map<Spanned<String>>>,
         /// Named values captured from the step: `name: stdout`.
@@ -305,6 +306,10 @@ spec! {
     pub struct ManualSpec ("manual step", leaf) {
         by: Spanned<String>,
         instructions: String,
+        /// While it waits, remind `by` this often (`manual_step_waiting` again).
+        remind_every: Option<Spanned<Duration>>,
+        /// Escalate (`escalated`) when it has waited this long.
+        timeout: Option<Spanned<Duration>>,
     }
 }
 
@@ -450,18 +455,21 @@ keyword! {
 pub enum OnFailure {
     Halt,
     Continue,
+    /// Pause the run for a performer's choice: retry, skip or abort.
+    Ask,
     Contingency(String),
 }
 
 impl Decode for OnFailure {
     const LEAF: bool = true;
     fn expected() -> String {
-        "`halt`, `continue` or `contingency.<id>`".into()
+        "`halt`, `continue`, `ask` or `contingency.<id>`".into()
     }
     fn decode(node: &Node, decoder: &mut Decoder) -> Option<Self> {
         match &node.value {
             Value::Str(s) if s == "halt" => Some(OnFailure::Halt),
             Value::Str(s) if s == "continue" => Some(OnFailure::Continue),
+            Value::Str(s) if s == "ask" => Some(OnFailure::Ask),
             Value::Str(s) if s.starts_with("contingency.") && s.len() > "contingency.".len() => {
                 Some(OnFailure::Contingency(
                     s["contingency.".len()..].to_string(),
@@ -482,8 +490,27 @@ impl JsonSchema for OnFailure {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "description": "halt (default), continue, or contingency.<id>",
-            "pattern": "^(halt|continue|contingency\\..+)$"
+            "description": "halt (default), continue, ask (pause for a performer: retry, skip or abort), or contingency.<id>",
+            "pattern": "^(halt|continue|ask|contingency\\..+)$"
         })
+    }
+}
+
+impl StepSpec {
+    /// Whether running the step twice is safe: as written, or by default for steps that only
+    /// read (`wait`, `http` with GET or HEAD), which a crash never leaves "in doubt".
+    pub fn is_idempotent(&self) -> bool {
+        match &self.idempotent {
+            Some(given) => given.value,
+            None => {
+                self.wait.is_some()
+                    || self.http.as_ref().is_some_and(|h| {
+                        h.value.method.as_ref().is_none_or(|m| {
+                            m.value.eq_ignore_ascii_case("GET")
+                                || m.value.eq_ignore_ascii_case("HEAD")
+                        })
+                    })
+            }
+        }
     }
 }

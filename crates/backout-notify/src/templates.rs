@@ -74,6 +74,8 @@ fn builtin_source(event: Event) -> &'static str {
         Event::StepFailed => include_str!("../templates/step_failed.txt"),
         Event::Completed => include_str!("../templates/completed.txt"),
         Event::Failed => include_str!("../templates/failed.txt"),
+        Event::RolledBack => include_str!("../templates/rolled_back.txt"),
+        Event::RollbackUnverified => include_str!("../templates/rollback_unverified.txt"),
         Event::WindowClosing => include_str!("../templates/window_closing.txt"),
         Event::WindowClosed => include_str!("../templates/window_closed.txt"),
         Event::Success => include_str!("../templates/success.txt"),

@@ -11,6 +11,7 @@ use axum::response::IntoResponse;
 use backout_core::StepTarget;
 use backout_core::clock::{Clock, SystemClock};
 use backout_core::env::Resolver;
+use backout_core::release::decide::Act;
 use backout_core::release::{self, StartRelease, decide};
 use backout_store::{Role, Run, verify_store};
 use serde::Deserialize;
@@ -93,12 +94,25 @@ pub async fn list_releases(
     let releases = state.store.list_releases(limit).await?;
     let verdicts = state.verdicts();
     let now = now();
+    let mut outcomes = Vec::with_capacity(releases.len());
+    for release in &releases {
+        outcomes.push(
+            decide::load(state.store.as_ref(), &release.id)
+                .await
+                .ok()
+                .map(|l| decide::Outcome::of(&l.release, &l.decisions).as_str()),
+        );
+    }
     let items: Vec<Value> = releases
         .iter()
-        .map(|release| {
+        .zip(outcomes)
+        .map(|(release, outcome)| {
             let mut value = serde_json::to_value(release).unwrap_or_default();
             if let Some(map) = value.as_object_mut() {
                 map.remove("plan_source");
+                if let Some(outcome) = outcome {
+                    map.insert("outcome".into(), outcome.into());
+                }
                 map.insert("window_closed".into(), release.window_closed(now).into());
                 if let Some(verdict) = verdicts.get(&release.id) {
                     map.insert(
@@ -295,15 +309,30 @@ pub async fn decide(
     }))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteBody {
+    /// Run this workaround of the plan instead of the procedure.
+    workaround: Option<String>,
+}
+
 /// `POST /api/v1/releases/{id}/execute`: starts the approved rollback in the background as the
 /// token's user (who must be a performer of the plan); returns the run's id at once.
 pub async fn execute(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path(id): Path<String>,
+    MaybeBody(body): MaybeBody<ExecuteBody>,
 ) -> ApiResult {
     caller.require(Role::Performer, "execute rollbacks")?;
-    let cleared = decide::clear_execution(state.store.as_ref(), &id, &caller.user, now()).await?;
+    let cleared = decide::clear_execution_of(
+        state.store.as_ref(),
+        &id,
+        &caller.user,
+        now(),
+        body.workaround.as_deref(),
+    )
+    .await?;
     let override_window = cleared.override_window;
     let run_id = state.rollbacks.start(cleared, caller.user.clone()).await?;
     tracing::info!(release = %id, run = %run_id, user = %caller.user, "rollback started");
@@ -356,7 +385,13 @@ pub async fn confirm(
     caller.require(Role::Performer, "confirm steps")?;
     let note = body.note;
     let run = state.store.get_run(&id).await?;
-    decide::may_perform(state.store.as_ref(), &run, &caller.user).await?;
+    decide::may_act(
+        state.store.as_ref(),
+        &run,
+        Act::Confirm(&step),
+        &caller.user,
+    )
+    .await?;
     backout_core::executor::confirm(
         state.store.as_ref(),
         &id,
@@ -399,7 +434,7 @@ pub async fn resolve(
         Outcome::Retry => StepTarget::Retry,
     };
     let run = state.store.get_run(&id).await?;
-    decide::may_perform(state.store.as_ref(), &run, &caller.user).await?;
+    decide::may_act(state.store.as_ref(), &run, Act::Resolve, &caller.user).await?;
     backout_core::executor::resolve(
         state.store.as_ref(),
         &id,
@@ -428,8 +463,73 @@ pub async fn abort(
 ) -> ApiResult {
     caller.require(Role::Performer, "abort runs")?;
     let reason = body.reason.unwrap_or_else(|| "no reason given".into());
+    let run = state.store.get_run(&id).await?;
+    decide::may_act(state.store.as_ref(), &run, Act::Abort, &caller.user).await?;
     backout_core::executor::abort(state.store.as_ref(), &id, &caller.user, &reason, now()).await?;
     get_run(State(state), Path(id)).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBody {
+    #[serde(default)]
+    steps: Vec<String>,
+}
+
+/// `POST /api/v1/runs/{id}/retry`: failed (or the named) steps get a new attempt; a run that
+/// ended is reopened and the server's executor continues it at once.
+pub async fn retry(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+    MaybeBody(body): MaybeBody<RetryBody>,
+) -> ApiResult {
+    caller.require(Role::Performer, "retry steps")?;
+    let run = state.store.get_run(&id).await?;
+    decide::may_act(state.store.as_ref(), &run, Act::Retry, &caller.user).await?;
+    let steps =
+        backout_core::executor::retry(state.store.as_ref(), &id, &body.steps, &caller.user, now())
+            .await?;
+    tracing::info!(run = %id, user = %caller.user, ?steps, "steps to be retried");
+    continue_reopened(&state).await;
+    get_run(State(state), Path(id)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkipBody {
+    reason: String,
+}
+
+/// `POST /api/v1/runs/{id}/steps/{step}/skip`: the step counts as done by other means (with
+/// the reason); its dependants proceed.
+pub async fn skip(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path((id, step)): Path<(String, String)>,
+    Body(body): Body<SkipBody>,
+) -> ApiResult {
+    caller.require(Role::Performer, "skip steps")?;
+    let run = state.store.get_run(&id).await?;
+    decide::may_act(state.store.as_ref(), &run, Act::Skip, &caller.user).await?;
+    backout_core::executor::skip(
+        state.store.as_ref(),
+        &id,
+        &step,
+        &body.reason,
+        &caller.user,
+        now(),
+    )
+    .await?;
+    continue_reopened(&state).await;
+    get_run(State(state), Path(id)).await
+}
+
+/// A run reopened by a person is continued by this server's executor now, not at the next scan.
+async fn continue_reopened(state: &AppState) {
+    if let Err(error) = state.rollbacks.take_over().await {
+        tracing::warn!(%error, "could not take over the reopened run now; the next scan will");
+    }
 }
 
 /// `GET /api/v1/runs/{id}/events`: the run's journal, then live (server-sent events).

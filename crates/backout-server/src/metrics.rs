@@ -11,7 +11,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use backout_core::criteria::Verdict;
-use backout_store::{DeliveryState, RunState, Store, StoreError};
+use backout_core::release::decide::{self, Outcome};
+use backout_store::{DeliveryState, ReleaseState, RunState, Store, StoreError};
 use serde_json::json;
 use tokio::sync::Mutex;
 
@@ -201,6 +202,19 @@ fn durations(text: &mut String, durations: &BTreeMap<&'static str, Histogram>) {
 /// Open releases, verdicts, runs and deliveries by state.
 async fn counts(state: &AppState) -> Result<String, ApiError> {
     let open = state.store.open_releases().await?.len();
+    // Closed releases tell their outcome by their record; only open ones replay decisions.
+    let mut outcomes: BTreeMap<&'static str, usize> =
+        Outcome::ALL.iter().map(|o| (o.as_str(), 0)).collect();
+    for release in state.store.list_releases(ALL).await? {
+        let outcome = match release.state {
+            ReleaseState::Closed => Outcome::of_record(&release),
+            ReleaseState::Open => match decide::load(state.store.as_ref(), &release.id).await {
+                Ok(loaded) => Outcome::of(&loaded.release, &loaded.decisions),
+                Err(_) => Outcome::Open,
+            },
+        };
+        *outcomes.entry(outcome.as_str()).or_default() += 1;
+    }
     let mut verdicts: BTreeMap<&'static str, usize> = [
         Verdict::RollbackRequired,
         Verdict::Inconclusive,
@@ -236,6 +250,14 @@ async fn counts(state: &AppState) -> Result<String, ApiError> {
         "Releases whose rollback window is open.",
     );
     let _ = writeln!(text, "backout_open_releases {open}");
+    gauge(
+        &mut text,
+        "backout_releases",
+        "Releases by outcome (open, rolling_back, rolled_back, rollback_unverified, rollback_failed, succeeded, closed).",
+    );
+    for (outcome, n) in &outcomes {
+        let _ = writeln!(text, "backout_releases{{state=\"{outcome}\"}} {n}");
+    }
     gauge(
         &mut text,
         "backout_release_verdicts",

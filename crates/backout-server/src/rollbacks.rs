@@ -257,6 +257,7 @@ impl Rollbacks {
                             SERVER_ACTOR,
                             Arc::new(Resolver::from_env()),
                             &SystemClock,
+                            executor.progress(),
                         )
                         .await;
                         match concluded {
@@ -416,7 +417,9 @@ impl Progress for RunLog {
             ProgressEvent::RunFinished { run_id, state } => {
                 tracing::info!(run = %run_id, state = %state, "run finished")
             }
-            ProgressEvent::StepStarted { .. } | ProgressEvent::StepRetrying { .. } => {
+            ProgressEvent::StepStarted { .. }
+            | ProgressEvent::StepRetrying { .. }
+            | ProgressEvent::Verification { .. } => {
                 tracing::debug!(?event, "progress")
             }
         }

@@ -35,6 +35,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/runs/{id}/steps/{step}/confirm"),
     ("POST", "/api/v1/runs/{id}/steps/{step}/resolve"),
     ("POST", "/api/v1/runs/{id}/abort"),
+    ("POST", "/api/v1/runs/{id}/retry"),
+    ("POST", "/api/v1/runs/{id}/steps/{step}/skip"),
     ("GET", "/api/v1/runs/{id}/events"),
     ("GET", "/api/v1/audit/verify"),
     ("POST", "/api/v1/plans/lint"),
@@ -97,6 +99,8 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/api/v1/runs/{id}/steps/{step}/confirm", post(api::confirm))
         .route("/api/v1/runs/{id}/steps/{step}/resolve", post(api::resolve))
         .route("/api/v1/runs/{id}/abort", post(api::abort))
+        .route("/api/v1/runs/{id}/retry", post(api::retry))
+        .route("/api/v1/runs/{id}/steps/{step}/skip", post(api::skip))
         .route("/api/v1/audit/verify", get(api::audit_verify))
         .route("/api/v1/plans/lint", post(plans::lint))
         .route("/api/v1/plans/render", post(plans::render))

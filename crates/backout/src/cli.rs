@@ -113,6 +113,16 @@ pub enum Command {
         after_help = "Example:\n  backout resolve run-01jd8k2m3n4p5q6r revert-migration done --note \"schema is at 0041\""
     )]
     Resolve(ResolveArgs),
+    /// Give the failed (or named) steps of a failed, halted or aborted run a new attempt, then continue the run.
+    #[command(
+        after_help = "Examples:\n  backout retry run-01jd8k2m3n4p5q6r                    # every failed step\n  backout retry run-01jd8k2m3n4p5q6r downgrade-schema\n\nAs a performer (execution.performers); the act is journaled in the run and its release."
+    )]
+    Retry(RetryArgs),
+    /// Count a failed, in-doubt or waiting step as done by other means; its dependants proceed.
+    #[command(
+        after_help = "Example:\n  backout skip run-01jd8k2m3n4p5q6r downgrade-schema --reason \"schema reverted by hand, see INC-1234\"\n\nAs a performer (execution.performers); the act and its reason are journaled."
+    )]
+    Skip(SkipArgs),
     /// Stop a run: running steps get SIGTERM (SIGKILL after a grace period), nothing new starts.
     #[command(
         after_help = "Example:\n  backout abort run-01jd8k2m3n4p5q6r --reason \"wrong cluster\""
@@ -299,6 +309,10 @@ pub enum DecisionChoice {
 #[derive(Debug, Args)]
 pub struct ExecuteArgs {
     pub release: String,
+    /// Run this workaround (Q6) of the plan instead of the procedure, under the same approval:
+    /// as the rollback, or after the rollback failed or did not verify.
+    #[arg(long, value_name = "ID")]
+    pub workaround: Option<String>,
     /// Keep waiting for manual confirmations instead of exiting with 7.
     #[arg(long)]
     pub wait: bool,
@@ -334,6 +348,32 @@ pub struct CheckpointArgs {
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
     pub run: String,
+    /// Keep waiting for manual confirmations instead of exiting with 7.
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, value_enum, default_value_t = RunFormat::Human)]
+    pub format: RunFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    pub run: String,
+    /// The steps to run again (default: every failed or aborted step that stops the run).
+    pub steps: Vec<String>,
+    /// Keep waiting for manual confirmations instead of exiting with 7.
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, value_enum, default_value_t = RunFormat::Human)]
+    pub format: RunFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SkipArgs {
+    pub run: String,
+    pub step: String,
+    /// Why the step may count as done (journaled, shown in the report).
+    #[arg(long)]
+    pub reason: String,
     /// Keep waiting for manual confirmations instead of exiting with 7.
     #[arg(long)]
     pub wait: bool,

@@ -681,7 +681,11 @@ fn a_crash_while_waiting_for_a_person_keeps_the_manual_step_waiting() {
         "resume of a run waiting for a person",
     );
     assert_eq!(sandbox.status(&run).state("approve"), "waiting_manual");
-    assert_code(&sandbox.run(&["confirm", &run, "approve"]), 0, "confirm");
+    assert_code(
+        &sandbox.run(&["--as", "ops@example.com", "confirm", &run, "approve"]),
+        0,
+        "confirm",
+    );
     assert_code(&sandbox.run(&["resume", &run]), 0, "resume after confirm");
     assert!(sandbox.exists("after"));
 }

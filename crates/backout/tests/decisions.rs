@@ -300,7 +300,7 @@ fn an_approver_may_not_confirm_the_manual_steps_of_the_rollback() {
         .to_string();
     refused(
         &as_(&sandbox, "dan@example.com", &["confirm", &run_id, "check"]),
-        "may not also perform its steps",
+        "may not also confirm step",
     );
     ok(&as_(
         &sandbox,
@@ -377,7 +377,7 @@ fn watch_execute_runs_an_automatic_rollback_and_verifies_it() {
         "execution_started backout:automatic",
         "execution_finished backout:automatic",
         "verification_started backout:automatic",
-        "rollback_verified backout:automatic",
+        "rolled_back backout:automatic",
     ] {
         assert!(
             story.iter().any(|s| s == expected),

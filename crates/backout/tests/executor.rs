@@ -669,7 +669,15 @@ fn a_manual_step_waits_until_confirmed_and_resumed() {
     // Resuming before anyone confirmed keeps waiting.
     assert_code(&sandbox.run(&["resume", &run]), 7, "resume before confirm");
     assert_code(
-        &sandbox.run(&["confirm", &run, "approve", "--note", "dashboard is green"]),
+        &sandbox.run(&[
+            "--as",
+            "ops@example.com",
+            "confirm",
+            &run,
+            "approve",
+            "--note",
+            "dashboard is green",
+        ]),
         0,
         "confirm",
     );
@@ -685,7 +693,7 @@ fn a_manual_step_waits_until_confirmed_and_resumed() {
     assert_eq!(status.run_state(), "succeeded");
     // A finished step cannot be confirmed again.
     assert_code(
-        &sandbox.run(&["confirm", &run, "approve"]),
+        &sandbox.run(&["--as", "ops@example.com", "confirm", &run, "approve"]),
         5,
         "confirm of a finished run",
     );
@@ -720,7 +728,7 @@ fn a_manual_step_confirmed_from_another_process_unblocks_a_waiting_executor() {
         |s: &Status| s.state("approve") == "waiting_manual" && s.state("long") == "running",
     );
     assert_code(
-        &sandbox.run(&["confirm", &run, "approve"]),
+        &sandbox.run(&["--as", "ops@example.com", "confirm", &run, "approve"]),
         0,
         "confirm from a second process",
     );
@@ -824,7 +832,7 @@ fn an_aborted_waiting_run_stays_ended() {
     assert_code(&out, 5, "resume of an aborted run");
     assert!(stderr(&out).contains("already ended"), "{}", stderr(&out));
     assert_code(
-        &sandbox.run(&["confirm", &run, "approve"]),
+        &sandbox.run(&["--as", "ops@example.com", "confirm", &run, "approve"]),
         5,
         "confirm in an aborted run",
     );

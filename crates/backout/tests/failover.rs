@@ -621,12 +621,17 @@ async fn a_paused_replica_cannot_write_over_the_one_that_took_its_run_over() {
     // idempotent) and run once more; nothing of the paused replica's attempt 1.
     assert_eq!(
         step_story(&events, "slow", before_takeover),
-        ["step_requeued null", "step_started 2", "step_succeeded 2"],
+        [
+            "step_requeued null",
+            "step_started 2",
+            "step_process 2",
+            "step_succeeded 2"
+        ],
         "{events:#?}"
     );
     assert_eq!(
         step_story(&events, "last", before_takeover),
-        ["step_started 1", "step_succeeded 1"]
+        ["step_started 1", "step_process 1", "step_succeeded 1"]
     );
     assert!(step_story(&events, "first", before_takeover).is_empty());
     assert_eq!(lines(&setup.sandbox, "first"), 1, "first ran once");
@@ -700,7 +705,7 @@ async fn a_replica_stopped_by_sigterm_hands_its_run_over_at_once() {
         .expect("events");
     assert_eq!(
         step_story(&events, "slow", 0),
-        ["step_started 1", "step_succeeded 1"],
+        ["step_started 1", "step_process 1", "step_succeeded 1"],
         "{events:#?}"
     );
     assert!(

@@ -323,7 +323,11 @@ fn a_rehearsal_finished_by_resume_is_evidence_too() {
     );
     assert!(evidence(&sandbox, "plan.yaml").is_empty());
     let run = sandbox.only_run();
-    assert_code(&sandbox.run(&["confirm", &run, "look"]), 0, "confirm");
+    assert_code(
+        &sandbox.run(&["--as", "ops@example.com", "confirm", &run, "look"]),
+        0,
+        "confirm",
+    );
     let out = sandbox.run(&["resume", &run]);
     assert_code(&out, 0, "resume finishes it");
     assert!(stderr(&out).contains("evidence evd-"), "{}", stderr(&out));

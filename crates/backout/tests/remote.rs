@@ -438,3 +438,108 @@ fn misconfigurations_and_local_only_commands_are_explained() {
     );
     assert_code(&out, 0, "lint with a server set");
 }
+
+/// The bad night through a server: the rollback's step fails (exit 6, the output where the
+/// on-call looks), someone outside the plan may not retry, the performer retries after the fix,
+/// the server continues the reopened run and verifies it, and the release reads `rolled_back`.
+/// `start --require-tested` reads the server's evidence.
+#[test]
+fn a_failed_rollback_is_retried_through_the_server_and_verified() {
+    let sandbox = Sandbox::new();
+    let carol = token(&sandbox, "carol@example.com", "decider");
+    let erin = token(&sandbox, "erin@example.com", "performer");
+    let mallory = token(&sandbox, "mallory@example.com", "performer");
+    sandbox.plan(
+        "plan.yaml",
+        r#"people:
+  release-managers: [carol@example.com]
+  ops-oncall: [erin@example.com]
+criteria:
+  rollback_when:
+    - { id: healthy, command: 'test -e "${WORK}/healthy"', every: 1s }
+window: { closes_after: 1h }
+authorization: { deciders: release-managers, quorum: 1 }
+execution: { performers: ops-oncall }
+procedure:
+  steps:
+    - id: downgrade
+      run: |
+        if [ ! -e "${WORK}/fixed" ]; then echo 'relation "orders_v2" does not exist' >&2; exit 1; fi
+        touch "${WORK}/healthy"
+      expected: 1s
+  verify_after: { checks: [healthy], hold: 1s }
+testing: { rehearse_in: staging, max_age: 30d }
+"#,
+    );
+    let server = serve(&sandbox);
+    let at = |token: &str| client(&sandbox, &server.base, Some(token));
+
+    let out = run(at(&erin), &["start", "plan.yaml", "--require-tested"]);
+    assert_code(
+        &out,
+        5,
+        "start --require-tested of an untested plan, through the server",
+    );
+    assert!(
+        stderr(&out).contains("refusing to start"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(at(&erin), &["start", "plan.yaml"]);
+    assert_code(&out, 0, "start");
+    let rel = stdout(&out).trim().to_string();
+    assert_code(
+        &run(at(&erin), &["request", &rel, "--reason", "500s"]),
+        0,
+        "request",
+    );
+    assert_code(
+        &run(at(&carol), &["decide", &rel, "approve", "--reason", "go"]),
+        0,
+        "approve",
+    );
+    let out = run(at(&erin), &["execute", &rel]);
+    assert_code(&out, 6, "the downgrade fails");
+    let run_id = stderr(&out)
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .find(|w| w.starts_with("run-"))
+        .unwrap_or_else(|| panic!("a run id in: {}", stderr(&out)))
+        .to_string();
+    let status = run(at(&erin), &["status", &run_id]);
+    assert!(
+        stdout(&status).contains("relation \"orders_v2\" does not exist"),
+        "status through the server shows what the step said:\n{}",
+        stdout(&status)
+    );
+    let out = run(at(&mallory), &["retry", &run_id]);
+    assert_code(&out, 5, "a retry by a performer outside the plan");
+    assert!(
+        stderr(&out).contains("execution.performers"),
+        "{}",
+        stderr(&out)
+    );
+
+    sandbox.write("fixed", "");
+    assert_code(&run(at(&erin), &["retry", &run_id]), 0, "retry");
+    let start = Instant::now();
+    loop {
+        let out = run(at(&erin), &["status", &rel, "--format", "json"]);
+        let value: Value = serde_json::from_str(&stdout(&out)).expect("status JSON");
+        if value["outcome"] == "rolled_back" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the release did not roll back: {value:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let list = run(at(&erin), &["status"]);
+    assert!(
+        stdout(&list)
+            .lines()
+            .any(|l| l.starts_with(&rel) && l.contains("rolled_back")),
+        "{}",
+        stdout(&list)
+    );
+}

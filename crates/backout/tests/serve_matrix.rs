@@ -64,7 +64,7 @@ fn body_of(method: &str, template: &str, plan: &str) -> Option<Value> {
         "request" => json!({ "reason": "matrix" }),
         "decisions" => json!({ "decision": "deny", "reason": "matrix" }),
         "resolve" => json!({ "outcome": "retry" }),
-        "abort" => json!({ "reason": "matrix" }),
+        "abort" | "skip" => json!({ "reason": "matrix" }),
         _ => json!({}),
     })
 }

@@ -144,7 +144,7 @@ impl Graph {
             StepState::Succeeded | StepState::Skipped => true,
             StepState::Failed => match &self.nodes[index].step.on_failure {
                 OnFailure::Continue => true,
-                OnFailure::Halt => false,
+                OnFailure::Halt | OnFailure::Ask => false,
                 OnFailure::Contingency(id) => {
                     let branch: Vec<usize> = self.branch(id, &self.nodes[index].step.id).collect();
                     !branch.is_empty() && branch.iter().all(|i| self.satisfied(*i))
@@ -161,13 +161,30 @@ impl Graph {
                 || (self.state(i) == StepState::Failed
                     && !self.nodes[i].running
                     && match &self.nodes[i].step.on_failure {
-                        OnFailure::Continue => false,
+                        // A step that asks waits for a person instead of halting the run.
+                        OnFailure::Continue | OnFailure::Ask => false,
                         OnFailure::Halt => true,
                         OnFailure::Contingency(id) => {
                             self.branch(id, &self.nodes[i].step.id).next().is_none()
                         }
                     })
         })
+    }
+
+    /// Steps finished (succeeded, failed, skipped, aborted) and steps in the run now, for
+    /// progress: a contingency branch adds its steps once it joins.
+    pub fn counted(&self) -> (usize, usize) {
+        let finished = (0..self.nodes.len())
+            .filter(|i| !self.nodes[*i].running && self.state(*i).is_finished())
+            .count();
+        (finished, self.nodes.len())
+    }
+
+    /// A failed step with `on_failure: ask`: the run waits for a performer's choice.
+    pub fn asks(&self, index: usize) -> bool {
+        self.state(index) == StepState::Failed
+            && !self.nodes[index].running
+            && self.nodes[index].step.on_failure == OnFailure::Ask
     }
 
     /// Steps that can start now, in plan order, within `max_parallel` given `running`.
@@ -189,14 +206,15 @@ impl Graph {
             .collect()
     }
 
-    /// Steps waiting for a person: manual confirmations and in-doubt resolutions.
+    /// Steps waiting for a person: manual confirmations, in-doubt resolutions, and failed steps
+    /// with `on_failure: ask` (retry, skip or abort).
     pub fn waiting_for_people(&self) -> Vec<String> {
         (0..self.nodes.len())
             .filter(|i| {
                 matches!(
                     self.state(*i),
                     StepState::WaitingManual | StepState::InDoubt
-                )
+                ) || self.asks(*i)
             })
             .map(|i| self.nodes[i].step.id.clone())
             .collect()

@@ -16,7 +16,7 @@ mod people;
 mod resume;
 mod step;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +39,7 @@ use crate::runner::{self, Invocation};
 use graph::Graph;
 use lease::Held;
 pub use lease::{LeaseSettings, run_lease_name};
-pub use people::{StepTarget, abort, confirm, resolve};
+pub use people::{StepTarget, abort, confirm, resolve, retry, skip, ways_forward};
 use step::{Finished, execute_step};
 
 /// How to start a run.
@@ -101,6 +101,10 @@ pub enum ProgressEvent {
         detail: String,
         elapsed_ms: u64,
         expected_ms: Option<u64>,
+        /// Steps finished so far and steps in the run now (a contingency branch adds to it;
+        /// after a resume it counts what finished before), when the executor knows.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        counted: Option<(usize, usize)>,
     },
     StepWaiting {
         step: String,
@@ -113,6 +117,15 @@ pub enum ProgressEvent {
     RunFinished {
         run_id: String,
         state: RunState,
+    },
+    /// A measurement of `procedure.verify_after` after the rollback ran: what it found and how
+    /// long the checks have held so far against the hold.
+    Verification {
+        criterion: String,
+        class: String,
+        reason: String,
+        held_ms: u64,
+        hold_ms: u64,
     },
 }
 
@@ -148,6 +161,12 @@ impl Executor {
             lease: None,
             drain: None,
         }
+    }
+
+    /// Where this executor reports progress (the verification after a rollback reports there
+    /// too).
+    pub fn progress(&self) -> &dyn Progress {
+        self.progress.as_ref()
     }
 
     /// Drains on `drain`: once it turns `true`, no step starts (nor does a manual step begin
@@ -227,17 +246,14 @@ impl Executor {
         if let Some(settings) = &self.lease {
             payload["replica"] = json!(settings.owner);
         }
+        let mut started = NewEvent::new("run_started", &options.actor, now)
+            .run(&run_id)
+            .payload(payload)
+            .fenced(fence.clone());
+        // A release's run is part of the release's story (`report REL`, its decisions).
+        started.release_id.clone_from(&options.release_id);
         self.store
-            .create_run(
-                &new_run,
-                &routed(
-                    &plan,
-                    NewEvent::new("run_started", &options.actor, now)
-                        .run(&run_id)
-                        .payload(payload)
-                        .fenced(fence.clone()),
-                ),
-            )
+            .create_run(&new_run, &routed(&plan, started))
             .await?;
         self.progress.event(&ProgressEvent::RunStarted {
             run_id: run_id.clone(),
@@ -416,6 +432,8 @@ impl Executor {
         let mut running = 0usize;
         let mut aborted = false;
         let mut drain = self.drain.clone();
+        // Reminders sent (by count) and escalations made, per waiting manual step.
+        let mut reminded: HashMap<String, (u64, bool)> = HashMap::new();
         loop {
             let draining = drain.as_ref().is_some_and(|d| *d.borrow());
             let now = self.clock.now_ms();
@@ -456,6 +474,7 @@ impl Executor {
                             detail: record.note.clone().unwrap_or_default(),
                             elapsed_ms: 0,
                             expected_ms: None,
+                            counted: None,
                         });
                         batch.push((
                             record.clone(),
@@ -511,6 +530,19 @@ impl Executor {
                 }
                 // Durable before anything it describes happens or is depended on.
                 self.store.record_steps(&batch).await?;
+            }
+            // Number the finished steps as they are announced: n of the run's steps now.
+            let (finished_now, total) = graph.counted();
+            let finishing = after_commit
+                .iter()
+                .filter(|e| matches!(e, ProgressEvent::StepFinished { .. }))
+                .count();
+            let mut n = finished_now.saturating_sub(finishing);
+            for event in &mut after_commit {
+                if let ProgressEvent::StepFinished { counted, .. } = event {
+                    n += 1;
+                    *counted = Some((n, total));
+                }
             }
             for event in &after_commit {
                 self.progress.event(event);
@@ -583,6 +615,7 @@ impl Executor {
                     }
                 }
                 () = tick => {
+                    self.remind(context, &graph, actor, &mut reminded).await?;
                     // People act through the store: confirmations, resolutions, aborts.
                     let run = self.store.get_run(&run_id).await?;
                     if run.state == RunState::Aborted && !aborted {
@@ -594,7 +627,8 @@ impl Executor {
                         graph.load(&records);
                         // Tell the watchers about the steps people settled.
                         for record in records.iter().filter(|r| waiting.contains(&r.step_id)) {
-                            if !matches!(record.state, StepState::WaitingManual | StepState::InDoubt) {
+                            let still_asks = graph.index(&record.step_id).is_some_and(|i| graph.asks(i));
+                            if !matches!(record.state, StepState::WaitingManual | StepState::InDoubt) && !still_asks {
                                 self.progress.event(&ProgressEvent::StepFinished {
                                     step: record.step_id.clone(),
                                     state: record.state,
@@ -604,6 +638,7 @@ impl Executor {
                                         .zip(record.started_at_ms)
                                         .map_or(0, |(f, s)| u64::try_from(f - s).unwrap_or(0)),
                                     expected_ms: graph.expected_ms(&record.step_id),
+                                    counted: Some(graph.counted()),
                                 });
                             }
                         }
@@ -658,6 +693,70 @@ impl Executor {
     }
 }
 
+impl Executor {
+    /// Manual steps that wait are not forgotten: every `manual.remind_every` their people hear
+    /// again (`manual_step_reminded`, announced as `manual_step_waiting`), and after
+    /// `manual.timeout` it escalates (`manual_step_escalated`, announced as `escalated`). Only
+    /// while an executor waits for people (a terminal, or the server).
+    async fn remind(
+        &self,
+        context: &Context,
+        graph: &Graph,
+        actor: &str,
+        reminded: &mut HashMap<String, (u64, bool)>,
+    ) -> Result<(), ExecError> {
+        let now = self.clock.now_ms();
+        let mut events = Vec::new();
+        for node in &graph.nodes {
+            let Some(record) = node.record.as_ref() else {
+                continue;
+            };
+            if record.state != StepState::WaitingManual {
+                continue;
+            }
+            let (by, wait) = match &node.step.kind {
+                backout_model::plan::StepKind::Manual { by, .. } => (by, &node.step.manual_wait),
+                _ => continue,
+            };
+            let waited = now - record.started_at_ms.unwrap_or(now);
+            let entry = reminded.entry(node.step.id.clone()).or_default();
+            if let Some(every) = wait.remind_every.map(|d| d.as_millis()).filter(|e| *e > 0) {
+                let due = u64::try_from(waited).unwrap_or(0) / every;
+                if due > entry.0 {
+                    entry.0 = due;
+                    events.push(
+                        NewEvent::new("manual_step_reminded", actor, now)
+                            .run(&context.run_id)
+                            .step(&node.step.id)
+                            .payload(json!({ "by": by, "reminder": due, "waited_ms": waited })),
+                    );
+                }
+            }
+            if let Some(timeout) = wait.timeout
+                && !entry.1
+                && u64::try_from(waited).unwrap_or(0) >= timeout.as_millis()
+            {
+                entry.1 = true;
+                events.push(
+                    NewEvent::new("manual_step_escalated", actor, now)
+                        .run(&context.run_id)
+                        .step(&node.step.id)
+                        .payload(json!({ "by": by, "timeout": timeout.to_string(), "waited_ms": waited })),
+                );
+            }
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        let events: Vec<NewEvent> = events
+            .into_iter()
+            .map(|e| routed(&context.plan, e).fenced(context.fence.clone()))
+            .collect();
+        self.store.append_events(&events).await?;
+        Ok(())
+    }
+}
+
 /// What every step of one run shares.
 struct Context {
     run_id: String,
@@ -691,8 +790,32 @@ impl Context {
             deadline: timeout.map(|t| tokio::time::Instant::now() + t),
             cancel: self.cancel.subscribe(),
             resolver: self.resolver.clone(),
+            spawned: None,
         }
     }
+}
+
+/// How many of a failed step's last output lines `status`, `report`, notifications and the web
+/// UI show.
+pub const TAIL_LINES: usize = 20;
+
+/// The last `lines` lines of a step's stderr, then of its stdout (already capped and redacted
+/// when recorded), each under its name: what a failed step said, where the on-call looks.
+pub fn output_tail(record: &StepRecord, lines: usize) -> String {
+    let tail = |text: &str| -> Option<String> {
+        let all: Vec<&str> = text.trim_end().lines().collect();
+        (!all.is_empty()).then(|| all[all.len().saturating_sub(lines)..].join("\n"))
+    };
+    let mut out = String::new();
+    for (name, text) in [("stderr", &record.stderr), ("stdout", &record.stdout)] {
+        if let Some(t) = tail(text) {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&format!("{name}:\n{t}"));
+        }
+    }
+    out
 }
 
 /// The steps a run executes: a workaround's, or the procedure's.
@@ -750,6 +873,23 @@ fn me() -> ExecutorInfo {
 /// Whether the run's lease was lost: another replica owns the run now.
 fn is_fenced<T>(result: &Result<T, ExecError>) -> bool {
     matches!(result, Err(ExecError::Store(StoreError::Fenced { .. })))
+}
+
+/// For a run recorded `running` whose executor was a process on this machine that is gone (a
+/// crash, `kill -9`): a line saying so and naming `backout resume`. `None` otherwise.
+pub fn executor_gone(run: &Run) -> Option<String> {
+    let executor = run.executor.as_ref()?;
+    let gone = run.state == RunState::Running
+        && executor.hostname == me().hostname
+        && executor.pid != std::process::id()
+        && !(process::is_alive(executor.pid) && is_backout(executor.pid));
+    gone.then(|| {
+        format!(
+            "no executor runs it any more: process {} on {} is gone (crashed or killed). \
+             Continue it with `backout resume {}` (finished steps never run again)",
+            executor.pid, executor.hostname, run.id
+        )
+    })
 }
 
 /// Whether a pid is a backout process (pids are reused; a stranger is not our executor).

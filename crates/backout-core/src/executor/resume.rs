@@ -2,6 +2,8 @@
 //! replica's lease expired): finished steps are never run again, running ones are re-run only
 //! when idempotent and otherwise become `in_doubt` for a person.
 
+use std::collections::HashMap;
+
 use backout_store::{NewEvent, RunKind, RunState, RunUpdate, StepState};
 use serde_json::json;
 
@@ -24,8 +26,9 @@ impl Executor {
         let run = self.store.get_run(run_id).await?;
         if run.state.is_terminal() {
             return Err(ExecError::Refused(format!(
-                "run `{run_id}` already ended: {}",
-                run.state
+                "run `{run_id}` already ended: {}{}",
+                run.state,
+                super::ways_forward(&run)
             )));
         }
         // Shared runs are guarded by their lease (taken only when free or expired, whoever held
@@ -56,9 +59,29 @@ impl Executor {
             _ => None,
         };
         let steps = steps_to_run(&plan, workaround.as_deref())?;
-        let killed = process::kill_leftovers(run_id);
         let now = self.clock.now_ms();
         let records = self.store.list_steps(run_id).await?;
+        let groups = self.recorded_groups(run_id).await?;
+        let mut stopped = Vec::new();
+        for record in records.iter().filter(|r| r.state == StepState::Running) {
+            // Only the group of the attempt that was running; a daemon an earlier step
+            // started, or one that left its step's group, is never touched.
+            match groups.get(&(record.step_id.clone(), record.attempt)) {
+                Some(identity) => {
+                    let result = process::stop_group(identity, run_id, &record.step_id);
+                    stopped.push(json!({
+                        "step": record.step_id, "pgid": identity.pgid, "result": result,
+                    }));
+                }
+                None => {
+                    for pgid in process::stop_unrecorded(run_id, &record.step_id) {
+                        stopped.push(json!({
+                            "step": record.step_id, "pgid": pgid, "result": process::Stopped::Killed,
+                        }));
+                    }
+                }
+            }
+        }
         for record in records.iter().filter(|r| r.state == StepState::Running) {
             let idempotent = find_step(&plan, &record.step_id).is_some_and(|s| s.idempotent);
             let mut next = record.clone();
@@ -92,7 +115,7 @@ impl Executor {
                 )
                 .await?;
         }
-        let mut payload = json!({ "killed_process_groups": killed });
+        let mut payload = json!({ "stopped_process_groups": stopped });
         if let Some(settings) = &self.lease {
             payload["replica"] = json!(settings.owner);
         }
@@ -135,6 +158,32 @@ impl Executor {
         let graph = Graph::new(&plan, steps);
         self.drive_held(context, graph, actor, wait_for_people, held)
             .await
+    }
+
+    /// The process groups the run's attempts recorded (`step_process`), by step and attempt.
+    async fn recorded_groups(
+        &self,
+        run_id: &str,
+    ) -> Result<HashMap<(String, u32), process::GroupIdentity>, ExecError> {
+        let mut groups = HashMap::new();
+        let mut after = 0;
+        loop {
+            let page = self.store.run_events(run_id, after, 1000).await?;
+            for event in page.iter().filter(|e| e.kind == "step_process") {
+                let attempt = event
+                    .payload
+                    .get("attempt")
+                    .and_then(serde_json::Value::as_u64);
+                let group = serde_json::from_value(event.payload["group"].clone()).ok();
+                if let (Some(step), Some(attempt), Some(group)) = (&event.step_id, attempt, group) {
+                    groups.insert((step.clone(), u32::try_from(attempt).unwrap_or(0)), group);
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 1000 => after = last.seq,
+                _ => return Ok(groups),
+            }
+        }
     }
 
     /// The workaround a workaround run was started for, from its `run_started` event.

@@ -13,6 +13,7 @@ use serde_json::json;
 use super::{Context, Progress, ProgressEvent};
 use crate::clock::Clock;
 use crate::errors::ExecError;
+use crate::process::{GroupIdentity, SpawnHook};
 use crate::runner::{self, Outcome};
 
 /// A step's final state, to be committed by the scheduling loop with what it unblocks.
@@ -44,8 +45,17 @@ pub(super) async fn execute_step(
     loop {
         let attempt = record.attempt;
         let started = record.started_at_ms.unwrap_or_else(|| clock.now_ms());
-        let outcome =
-            attempt_step(&context, &step, attempt, started, &outputs, clock.as_ref()).await;
+        let hook = spawn_hook(&store, &context, &record, &actor, clock.clone());
+        let outcome = attempt_step(
+            &context,
+            &step,
+            attempt,
+            started,
+            &outputs,
+            clock.as_ref(),
+            hook,
+        )
+        .await;
         let finished = clock.now_ms();
         record.finished_at_ms = Some(finished);
         record.updated_at_ms = finished;
@@ -75,6 +85,7 @@ pub(super) async fn execute_step(
                 detail,
                 elapsed_ms,
                 expected_ms,
+                counted: None,
             };
             return Ok(Finished {
                 record,
@@ -127,8 +138,12 @@ pub(super) async fn execute_step(
         } else {
             StepState::Failed
         };
+        let asks = step.on_failure == backout_model::plan::OnFailure::Ask;
         let kind = if outcome.cancelled {
             "step_aborted"
+        } else if asks {
+            // The run waits for a performer: retry, skip or abort.
+            "step_failed_waiting"
         } else {
             "step_failed"
         };
@@ -144,6 +159,7 @@ pub(super) async fn execute_step(
             detail,
             elapsed_ms,
             expected_ms,
+            counted: None,
         };
         return Ok(Finished {
             record,
@@ -151,6 +167,38 @@ pub(super) async fn execute_step(
             progress,
         });
     }
+}
+
+/// Records the process group of a command attempt right after its spawn (`step_process`, the
+/// `running` record with its pgid), so a resume after a crash stops exactly that group.
+fn spawn_hook(
+    store: &Arc<dyn Store>,
+    context: &Arc<Context>,
+    record: &StepRecord,
+    actor: &str,
+    clock: Arc<dyn Clock>,
+) -> SpawnHook {
+    let (store, fence, actor) = (store.clone(), context.fence.clone(), actor.to_string());
+    let record = record.clone();
+    Arc::new(move |identity: GroupIdentity| {
+        let (store, fence, actor, clock) =
+            (store.clone(), fence.clone(), actor.clone(), clock.clone());
+        let mut record = record.clone();
+        Box::pin(async move {
+            record.pgid = Some(identity.pgid);
+            record.updated_at_ms = clock.now_ms();
+            let event = NewEvent::new("step_process", &actor, record.updated_at_ms)
+                .run(&record.run_id)
+                .step(&record.step_id)
+                .payload(json!({ "attempt": record.attempt, "group": identity }))
+                .fenced(fence);
+            store
+                .record_step(&record, &event)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    })
 }
 
 /// One attempt: the step's runner, then its `verify` within what is left of the timeout.
@@ -161,8 +209,10 @@ async fn attempt_step(
     started: i64,
     outputs: &BTreeMap<String, String>,
     clock: &dyn Clock,
+    spawned: SpawnHook,
 ) -> Outcome {
     let mut inv = context.invocation(Some(step), attempt, step.timeout.map(|t| t.0), outputs);
+    inv.spawned = Some(spawned);
     for (k, v) in &step.env {
         match context.resolver.resolve(v) {
             Ok(v) => inv.env.push((k.clone(), v)),

@@ -320,16 +320,24 @@ fn step(facts: &Facts<'_>) -> Option<Value> {
         .iter()
         .find(|s| s.step_id == id)
         .and_then(|s| s.note.as_deref());
+    let output = facts
+        .steps
+        .iter()
+        .find(|s| s.step_id == id)
+        .map(|s| crate::executor::output_tail(s, crate::executor::TAIL_LINES))
+        .filter(|t| !t.is_empty());
     match event.kind.as_str() {
-        "step_failed" => {
+        "step_failed" | "step_failed_waiting" => {
             if let Some(error) = detail.or(note) {
                 step.insert("error".into(), json!(error));
             }
+            step.insert("output".into(), json!(output));
         }
         "run_failed" => {
             if let Some(error) = note {
                 step.insert("error".into(), json!(error));
             }
+            step.insert("output".into(), json!(output));
         }
         _ => {}
     }
@@ -472,6 +480,11 @@ fn summary(facts: &Facts<'_>, event: Event, notice: &Notice) -> String {
             };
             format!("{what}: {} {verb} the rollback", facts.event.actor)
         }
+        Event::Escalated if facts.event.kind == "manual_step_escalated" => format!(
+            "{what}: ESCALATED: manual step {step_id} has waited {} for {}",
+            text("timeout"),
+            text("by")
+        ),
         Event::Escalated => format!(
             "{what}: escalated, no one acted in time{}",
             if notice.deciders.is_empty() {
@@ -481,6 +494,10 @@ fn summary(facts: &Facts<'_>, event: Event, notice: &Notice) -> String {
             }
         ),
         Event::Started => format!("{what}: backout started (run {run_id})"),
+        Event::ManualStepWaiting if facts.event.kind == "manual_step_reminded" => format!(
+            "{what}: reminder: manual step {step_id} still waits for {}",
+            text("by")
+        ),
         Event::ManualStepWaiting => {
             format!("{what}: manual step {step_id} waits for {}", text("by"))
         }
@@ -490,6 +507,11 @@ fn summary(facts: &Facts<'_>, event: Event, notice: &Notice) -> String {
         },
         Event::Completed => format!("{what}: backout completed (run {run_id})"),
         Event::Failed => format!("{what}: backout FAILED (run {run_id})"),
+        Event::RolledBack => format!("{what}: rolled back and verified (run {run_id})"),
+        Event::RollbackUnverified => format!(
+            "{what}: backout ran but did NOT verify (run {run_id}): {}",
+            text("detail")
+        ),
         Event::WindowClosing => match notice.release.as_ref().and_then(|r| r.window.as_ref()) {
             Some(window) => format!("{what}: the rollback window closes at {}", window.closes_at),
             None => format!("{what}: the rollback window closes soon"),

@@ -31,12 +31,14 @@ pub fn lifecycle_event(kind: &str, payload: &serde_json::Value) -> Option<Event>
         "decision" => Event::Decision,
         "escalated" => Event::Escalated,
         "run_started" => Event::Started,
-        "manual_step_waiting" => Event::ManualStepWaiting,
-        "step_failed" => Event::StepFailed,
+        "manual_step_waiting" | "manual_step_reminded" => Event::ManualStepWaiting,
+        "manual_step_escalated" => Event::Escalated,
+        "step_failed" | "step_failed_waiting" => Event::StepFailed,
         "run_succeeded" => Event::Completed,
         "run_failed" => Event::Failed,
-        // The procedure ran but `verify_after` did not hold: the backout failed.
-        "rollback_unverified" => Event::Failed,
+        "rolled_back" => Event::RolledBack,
+        // The procedure ran but `verify_after` did not hold.
+        "rollback_unverified" => Event::RollbackUnverified,
         "window_closing" => Event::WindowClosing,
         "window_closed" => Event::WindowClosed,
         _ => return None,

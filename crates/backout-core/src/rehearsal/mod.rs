@@ -194,6 +194,7 @@ pub async fn forward(
         None,
         cancel,
         process::KILL_GRACE,
+        None,
     )
     .await;
     let exit_status = match outcome.exit {

@@ -174,6 +174,7 @@ fn on_failure(step: &backout_model::plan::Step) -> String {
     match &step.on_failure {
         backout_model::plan::OnFailure::Halt => "halt".into(),
         backout_model::plan::OnFailure::Continue => "continue".into(),
+        backout_model::plan::OnFailure::Ask => "ask".into(),
         backout_model::plan::OnFailure::Contingency(id) => format!("contingency.{id}"),
     }
 }

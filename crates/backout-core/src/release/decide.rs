@@ -70,6 +70,89 @@ pub struct Decisions {
     pub start_escalated: bool,
     /// Executions started for the approval (run ids when known).
     pub executions: Vec<String>,
+    /// Where the rollback stands once one started (kept across a later deny).
+    pub rollback: Option<Outcome>,
+}
+
+/// Where a release stands as a whole: watched, rolling back, or how it ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The window is open and the criteria are watched; no rollback started.
+    Open,
+    /// A rollback (the procedure or a workaround) runs, or its `verify_after` is measured.
+    RollingBack,
+    /// The rollback finished and `verify_after` held.
+    RolledBack,
+    /// The rollback finished but `verify_after` did not hold.
+    RollbackUnverified,
+    /// The rollback's run failed or was aborted: retry, skip or a workaround are the ways on.
+    RollbackFailed,
+    /// The window closed early as a success (`success_when`).
+    Succeeded,
+    /// The window closed (on time or at the point of no return) with no rollback.
+    Closed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Open => "open",
+            Outcome::RollingBack => "rolling_back",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::RollbackUnverified => "rollback_unverified",
+            Outcome::RollbackFailed => "rollback_failed",
+            Outcome::Succeeded => "succeeded",
+            Outcome::Closed => "closed",
+        }
+    }
+
+    /// Nothing more happens to the release by itself: it is no longer measured.
+    pub fn is_concluded(self) -> bool {
+        !matches!(
+            self,
+            Outcome::Open | Outcome::RollingBack | Outcome::RollbackFailed
+        )
+    }
+
+    /// The outcome of `release` given its replayed decisions.
+    pub fn of(release: &Release, decisions: &Decisions) -> Outcome {
+        match decisions.rollback {
+            Some(rollback) => rollback,
+            None => Outcome::of_record(release),
+        }
+    }
+
+    /// The outcome a release's record alone tells: exact for a closed release (its close
+    /// reason says how it ended); an open one may also be rolling back or have a failed
+    /// rollback, which only its journal tells ([`Outcome::of`]).
+    pub fn of_record(release: &Release) -> Outcome {
+        let reason = release.close_reason.as_deref().unwrap_or_default();
+        match release.state {
+            backout_store::ReleaseState::Open => Outcome::Open,
+            // `verify::conclude_release` closes with "rolled back: …" / "rollback unverified: …".
+            backout_store::ReleaseState::Closed if reason.starts_with("rolled back") => {
+                Outcome::RolledBack
+            }
+            backout_store::ReleaseState::Closed if reason.starts_with("rollback unverified") => {
+                Outcome::RollbackUnverified
+            }
+            backout_store::ReleaseState::Closed if reason.starts_with("success") => {
+                Outcome::Succeeded
+            }
+            backout_store::ReleaseState::Closed => Outcome::Closed,
+        }
+    }
+
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Open,
+        Outcome::RollingBack,
+        Outcome::RolledBack,
+        Outcome::RollbackUnverified,
+        Outcome::RollbackFailed,
+        Outcome::Succeeded,
+        Outcome::Closed,
+    ];
 }
 
 impl Decisions {
@@ -122,17 +205,33 @@ impl Decisions {
                 *self = Decisions {
                     denied: Some((event.actor.clone(), text("reason").unwrap_or("").into())),
                     executions: std::mem::take(&mut self.executions),
+                    rollback: self.rollback,
                     ..Decisions::default()
                 };
             }
-            "execution_started" => self
-                .executions
-                .push(text("run_id").unwrap_or("").to_string()),
+            "execution_started" => {
+                self.executions
+                    .push(text("run_id").unwrap_or("").to_string());
+                self.rollback = Some(Outcome::RollingBack);
+            }
             // The executor refused to start (a precondition failed, the plan has no procedure):
             // nothing ran, so a performer may try again.
             "execution_abandoned" => {
                 self.executions.pop();
+                self.rollback = None;
             }
+            // The run of a release's execution names the release (journaled by the executor).
+            "run_started" => {
+                if let (Some(last), Some(run)) = (self.executions.last_mut(), &event.run_id) {
+                    last.clone_from(run);
+                }
+            }
+            "execution_finished" if text("state") != Some("succeeded") => {
+                self.rollback = Some(Outcome::RollbackFailed);
+            }
+            "execution_reopened" => self.rollback = Some(Outcome::RollingBack),
+            "rolled_back" | "rollback_verified" => self.rollback = Some(Outcome::RolledBack),
+            "rollback_unverified" => self.rollback = Some(Outcome::RollbackUnverified),
             _ => {}
         }
     }
@@ -529,6 +628,8 @@ pub struct Cleared {
     pub release: Release,
     pub plan: Plan,
     pub override_window: bool,
+    /// Run this workaround (Q6) instead of the procedure.
+    pub workaround: Option<String>,
 }
 
 /// Checks that `actor` may start the rollback of a release now, and journals the start
@@ -538,6 +639,20 @@ pub async fn clear_execution(
     release_id: &str,
     actor: &str,
     now_ms: i64,
+) -> Result<Cleared, ExecError> {
+    clear_execution_of(store, release_id, actor, now_ms, None).await
+}
+
+/// [`clear_execution`] of the procedure, or of a workaround (`backout execute REL --workaround
+/// ID`): under the same approval and performer rules, as the first execution or after the
+/// rollback failed or did not verify (then the window does not stop it: the release is already
+/// being rolled back).
+pub async fn clear_execution_of(
+    store: &dyn Store,
+    release_id: &str,
+    actor: &str,
+    now_ms: i64,
+    workaround: Option<&str>,
 ) -> Result<Cleared, ExecError> {
     let Loaded {
         release,
@@ -584,26 +699,31 @@ pub async fn clear_execution(
         }
         override_window = decisions.overrides_window(auth.quorum);
     }
-    if release.window_closed(now_ms) && !override_window {
+    if let Some(w) = workaround {
+        crate::executor::steps_to_run(&plan, Some(w))?;
+    }
+    let recovering = workaround.is_some()
+        && matches!(
+            decisions.rollback,
+            Some(Outcome::RollbackFailed | Outcome::RollbackUnverified)
+        );
+    if release.window_closed(now_ms) && !override_window && !recovering {
         return Err(ExecError::Refused(super::window_closed(
             &release,
             Some(&plan),
         )));
     }
-    if let Some(run) = decisions.executions.last() {
-        return Err(ExecError::Refused(format!(
-            "the rollback of release `{id}` was already started{}; continue it with `backout resume`",
-            if run.is_empty() {
-                String::new()
-            } else {
-                format!(" as run `{run}`")
-            }
-        )));
+    if let Some(run) = decisions.executions.last()
+        && !recovering
+    {
+        return Err(ExecError::Refused(
+            already_started(store, id, &plan, run, decisions.rollback).await,
+        ));
     }
     store
         .append_event(
             &NewEvent::new("execution_started", actor, now_ms)
-                .payload(json!({ "override_window": override_window }))
+                .payload(json!({ "override_window": override_window, "workaround": workaround }))
                 .release(id),
         )
         .await?;
@@ -611,7 +731,60 @@ pub async fn clear_execution(
         release,
         plan,
         override_window,
+        workaround: workaround.map(str::to_string),
     })
+}
+
+/// Why a second execution is refused, with the way forward that is allowed (never a circle).
+async fn already_started(
+    store: &dyn Store,
+    id: &str,
+    plan: &Plan,
+    run_id: &str,
+    outcome: Option<Outcome>,
+) -> String {
+    let workarounds: Vec<&str> = plan
+        .workarounds
+        .given()
+        .map(|w| w.iter().map(|w| w.id.as_str()).collect())
+        .unwrap_or_default();
+    let workaround = if workarounds.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", or run a workaround inside the release: `backout execute {id} --workaround ID` ({})",
+            workarounds.join(", ")
+        )
+    };
+    let run = match store.get_run(run_id).await {
+        Ok(run) => run,
+        Err(_) => {
+            return format!(
+                "the rollback of release `{id}` was already started; see `backout status {id}`"
+            );
+        }
+    };
+    let head = format!("the rollback of release `{id}` was already started as run `{run_id}`");
+    match (run.state, outcome) {
+        (backout_store::RunState::Running, _) => format!(
+            "{head}, which is running; follow it with `backout status {run_id}` (if its executor is gone, `backout resume {run_id}`)"
+        ),
+        (backout_store::RunState::Waiting, _) => format!(
+            "{head}, which waits for a person: see `backout status {run_id}`, then confirm, resolve, retry or skip its steps and `backout resume {run_id}`"
+        ),
+        (backout_store::RunState::Failed | backout_store::RunState::Aborted, _) => format!(
+            "{head}, which ended {}{}",
+            run.state,
+            crate::executor::ways_forward(&run)
+        ),
+        (_, Some(Outcome::RolledBack)) => {
+            format!("{head}; it finished and verified: the release is rolled back")
+        }
+        (_, Some(Outcome::RollbackUnverified)) => {
+            format!("{head}; it finished but verify_after did not hold{workaround}")
+        }
+        _ => format!("{head}; see `backout status {run_id}`{workaround}"),
+    }
 }
 
 /// Records that an execution cleared by [`clear_execution`] did not start a run.
@@ -632,25 +805,100 @@ pub async fn abandon_execution(
     Ok(())
 }
 
-/// With `separation_of_duties`, an approver of a release's rollback may not confirm or resolve
-/// the steps of its run.
-pub async fn may_perform(store: &dyn Store, run: &Run, actor: &str) -> Result<(), ExecError> {
-    let Some(release_id) = &run.release_id else {
-        return Ok(());
+/// What a person does to a run; [`may_act`] says who may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act<'a> {
+    /// Confirm the manual step with this id (its `manual.by` group does it).
+    Confirm(&'a str),
+    /// Settle an in-doubt step: done, failed, retry.
+    Resolve,
+    /// Give failed steps a new attempt.
+    Retry,
+    /// Count a step as done by other means.
+    Skip,
+    /// Stop the run.
+    Abort,
+}
+
+impl Act<'_> {
+    fn verb(self) -> String {
+        match self {
+            Act::Confirm(step) => format!("confirm step `{step}`"),
+            Act::Resolve => "resolve steps of this run".into(),
+            Act::Retry => "retry steps of this run".into(),
+            Act::Skip => "skip steps of this run".into(),
+            Act::Abort => "abort this run".into(),
+        }
+    }
+}
+
+/// Whether `actor` may do `act` to `run`: the one rule the CLI, the API and the web UI all
+/// apply. A manual step is confirmed by its `manual.by` group; every other act is a
+/// performer's (`execution.performers`); with `authorization.separation_of_duties`, an approver
+/// of a release's rollback does none of them. A refusal names the rule and who may.
+pub async fn may_act(
+    store: &dyn Store,
+    run: &Run,
+    act: Act<'_>,
+    actor: &str,
+) -> Result<(), ExecError> {
+    let plan =
+        backout_model::lint(&run.plan_source)
+            .plan
+            .ok_or_else(|| ExecError::InvalidPlan {
+                run_id: run.id.clone(),
+                message: "the plan stored with the run no longer lints".into(),
+            })?;
+    let decisions = match &run.release_id {
+        Some(release_id) => Some(load(store, release_id).await?.decisions),
+        None => None,
     };
-    let Loaded {
-        plan, decisions, ..
-    } = load(store, release_id).await?;
+    check_act(&plan, decisions.as_ref(), act, actor).map_err(ExecError::Refused)
+}
+
+/// [`may_act`] on a plan and the release's decisions (none for a run of no release).
+pub fn check_act(
+    plan: &Plan,
+    decisions: Option<&Decisions>,
+    act: Act<'_>,
+    actor: &str,
+) -> Result<(), String> {
+    let verb = act.verb();
+    let manual_by = match act {
+        Act::Confirm(step) => plan
+            .all_steps()
+            .find(|s| s.id == step)
+            .and_then(|s| match &s.kind {
+                backout_model::plan::StepKind::Manual { by, .. } => Some(by.as_str()),
+                _ => None,
+            }),
+        _ => None,
+    };
+    if let Some(by) = manual_by.filter(|by| group(plan, by).is_some()) {
+        if !member(plan, by, actor) {
+            return Err(format!(
+                "`{actor}` may not {verb}: only {} may (the step's manual.by)",
+                describe_group(plan, by)
+            ));
+        }
+    } else if let Some(execution) = plan.execution.given()
+        && !member(plan, &execution.performers, actor)
+    {
+        return Err(format!(
+            "`{actor}` may not {verb}: only {} may (execution.performers)",
+            describe_group(plan, &execution.performers)
+        ));
+    }
     if plan
         .authorization
         .given()
         .is_some_and(|a| a.separation_of_duties)
-        && decisions.approved_by(actor)
+        && decisions.is_some_and(|d| d.approved_by(actor))
     {
-        return Err(ExecError::Refused(format!(
-            "`{actor}` approved the rollback of release `{release_id}` and may not also perform \
-             its steps (authorization.separation_of_duties); another performer must"
-        )));
+        return Err(format!(
+            "`{actor}` approved this rollback and may not also {verb} \
+             (authorization.separation_of_duties); another performer must"
+        ));
     }
     Ok(())
 }

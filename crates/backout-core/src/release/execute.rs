@@ -39,7 +39,7 @@ pub fn rollback_options(cleared: &Cleared, actor: &str, wait_for_people: bool) -
             .collect(),
         actor: actor.to_string(),
         release_id: Some(cleared.release.id.clone()),
-        workaround: None,
+        workaround: cleared.workaround.clone(),
         wait_for_people,
         extra_env: Vec::new(),
     }
@@ -96,7 +96,16 @@ pub async fn carry_out(
             verified: None,
         });
     }
-    let verified = conclude(store, release_id, &summary, actor, resolver, clock).await?;
+    let verified = conclude(
+        store,
+        release_id,
+        &summary,
+        actor,
+        resolver,
+        clock,
+        executor.progress(),
+    )
+    .await?;
     Ok(Rollback { summary, verified })
 }
 
@@ -109,6 +118,7 @@ async fn conclude(
     actor: &str,
     resolver: Arc<Resolver>,
     clock: &dyn Clock,
+    progress: &dyn crate::executor::Progress,
 ) -> Result<Option<Verified>, ExecError> {
     store
         .append_event(
@@ -130,6 +140,7 @@ async fn conclude(
         resolver,
         clock,
         actor,
+        progress,
     )
     .await?;
     Ok(Some(verified))
@@ -145,6 +156,7 @@ pub async fn conclude_resumed(
     actor: &str,
     resolver: Arc<Resolver>,
     clock: &dyn Clock,
+    progress: &dyn crate::executor::Progress,
 ) -> Result<Option<Verified>, ExecError> {
     let Some(release_id) = summary.run.release_id.as_deref() else {
         return Ok(None);
@@ -152,21 +164,27 @@ pub async fn conclude_resumed(
     if !summary.run.state.is_terminal() {
         return Ok(None);
     }
+    // The run's end is recorded unless a person reopened it since (`retry`, `skip`).
     let mut after = 0;
+    let mut ended = false;
     loop {
         let page = store.release_events(release_id, after, 1000).await?;
-        let ended = page.iter().any(|e| {
-            e.kind == "execution_finished"
-                && e.payload.get("run_id").and_then(serde_json::Value::as_str)
-                    == Some(summary.run.id.as_str())
-        });
-        if ended {
-            return Ok(None);
+        for e in &page {
+            let this_run = e.payload.get("run_id").and_then(serde_json::Value::as_str)
+                == Some(summary.run.id.as_str());
+            match e.kind.as_str() {
+                "execution_finished" if this_run => ended = true,
+                "execution_reopened" if this_run => ended = false,
+                _ => {}
+            }
         }
         match page.last() {
             Some(last) if page.len() == 1000 => after = last.seq,
             _ => break,
         }
     }
-    conclude(store, release_id, summary, actor, resolver, clock).await
+    if ended {
+        return Ok(None);
+    }
+    conclude(store, release_id, summary, actor, resolver, clock, progress).await
 }

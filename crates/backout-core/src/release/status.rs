@@ -8,7 +8,7 @@ use backout_store::{Release, Store};
 use serde_json::Value;
 
 use super::check::CheckReport;
-use super::decide;
+use super::decide::{self, Outcome};
 use super::tracker::Tracker;
 use crate::errors::ExecError;
 use crate::time::{left, utc};
@@ -21,6 +21,8 @@ pub struct ReleaseStatus {
     pub report: Option<CheckReport>,
     /// Where the decision stands ([`decision_line`]).
     pub decision: Option<String>,
+    /// Where the release stands as a whole (open, rolling back, rolled back, …).
+    pub outcome: Outcome,
     pub now_ms: i64,
 }
 
@@ -39,14 +41,18 @@ pub async fn status(
         ),
         Err(_) => None,
     };
-    let decision = match decide::load(store, release_id).await {
-        Ok(loaded) => decision_line(&loaded, now_ms),
-        Err(_) => None,
+    let (decision, outcome) = match decide::load(store, release_id).await {
+        Ok(loaded) => (
+            decision_line(&loaded, now_ms),
+            Outcome::of(&loaded.release, &loaded.decisions),
+        ),
+        Err(_) => (None, Outcome::of(&release, &decide::Decisions::default())),
     };
     Ok(ReleaseStatus {
         release,
         report,
         decision,
+        outcome,
         now_ms,
     })
 }
@@ -58,6 +64,7 @@ impl ReleaseStatus {
         let mut value = serde_json::to_value(&self.release).unwrap_or_default();
         if let Some(map) = value.as_object_mut() {
             map.remove("plan_source");
+            map.insert("outcome".into(), self.outcome.as_str().into());
             map.insert(
                 "window_closed".into(),
                 self.release.window_closed(self.now_ms).into(),

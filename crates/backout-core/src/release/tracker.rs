@@ -16,12 +16,15 @@ use crate::errors::ExecError;
 use crate::notify::routed;
 
 /// The event kinds, journaled by others, that change a tracked release.
-pub const TRACKED_KINDS: [&str; 5] = [
+pub const TRACKED_KINDS: [&str; 7] = [
     "release_started",
     "rollback_requested",
     "checkpoint_reached",
     "window_closed",
     "decision",
+    // A verified (or unverified) rollback concludes the release and closes its window.
+    "rolled_back",
+    "rollback_unverified",
 ];
 
 /// One release's window, criteria states and verdict.
@@ -163,7 +166,7 @@ impl Tracker {
                     .and_then(|v| serde_json::from_value(v).ok());
             }
             "window_closing" => self.closing_noticed = true,
-            "window_closed" => {
+            "window_closed" | "rolled_back" | "rollback_unverified" => {
                 self.closed = true;
                 self.succeeded |= text("verdict") == Some("success");
                 if self.close_reason.is_none() {

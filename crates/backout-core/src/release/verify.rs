@@ -2,12 +2,14 @@
 //! only when the listed criteria pass continuously for `hold`. Measured like the release's
 //! criteria (same sources, cadence and conditions), journaled as `verification` events (not
 //! `measurement`: they must not count toward the forward deployment's verdict), ending with
-//! `rollback_verified` or `rollback_unverified`.
+//! `rolled_back` or `rollback_unverified`. Either concludes the release: its window closes with
+//! that event (so watchers let it go and its criteria are no longer measured), and the event is
+//! announced to the channels `communication.notify` routes it to.
 
 use std::sync::Arc;
 
 use backout_model::plan::Criterion;
-use backout_store::{NewEvent, Store};
+use backout_store::{NewEvent, Store, StoreError};
 use serde_json::json;
 
 use super::tracker::Tracker;
@@ -16,6 +18,8 @@ use crate::criteria::sources;
 use crate::criteria::{CriterionState, CriterionStatus, classify};
 use crate::env::Resolver;
 use crate::errors::ExecError;
+use crate::executor::{Progress, ProgressEvent};
+use crate::notify::routed;
 
 /// How a verification ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,10 +41,21 @@ pub async fn verify_after(
     resolver: Arc<Resolver>,
     clock: &dyn Clock,
     actor: &str,
+    progress: &dyn Progress,
 ) -> Result<Verified, ExecError> {
     let release = store.get_release(release_id).await?;
     let plan = Tracker::plan_of(&release)?;
     let Some(verify) = plan.procedure.given().and_then(|p| p.verify_after.clone()) else {
+        // Nothing to verify: the procedure's success concludes the release.
+        let now = clock.now_ms();
+        let detail = "the procedure succeeded; the plan has no verify_after";
+        let event = routed(
+            &plan,
+            NewEvent::new("rolled_back", actor, now)
+                .payload(json!({ "run_id": run_id, "detail": detail, "verified": false }))
+                .release(release_id),
+        );
+        conclude_release(store, release_id, detail, &event, now).await?;
         return Ok(Verified::NotRequired);
     };
     let configured = sources::of_plan(&plan);
@@ -73,6 +88,18 @@ pub async fn verify_after(
             // No warm-up: the criteria's `delay` is about the forward deployment.
             states[i].observe(criterion, &observation, now, i64::MIN / 2);
             due[i] = now + millis(criterion.every.as_millis());
+            progress.event(&ProgressEvent::Verification {
+                criterion: criterion.id.clone(),
+                class: serde_json::to_value(class)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                reason: reason.clone(),
+                held_ms: states[i]
+                    .passing_since_ms
+                    .map_or(0, |t| u64::try_from(now - t).unwrap_or(0)),
+                hold_ms: verify.hold.as_millis(),
+            });
             events.push(
                 NewEvent::new("verification", actor, now)
                     .payload(json!({
@@ -105,8 +132,8 @@ pub async fn verify_after(
         }) {
             Some((
                 Verified::Held,
-                "rollback_verified",
-                format!("held for {}", verify.hold),
+                "rolled_back",
+                format!("verify_after held for {}", verify.hold),
             ))
         } else if now >= deadline {
             failed(format!(
@@ -120,13 +147,13 @@ pub async fn verify_after(
             None
         };
         if let Some((outcome, kind, detail)) = outcome {
-            store
-                .append_event(
-                    &NewEvent::new(kind, actor, now)
-                        .payload(json!({ "run_id": run_id, "detail": detail }))
-                        .release(release_id),
-                )
-                .await?;
+            let event = routed(
+                &plan,
+                NewEvent::new(kind, actor, now)
+                    .payload(json!({ "run_id": run_id, "detail": detail }))
+                    .release(release_id),
+            );
+            conclude_release(store, release_id, &detail, &event, now).await?;
             return Ok(outcome);
         }
         let next = due
@@ -146,6 +173,27 @@ pub async fn verify_after(
             u64::try_from(wake - now).unwrap_or(0).clamp(1, 60_000),
         ))
         .await;
+    }
+}
+
+/// Concludes a release with `event` (`rolled_back`, `rollback_unverified`): its window closes
+/// with it, so nothing measures it any more. A window that already closed (on time, during the
+/// rollback) keeps its reason; the event is journaled all the same.
+async fn conclude_release(
+    store: &dyn Store,
+    release_id: &str,
+    detail: &str,
+    event: &NewEvent,
+    now: i64,
+) -> Result<(), ExecError> {
+    let reason = format!("{}: {detail}", event.kind.replace('_', " "));
+    match store.close_release(release_id, now, &reason, event).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::Invalid { .. }) => {
+            store.append_event(event).await?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -96,12 +96,14 @@ const WINDOW: usize = usize::MAX;
 
 /// What the watcher reads back from the journal: what changes a tracker, and what changes
 /// the decisions (escalations journaled by a `decide`, executions started elsewhere).
-const TAIL_KINDS: [&str; 9] = [
+const TAIL_KINDS: [&str; 11] = [
     TRACKED_KINDS[0],
     TRACKED_KINDS[1],
     TRACKED_KINDS[2],
     TRACKED_KINDS[3],
     TRACKED_KINDS[4],
+    TRACKED_KINDS[5],
+    TRACKED_KINDS[6],
     "decision_requested",
     "escalated",
     "execution_started",

@@ -73,6 +73,7 @@ impl StepRunner for CommandRunner {
             inv.deadline,
             inv.cancel,
             process::KILL_GRACE,
+            inv.spawned,
         )
         .await;
         let mut outcome = Outcome {

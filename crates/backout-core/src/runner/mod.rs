@@ -32,6 +32,9 @@ pub struct Invocation {
     /// Becomes `true` when the run is aborted.
     pub cancel: watch::Receiver<bool>,
     pub resolver: Arc<Resolver>,
+    /// Told the process group of a command step right after the spawn, so it is recorded before
+    /// anything can depend on finding it after a crash (`None` for preconditions and checks).
+    pub spawned: Option<crate::process::SpawnHook>,
 }
 
 /// How one attempt ended.

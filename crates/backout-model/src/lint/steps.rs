@@ -342,7 +342,7 @@ fn shape(step: &Spanned<StepSpec>, list: &StepList<'_>, checker: &mut Checker) {
         }
     }
     let side_effects = step.run.is_some() || step.exec.is_some() || step.http.is_some();
-    let idempotent = step.idempotent.as_ref().is_some_and(|i| i.value);
+    let idempotent = step.is_idempotent();
     if list.is_procedure && side_effects && !idempotent && step.on_failure.is_none() {
         checker.push(
             Diagnostic::warning(

@@ -93,7 +93,7 @@ fn the_checkout_override_replaces_the_body() {
     );
     assert_eq!(
         message.subject,
-        "Backout completed: checkout 2.4.0 in production rolled back to 2.3.9"
+        "Backout procedure finished: checkout 2.4.0 in production"
     );
     assert!(
         message

@@ -51,6 +51,8 @@ pub fn router() -> Router<AppState> {
         .route("/ui/runs/{id}/steps/{step}/confirm", post(runs::confirm))
         .route("/ui/runs/{id}/steps/{step}/resolve", post(runs::resolve))
         .route("/ui/runs/{id}/abort", post(runs::abort))
+        .route("/ui/runs/{id}/steps/{step}/retry", post(runs::retry))
+        .route("/ui/runs/{id}/steps/{step}/skip", post(runs::skip))
         .route("/ui/audit", get(audit::page))
         .route("/ui/assets/{file}", get(assets::serve))
         .layer(TimeoutLayer::with_status_code(

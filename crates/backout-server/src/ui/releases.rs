@@ -195,6 +195,8 @@ pub struct CriterionRow {
 
 /// What the status part of a release page shows (also served alone, for htmx to refresh).
 pub struct StatusView {
+    /// Open, rolling_back, rolled_back, rollback_unverified, rollback_failed, succeeded, closed.
+    outcome: String,
     verdict: String,
     why: String,
     window: String,
@@ -426,6 +428,7 @@ fn status_view(
         None => ("unknown".into(), "the stored plan no longer lints".into()),
     };
     StatusView {
+        outcome: status.outcome.as_str().into(),
         verdict,
         why,
         window: view::window(

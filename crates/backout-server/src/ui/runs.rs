@@ -18,7 +18,7 @@ use backout_core::StepTarget;
 use backout_core::clock::{Clock, SystemClock};
 use backout_core::release::decide;
 use backout_model::Plan;
-use backout_store::{Role, Run, StepRecord, StepState};
+use backout_store::{Role, Run, RunState, StepRecord, StepState};
 
 use super::page::{self, UiError, UiResult};
 use super::session::{Posted, Session};
@@ -49,6 +49,8 @@ struct StepRow {
     output: String,
     waiting: bool,
     in_doubt: bool,
+    /// Failed or aborted: a performer may retry or skip it.
+    failed: bool,
 }
 
 /// The steps of one dependency layer: each needs only steps of earlier layers.
@@ -68,6 +70,8 @@ struct RunView {
     terminal: bool,
     layers: Vec<Layer>,
     can_act: bool,
+    /// A performer may still retry or skip steps (the run did not succeed and was not refused).
+    can_recover: bool,
 }
 
 #[derive(Template)]
@@ -180,6 +184,7 @@ fn step_row(record: &StepRecord, plan: Option<&Plan>, now: i64) -> StepRow {
         output,
         waiting: record.state == StepState::WaitingManual,
         in_doubt: record.state == StepState::InDoubt,
+        failed: matches!(record.state, StepState::Failed | StepState::Aborted),
     }
 }
 
@@ -222,6 +227,8 @@ fn run_view(run: &Run, records: &[StepRecord], session: &Session) -> RunView {
         terminal: run.state.is_terminal(),
         layers,
         can_act: session.is(Role::Performer) && !run.state.is_terminal(),
+        can_recover: session.is(Role::Performer)
+            && !matches!(run.state, RunState::Succeeded | RunState::Refused),
     }
 }
 
@@ -283,7 +290,13 @@ pub async fn confirm(
     posted.caller().require(Role::Performer, "confirm steps")?;
     let user = &posted.caller().user;
     let run = state.store.get_run(&id).await?;
-    decide::may_perform(state.store.as_ref(), &run, user).await?;
+    decide::may_act(
+        state.store.as_ref(),
+        &run,
+        decide::Act::Confirm(&step),
+        user,
+    )
+    .await?;
     backout_core::executor::confirm(
         state.store.as_ref(),
         &id,
@@ -317,7 +330,7 @@ pub async fn resolve(
     };
     let user = &posted.caller().user;
     let run = state.store.get_run(&id).await?;
-    decide::may_perform(state.store.as_ref(), &run, user).await?;
+    decide::may_act(state.store.as_ref(), &run, decide::Act::Resolve, user).await?;
     backout_core::executor::resolve(
         state.store.as_ref(),
         &id,
@@ -331,6 +344,45 @@ pub async fn resolve(
     Ok(back_to(&id))
 }
 
+/// `POST /ui/runs/{id}/steps/{step}/retry`: the failed step gets a new attempt; a run that
+/// ended is reopened and this server's executor continues it.
+pub async fn retry(
+    State(state): State<AppState>,
+    Path((id, step)): Path<(String, String)>,
+    posted: Posted,
+) -> UiResult {
+    posted.caller().require(Role::Performer, "retry steps")?;
+    let user = &posted.caller().user;
+    let run = state.store.get_run(&id).await?;
+    decide::may_act(state.store.as_ref(), &run, decide::Act::Retry, user).await?;
+    backout_core::executor::retry(state.store.as_ref(), &id, &[step], user, now()).await?;
+    let _ = state.rollbacks.take_over().await;
+    Ok(back_to(&id))
+}
+
+/// `POST /ui/runs/{id}/steps/{step}/skip`: the step counts as done by other means, with the
+/// reason; its dependants proceed.
+pub async fn skip(
+    State(state): State<AppState>,
+    Path((id, step)): Path<(String, String)>,
+    posted: Posted,
+) -> UiResult {
+    posted.caller().require(Role::Performer, "skip steps")?;
+    let user = &posted.caller().user;
+    let reason = posted.text("reason");
+    if reason.trim().is_empty() {
+        return Err(UiError::new(
+            StatusCode::BAD_REQUEST,
+            "a skip needs a reason: say how the step's effect was achieved",
+        ));
+    }
+    let run = state.store.get_run(&id).await?;
+    decide::may_act(state.store.as_ref(), &run, decide::Act::Skip, user).await?;
+    backout_core::executor::skip(state.store.as_ref(), &id, &step, reason, user, now()).await?;
+    let _ = state.rollbacks.take_over().await;
+    Ok(back_to(&id))
+}
+
 /// `POST /ui/runs/{id}/abort`: running steps are stopped, nothing new starts.
 pub async fn abort(
     State(state): State<AppState>,
@@ -339,6 +391,14 @@ pub async fn abort(
 ) -> UiResult {
     posted.caller().require(Role::Performer, "abort runs")?;
     let reason = posted.optional("reason").unwrap_or("no reason given");
+    let run = state.store.get_run(&id).await?;
+    decide::may_act(
+        state.store.as_ref(),
+        &run,
+        decide::Act::Abort,
+        &posted.caller().user,
+    )
+    .await?;
     backout_core::executor::abort(
         state.store.as_ref(),
         &id,

@@ -84,8 +84,16 @@ pub fn execute(args: &ExecuteArgs, global: &Global) -> Result<ExitCode, CommandE
     let prompter = interactive(args.format).then(|| spawn_prompter(global));
     let wait = args.wait || prompter.is_some();
     with_store(global, |store| async move {
-        let (code, _) =
-            run_release(&store, &args.release, &who, args.format, wait, prompter).await?;
+        let (code, _) = run_release(
+            &store,
+            &args.release,
+            &who,
+            args.format,
+            wait,
+            prompter,
+            args.workaround.as_deref(),
+        )
+        .await?;
         Ok(code)
     })
 }
@@ -100,8 +108,13 @@ pub(super) async fn run_release(
     format: RunFormat,
     wait: bool,
     prompter: Option<std::sync::mpsc::Sender<(String, String)>>,
+    workaround: Option<&str>,
 ) -> Result<(ExitCode, Option<Run>), CommandError> {
-    let cleared = decide::clear_execution(store.as_ref(), release_id, who, now()).await?;
+    let cleared =
+        decide::clear_execution_of(store.as_ref(), release_id, who, now(), workaround).await?;
+    if let Some(w) = &cleared.workaround {
+        eprintln!("release {release_id}: running workaround `{w}` as an execution of the release");
+    }
     if cleared.override_window {
         eprintln!(
             "WINDOW OVERRIDDEN: release {release_id} is rolled back after its window closed, on the approval of the full quorum"
@@ -111,7 +124,11 @@ pub(super) async fn run_release(
         store.clone(),
         Arc::new(SystemClock),
         Resolver::from_env(),
-        printer(format, &run_steps(&cleared.plan, None), prompter),
+        printer(
+            format,
+            &run_steps(&cleared.plan, cleared.workaround.as_deref()),
+            prompter,
+        ),
     );
     let rollback = release::carry_out(
         store,

@@ -11,6 +11,7 @@ mod lint;
 mod migrate;
 mod notifying;
 mod progress;
+mod recovery;
 mod rehearsals;
 mod releases;
 mod render;
@@ -43,6 +44,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Confirm(args) => runs::confirm(&args, &cli.global),
         Command::Resolve(args) => runs::resolve(&args, &cli.global),
         Command::Abort(args) => runs::abort(&args, &cli.global),
+        Command::Retry(args) => recovery::retry(&args, &cli.global),
+        Command::Skip(args) => recovery::skip(&args, &cli.global),
         Command::Report(args) => runs::report(&args, &cli.global),
         Command::Deliveries(args) => {
             deliveries::deliveries(args.release.as_deref(), args.send, args.format, &cli.global)

@@ -61,8 +61,13 @@ pub(super) fn spawn_prompter(global: &Global) -> std::sync::mpsc::Sender<(String
             rt.block_on(async {
                 let store = open_store(&global).await?;
                 let run = store.get_run(run_id).await?;
-                backout_core::release::decide::may_perform(store.as_ref(), &run, &actor(&global))
-                    .await?;
+                backout_core::release::decide::may_act(
+                    store.as_ref(),
+                    &run,
+                    backout_core::release::decide::Act::Confirm(step),
+                    &actor(&global),
+                )
+                .await?;
                 backout_core::executor::confirm(
                     store.as_ref(),
                     run_id,
@@ -239,8 +244,12 @@ impl Progress for HumanProgress {
                 detail,
                 elapsed_ms,
                 expected_ms,
+                counted,
             } => {
-                let n = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let mine = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                // The executor's count knows steps finished before a resume and the steps a
+                // contingency branch added; without it, count what this process saw.
+                let (n, total) = counted.unwrap_or((mine, self.total.max(mine)));
                 let took = Duration::from_millis(*elapsed_ms);
                 let (mark, s) = match state {
                     StepState::Succeeded => ("✓", green),
@@ -252,8 +261,6 @@ impl Progress for HumanProgress {
                 } else {
                     format!(": {detail}")
                 };
-                // Contingency steps can add to the planned count.
-                let total = self.total.max(n);
                 let eta = match self.eta(step) {
                     Some(left) if n < total => format!(", about {left} left"),
                     _ => String::new(),
@@ -290,6 +297,22 @@ impl Progress for HumanProgress {
                 )
             }
             ProgressEvent::RunFinished { .. } => return,
+            // After the rollback ran, its verification is not silent: each measurement says
+            // how long the checks have held so far.
+            ProgressEvent::Verification {
+                criterion,
+                class,
+                reason,
+                held_ms,
+                hold_ms,
+            } => {
+                let held = Duration::from_millis(*held_ms / 1000 * 1000);
+                let hold = Duration::from_millis(*hold_ms);
+                let s = if class == "passing" { green } else { yellow };
+                format!(
+                    "{at} verify_after: {s}{criterion} {class}{s:#} ({reason}); held {held} of {hold}"
+                )
+            }
         };
         eprintln!("{}", crate::output::for_stderr(&line));
     }

@@ -169,6 +169,18 @@ pub fn check(args: &CheckArgs, global: &Global) -> Result<ExitCode, CommandError
         } else {
             output::out(&view::table(&report, now(), ""));
         }
+        // A rolled-back release is concluded: nothing is measured and nothing is asked of anyone.
+        let loaded = release::decide::load(store.as_ref(), &args.release).await?;
+        let outcome = release::decide::Outcome::of(&loaded.release, &loaded.decisions);
+        if outcome == release::decide::Outcome::RolledBack {
+            if args.format == LintFormat::Human {
+                output::out(&format!(
+                    "release {}: rolled_back (the rollback finished and verified); its criteria are no longer measured\n",
+                    args.release
+                ));
+            }
+            return Ok(ExitCode::Ok);
+        }
         Ok(exit_for(report.verdict))
     })
 }
@@ -326,6 +338,7 @@ async fn execute_and_verify(
         crate::cli::RunFormat::Human,
         true,
         None,
+        None,
     )
     .await?;
     Ok(code)
@@ -384,6 +397,11 @@ pub fn status(
                 ),
                 None => (Vec::new(), None),
             };
+            output::out(&format!(
+                "{}  {}\n",
+                status.release.id,
+                status.outcome.as_str()
+            ));
             let text = describe(
                 &status.release,
                 &declared,
@@ -399,16 +417,18 @@ pub fn status(
 }
 
 /// One line per release for `status` without arguments.
-pub fn line(release: &Release, now_ms: i64) -> String {
+/// One release in the list: its outcome (open, rolling_back, rolled_back, rollback_failed, …)
+/// when known, else whether its window is open.
+pub fn line(release: &Release, outcome: Option<&str>, now_ms: i64) -> String {
     let window = if release.window_closed(now_ms) {
         "closed"
     } else {
         "open"
     };
     format!(
-        "{}  {:<10} {:<10} {} {} → {}  by {}\n",
+        "{}  {:<19} {:<10} {} {} → {}  by {}\n",
         release.id,
-        window,
+        outcome.unwrap_or(window),
         "release",
         release.service,
         release.version,
@@ -519,7 +539,10 @@ pub fn report(
         // The runs of the rollback, with what the plan promised.
         let mut runs = Vec::new();
         for e in events.iter().filter(|e| e.kind == "execution_finished") {
-            if let Some(id) = e.payload["run_id"].as_str() {
+            // A run reopened by a person (retry, skip) ends twice: list it once.
+            if let Some(id) = e.payload["run_id"].as_str()
+                && runs.iter().all(|r: &backout_store::Run| r.id != id)
+            {
                 runs.push(store.get_run(id).await?);
             }
         }
@@ -672,7 +695,37 @@ fn story_detail(e: &backout_store::Event) -> String {
         "decision_requested" => format!(": `{}` asked (quorum {})", s("deciders"), p["quorum"]),
         "execution_finished" => format!(": run {} {}", s("run_id"), s("state")),
         "execution_abandoned" => format!(": {}", s("error")),
-        "rollback_verified" | "rollback_unverified" => format!(": {}", s("detail")),
+        "rollback_verified" | "rolled_back" | "rollback_unverified" => {
+            format!(": {}", s("detail"))
+        }
+        "execution_started" if !s("workaround").is_empty() => {
+            format!(": workaround `{}`", s("workaround"))
+        }
+        "run_started" => format!(
+            ": run {}{}",
+            e.run_id.as_deref().unwrap_or("?"),
+            match s("workaround") {
+                "" => String::new(),
+                w => format!(" (workaround `{w}`)"),
+            }
+        ),
+        "run_reopened" => format!(
+            ": run {} reopened ({}, was {})",
+            e.run_id.as_deref().unwrap_or("?"),
+            s("act"),
+            s("was")
+        ),
+        "step_retry_requested" => format!(
+            ": {} gets a new attempt (was {})",
+            e.step_id.as_deref().unwrap_or("?"),
+            s("was")
+        ),
+        "step_skipped_by_person" => format!(
+            ": {} skipped: {}",
+            e.step_id.as_deref().unwrap_or("?"),
+            s("reason")
+        ),
+        "run_aborted" => format!(": {}", s("reason")),
         "window_closing" => format!(
             ": closes in {}",
             backout_model::Duration::from_millis(

@@ -8,6 +8,7 @@ use std::time::Duration as StdDuration;
 
 use backout_core::clock::{Clock, SystemClock};
 use backout_core::env::Resolver;
+use backout_core::release::decide::{self, Act};
 use backout_core::{Executor, Progress, RunOptions, RunSummary, StepTarget};
 use backout_model::Duration;
 use backout_model::schedule::Schedule;
@@ -167,67 +168,84 @@ pub fn resume(args: &ResumeArgs, global: &Global) -> Result<ExitCode, CommandErr
     let prompter = interactive(args.format).then(|| spawn_prompter(global));
     let wait = args.wait || prompter.is_some();
     with_store(global, |store| async move {
-        let run = store.get_run(&args.run).await?;
-        let plan = backout_model::lint(&run.plan_source).plan;
-        // A workaround run names its workaround in its first event.
-        let workaround = match run.kind {
-            RunKind::Workaround => store
-                .run_events(&args.run, 0, 1)
-                .await?
-                .first()
-                .and_then(|e| e.payload.get("workaround")?.as_str().map(str::to_string)),
-            _ => None,
-        };
-        let progress: Arc<dyn Progress> = match &plan {
-            Some(plan) => printer(
-                args.format,
-                &run_steps(plan, workaround.as_deref()),
-                prompter.clone(),
-            ),
-            None => {
-                return Err(CommandError::internal(format!(
-                    "the plan stored with run `{}` does not lint",
-                    args.run
-                )));
-            }
-        };
-        let executor = Executor::new(
-            store.clone(),
-            Arc::new(SystemClock),
-            Resolver::from_env(),
-            progress,
-        );
-        let summary = executor.resume(&args.run, &actor(global), wait).await?;
-        // A rehearsal that this resume finished successfully becomes evidence now.
-        let evidence = backout_core::rehearsal::conclude(
-            store.as_ref(),
-            &summary,
-            &actor(global),
-            None,
-            now(),
-        )
-        .await?;
-        // A release's rollback that this resume finished is concluded as `execute` would:
-        // journaled, and verified (procedure.verify_after) when it succeeded.
-        let verified = backout_core::release::conclude_resumed(
-            &store,
-            &summary,
-            &actor(global),
-            Arc::new(Resolver::from_env()),
-            &SystemClock,
-        )
-        .await?;
-        let code = finish(&summary, args.format);
-        super::rehearsals::announce(evidence.as_ref(), &summary.run, args.format);
-        if let Some(backout_core::release::Verified::Failed(why)) = verified {
-            let release = summary.run.release_id.as_deref().unwrap_or_default();
+        continue_run(&store, global, &args.run, args.format, wait, prompter).await
+    })
+}
+
+/// Continues a run with this process as its executor (after a crash, a person's confirmation,
+/// resolution, retry or skip), then concludes what it finished: a rehearsal's evidence, a
+/// release's rollback (journaled and verified). Exits like `run`, and 6 when a release's
+/// rollback ran but did not verify.
+pub(super) async fn continue_run(
+    store: &Arc<dyn Store>,
+    global: &Global,
+    run_id: &str,
+    format: RunFormat,
+    wait: bool,
+    prompter: Option<std::sync::mpsc::Sender<(String, String)>>,
+) -> Result<ExitCode, CommandError> {
+    let run = store.get_run(run_id).await?;
+    let plan = backout_model::lint(&run.plan_source).plan;
+    // A workaround run names its workaround in its first event.
+    let workaround = match run.kind {
+        RunKind::Workaround => store
+            .run_events(run_id, 0, 1)
+            .await?
+            .first()
+            .and_then(|e| e.payload.get("workaround")?.as_str().map(str::to_string)),
+        _ => None,
+    };
+    let progress: Arc<dyn Progress> = match &plan {
+        Some(plan) => printer(
+            format,
+            &run_steps(plan, workaround.as_deref()),
+            prompter.clone(),
+        ),
+        None => {
+            return Err(CommandError::internal(format!(
+                "the plan stored with run `{}` does not lint",
+                run_id
+            )));
+        }
+    };
+    let executor = Executor::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        Resolver::from_env(),
+        progress,
+    );
+    let summary = executor.resume(run_id, &actor(global), wait).await?;
+    // A rehearsal that this resume finished successfully becomes evidence now.
+    let evidence =
+        backout_core::rehearsal::conclude(store.as_ref(), &summary, &actor(global), None, now())
+            .await?;
+    // A release's rollback that this resume finished is concluded as `execute` would:
+    // journaled, and verified (procedure.verify_after) when it succeeded.
+    let verified = backout_core::release::conclude_resumed(
+        store,
+        &summary,
+        &actor(global),
+        Arc::new(Resolver::from_env()),
+        &SystemClock,
+        executor.progress(),
+    )
+    .await?;
+    let code = finish(&summary, format);
+    super::rehearsals::announce(evidence.as_ref(), &summary.run, format);
+    let release = summary.run.release_id.as_deref().unwrap_or_default();
+    match verified {
+        Some(backout_core::release::Verified::Failed(why)) => {
             output::error(&format!(
                 "release {release}: the rollback ran but did not verify: {why}"
             ));
             return Ok(ExitCode::RunFailed);
         }
-        Ok(code)
-    })
+        Some(backout_core::release::Verified::Held) => {
+            eprintln!("release {release}: rolled back and verified (procedure.verify_after held)")
+        }
+        _ => {}
+    }
+    Ok(code)
 }
 
 pub(super) fn finish(summary: &RunSummary, format: RunFormat) -> ExitCode {
@@ -316,7 +334,15 @@ pub fn status(args: &StatusArgs, global: &Global) -> Result<ExitCode, CommandErr
                 }
                 let releases = store.list_releases(10).await?;
                 for release in &releases {
-                    output::out(&super::releases::line(release, now()));
+                    let outcome = decide::load(store.as_ref(), &release.id)
+                        .await
+                        .ok()
+                        .map(|l| decide::Outcome::of(&l.release, &l.decisions));
+                    output::out(&super::releases::line(
+                        release,
+                        outcome.map(decide::Outcome::as_str),
+                        now(),
+                    ));
                 }
                 if runs.is_empty() {
                     output::out("no runs yet; start one with `backout run PLAN`\n");
@@ -341,6 +367,9 @@ pub fn status(args: &StatusArgs, global: &Global) -> Result<ExitCode, CommandErr
                     output::out(&format!("{}\n", json(&value)?));
                 } else {
                     output::out(&step_table(&run, &steps));
+                    if let Some(gone) = backout_core::executor::executor_gone(&run) {
+                        output::out(&format!("{gone}\n"));
+                    }
                 }
                 Ok(exit_for(run.state))
             }
@@ -401,6 +430,28 @@ async fn remote_status(
     Ok(exit_for(run.state))
 }
 
+/// What each failed, aborted or in-doubt step said last (stderr, then stdout; redacted when
+/// recorded): where the on-call looks first.
+pub(super) fn failed_output(steps: &[StepRecord]) -> String {
+    let mut out = String::new();
+    for s in steps.iter().filter(|s| {
+        matches!(
+            s.state,
+            StepState::Failed | StepState::Aborted | StepState::InDoubt
+        )
+    }) {
+        let tail = backout_core::executor::output_tail(s, backout_core::executor::TAIL_LINES);
+        if tail.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("\n{} ({}) said last:\n", s.step_id, s.state));
+        for line in tail.lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out
+}
+
 pub(super) fn step_table(run: &Run, steps: &[StepRecord]) -> String {
     let expected = expected_of(run);
     let mut out = format!(
@@ -453,6 +504,7 @@ pub(super) fn step_table(run: &Run, steps: &[StepRecord]) -> String {
             exit
         ));
     }
+    out.push_str(&failed_output(steps));
     out
 }
 
@@ -478,7 +530,13 @@ pub fn confirm(args: &ConfirmArgs, global: &Global) -> Result<ExitCode, CommandE
     }
     with_store(global, |store| async move {
         let run = store.get_run(&args.run).await?;
-        backout_core::release::decide::may_perform(store.as_ref(), &run, &actor(global)).await?;
+        decide::may_act(
+            store.as_ref(),
+            &run,
+            Act::Confirm(&args.step),
+            &actor(global),
+        )
+        .await?;
         backout_core::executor::confirm(
             store.as_ref(),
             &args.run,
@@ -523,7 +581,7 @@ pub fn resolve(args: &ResolveArgs, global: &Global) -> Result<ExitCode, CommandE
     }
     with_store(global, |store| async move {
         let run = store.get_run(&args.run).await?;
-        backout_core::release::decide::may_perform(store.as_ref(), &run, &actor(global)).await?;
+        decide::may_act(store.as_ref(), &run, Act::Resolve, &actor(global)).await?;
         backout_core::executor::resolve(
             store.as_ref(),
             &args.run,
@@ -565,6 +623,8 @@ pub fn abort(args: &AbortArgs, global: &Global) -> Result<ExitCode, CommandError
         return done;
     }
     with_store(global, |store| async move {
+        let run = store.get_run(&args.run).await?;
+        decide::may_act(store.as_ref(), &run, Act::Abort, &actor(global)).await?;
         backout_core::executor::abort(
             store.as_ref(),
             &args.run,
@@ -595,7 +655,14 @@ pub fn report(args: &ReportArgs, global: &Global) -> Result<ExitCode, CommandErr
         let run = store.get_run(&args.run).await?;
         let steps = store.list_steps(&args.run).await?;
         let events = store.run_events(&args.run, 0, 100_000).await?;
-        output::out(&report_text(&run, &steps, &events));
+        if args.format == LintFormat::Json {
+            let value =
+                serde_json::json!({ "run": run_json(&run), "steps": steps, "events": events });
+            output::out(&format!("{}\n", json(&value)?));
+        } else {
+            output::out(&report_text(&run, &steps, &events));
+            output::out(&failed_output(&steps));
+        }
         Ok(ExitCode::Ok)
     })
 }
@@ -655,7 +722,8 @@ fn report_text(run: &Run, steps: &[StepRecord], events: &[backout_store::Event])
         ));
     }
     out.push_str("\n## Timeline\n\n");
-    for e in events {
+    // Where a step's process group was (`step_process`) is for crash recovery, not the story.
+    for e in events.iter().filter(|e| e.kind != "step_process") {
         let at = format!("+{:.3}s", (e.at_ms - run.created_at_ms) as f64 / 1000.0);
         let step = e
             .step_id

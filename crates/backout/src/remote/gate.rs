@@ -36,6 +36,8 @@ pub fn refuse_local_only(command: &Command) -> Result<(), CommandError> {
         | Command::Status(_)
         | Command::Confirm(_)
         | Command::Resolve(_)
+        | Command::Retry(_)
+        | Command::Skip(_)
         | Command::Abort(_) => Ok(()),
         Command::Deliveries(args) if args.send => refused(
             "deliveries --send",

@@ -334,7 +334,7 @@ pub fn assert_code(out: &Output, code: i32, what: &str) {
 }
 
 /// Live (not zombie) processes whose environment carries `mark` (`NAME=value`).
-fn processes_marked(mark: &str) -> Vec<u32> {
+pub fn processes_marked(mark: &str) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };

@@ -59,6 +59,7 @@ impl Source for CommandSource {
             Some(Instant::now() + self.timeout),
             cancel,
             GRACE,
+            None,
         )
         .await;
         let code = match outcome.exit {

@@ -81,6 +81,7 @@ fn invocation(deadline: Option<Instant>) -> Invocation {
         deadline,
         cancel: rx,
         resolver: Arc::new(Resolver::default()),
+        spawned: None,
     }
 }
 

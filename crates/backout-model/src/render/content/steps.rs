@@ -320,6 +320,9 @@ impl<'a> Context<'a> {
             OnFailure::Continue => {
                 Text::from("continue — the failure is recorded and the run goes on")
             }
+            OnFailure::Ask => Text::from(
+                "ask — the run pauses; a performer retries the step, skips it or aborts the run",
+            ),
             OnFailure::Contingency(id) => {
                 Text::from("run contingency ").append(self.contingency_ref(id))
             }
@@ -374,6 +377,7 @@ fn on_failure_short(f: &OnFailure) -> Text<'_> {
     match f {
         OnFailure::Halt => Text::from("halt"),
         OnFailure::Continue => Text::from("continue"),
+        OnFailure::Ask => Text::from("ask"),
         OnFailure::Contingency(id) => Text::from("contingency ").code(id),
     }
 }

@@ -44,11 +44,26 @@ pub(in crate::commands) async fn start(
     source: &str,
 ) -> Result<ExitCode, CommandError> {
     if args.require_tested {
-        return Err(CommandError::usage(
-            "--require-tested reads rehearsal evidence from a local store; the server does not \
-             check it yet. Run `backout lint --require-tested PLAN` against the store that holds \
-             the evidence first, or unset BACKOUT_SERVER",
-        ));
+        // Q9 from the server's evidence, judged by the same rule as locally.
+        let plan = backout_model::lint(source).plan.ok_or_else(|| {
+            CommandError::usage(format!("`{}` does not lint", args.plan.display()))
+        })?;
+        let path = format!(
+            "/api/v1/evidence?service={}&limit=500",
+            segment(&plan.release.service)
+        );
+        let listed = remote.get(&path).await?;
+        let evidence: Vec<backout_store::Evidence> =
+            serde_json::from_value(listed["evidence"].clone()).map_err(|e| {
+                CommandError::internal(format!("the server's evidence does not read: {e}"))
+            })?;
+        if let Some(problem) = super::super::evidence::untested(source, &plan, &evidence) {
+            return Err(CommandError::refused(format!(
+                "refusing to start with --require-tested: {}; {}",
+                problem.message,
+                problem.help.unwrap_or_default()
+            )));
+        }
     }
     let body = json!({
         "plan": source,
@@ -169,6 +184,9 @@ pub(in crate::commands) async fn status(
         return Ok(ExitCode::Ok);
     }
     let release = convert::release(&value)?;
+    if let Some(outcome) = value["outcome"].as_str() {
+        output::out(&format!("{}  {outcome}\n", release.id));
+    }
     let report = convert::report(&value)?;
     let (declared, no_return) = convert::plan_checkpoints(&value);
     output::out(&describe(
@@ -197,7 +215,11 @@ pub(in crate::commands) async fn list(
         output::out(&format!("no releases on {} yet\n", remote.base()));
     }
     for item in &releases {
-        output::out(&super::line(&convert::release(item)?, now()));
+        output::out(&super::line(
+            &convert::release(item)?,
+            item["outcome"].as_str(),
+            now(),
+        ));
     }
     Ok(ExitCode::Ok)
 }
@@ -242,11 +264,12 @@ pub(in crate::commands) async fn execute(
     args: &ExecuteArgs,
     global: &Global,
 ) -> Result<ExitCode, CommandError> {
+    let body = args.workaround.as_ref().map(|w| json!({ "workaround": w }));
     let started = remote
         .call(
             reqwest::Method::POST,
             &release_path(&args.release, "/execute"),
-            None,
+            body,
         )
         .await?;
     let run_id = started["run_id"]
@@ -265,7 +288,60 @@ pub(in crate::commands) async fn execute(
         spawn_prompter_with(move |run_id, step, note| confirm(&global, run_id, step, note))
     });
     let wait = args.wait || prompter.is_some();
-    follow(&remote, &run_id, args.format, wait, prompter).await
+    let code = follow(&remote, &run_id, args.format, wait, prompter).await?;
+    if code != ExitCode::Ok {
+        return Ok(code);
+    }
+    verified(&remote, &args.release, &run_id).await
+}
+
+/// After the run succeeded the server verifies the rollback (`procedure.verify_after`): wait
+/// for the release's outcome and exit as locally (0 rolled back, 6 not verified).
+async fn verified(
+    remote: &Remote,
+    release_id: &str,
+    run_id: &str,
+) -> Result<ExitCode, CommandError> {
+    let path = release_path(release_id, "");
+    let run = remote
+        .get(&format!("/api/v1/runs/{}", segment(run_id)))
+        .await?;
+    let hold = run["plan_source"]
+        .as_str()
+        .and_then(|source| backout_model::lint(source).plan)
+        .and_then(|plan| plan.procedure.given().and_then(|p| p.verify_after.clone()))
+        .map_or(0, |v| v.hold.as_millis());
+    // The server gives up after three holds; allow for its measurement cadence on top.
+    let limit = std::time::Duration::from_millis(3 * hold) + std::time::Duration::from_secs(30);
+    let start = std::time::Instant::now();
+    let mut value = remote.get(&path).await?;
+    loop {
+        match value["outcome"].as_str() {
+            Some("rolled_back") => {
+                eprintln!(
+                    "release {release_id}: rolled back and verified (procedure.verify_after held)"
+                );
+                return Ok(ExitCode::Ok);
+            }
+            Some("rollback_unverified") => {
+                output::error(&format!(
+                    "release {release_id}: the rollback ran but did not verify; see `backout status {release_id}`"
+                ));
+                return Ok(ExitCode::RunFailed);
+            }
+            Some("rollback_failed") => return Ok(ExitCode::RunFailed),
+            _ if start.elapsed() > limit => {
+                eprintln!(
+                    "release {release_id}: still verifying after {}s; see `backout status {release_id}`",
+                    limit.as_secs()
+                );
+                return Ok(ExitCode::Ok);
+            }
+            _ => {}
+        }
+        tokio::time::sleep(FOLLOW_POLL).await;
+        value = remote.get(&path).await?;
+    }
 }
 
 /// A confirmation typed at the prompt, through the API (a client of its own: the prompt runs
@@ -419,6 +495,7 @@ fn tell(
                     .zip(record.started_at_ms)
                     .map_or(0, |(f, s)| u64::try_from(f - s).unwrap_or(0)),
                 expected_ms,
+                counted: None,
             });
         }
     }
