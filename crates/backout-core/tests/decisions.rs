@@ -109,6 +109,8 @@ async fn the_fallback_decides_only_after_fifteen_minutes_and_escalates_once() {
         [
             "release_started alice@example.com",
             "rollback_requested erin@example.com",
+            // The request asks the deciders at once (issue 14), in the same commit.
+            "decision_requested backout",
             "escalated backout",
             "decision erin@example.com",
         ]

@@ -847,11 +847,12 @@ async fn a_run_notifies_its_channels_by_webhook_and_email() {
         .map(|r| r.json()["summary"].as_str().unwrap_or("").to_string())
         .collect();
     events.sort();
+    // The plan's `templates.failed` is the `failed` notice's summary too.
     assert_eq!(
         events,
         [
+            format!("FAILED {run_id} after 0s"),
             "checkout in production: Rolling checkout back to 2.3.9".to_string(),
-            format!("checkout in production: backout FAILED (run {run_id})"),
             format!("checkout in production: backout started (run {run_id})"),
             "checkout in production: step flip failed: exit status 3".to_string(),
         ]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use backout_core::criteria::sources;
 use backout_core::criteria::{Observation, Series};
 use backout_core::env::Resolver;
-use backout_model::plan::{Criterion, Endpoint, NoData, Source, Sources};
+use backout_model::plan::{Criterion, Endpoint, NoData, OnError, Source, Sources};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -32,6 +32,7 @@ fn criterion(source: Source, timeout: Duration) -> Criterion {
         trips_after: 1,
         no_data: NoData::Inconclusive,
         errors_after: 3,
+        on_error: OnError::Inconclusive,
         automatic: false,
         timeout: backout_model::Duration(timeout),
     }

@@ -65,4 +65,7 @@ codes! {
     /// Needs the store, like B084.
     SLOWER_THAN_EXPECTED = "B086", "a step's measured median is more than 50% over its expected";
     URL_REWRITE = "B087", "a testing.overrides URL rewrite that is not an http(s) URL";
+    UNSEALED_URL = "B090", "a rehearsal would reach a URL its environment's urls rewrites do not cover";
+    SHARED_HOST = "B091", "a testing.shared_hosts entry that is not a host name";
+    ERRORS_AFTER_UNUSED = "B092", "errors_after on a criterion whose on_error: fail makes every error a failure";
 }

@@ -6,7 +6,7 @@
 use crate::decode::{Map, Section, Spanned};
 use crate::duration::Duration;
 use crate::plan::*;
-use crate::spec::{self, Authorize, PlanSpec};
+use crate::spec::{self, Authorize, OnError, PlanSpec};
 
 /// Defaults of plan format v1, in one place (the README documents the same values).
 pub mod defaults {
@@ -131,15 +131,21 @@ pub(crate) fn plan(spec: &PlanSpec) -> Option<Plan> {
                     .iter()
                     .flat_map(Map::iter)
                     .map(|(env, o)| {
-                        (
+                        Some((
                             env.value.clone(),
                             Override {
                                 env: pairs(o.env.as_ref()),
                                 urls: pairs(o.urls.as_ref()),
+                                channels: match &o.channels {
+                                    Some(map) => Some(channels(map)?),
+                                    None => None,
+                                },
                             },
-                        )
+                        ))
                     })
-                    .collect(),
+                    .collect::<Option<_>>()?,
+                notify: strings(t.notify.iter().flatten()),
+                shared_hosts: strings(t.shared_hosts.iter().flatten()),
             })
         })?,
     })
@@ -232,6 +238,7 @@ fn criterion(c: &spec::CriterionSpec, automatic: &[String]) -> Option<Criterion>
             .errors_after
             .as_ref()
             .map_or(defaults::ERRORS_AFTER, |e| e.value),
+        on_error: c.on_error.unwrap_or(OnError::Inconclusive),
         automatic: c.authorize == Some(Authorize::Automatic) || automatic.contains(&c.id.value),
         timeout: c
             .timeout
@@ -392,9 +399,15 @@ fn step(s: &spec::StepSpec) -> Option<Step> {
 }
 
 fn communication(c: &spec::CommunicationSpec) -> Option<Communication> {
-    let channels = c
-        .channels
-        .iter()
+    Some(Communication {
+        channels: channels(&c.channels)?,
+        notify: by_event(c.notify.as_ref(), |v| strings(v.iter())),
+        templates: by_event(c.templates.as_ref(), |v| v.value.clone()),
+    })
+}
+
+fn channels(map: &Map<Spanned<spec::ChannelSpec>>) -> Option<Vec<Channel>> {
+    map.iter()
         .map(|(name, ch)| {
             let kind = if let Some(w) = &ch.webhook {
                 ChannelKind::Webhook(w.value.clone())
@@ -410,12 +423,7 @@ fn communication(c: &spec::CommunicationSpec) -> Option<Communication> {
                 kind,
             })
         })
-        .collect::<Option<_>>()?;
-    Some(Communication {
-        channels,
-        notify: by_event(c.notify.as_ref(), |v| strings(v.iter())),
-        templates: by_event(c.templates.as_ref(), |v| v.value.clone()),
-    })
+        .collect()
 }
 
 /// Entries keyed by event name, in the order of [`Event::ALL`] (unknown names were lint errors).

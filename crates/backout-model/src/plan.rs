@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::condition::Condition;
 use crate::duration::Duration;
-pub use crate::spec::{NoData, Opens};
+pub use crate::spec::{NoData, OnError, Opens};
 
 /// A validated backout plan.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -105,6 +105,8 @@ pub struct Criterion {
     pub trips_after: u32,
     pub no_data: NoData,
     pub errors_after: u32,
+    /// What a source error counts as (default inconclusive).
+    pub on_error: OnError,
     /// Listed in `authorization.automatic` or marked `authorize: automatic`.
     pub automatic: bool,
     pub timeout: Duration,
@@ -390,11 +392,13 @@ impl ChannelKind {
 pub enum Event {
     RollbackRequired,
     Inconclusive,
+    Degrading,
     DecisionRequested,
     Decision,
     Escalated,
     Started,
     ManualStepWaiting,
+    Message,
     StepFailed,
     Completed,
     Failed,
@@ -408,14 +412,16 @@ pub enum Event {
 }
 
 impl Event {
-    pub const ALL: [Event; 15] = [
+    pub const ALL: [Event; 17] = [
         Event::RollbackRequired,
         Event::Inconclusive,
+        Event::Degrading,
         Event::DecisionRequested,
         Event::Decision,
         Event::Escalated,
         Event::Started,
         Event::ManualStepWaiting,
+        Event::Message,
         Event::StepFailed,
         Event::Completed,
         Event::Failed,
@@ -430,11 +436,13 @@ impl Event {
         match self {
             Event::RollbackRequired => "rollback_required",
             Event::Inconclusive => "inconclusive",
+            Event::Degrading => "degrading",
             Event::DecisionRequested => "decision_requested",
             Event::Decision => "decision",
             Event::Escalated => "escalated",
             Event::Started => "started",
             Event::ManualStepWaiting => "manual_step_waiting",
+            Event::Message => "message",
             Event::StepFailed => "step_failed",
             Event::Completed => "completed",
             Event::Failed => "failed",
@@ -455,11 +463,13 @@ impl Event {
         match self {
             Event::RollbackRequired => "a criterion tripped or a person requested a rollback",
             Event::Inconclusive => "a criterion cannot be judged; a human should look",
+            Event::Degrading => "a criterion is failing or erring, not yet enough to trip",
             Event::DecisionRequested => "deciders are asked to approve or deny",
             Event::Decision => "a decider approved or denied",
             Event::Escalated => "no decision or no start in time; the fallback is asked",
             Event::Started => "the backout procedure started",
             Event::ManualStepWaiting => "a manual step waits for a performer",
+            Event::Message => "a notify step's message (besides the step's own channels)",
             Event::StepFailed => "a step failed",
             Event::Completed => "the backout procedure finished (not yet verified)",
             Event::Failed => "the backout procedure failed",
@@ -478,6 +488,10 @@ pub struct Testing {
     pub rehearse_in: String,
     pub max_age: Duration,
     pub overrides: Vec<(String, Override)>,
+    /// Channels a rehearsal notifies when its environment overrides no channels.
+    pub notify: Vec<String>,
+    /// Hosts a rehearsal may reach without a `urls` rewrite.
+    pub shared_hosts: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -485,6 +499,8 @@ pub struct Override {
     pub env: Vec<(String, String)>,
     /// URL prefix → replacement, for every URL a run in this environment reaches.
     pub urls: Vec<(String, String)>,
+    /// Channels replacing `communication.channels` in this environment (`None`: not overridden).
+    pub channels: Option<Vec<Channel>>,
 }
 
 impl Plan {

@@ -35,6 +35,14 @@ people:
 #       prometheus: 'sum(rate(http_requests_total{{code=~"5.."}}[5m])) / sum(rate(http_requests_total[5m]))'
 #       fails_if: "> 0.02"
 #       trips_after: 2
+#     # The service itself answering at all. `on_error: fail`: refused, timed out or a 5xx counts
+#     # as failing (the service being down is the loudest signal); monitoring queries keep the
+#     # default `on_error: inconclusive` (Prometheus down is not the service down).
+#     - id: health
+#       http: {{ url: "https://{service}.example.com/healthz" }}
+#       on_error: fail
+#       every: 30s
+#       trips_after: 3
 #   success_when: {{ hold: 1h, checks: [error-rate] }}
 
 # Q2: within what time period can a rollback take place?

@@ -140,6 +140,11 @@ spec! {
         no_data: Option<NoData>,
         /// Consecutive source errors before the criterion is inconclusive (default 3).
         errors_after: Option<Spanned<u32>>,
+        /// What a source error (connection refused, timeout, unexpected answer) counts as:
+        /// `inconclusive` (default: monitoring down is not the service down) or `fail` (a
+        /// failing measurement with the error as evidence, counted toward trips_after: use it
+        /// for health checks of the service itself).
+        on_error: Option<OnError>,
         /// `automatic`: a trip may start the rollback without a human decision.
         authorize: Option<Authorize>,
         /// How long one measurement may take (default 10s).
@@ -388,6 +393,12 @@ spec! {
         /// Evidence older than this is stale (default 30d).
         max_age: Option<Spanned<Duration>>,
         overrides: Option<Map<OverrideSpec>>,
+        /// Channels a rehearsal notifies when its environment does not override `channels`
+        /// (default none: a rehearsal never reaches production channels by accident).
+        notify: Option<Vec<Spanned<String>>>,
+        /// Hosts a rehearsal may reach although no `urls` rewrite covers them (shared by
+        /// every environment, e.g. a shared Prometheus).
+        shared_hosts: Option<Vec<Spanned<String>>>,
     }
 }
 
@@ -398,6 +409,8 @@ spec! {
         /// URL prefixes replaced in every URL the run reaches (steps, verifies, criteria):
         /// `"https://checkout.internal.example.com": "https://checkout.staging.example.com"`.
         urls: Option<Map<String>>,
+        /// Channels that replace `communication.channels` in this environment, by name.
+        channels: Option<Map<Spanned<ChannelSpec>>>,
     }
 }
 
@@ -438,6 +451,11 @@ macro_rules! keyword {
 keyword! {
     /// What a measurement with no data counts as.
     NoData { Inconclusive = "inconclusive", Fail = "fail" }
+}
+
+keyword! {
+    /// What a source error counts as.
+    OnError { Inconclusive = "inconclusive", Fail = "fail" }
 }
 
 keyword! {

@@ -28,7 +28,7 @@ use lettre::{AsyncSmtpTransport, Tokio1Executor};
 
 pub use errors::{ConfigError, DeliveryError, TemplateError, TemplateErrorKind};
 pub use notice::{Link, Notice, ReleaseInfo, WindowInfo};
-pub use templates::{Message, NOTICE_FIELDS, check_template, render};
+pub use templates::{Message, NOTICE_FIELDS, check_template, render, render_body};
 
 /// `User-Agent` of HTTP deliveries.
 pub const USER_AGENT: &str = concat!("backout/", env!("CARGO_PKG_VERSION"));

@@ -4,6 +4,12 @@
 //! Slack requires `&`, `<` and `>` in `mrkdwn` text to be escaped (they would otherwise start
 //! links and mentions); every piece of text here is escaped, so a reason like
 //! `<!channel>` cannot ping anyone. Indented command lines become code blocks.
+//!
+//! Retries: Slack's incoming webhooks accept no idempotency key (the `Idempotency-Key` header
+//! is sent and ignored), so a post that Slack accepted but whose answer timed out is posted
+//! again by the retry. The dispatcher prefers a possible duplicate to a lost message; only a
+//! timeout or a 5xx/408/429 is retried, and Slack's 4xx answers (`invalid_payload`,
+//! `no_service`) give up at once.
 
 use reqwest::Client;
 use serde_json::{Value, json};

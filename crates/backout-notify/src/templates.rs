@@ -66,11 +66,13 @@ fn builtin_source(event: Event) -> &'static str {
     match event {
         Event::RollbackRequired => include_str!("../templates/rollback_required.txt"),
         Event::Inconclusive => include_str!("../templates/inconclusive.txt"),
+        Event::Degrading => include_str!("../templates/degrading.txt"),
         Event::DecisionRequested => include_str!("../templates/decision_requested.txt"),
         Event::Decision => include_str!("../templates/decision.txt"),
         Event::Escalated => include_str!("../templates/escalated.txt"),
         Event::Started => include_str!("../templates/started.txt"),
         Event::ManualStepWaiting => include_str!("../templates/manual_step_waiting.txt"),
+        Event::Message => include_str!("../templates/message.txt"),
         Event::StepFailed => include_str!("../templates/step_failed.txt"),
         Event::Completed => include_str!("../templates/completed.txt"),
         Event::Failed => include_str!("../templates/failed.txt"),
@@ -251,6 +253,12 @@ pub fn render(notice: &Notice, template: Option<&str>) -> Result<Message, Templa
         text,
         html,
     })
+}
+
+/// The body a plan's override renders for `notice`, alone (no subject, warning or links): what
+/// a one-line receiver shows as the notice's `summary` when the plan has its own words.
+pub fn render_body(notice: &Notice, template: &str) -> Result<String, TemplateError> {
+    render_override(template, &Value::from(Serde(notice)))
 }
 
 fn render_override(source: &str, context: &Value) -> Result<String, TemplateError> {

@@ -218,6 +218,7 @@ async fn counts(state: &AppState) -> Result<String, ApiError> {
     let mut verdicts: BTreeMap<&'static str, usize> = [
         Verdict::RollbackRequired,
         Verdict::Inconclusive,
+        Verdict::Degrading,
         Verdict::Success,
         Verdict::Healthy,
         Verdict::Closed,

@@ -160,6 +160,8 @@ fn the_fallback_group_decides_after_the_delay_and_the_decision_escalates() {
         [
             "release_started",
             "rollback_requested",
+            // `request` asks the deciders at once (issue 14).
+            "decision_requested",
             "escalated",
             "decision",
             "decision"

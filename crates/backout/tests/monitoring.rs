@@ -911,9 +911,10 @@ fn a_degraded_exporter_requires_a_rollback(env: &Monitoring) {
 
     // The journal: every measurement, and the verdict with its evidence.
     let events = env.journal(&release);
+    // The first failing measurement (1 of trips_after 2) is `degrading`, never `healthy`.
     assert_eq!(
         verdicts(&events),
-        ["healthy", "rollback_required"],
+        ["healthy", "degrading", "rollback_required"],
         "{:?}",
         kinds(&events)
     );

@@ -352,7 +352,9 @@ async fn the_api_enforces_roles_and_the_plan_and_runs_a_rollback_live() {
         .await
         .expect("text");
     for line in [
-        "backout_open_releases 1",
+        // The rollback concluded the release: no longer open, and counted by its outcome.
+        "backout_open_releases 0",
+        "backout_releases{state=\"rolled_back\"} 1",
         "backout_runs{state=\"succeeded\"} 1",
         "backout_delivery_failures 0",
         "# TYPE backout_release_verdicts gauge",

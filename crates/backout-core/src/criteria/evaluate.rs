@@ -3,18 +3,21 @@
 //! - A measurement is `failing` (`fails_if` holds for any series; failing wins), `passing` (not
 //!   failing and `passes_if` holds when given), or `inconclusive` (between the bands, no data under
 //!   `no_data: inconclusive`, NaN, or the source erred `errors_after` times in a row). With only
-//!   `passes_if`, a value outside it is failing: the band is the definition of healthy.
+//!   `passes_if`, a value outside it is failing: the band is the definition of healthy. Under
+//!   `on_error: fail` a source error is a failing measurement (the service itself is down), with
+//!   the error as its reason, and counts toward `trips_after`.
 //! - A criterion is `pending` until its first measurement after `delay`; `tripped` after
 //!   `trips_after` consecutive failing measurements, and stays tripped until re-armed (a decider
 //!   denied the rollback) or the rollback ran; `failing` while fewer failures than that are in a
-//!   row; otherwise what its latest measurement was. Errors below `errors_after` leave the state as
-//!   it was but break a passing streak: no data and errors are never healthy.
+//!   row; `erring` after a source error, while fewer than `errors_after` are in a row (never
+//!   `passing`: an error since the last good measurement is not health); otherwise what its
+//!   latest measurement was.
 //! - Release verdict: `rollback_required` (any tripped, or requested) > `inconclusive` (any
-//!   inconclusive) > `success` (every `success_when` check passing for `hold`) > `healthy`; after
-//!   the window closed, `closed`.
+//!   inconclusive) > `degrading` (any failing below `trips_after`, or erring) > `success` (every
+//!   `success_when` check passing for `hold`) > `healthy`; after the window closed, `closed`.
 
 use backout_model::Condition;
-use backout_model::plan::{Criterion, NoData};
+use backout_model::plan::{Criterion, NoData, OnError};
 use serde::{Deserialize, Serialize};
 
 /// One labelled value of a query result (a scalar has no labels).
@@ -62,7 +65,13 @@ pub fn classify(criterion: &Criterion, observation: &Observation) -> (Measured, 
             failing: false,
             detail,
         } => (Measured::Passing, detail.clone()),
-        Observation::Error { message } => (Measured::Erred, format!("source error: {message}")),
+        Observation::Error { message } => match criterion.on_error {
+            OnError::Fail => (
+                Measured::Failing,
+                format!("source error: {message} (on_error: fail)"),
+            ),
+            OnError::Inconclusive => (Measured::Erred, format!("source error: {message}")),
+        },
         Observation::NoData => no_data(criterion),
         Observation::Values { series } if series.is_empty() => no_data(criterion),
         Observation::Values { series } => {
@@ -163,6 +172,9 @@ pub enum CriterionStatus {
     Passing,
     /// Failing, but fewer than `trips_after` times in a row.
     Failing,
+    /// The source erred since the last good measurement, fewer than `errors_after` times in a
+    /// row: not yet inconclusive, but not passing either.
+    Erring,
     Inconclusive,
     Tripped,
 }
@@ -174,6 +186,7 @@ impl CriterionStatus {
             CriterionStatus::Pending => "pending",
             CriterionStatus::Passing => "passing",
             CriterionStatus::Failing => "failing",
+            CriterionStatus::Erring => "erring",
             CriterionStatus::Inconclusive => "inconclusive",
             CriterionStatus::Tripped => "tripped",
         }
@@ -225,11 +238,18 @@ impl CriterionState {
         if class == Measured::Erred {
             self.consecutive_errors += 1;
             self.passing_since_ms = None;
-            if self.consecutive_errors >= criterion.errors_after
-                && self.status != CriterionStatus::Tripped
-            {
-                self.status = CriterionStatus::Inconclusive;
-            }
+            self.status = match self.status {
+                // Tripped stays tripped; failing and inconclusive say more than an error does.
+                CriterionStatus::Tripped => CriterionStatus::Tripped,
+                _ if self.consecutive_errors >= criterion.errors_after => {
+                    CriterionStatus::Inconclusive
+                }
+                CriterionStatus::Failing => CriterionStatus::Failing,
+                CriterionStatus::Inconclusive => CriterionStatus::Inconclusive,
+                CriterionStatus::Pending | CriterionStatus::Passing | CriterionStatus::Erring => {
+                    CriterionStatus::Erring
+                }
+            };
             return;
         }
         self.consecutive_errors = 0;
@@ -274,6 +294,9 @@ impl CriterionState {
 pub enum Verdict {
     RollbackRequired,
     Inconclusive,
+    /// A criterion is failing below `trips_after`, or its source erred since its last good
+    /// measurement: not yet a rollback, not healthy either.
+    Degrading,
     Success,
     Healthy,
     Closed,
@@ -285,6 +308,7 @@ impl Verdict {
         match self {
             Verdict::RollbackRequired => "rollback_required",
             Verdict::Inconclusive => "inconclusive",
+            Verdict::Degrading => "degrading",
             Verdict::Success => "success",
             Verdict::Healthy => "healthy",
             Verdict::Closed => "closed",
@@ -316,6 +340,12 @@ pub fn verdict(
         .any(|(_, s)| s.status == CriterionStatus::Inconclusive)
     {
         return Verdict::Inconclusive;
+    }
+    if states
+        .iter()
+        .any(|(_, s)| matches!(s.status, CriterionStatus::Failing | CriterionStatus::Erring))
+    {
+        return Verdict::Degrading;
     }
     if let Some((checks, hold_ms)) = success
         && !checks.is_empty()
@@ -361,6 +391,7 @@ criteria:
     - { id: passes-only, prometheus: "q", passes_if: ">= 0.95" }
     - { id: strict, prometheus: "q", fails_if: "> 1", no_data: fail, errors_after: 2 }
     - { id: alert, alertmanager: { alert: A } }
+    - { id: down, http: { url: "http://127.0.0.1:9/health" }, on_error: fail, trips_after: 2 }
   success_when: { hold: 10m, checks: [both, fails-only] }
 window: { closes_after: 4h }
 authorization: { deciders: ops }
@@ -517,12 +548,102 @@ testing: { not_applicable: "t" }
         s.observe(&c, &err, MIN, 0);
         assert_eq!(
             s.status,
-            CriterionStatus::Passing,
-            "one error is not yet inconclusive"
+            CriterionStatus::Erring,
+            "one error is not yet inconclusive, but no longer passing"
         );
         assert_eq!(s.passing_since_ms, None, "but it breaks the passing streak");
         s.observe(&c, &err, 2 * MIN, 0);
         assert_eq!(s.status, CriterionStatus::Inconclusive);
+    }
+
+    #[test]
+    fn under_on_error_fail_an_unreachable_source_fails_and_trips() {
+        let c = criterion("down");
+        let refused = Observation::Error {
+            message: "connection refused".into(),
+        };
+        let (class, reason) = classify(&c, &refused);
+        assert_eq!(class, Measured::Failing);
+        assert_eq!(reason, "source error: connection refused (on_error: fail)");
+        let mut s = CriterionState::default();
+        s.observe(
+            &c,
+            &Observation::Judged {
+                failing: false,
+                detail: "HTTP 200".into(),
+            },
+            0,
+            0,
+        );
+        assert_eq!(s.status, CriterionStatus::Passing);
+        s.observe(&c, &refused, MIN, 0);
+        assert_eq!(s.status, CriterionStatus::Failing, "1 of trips_after 2");
+        s.observe(&c, &refused, 2 * MIN, 0);
+        assert_eq!(s.status, CriterionStatus::Tripped);
+    }
+
+    #[test]
+    fn failing_below_trips_after_or_erring_is_degrading_never_healthy() {
+        let passing = CriterionState {
+            status: CriterionStatus::Passing,
+            passing_since_ms: Some(0),
+            ..CriterionState::default()
+        };
+        let mut failing = CriterionState::default();
+        failing.observe(&criterion("both"), &values(&[0.5]), MIN, 0);
+        assert_eq!(failing.status, CriterionStatus::Failing);
+        let mut erring = passing.clone();
+        erring.observe(
+            &criterion("both"),
+            &Observation::Error {
+                message: "timeout".into(),
+            },
+            MIN,
+            0,
+        );
+        assert_eq!(erring.status, CriterionStatus::Erring);
+        let checks = vec!["a".to_string()];
+        let success = Some((checks.as_slice(), MIN));
+        for other in [&failing, &erring] {
+            assert_eq!(
+                verdict(
+                    &[("a", &passing), ("b", other)],
+                    false,
+                    false,
+                    success,
+                    10 * MIN
+                ),
+                Verdict::Degrading,
+                "{other:?}"
+            );
+        }
+        let unsure = CriterionState {
+            status: CriterionStatus::Inconclusive,
+            ..CriterionState::default()
+        };
+        assert_eq!(
+            verdict(&[("a", &failing), ("b", &unsure)], false, false, None, MIN),
+            Verdict::Inconclusive,
+            "inconclusive ranks above degrading"
+        );
+        assert!(
+            Verdict::Inconclusive < Verdict::Degrading && Verdict::Degrading < Verdict::Healthy
+        );
+    }
+
+    #[test]
+    fn a_failing_measurement_after_inconclusive_is_not_healthy() {
+        // The field report: inconclusive, then 0.0667 above 0.05 with trips_after 3 read healthy.
+        let c = criterion("both");
+        let mut s = CriterionState::default();
+        s.observe(&c, &values(&[0.01]), MIN, 0);
+        assert_eq!(s.status, CriterionStatus::Inconclusive);
+        s.observe(&c, &values(&[0.0667]), 2 * MIN, 0);
+        assert_eq!(s.status, CriterionStatus::Failing);
+        assert_eq!(
+            verdict(&[("both", &s)], false, false, None, 2 * MIN),
+            Verdict::Degrading
+        );
     }
 
     #[test]

@@ -214,6 +214,8 @@ impl Executor {
                 "the plan has {errors} error(s); run `backout lint` on it first"
             )));
         };
+        // A rehearsal notifies only its environment's channels, never production's.
+        let plan = crate::rehearsal::for_run(plan, options.kind, &options.environment);
         let steps = steps_to_run(&plan, options.workaround.as_deref())?;
         let now = self.clock.now_ms();
         let run_id = backout_store::new_run_id(now);
@@ -348,7 +350,12 @@ impl Executor {
         base.extend(options.extra_env.iter().cloned());
         Arc::new(Context {
             run_id: run_id.to_string(),
-            plan: Arc::new(plan.clone()),
+            plan: Arc::new(crate::rehearsal::for_run(
+                plan.clone(),
+                options.kind,
+                &options.environment,
+            )),
+            overrides: options.extra_env.clone(),
             redactor: Redactor::new(source, &resolver),
             resolver: Arc::new(resolver),
             base_env: base,
@@ -765,6 +772,9 @@ struct Context {
     resolver: Arc<Resolver>,
     redactor: Redactor,
     base_env: Vec<(String, String)>,
+    /// A rehearsal environment's `env` (`RunOptions::extra_env`): applied after a step's own
+    /// `env`, so a step can never point a rehearsal at production.
+    overrides: Vec<(String, String)>,
     checkpoints: Vec<String>,
     cancel: watch::Sender<bool>,
     /// The run's lease when runs are shared: every write of the run carries it.

@@ -219,6 +219,8 @@ async fn attempt_step(
             Err(e) => return Outcome::failed(e.to_string()),
         }
     }
+    // A rehearsal environment's `env` wins over the step's own: it never reaches production.
+    inv.env.extend(context.overrides.iter().cloned());
     let Some(runner) = runner::for_step(&step.kind, &context.plan) else {
         return Outcome::failed("manual steps are confirmed by a person, not run");
     };

@@ -210,6 +210,9 @@ struct Inner {
 struct Loaded {
     plan: Arc<Plan>,
     redactor: Arc<Redactor>,
+    /// Resolves the channels' `${VAR}`s; for a rehearsal's deliveries it also applies the
+    /// environment's `urls` rewrites.
+    resolver: Arc<Resolver>,
 }
 
 /// A delivery ready to send.
@@ -469,7 +472,12 @@ impl Inner {
                 ));
             }
         };
-        let loaded = match self.plan(hash, source) {
+        // A rehearsal's deliveries go to its sealed channels (`rehearsal::seal`), as routed.
+        let rehearsal = run
+            .as_ref()
+            .filter(|r| r.kind == backout_store::RunKind::Rehearsal)
+            .map(|r| r.environment.as_str());
+        let loaded = match self.plan(hash, source, rehearsal) {
             Ok(loaded) => loaded,
             Err(reason) => return Ok(Err(reason)),
         };
@@ -507,13 +515,14 @@ impl Inner {
             .given()
             .and_then(|c| c.channels.iter().find(|ch| &ch.name == name))
             .ok_or_else(|| format!("the plan has no channel `{name}`"))?;
-        let mut target = Target::from_channel(&channel.kind, |text| self.resolver.resolve(text))
-            .map_err(|e| format!("channel `{name}`: {e}"))?;
+        let mut target =
+            Target::from_channel(&channel.kind, |text| loaded.resolver.resolve_url(text))
+                .map_err(|e| format!("channel `{name}`: {e}"))?;
         if let Target::Command { dir, .. } = &mut target {
             *dir = self.options.plan_dirs.get(hash).cloned();
         }
         let mut notice = notice(facts)?;
-        let (mut message, note) = message(facts, &notice)?;
+        let (mut message, note) = message(facts, &mut notice)?;
         // Nothing leaves unredacted: the evidence, run and decision the notice carries, its
         // summary and the rendered message (env.rs).
         let redactor = &loaded.redactor;
@@ -536,23 +545,37 @@ impl Inner {
         })
     }
 
-    /// The plan with content hash `hash`, linted from `source` the first time.
-    fn plan(&self, hash: &str, source: &str) -> Result<Loaded, String> {
+    /// The plan with content hash `hash`, linted from `source` the first time; sealed for a
+    /// rehearsal in environment `rehearsal`.
+    fn plan(&self, hash: &str, source: &str, rehearsal: Option<&str>) -> Result<Loaded, String> {
+        let key = match rehearsal {
+            Some(env) => format!("{hash}@{env}"),
+            None => hash.to_string(),
+        };
         let mut plans = self
             .plans
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(loaded) = plans.get(hash) {
+        if let Some(loaded) = plans.get(&key) {
             return Ok(loaded.clone());
         }
         let plan = backout_model::lint(source)
             .plan
             .ok_or_else(|| "the stored plan no longer lints".to_string())?;
+        let mut resolver = (*self.resolver).clone();
+        let plan = match rehearsal {
+            Some(env) => {
+                resolver.rewrite_urls(crate::rehearsal::url_rewrites(&plan, env));
+                crate::rehearsal::seal(plan, env)
+            }
+            None => plan,
+        };
         let loaded = Loaded {
             plan: Arc::new(plan),
             redactor: Arc::new(Redactor::new(source, &self.resolver)),
+            resolver: Arc::new(resolver),
         };
-        plans.insert(hash.to_string(), loaded.clone());
+        plans.insert(key, loaded.clone());
         Ok(loaded)
     }
 

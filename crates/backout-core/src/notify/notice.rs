@@ -71,12 +71,8 @@ pub fn event_id(event: &JournalEvent) -> String {
     format!("evt-{}-{short}", event.seq)
 }
 
-/// The lifecycle event a delivery announces; a `notify` step's message counts as part of the
-/// running backout (`started`).
+/// The lifecycle event a delivery announces (a `notify` step's message is `message`).
 pub fn notify_event(delivery: &Delivery) -> Result<Event, String> {
-    if delivery.notify_event == MESSAGE {
-        return Ok(Event::Started);
-    }
     Event::parse(&delivery.notify_event).ok_or_else(|| {
         format!(
             "`{}` is not an event backout notifies about",
@@ -110,19 +106,31 @@ pub fn notice(facts: &Facts<'_>) -> Result<Notice, String> {
 
 /// The message of a delivery: the plan's template for the event when it has one (falling back
 /// to the built-in text, with a note, when that template fails), the built-in text otherwise,
-/// and a `notify` step's own message for [`MESSAGE`] deliveries.
-pub fn message(facts: &Facts<'_>, notice: &Notice) -> Result<(Message, Option<String>), String> {
-    if facts.delivery.notify_event == MESSAGE {
-        return Ok((step_message(facts), None));
-    }
+/// and a `notify` step's own message for [`MESSAGE`] deliveries without a template. A template
+/// that rendered also becomes the notice's `summary`, so every channel (the webhook's JSON
+/// included) says the plan's words.
+pub fn message(
+    facts: &Facts<'_>,
+    notice: &mut Notice,
+) -> Result<(Message, Option<String>), String> {
     let template = facts.plan.communication.given().and_then(|c| {
         c.templates
             .iter()
             .find(|(e, _)| *e == notice.event)
             .map(|(_, t)| t.as_str())
     });
+    if facts.delivery.notify_event == MESSAGE && template.is_none() {
+        return Ok((step_message(facts), None));
+    }
     match render(notice, template) {
-        Ok(message) => Ok((message, None)),
+        Ok(message) => {
+            if let Some(template) = template
+                && let Ok(body) = backout_notify::render_body(notice, template)
+            {
+                notice.summary = body.split_whitespace().collect::<Vec<_>>().join(" ");
+            }
+            Ok((message, None))
+        }
         Err(error) if template.is_some() => {
             let message = render(notice, None).map_err(|e| e.to_string())?;
             Ok((
@@ -341,9 +349,18 @@ fn step(facts: &Facts<'_>) -> Option<Value> {
         }
         _ => {}
     }
-    if let Some(StepKind::Manual { by, instructions }) = planned.map(|s| &s.kind) {
-        step.insert("performers".into(), json!(members(facts.plan, by)));
-        step.insert("instructions".into(), json!(instructions));
+    match planned.map(|s| &s.kind) {
+        Some(StepKind::Manual { by, instructions }) => {
+            step.insert("performers".into(), json!(members(facts.plan, by)));
+            step.insert("instructions".into(), json!(instructions));
+        }
+        Some(StepKind::Notify {
+            message: Some(message),
+            ..
+        }) => {
+            step.insert("message".into(), json!(message));
+        }
+        _ => {}
     }
     Some(Value::Object(step))
 }
@@ -354,9 +371,10 @@ fn deciders(facts: &Facts<'_>, event: Event) -> Vec<String> {
         return Vec::new();
     };
     match event {
-        Event::RollbackRequired | Event::Inconclusive | Event::DecisionRequested => {
-            members(facts.plan, &auth.deciders)
-        }
+        Event::RollbackRequired
+        | Event::Inconclusive
+        | Event::Degrading
+        | Event::DecisionRequested => members(facts.plan, &auth.deciders),
         Event::Escalated => {
             let group = facts
                 .event
@@ -415,7 +433,7 @@ fn summary(facts: &Facts<'_>, event: Event, notice: &Notice) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    if facts.delivery.notify_event == MESSAGE {
+    if event == Event::Message {
         let step = facts
             .event
             .step_id
@@ -462,6 +480,16 @@ fn summary(facts: &Facts<'_>, event: Event, notice: &Notice) -> String {
                 format!("{what}: inconclusive ({unsure}), a person should look")
             }
         }
+        Event::Degrading => {
+            let failing = criteria(&["failing", "erring"]);
+            if failing.is_empty() {
+                format!("{what}: degrading, not yet enough to trip")
+            } else {
+                format!("{what}: degrading ({failing}), not yet enough to trip")
+            }
+        }
+        // Answered above: a notify step's own text.
+        Event::Message => format!("{what}: {step_id}"),
         Event::Success => format!("{what}: the deployment met its success criteria"),
         Event::DecisionRequested => format!("{what}: a decision on rolling back is needed"),
         Event::Decision => {
@@ -478,7 +506,15 @@ fn summary(facts: &Facts<'_>, event: Event, notice: &Notice) -> String {
                 "deny" => "denied",
                 _ => "decided on",
             };
-            format!("{what}: {} {verb} the rollback", facts.event.actor)
+            let count = |key: &str| decision.and_then(|d| d.get(key)).and_then(Value::as_u64);
+            match (verb, count("approvals"), count("quorum")) {
+                ("approved", Some(k), Some(n)) => format!(
+                    "{what}: {} approved the rollback ({k} of {n} approval{})",
+                    facts.event.actor,
+                    if n == 1 { "" } else { "s" }
+                ),
+                _ => format!("{what}: {} {verb} the rollback", facts.event.actor),
+            }
         }
         Event::Escalated if facts.event.kind == "manual_step_escalated" => format!(
             "{what}: ESCALATED: manual step {step_id} has waited {} for {}",

@@ -5,14 +5,16 @@ use backout_model::Plan;
 use backout_model::plan::{ChannelKind, Event, StepKind};
 use backout_store::{DeliveryKind, NewDelivery, NewEvent};
 
-/// The `notify_event` of the deliveries of a `notify` step's message. Not a lifecycle event:
-/// the channels are the step's, and the text is the step's `message`.
+/// The `notify_event` of the deliveries of a `notify` step's message (event `message`): the
+/// step's channels and those `communication.notify.message` names hear it, and
+/// `communication.templates.message` may shape its text.
 pub const MESSAGE: &str = "message";
 
 /// The lifecycle event (plan `communication.notify.<event>`) a journal event announces, if any.
 ///
-/// A `verdict` event announces `rollback_required`, `inconclusive` or `success` (a `healthy`
-/// or `closed` verdict announces nothing); run events announce `started`, `completed` and
+/// A `verdict` event announces `rollback_required`, `inconclusive`, `degrading` or `success` (a
+/// `healthy` or `closed` verdict announces nothing; the tracker journals a verdict only when
+/// it changes, so `degrading` is announced once per episode); run events announce `started`, `completed` and
 /// `failed`; step events `manual_step_waiting` and `step_failed` (the final failure, not a
 /// failed attempt that is retried).
 pub fn lifecycle_event(kind: &str, payload: &serde_json::Value) -> Option<Event> {
@@ -24,6 +26,7 @@ pub fn lifecycle_event(kind: &str, payload: &serde_json::Value) -> Option<Event>
             "rollback_required" if only_requested(payload) => return None,
             "rollback_required" => Event::RollbackRequired,
             "inconclusive" => Event::Inconclusive,
+            "degrading" => Event::Degrading,
             "success" => Event::Success,
             _ => return None,
         },
@@ -62,14 +65,16 @@ pub fn route(plan: &Plan, event: &NewEvent) -> Vec<NewDelivery> {
     let Some(communication) = plan.communication.given() else {
         return Vec::new();
     };
-    let (names, notify_event): (&[String], &str) =
+    let routes = |lifecycle: Event| {
+        communication
+            .notify
+            .iter()
+            .find(|(e, _)| *e == lifecycle)
+            .map_or(&[][..], |(_, names)| names.as_slice())
+    };
+    let (names, notify_event): (Vec<&String>, &str) =
         if let Some(lifecycle) = lifecycle_event(&event.kind, &event.payload) {
-            let names = communication
-                .notify
-                .iter()
-                .find(|(e, _)| *e == lifecycle)
-                .map_or(&[][..], |(_, names)| names.as_slice());
-            (names, lifecycle.as_str())
+            (routes(lifecycle).iter().collect(), lifecycle.as_str())
         } else if event.kind == "step_succeeded"
             && let Some(StepKind::Notify { channels, .. }) = event
                 .step_id
@@ -77,7 +82,11 @@ pub fn route(plan: &Plan, event: &NewEvent) -> Vec<NewDelivery> {
                 .and_then(|id| plan.all_steps().find(|s| s.id == id))
                 .map(|s| &s.kind)
         {
-            (channels.as_slice(), MESSAGE)
+            // The step's own channels, then whoever follows every message.
+            (
+                channels.iter().chain(routes(Event::Message)).collect(),
+                MESSAGE,
+            )
         } else {
             return Vec::new();
         };
@@ -151,6 +160,11 @@ mod tests {
             [("ops", DeliveryKind::Slack, "success")]
         );
         assert!(route(&plan, &verdict("healthy")).is_empty());
+        assert_eq!(
+            lifecycle_event("verdict", &json!({ "verdict": "degrading" })),
+            Some(Event::Degrading),
+            "degrading is routable"
+        );
         assert!(route(&plan, &verdict("closed")).is_empty());
     }
 

@@ -9,6 +9,7 @@
 //! `check_evidence`, which is pure).
 
 mod document;
+mod seal;
 mod simulate;
 
 use std::collections::{BTreeSet, HashMap};
@@ -27,6 +28,7 @@ use crate::executor::RunSummary;
 use crate::process::{self, Exit, Program};
 
 pub use document::{document_info, for_document};
+pub use seal::{Unsealed, channels_said, for_run, host_of, reached, seal, unsealed_urls};
 pub use simulate::{SimulatedStep, Simulation, SimulationOptions, simulate};
 
 /// The variables `testing.overrides.<environment>.env` sets, with `${VAR}` references resolved

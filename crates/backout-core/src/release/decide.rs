@@ -502,6 +502,28 @@ pub fn escalation(auth: &Authorization, pending_since: i64, now_ms: i64, id: &st
         .release(id)
 }
 
+/// The `decision_requested` event that asks the deciders of release `id` to decide, with the
+/// evidence that makes a decision necessary (not yet routed).
+pub fn decision_requested(
+    plan: &Plan,
+    auth: &backout_model::plan::Authorization,
+    evidence: serde_json::Value,
+    id: &str,
+    now_ms: i64,
+) -> NewEvent {
+    NewEvent::new("decision_requested", "backout", now_ms)
+        .payload(json!({
+            "deciders": auth.deciders,
+            "members": group(plan, &auth.deciders).map(|g| g.members.clone()),
+            "quorum": auth.quorum,
+            "fallback": auth.fallback.as_ref().map(|f| json!({
+                "after": f.after.to_string(), "deciders": f.deciders,
+            })),
+            "evidence": evidence,
+        }))
+        .release(id)
+}
+
 /// What a watcher journals after a release's verdict or decisions changed, at `now_ms`:
 /// - a rollback became required and one of `authorization.automatic` is tripped inside the
 ///   window: an approval by [`AUTOMATIC`] (no person needed);
@@ -574,19 +596,13 @@ fn follow_up_events(
             return (events, next);
         }
         if !decisions.asked {
-            events.push(
-                NewEvent::new("decision_requested", "backout", now_ms)
-                    .payload(json!({
-                        "deciders": auth.deciders,
-                        "members": group(plan, &auth.deciders).map(|g| g.members.clone()),
-                        "quorum": auth.quorum,
-                        "fallback": auth.fallback.as_ref().map(|f| json!({
-                            "after": f.after.to_string(), "deciders": f.deciders,
-                        })),
-                        "evidence": tracker.evidence(),
-                    }))
-                    .release(id),
-            );
+            events.push(decision_requested(
+                plan,
+                auth,
+                tracker.evidence(),
+                id,
+                now_ms,
+            ));
         }
         if let Some(fallback) = &auth.fallback
             && !decisions.escalated
@@ -707,18 +723,20 @@ pub async fn clear_execution_of(
             decisions.rollback,
             Some(Outcome::RollbackFailed | Outcome::RollbackUnverified)
         );
-    if release.window_closed(now_ms) && !override_window && !recovering {
-        return Err(ExecError::Refused(super::window_closed(
-            &release,
-            Some(&plan),
-        )));
-    }
+    // A rollback already under way (or over) is answered with where it stands and the ways
+    // forward, before the window, which a concluded rollback closes.
     if let Some(run) = decisions.executions.last()
         && !recovering
     {
         return Err(ExecError::Refused(
             already_started(store, id, &plan, run, decisions.rollback).await,
         ));
+    }
+    if release.window_closed(now_ms) && !override_window && !recovering {
+        return Err(ExecError::Refused(super::window_closed(
+            &release,
+            Some(&plan),
+        )));
     }
     store
         .append_event(

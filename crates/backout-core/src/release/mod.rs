@@ -205,12 +205,28 @@ pub async fn request(
         let plan = backout_model::lint(&release.plan_source).plan;
         return Err(ExecError::Refused(window_closed(&release, plan.as_ref())));
     }
-    let event =
-        NewEvent::new("rollback_requested", actor, now_ms).payload(json!({ "reason": reason }));
-    let event = match backout_model::lint(&release.plan_source).plan {
-        Some(plan) => crate::notify::routed(&plan, event),
-        None => event,
+    let event = NewEvent::new("rollback_requested", actor, now_ms)
+        .payload(json!({ "reason": reason }))
+        .release(release_id);
+    let Some(plan) = backout_model::lint(&release.plan_source).plan else {
+        store.append_event(&event).await?;
+        return Ok(release);
     };
-    store.append_event(&event.release(release_id)).await?;
+    let mut events = vec![crate::notify::routed(&plan, event)];
+    // The deciders are asked at once, in the same commit, unless they already were for the
+    // decision pending now (a watcher asks only when nobody has).
+    if let Some(auth) = plan.authorization.given() {
+        let decisions = decide::Decisions::read(store, release_id, auth.quorum).await?;
+        if !decisions.asked && decisions.approved_at_ms.is_none() {
+            let mut tracker =
+                Tracker::replay(store, &release, std::sync::Arc::new(plan.clone())).await?;
+            tracker.apply_request();
+            events.push(crate::notify::routed(
+                &plan,
+                decide::decision_requested(&plan, auth, tracker.evidence(), release_id, now_ms),
+            ));
+        }
+    }
+    store.append_events(&events).await?;
     Ok(release)
 }

@@ -184,6 +184,11 @@ impl Tracker {
         }
     }
 
+    /// Takes in a person's request for a rollback that is being journaled now.
+    pub fn apply_request(&mut self) {
+        self.requested = true;
+    }
+
     /// When criterion `i` is next due: its last measurement plus `every`, never before the end
     /// of its `delay`.
     pub fn due_at(&self, i: usize) -> i64 {

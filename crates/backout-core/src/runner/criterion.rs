@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backout_model::Condition;
-use backout_model::plan::{Criterion, NoData, Source, Sources};
+use backout_model::plan::{Criterion, NoData, OnError, Source, Sources};
 
 use super::{Invocation, Outcome, StepRunner};
 use crate::criteria::{Measured, classify, sources};
@@ -60,6 +60,7 @@ impl CriterionRunner {
             trips_after: 1,
             no_data: NoData::Inconclusive,
             errors_after: 1,
+            on_error: OnError::Inconclusive,
             automatic: false,
             timeout: backout_model::Duration::from_secs(10),
         };

@@ -9,9 +9,11 @@
 mod criteria;
 pub mod evidence;
 pub mod identifiers;
+mod on_error;
 mod people;
 mod questions;
 mod references;
+mod sealed;
 mod secrets;
 mod steps;
 mod testing;
@@ -166,6 +168,8 @@ impl Checker {
         people::check(spec, self);
         timing::check(spec, self);
         testing::check(spec, self);
+        sealed::check(spec, self);
+        on_error::check(spec, self);
         if self.resolve {
             references::check(spec, &lists, self);
         }

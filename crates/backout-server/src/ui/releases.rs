@@ -417,7 +417,15 @@ fn status_view(
             let mut why: Vec<String> = report
                 .criteria
                 .iter()
-                .filter(|c| c.state.status == backout_core::criteria::CriterionStatus::Tripped)
+                .filter(|c| {
+                    use backout_core::criteria::CriterionStatus as S;
+                    // Why the verdict is what it is: the tripped ones, or for `degrading` the
+                    // ones failing or erring below their thresholds.
+                    matches!(
+                        (report.verdict, c.state.status),
+                        (_, S::Tripped) | (Verdict::Degrading, S::Failing | S::Erring)
+                    )
+                })
                 .map(|c| c.id.clone())
                 .collect();
             if report.requested && report.verdict == Verdict::RollbackRequired {

@@ -39,7 +39,7 @@ pub fn deliveries(
         let store = open_store(global).await?;
         if send {
             // Whatever is due now (of every release: a dispatcher does not pick), then the list.
-            super::notifying::notifying(&store, async {}).await;
+            super::notifying::sending_all(&store).await;
         }
         let mut listed = store.list_deliveries(release, LIMIT).await?;
         // Oldest first: the order things happened in.

@@ -45,6 +45,7 @@ pub fn rehearse(args: &RehearseArgs, global: &Global) -> Result<ExitCode, Comman
         ));
     }
     let extra_env = rehearsal::overrides(&plan, &environment, &Resolver::from_env())?;
+    sealed(&plan, &environment, &extra_env)?;
     let mut options = RunOptions {
         kind: RunKind::Rehearsal,
         environment: environment.clone(),
@@ -155,6 +156,33 @@ pub fn rehearse(args: &RehearseArgs, global: &Global) -> Result<ExitCode, Comman
         announce(evidence.as_ref(), &summary.run, format);
         Ok(code)
     })
+}
+
+/// Refuses a rehearsal that would reach a URL its environment does not rewrite (exit 5, naming
+/// each one and the ways out), and says where its notifications go.
+fn sealed(
+    plan: &Plan,
+    environment: &str,
+    extra_env: &[(String, String)],
+) -> Result<(), CommandError> {
+    let mut resolver = Resolver::from_env();
+    resolver.extend(extra_env.iter().cloned());
+    let unsealed = rehearsal::unsealed_urls(plan, environment, &resolver);
+    if !unsealed.is_empty() {
+        let lines: Vec<String> = unsealed
+            .iter()
+            .map(|u| format!("  {}", u.describe()))
+            .collect();
+        return Err(CommandError {
+            code: ExitCode::Refused,
+            message: format!(
+                "refusing to rehearse in `{environment}`: the rehearsal would reach URLs that testing.overrides.{environment}.urls does not rewrite:\n{}\nadd a rewrite for each (testing.overrides.{environment}.urls: {{\"https://prod-host\": \"https://{environment}-host\"}}), set the URL through testing.overrides.{environment}.env, or list a host every environment shares in testing.shared_hosts",
+                lines.join("\n")
+            ),
+        });
+    }
+    eprintln!("{}", rehearsal::channels_said(plan, environment));
+    Ok(())
 }
 
 /// Tells what a finished rehearsal proved (or that it is not evidence yet).

@@ -303,7 +303,8 @@ pub fn watch(args: &WatchArgs, global: &Global) -> Result<ExitCode, CommandError
                     // A person should look; the loop keeps watching for a verdict.
                     return std::ops::ControlFlow::Continue(());
                 }
-                if !all && verdict != Verdict::Healthy {
+                // Degrading is printed (and notified) but needs no action yet: keep watching.
+                if !all && !matches!(verdict, Verdict::Healthy | Verdict::Degrading) {
                     std::ops::ControlFlow::Break(())
                 } else {
                     std::ops::ControlFlow::Continue(())
@@ -365,7 +366,9 @@ fn exit_for(verdict: Verdict) -> ExitCode {
     match verdict {
         Verdict::RollbackRequired => ExitCode::RollbackRequired,
         Verdict::Inconclusive => ExitCode::Inconclusive,
-        Verdict::Success | Verdict::Healthy => ExitCode::Ok,
+        // Degrading is a warning, not yet a verdict that needs action: exit codes stay as
+        // they were (4 only for inconclusive).
+        Verdict::Degrading | Verdict::Success | Verdict::Healthy => ExitCode::Ok,
         // A closed window refuses rollbacks: say so in the exit code too.
         Verdict::Closed => ExitCode::Refused,
     }

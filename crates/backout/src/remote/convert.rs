@@ -65,6 +65,7 @@ fn criterion(value: &Value) -> Result<CriterionReport, CommandError> {
         "pending" => CriterionStatus::Pending,
         "passing" => CriterionStatus::Passing,
         "failing" => CriterionStatus::Failing,
+        "erring" => CriterionStatus::Erring,
         "inconclusive" => CriterionStatus::Inconclusive,
         "tripped" => CriterionStatus::Tripped,
         other => return Err(unexpected("criterion", format!("status `{other}`"))),

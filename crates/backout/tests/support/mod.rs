@@ -179,10 +179,14 @@ impl Sandbox {
     }
 
     /// `backout` with this sandbox's store, `WORK` pointing at the sandbox, and no colour.
+    /// Commands do not wait for notifications that cannot go out yet
+    /// (`BACKOUT_DELIVERY_GRACE=0s`: the reference plan's pager command does not exist here);
+    /// a test of that grace sets it again.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("backout"));
         cmd.current_dir(self.path())
             .env("BACKOUT_DATABASE_URL", self.database_url())
+            .env("BACKOUT_DELIVERY_GRACE", "0s")
             .env("WORK", self.path())
             .env("NO_COLOR", "1")
             .env_remove("MY_SECRET");

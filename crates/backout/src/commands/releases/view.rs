@@ -12,6 +12,7 @@ fn status_name(status: CriterionStatus) -> &'static str {
         CriterionStatus::Pending => "pending",
         CriterionStatus::Passing => "passing",
         CriterionStatus::Failing => "failing",
+        CriterionStatus::Erring => "erring",
         CriterionStatus::Inconclusive => "inconclusive",
         CriterionStatus::Tripped => "TRIPPED",
     }
@@ -63,6 +64,10 @@ pub fn verdict_line(report: &CheckReport) -> String {
                 (report.verdict, c.state.status),
                 (Verdict::RollbackRequired, CriterionStatus::Tripped)
                     | (Verdict::Inconclusive, CriterionStatus::Inconclusive)
+                    | (
+                        Verdict::Degrading,
+                        CriterionStatus::Failing | CriterionStatus::Erring
+                    )
             )
         })
         .map(|c| c.id.clone())
