@@ -5,12 +5,21 @@
 //! step receives, so data can never become code. Argument lists, URLs, headers, bodies and `env`
 //! values are resolved here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::criteria::Observation;
+use crate::criteria::sources::Source;
+
+/// Variables of backout's own environment that every process of a plan receives.
+pub const ALWAYS_PASSED: &[&str] = &["PATH", "HOME", "LANG", "TZ"];
 
 /// Resolves `${NAME}` references against the process environment.
 #[derive(Clone, Debug, Default)]
 pub struct Resolver {
     vars: BTreeMap<String, String>,
+    /// Names the plan itself gives values to (a rehearsal's overrides, [`Resolver::extend`])
+    /// or lists in `procedure.pass_env` ([`Resolver::passing`]): passed to its processes.
+    passed: BTreeSet<String>,
     /// URL prefixes replaced in every resolved URL (a rehearsal's
     /// `testing.overrides.<env>.urls`), longest prefix first.
     url_rewrites: Vec<(String, String)>,
@@ -26,6 +35,7 @@ impl Resolver {
     pub fn from_env() -> Resolver {
         Resolver {
             vars: std::env::vars().collect(),
+            passed: BTreeSet::new(),
             url_rewrites: Vec::new(),
         }
     }
@@ -34,13 +44,50 @@ impl Resolver {
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Resolver {
         Resolver {
             vars: vars.into_iter().collect(),
+            passed: BTreeSet::new(),
             url_rewrites: Vec::new(),
         }
     }
 
-    /// Adds or replaces variables (environment overrides of a rehearsal).
+    /// Adds or replaces variables (environment overrides of a rehearsal). They are the plan's
+    /// own values, so its processes receive them.
     pub fn extend(&mut self, vars: impl IntoIterator<Item = (String, String)>) {
-        self.vars.extend(vars);
+        for (name, value) in vars {
+            self.passed.insert(name.clone());
+            self.vars.insert(name, value);
+        }
+    }
+
+    /// The same resolver, whose processes also receive the variables named (the plan's
+    /// `procedure.pass_env`).
+    pub fn passing(&self, names: &[String]) -> Resolver {
+        let mut resolver = self.clone();
+        resolver.passed.extend(names.iter().cloned());
+        resolver
+    }
+
+    /// The part of backout's environment a process of the plan receives: [`ALWAYS_PASSED`],
+    /// the variables `referenced` as `${VAR}`, those of [`Resolver::extend`] and
+    /// [`Resolver::passing`] — never a `BACKOUT_*` variable of backout's own (`BACKOUT_TOKEN`,
+    /// `BACKOUT_DATABASE_URL`, …: the caller adds the run's `BACKOUT_*` values itself), and
+    /// nothing else. Processes are started with a cleared environment and exactly this plus
+    /// what the caller adds.
+    pub fn passed_env<S: AsRef<str>>(&self, referenced: &[S]) -> Vec<(String, String)> {
+        let names: BTreeSet<&str> = ALWAYS_PASSED
+            .iter()
+            .copied()
+            .chain(referenced.iter().map(AsRef::as_ref))
+            .chain(self.passed.iter().map(String::as_str))
+            .filter(|name| !name.starts_with("BACKOUT_"))
+            .collect();
+        names
+            .into_iter()
+            .filter_map(|name| {
+                self.vars
+                    .get(name)
+                    .map(|value| (name.to_string(), value.clone()))
+            })
+            .collect()
     }
 
     /// Adds URL prefix rewrites (`https://checkout.internal.example.com` →
@@ -139,6 +186,94 @@ impl Redactor {
     }
 }
 
+impl Redactor {
+    /// The redactor of one criterion's measurements: the values of every variable the criterion
+    /// and its plan's source configuration (`criteria.sources`: URLs, headers) reference.
+    /// Nothing else reaches the measurement: a command criterion's environment holds only what
+    /// its script references (and `pass_env`), an HTTP criterion sends only its own headers.
+    pub fn of_criterion(
+        criterion: &backout_model::plan::Criterion,
+        sources: &backout_model::plan::Sources,
+        resolver: &Resolver,
+    ) -> Redactor {
+        let text = format!(
+            "{}{}{}",
+            serde_json::to_string(criterion).unwrap_or_default(),
+            serde_json::to_string(sources).unwrap_or_default(),
+            resolver
+                .passed
+                .iter()
+                .map(|name| format!("${{{name}}}"))
+                .collect::<String>()
+        );
+        Redactor::new(&text, resolver)
+    }
+
+    /// Redacts every string of a JSON value in place (keys too).
+    pub fn json(&self, value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(text) => *text = self.redact(text),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.json(v)),
+            serde_json::Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (key, mut v) in entries {
+                    self.json(&mut v);
+                    map.insert(self.redact(&key), v);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// An observation with every secret value replaced by its `${NAME}`: the text of errors and
+    /// judgements (a mismatch message quoting `expect_body`, a command's stderr) and series
+    /// labels. Numbers are not text and stay as they are.
+    pub fn observation(&self, observation: Observation) -> Observation {
+        match observation {
+            Observation::Judged { failing, detail } => Observation::Judged {
+                failing,
+                detail: self.redact(&detail),
+            },
+            Observation::Error { message } => Observation::Error {
+                message: self.redact(&message),
+            },
+            Observation::Values { series } => Observation::Values {
+                series: series
+                    .into_iter()
+                    .map(|mut s| {
+                        for (name, value) in &mut s.labels {
+                            *name = self.redact(name);
+                            *value = self.redact(value);
+                        }
+                        s
+                    })
+                    .collect(),
+            },
+            Observation::NoData => Observation::NoData,
+        }
+    }
+}
+
+/// A criterion's source whose every observation passes through the criterion's redactor
+/// before anyone (the journal, `status`, the API, a notification) sees it.
+pub struct RedactedSource {
+    inner: std::sync::Arc<dyn Source>,
+    redactor: Redactor,
+}
+
+impl RedactedSource {
+    pub fn new(inner: std::sync::Arc<dyn Source>, redactor: Redactor) -> RedactedSource {
+        RedactedSource { inner, redactor }
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for RedactedSource {
+    async fn observe(&self) -> Observation {
+        self.redactor.observation(self.inner.observe().await)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +316,31 @@ mod tests {
         assert_eq!(r.resolve("Bearer ${TOKEN}!").unwrap(), "Bearer s3cr3t!");
         assert_eq!(r.resolve("${NOPE}"), Err(MissingVar("NOPE".into())));
         assert_eq!(r.resolve("no refs $PLAIN").unwrap(), "no refs $PLAIN");
+    }
+
+    #[test]
+    fn processes_get_only_what_the_plan_names() {
+        let mut r = Resolver::from_vars(
+            [
+                ("PATH", "/usr/bin"),
+                ("HOME", "/home/x"),
+                ("AWS_SECRET_ACCESS_KEY", "leak"),
+                ("BACKOUT_TOKEN", "tok-1.secret"),
+                ("BACKOUT_DATABASE_URL", "postgres://u:p@db/x"),
+                ("API_TOKEN", "referenced"),
+                ("KUBECONFIG", "/k"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        r.extend([("OVERRIDE".to_string(), "o".to_string())]);
+        let r = r.passing(&["KUBECONFIG".to_string()]);
+        let env = r.passed_env(&["API_TOKEN", "BACKOUT_TOKEN", "UNSET"]);
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            ["API_TOKEN", "HOME", "KUBECONFIG", "OVERRIDE", "PATH"],
+            "{env:?}"
+        );
     }
 
     #[test]

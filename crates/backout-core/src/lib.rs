@@ -4,6 +4,7 @@
 //! (`rehearsal`), processes (`process`), `${VAR}` resolution and redaction (`env`), and time
 //! (`clock`).
 
+pub mod audit;
 pub mod clock;
 pub mod criteria;
 pub mod env;

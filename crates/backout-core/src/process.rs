@@ -85,7 +85,8 @@ pub enum Program<'a> {
     Argv(&'a [String]),
 }
 
-/// Runs a program to completion, deadline or cancellation.
+/// Runs a program to completion, deadline or cancellation, with exactly the environment `env`
+/// (built by [`crate::env::Resolver::passed_env`] plus the caller's own values).
 pub async fn run(
     program: Program<'_>,
     env: &[(String, String)],
@@ -109,7 +110,10 @@ pub async fn run(
             c
         }
     };
+    // `env` is the whole environment: nothing of backout's own (its token, its database URL,
+    // the server's configuration) reaches a step unless the caller put it there.
     command
+        .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -51,6 +51,9 @@ codes! {
     CONTRADICTION = "B062", "passes_if and fails_if overlap or leave no passing value";
     SUCCESS_EMPTY = "B063", "success_when lists no checks";
     LITERAL_CREDENTIAL = "B070", "a credential written into the plan instead of a ${VAR} reference";
+    UNPRINTABLE_NAME = "B071", "a name (id, checkpoint, key) with control or invisible characters";
+    OUTPUT_COLLISION = "B072", "two step outputs reach later steps through the same BACKOUT_OUTPUT_* variable";
+    SHELL_INTERPOLATION = "B073", "exec runs a shell whose script has a ${VAR}: the value becomes code";
     RISKY_STEP = "B080", "a non-idempotent step with no on_failure";
     HTTP_SPEC = "B081", "an http method or expected status that is not valid";
     WAIT_SPEC = "B082", "a wait step needs exactly one of for or until";

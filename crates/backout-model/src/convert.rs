@@ -304,6 +304,7 @@ fn procedure(p: &spec::ProcedureSpec) -> Option<Procedure> {
             checks: strings(v.checks.iter()),
             hold: v.hold.as_ref().map_or(Duration::ZERO, |h| h.value),
         }),
+        pass_env: strings(p.pass_env.iter().flatten()),
     })
 }
 

@@ -193,6 +193,8 @@ pub struct Procedure {
     pub preconditions: Vec<Precondition>,
     pub steps: Vec<Step>,
     pub verify_after: Option<VerifyAfter>,
+    /// `procedure.pass_env`: variables of backout's environment passed to steps by name.
+    pub pass_env: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -502,6 +504,11 @@ pub struct Override {
 }
 
 impl Plan {
+    /// `procedure.pass_env`: variables of backout's environment its processes receive by name.
+    pub fn pass_env(&self) -> &[String] {
+        self.procedure.given().map_or(&[], |p| &p.pass_env)
+    }
+
     /// The procedure's steps, or none when the procedure does not apply.
     pub fn steps(&self) -> &[Step] {
         self.procedure.given().map_or(&[], |p| &p.steps)

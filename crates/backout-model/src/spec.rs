@@ -237,6 +237,10 @@ spec! {
         steps: Vec<Spanned<StepSpec>>,
         /// The backout itself succeeded when these criteria hold.
         verify_after: Option<Spanned<VerifyAfterSpec>>,
+        /// Variables of backout's own environment that steps and command criteria receive
+        /// besides `PATH`, `HOME`, `LANG`, `TZ`, the `BACKOUT_*` values, the plan's `env` and
+        /// the variables the plan references as `${VAR}`. Nothing else is passed.
+        pass_env: Option<Vec<Spanned<String>>>,
     }
 }
 

@@ -93,7 +93,8 @@ fn optional_int<T: TryFrom<i64>>(row: &PgRow, column: &str) -> Result<Option<T>,
 
 fn json<T: serde::de::DeserializeOwned>(row: &PgRow, column: &str) -> Result<T, StoreError> {
     let text: String = get(row, column)?;
-    serde_json::from_str(&text)
+    // Strict: a duplicate key would read one way in SQL and another here.
+    backout_store::strict::from_str(&text)
         .map_err(|error| StoreError::corrupt(format!("column `{column}`: {error}")))
 }
 

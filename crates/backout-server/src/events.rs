@@ -219,8 +219,11 @@ impl Client {
             return;
         }
         loop {
+            // A client that went away ends its task (and, when it was the last, the run's
+            // poller) now, not at the next event: a run waiting for a person sends none.
             let message = tokio::select! {
                 () = &mut stop => return,
+                () = self.send.closed() => return,
                 message = receiver.recv() => message,
             };
             let sent = match message {

@@ -15,6 +15,7 @@ pub mod cache;
 pub mod demo;
 pub mod errors;
 pub mod events;
+mod listen;
 pub mod metrics;
 pub mod openapi;
 pub mod plans;
@@ -169,7 +170,8 @@ pub async fn serve(
         // Live streams never finish on their own: end them now.
         let _ = stop_on_signal.send(true);
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    let limits = options.limits.clone();
+    let server = async move { listen::serve(listener, app, &limits, graceful).await };
     let grace = options.grace;
     let deadline = async move {
         while !*signal.borrow_and_update() {

@@ -9,6 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
@@ -54,13 +55,26 @@ pub struct Limits {
     pub body_bytes: usize,
     /// Longest a request may take (live event streams excepted).
     pub request_timeout: Duration,
+    /// Longest a client may take to send a request's headers, from the moment it connects or
+    /// finishes the previous request: an idle or trickling connection is closed after it.
+    pub header_read_timeout: Duration,
+    /// Most connections open at once from one client address; more are closed on accept.
+    pub connections_per_ip: usize,
 }
+
+/// Default of [`Limits::header_read_timeout`].
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of [`Limits::connections_per_ip`]: many browsers and CLI processes behind one proxy
+/// fit; one client holding thousands of sockets does not.
+pub const CONNECTIONS_PER_IP: usize = 512;
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            connections_per_ip: CONNECTIONS_PER_IP,
         }
     }
 }
@@ -122,6 +136,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .merge(open)
         .merge(crate::ui::router())
         .fallback(not_found)
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn(cache::forget_on_write))
         .layer(axum::Extension(cache::Answers::new(state.journal.clone())))
         .layer(axum::Extension(auth::Recent::new(state.journal.clone())))
@@ -141,6 +156,17 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .with_state(state)
+}
+
+/// A handler that panicked: the client gets the 500 of every internal error, the log gets the
+/// panic's message (never the response: it may carry internals).
+pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    ApiError::internal(format_args!("a handler panicked: {message}")).into_response()
 }
 
 async fn not_found(request: Request) -> ApiError {
@@ -200,4 +226,55 @@ async fn json_errors(request: Request, next: Next) -> Response {
         }
     }
     rebuilt
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::routing::get;
+    use tower_http::catch_panic::CatchPanicLayer;
+
+    /// A handler that panics answers 500 with the generic message; the panic's text (which may
+    /// carry internals) is not in the response, and the server goes on serving.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_handler_is_a_500_without_internals() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let app = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    let secret = "postgres://admin:hunter2@db/prod";
+                    if !secret.is_empty() {
+                        panic!("connection to {secret} lost");
+                    }
+                    "unreachable"
+                }),
+            )
+            .route("/ok", get(|| async { "ok" }))
+            .layer(CatchPanicLayer::custom(super::panicked));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let base = format!("http://{}", listener.local_addr().expect("bound"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = reqwest::Client::new();
+        let response = http
+            .get(format!("{base}/boom"))
+            .send()
+            .await
+            .expect("an answer, not a dropped connection");
+        assert_eq!(response.status(), 500);
+        let body = response.text().await.expect("a body");
+        assert!(body.contains("internal error"), "{body}");
+        assert!(
+            !body.contains("hunter2") && !body.contains("connection to"),
+            "{body}"
+        );
+        let ok = http
+            .get(format!("{base}/ok"))
+            .send()
+            .await
+            .expect("still serving");
+        assert_eq!(ok.status(), 200);
+    }
 }

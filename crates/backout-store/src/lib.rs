@@ -22,6 +22,7 @@ mod release;
 mod run;
 mod step;
 mod store;
+pub mod strict;
 mod token;
 
 pub use chain::{

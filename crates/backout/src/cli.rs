@@ -23,7 +23,10 @@ pub struct Global {
     /// Store URL: sqlite://PATH (default: a file under the user's data dir) or postgres://…
     #[arg(long, global = true, env = "BACKOUT_DATABASE_URL", value_name = "URL")]
     pub database: Option<String>,
-    /// Who is acting (defaults to the OS user).
+    /// Who is acting (defaults to the OS user). A trusted-local identity: on a local store it
+    /// records who acts, it proves nothing (anyone who can run backout on the store can name
+    /// anybody). A server never accepts a claimed identity: it acts as the token's user and
+    /// refuses --as naming someone else.
     #[arg(long = "as", global = true, env = "BACKOUT_USER", value_name = "USER")]
     pub actor: Option<String>,
 }
@@ -541,6 +544,13 @@ pub struct ServeArgs {
     /// --database is given.
     #[arg(long)]
     pub demo: bool,
+    /// Longest a client may take to send a request's headers (from connecting, or from the end
+    /// of its previous request); an idle or trickling connection is closed after it.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub header_timeout: String,
+    /// Most connections open at once from one client address; more are closed at once.
+    #[arg(long, default_value_t = backout_server::router::CONNECTIONS_PER_IP, value_name = "N")]
+    pub max_connections_per_ip: usize,
 }
 
 #[derive(Debug, Args)]
@@ -592,11 +602,29 @@ pub struct AuditArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the hash chain of every event: exit 0 when it holds, 1 when it is broken
-    /// (the first broken link's seq is printed).
+    /// Recompute the hash chain of every event and check the run and step records against
+    /// the events: exit 0 when both hold, 1 otherwise (the first broken link's seq, or each
+    /// record the journal does not support, is printed). With --anchor, also check the journal
+    /// against a signed head made earlier by `audit anchor`: truncation or a rewritten (and
+    /// recomputed) history up to the anchor is detected.
     Verify {
         #[arg(long, value_enum, default_value_t = LintFormat::Human)]
         format: LintFormat,
+        /// A file written by `backout audit anchor` (kept outside the store).
+        #[arg(long, value_name = "FILE")]
+        anchor: Option<PathBuf>,
+        /// The audit key, instead of BACKOUT_AUDIT_KEY.
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+    },
+    /// Print the head of the journal (seq, hash) signed with HMAC-SHA256 under the audit key
+    /// (BACKOUT_AUDIT_KEY or --key-file; a key the store never holds). Keep the output
+    /// elsewhere (a ticket, a channel, a backup): `audit verify --anchor FILE` then detects
+    /// truncation and rewritten history up to it. The chain must verify first.
+    Anchor {
+        /// The audit key, instead of BACKOUT_AUDIT_KEY.
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
     },
     /// Every event, in order, as JSON lines (seq, time, kind, ids, actor, payload, hashes).
     Export {

@@ -15,10 +15,66 @@ pub fn color_stderr() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
-/// Writes to standard output. A closed pipe (`backout lint … | head`) ends the process quietly
-/// instead of panicking, as other command-line tools do.
+/// Text made safe for a terminal: control characters and invisible format characters (an
+/// ANSI or OSC escape in a step id, a note or an error, a bidirectional override) are shown as
+/// `\u{1b}` instead of being obeyed. Line breaks, tabs and the colour sequences backout writes
+/// itself (SGR: `ESC [ digits ; … m`) pass. Lint refuses such names in plans (B071); this also
+/// covers what comes from the store or from other people (notes, reasons, old plans).
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let obeyed = |c: char| {
+        c != '\n'
+            && c != '\t'
+            && !backout_model::lint::identifiers::printable(c.encode_utf8(&mut [0; 4]))
+    };
+    if !text.chars().any(obeyed) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if c == '\x1b'
+            && let Some(after) = rest.strip_prefix("\x1b[")
+        {
+            let params = after
+                .bytes()
+                .take_while(|b| b.is_ascii_digit() || *b == b';')
+                .count();
+            if after.as_bytes().get(params) == Some(&b'm') {
+                let len = 2 + params + 1;
+                out.push_str(&rest[..len]);
+                rest = &rest[len..];
+                continue;
+            }
+        }
+        if obeyed(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// `text` for standard error: [`terminal_safe`] when it is a terminal.
+pub fn for_stderr(text: &str) -> std::borrow::Cow<'_, str> {
+    if std::io::stderr().is_terminal() {
+        terminal_safe(text)
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// Writes to standard output (through [`terminal_safe`] on a terminal; a pipe or file gets the
+/// text as it is, so JSON stays JSON). A closed pipe (`backout lint … | head`) ends the process
+/// quietly instead of panicking, as other command-line tools do.
 pub fn out(text: &str) {
     use std::io::Write;
+    let text = if std::io::stdout().is_terminal() {
+        terminal_safe(text)
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = stdout
         .write_all(text.as_bytes())
@@ -39,7 +95,7 @@ pub fn error(message: &str) {
     } else {
         anstyle::Style::new()
     };
-    eprintln!("{style}error{style:#}: {message}");
+    eprintln!("{style}error{style:#}: {}", for_stderr(message));
 }
 
 /// Prints a warning to standard error.
@@ -49,7 +105,7 @@ pub fn warn(message: &str) {
     } else {
         anstyle::Style::new()
     };
-    eprintln!("{style}warning{style:#}: {message}");
+    eprintln!("{style}warning{style:#}: {}", for_stderr(message));
 }
 
 /// One diagnostic as miette renders it: header, `file:line:col`, the line with a caret, help.
@@ -125,5 +181,26 @@ impl miette::Diagnostic for Report<'_> {
             span.offset,
             span.len,
         ))))
+    }
+}
+
+#[cfg(test)]
+mod terminal_tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn escapes_are_shown_not_obeyed_but_colours_pass() {
+        assert_eq!(terminal_safe("plain\ttext\n"), "plain\ttext\n");
+        assert_eq!(
+            terminal_safe("\x1b[1;31mred\x1b[0m"),
+            "\x1b[1;31mred\x1b[0m",
+            "backout's own colours"
+        );
+        assert_eq!(
+            terminal_safe("a\x1b]0;owned\x07b"),
+            "a\\u{1b}]0;owned\\u{7}b"
+        );
+        assert_eq!(terminal_safe("x\x1b[2Jy"), "x\\u{1b}[2Jy");
+        assert_eq!(terminal_safe("bidi\u{202e}"), "bidi\\u{202e}");
     }
 }

@@ -31,7 +31,7 @@ const BODY: &str = r#"people:
   ops-oncall: [erin@example.com]
 criteria:
   rollback_when:
-    - { id: errors, title: "Checkout errors per minute", command: "cat \"$WORK/errors\"", fails_if: "> 5", every: 200ms }
+    - { id: errors, title: "Checkout errors per minute", command: "cat \"${WORK}/errors\"", fails_if: "> 5", every: 200ms }
 window: { closes_after: 1h }
 authorization: { deciders: release-managers, quorum: 2, separation_of_duties: true }
 execution: { performers: ops-oncall }
@@ -208,10 +208,13 @@ async fn the_web_ui_takes_a_release_from_start_to_a_rollback_run_live_in_a_brows
     }
     assert!(browser.find("#no-actions").await.is_some());
     let viewer_csrf = browser.attribute("input[name=csrf]", "value").await;
+    // The session cookie is a random id, not the token.
+    let viewer_session = browser.session().await;
+    assert!(!viewer_session.is_empty() && !viewer.contains(&viewer_session));
     let (status, _, body) = post_form(
         &server,
         &format!("/ui/releases/{release}/decide"),
-        &viewer,
+        &viewer_session,
         &[
             ("csrf", &viewer_csrf),
             ("decision", "approve"),
@@ -236,7 +239,7 @@ async fn the_web_ui_takes_a_release_from_start_to_a_rollback_run_live_in_a_brows
         let (status, _, body) = post_form(
             &server,
             &format!("/ui/releases/{release}/request"),
-            &viewer,
+            &viewer_session,
             &fields,
         )
         .await;
@@ -266,7 +269,7 @@ async fn the_web_ui_takes_a_release_from_start_to_a_rollback_run_live_in_a_brows
         let (status, _, body) = post_form(
             &server,
             &format!("/ui/releases/{release}/decide"),
-            decider,
+            &browser.session().await,
             &[
                 ("csrf", &mine),
                 ("decision", "approve"),
@@ -358,7 +361,7 @@ async fn the_web_ui_takes_a_release_from_start_to_a_rollback_run_live_in_a_brows
     support::assert_code(&sandbox.run(&["token", "revoke", id]), 0, "token revoke");
     let response = client(false)
         .get(server.url("/ui/releases"))
-        .header("cookie", format!("backout_session={viewer}"))
+        .header("cookie", format!("backout_session={viewer_session}"))
         .send()
         .await
         .expect("the server answers");
@@ -388,6 +391,12 @@ async fn the_web_ui_takes_a_release_from_start_to_a_rollback_run_live_in_a_brows
 }
 
 impl Browser {
+    /// The value of the session cookie the browser holds.
+    async fn session(&self) -> String {
+        let cookie = self.ok("GET", "/cookie/backout_session", None).await;
+        cookie["value"].as_str().unwrap_or_default().to_string()
+    }
+
     async fn sign_in(&self, server: &Server, token: &str) {
         self.goto(&server.url("/ui/login")).await;
         self.type_into("#token", token).await;

@@ -87,7 +87,7 @@ fn crash_plan(rng: &mut XorShift) -> (String, u64) {
         let after = total - before;
         let _ = write!(
             body,
-            "    - id: {id}\n      needs: [{}]\n      idempotent: {idempotent}\n      run: 'sleep {:.3}; echo {id} >> \"$WORK/effects.log\"; sleep {:.3}'\n",
+            "    - id: {id}\n      needs: [{}]\n      idempotent: {idempotent}\n      run: 'sleep {:.3}; echo {id} >> \"${{WORK}}/effects.log\"; sleep {:.3}'\n",
             needs.join(", "),
             before as f64 / 1000.0,
             after as f64 / 1000.0,
@@ -475,10 +475,10 @@ fn resume_kills_what_the_crashed_executor_left_running() {
         r#"procedure:
   steps:
     - id: migrate
-      run: 'touch "$WORK/migrating"; sleep 600 & sleep 600; touch "$WORK/migrated"'
+      run: 'touch "${WORK}/migrating"; sleep 600 & sleep 600; touch "${WORK}/migrated"'
     - id: after
       needs: [migrate]
-      run: 'touch "$WORK/after"'
+      run: 'touch "${WORK}/after"'
 "#,
     );
     let executor = Background::start(&sandbox, &["run", plan.to_str().expect("utf-8 path")]);
@@ -547,7 +547,7 @@ fn an_idempotent_step_that_was_running_runs_again_on_resume() {
   steps:
     - id: flip
       idempotent: true
-      run: 'echo "attempt $BACKOUT_ATTEMPT" >> "$WORK/attempts"; test "$BACKOUT_ATTEMPT" -gt 1 || sleep 600'
+      run: 'echo "attempt $BACKOUT_ATTEMPT" >> "${WORK}/attempts"; test "$BACKOUT_ATTEMPT" -gt 1 || sleep 600'
 "#,
     );
     let executor = Background::start(&sandbox, &["run", plan.to_str().expect("utf-8 path")]);
@@ -576,16 +576,16 @@ fn a_crash_inside_a_contingency_branch_resumes_the_branch() {
       on_failure: contingency.fallback
     - id: next
       needs: [primary]
-      run: 'echo next >> "$WORK/effects.log"'
+      run: 'echo next >> "${WORK}/effects.log"'
 contingency:
   fallback:
     description: Do it the other way.
     steps:
       - id: other-way
-        run: 'echo other-way >> "$WORK/effects.log"; sleep 600'
+        run: 'echo other-way >> "${WORK}/effects.log"; sleep 600'
       - id: other-way-check
         needs: [other-way]
-        run: 'echo other-way-check >> "$WORK/effects.log"'
+        run: 'echo other-way-check >> "${WORK}/effects.log"'
 "#,
     );
     let executor = Background::start(&sandbox, &["run", plan.to_str().expect("utf-8 path")]);
@@ -625,7 +625,7 @@ fn a_crash_between_attempts_keeps_the_remaining_retries() {
         r#"procedure:
   steps:
     - id: flaky
-      run: 'n=$(cat "$WORK/count" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$WORK/count"; test $n -ge 2'
+      run: 'n=$(cat "${WORK}/count" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "${WORK}/count"; test $n -ge 2'
       retries: 2
       retry_delay: 3s
 "#,
@@ -658,7 +658,7 @@ fn a_crash_while_waiting_for_a_person_keeps_the_manual_step_waiting() {
       manual: { by: ops, instructions: "Confirm." }
     - id: after
       needs: [approve]
-      run: 'touch "$WORK/after"'
+      run: 'touch "${WORK}/after"'
 "#,
     );
     let executor = Background::start(

@@ -20,7 +20,7 @@ authorization:
 execution: { performers: ops-oncall }
 procedure:
   steps:
-    - { id: undo, run: "echo rolled back >> \"$WORK/undone\"", expected: 1s }
+    - { id: undo, run: "echo rolled back >> \"${WORK}/undone\"", expected: 1s }
 "#;
 
 fn start(sandbox: &Sandbox, extra: &[&str]) -> String {
@@ -265,7 +265,7 @@ fn after_the_window_closed_only_the_full_quorum_overriding_it_can_roll_back() {
 fn an_approver_may_not_confirm_the_manual_steps_of_the_rollback() {
     let sandbox = Sandbox::new();
     let body = BODY.replace(
-        "    - { id: undo, run: \"echo rolled back >> \\\"$WORK/undone\\\"\", expected: 1s }",
+        "    - { id: undo, run: \"echo rolled back >> \\\"${WORK}/undone\\\"\", expected: 1s }",
         "    - { id: check, manual: { by: ops-oncall, instructions: \"look\" } }",
     );
     assert_ne!(body, BODY);
@@ -316,13 +316,13 @@ const LOOP: &str = r#"people:
   ops-oncall: [erin@example.com]
 criteria:
   rollback_when:
-    - { id: errors, command: "cat \"$WORK/errors\"", fails_if: "> 5", every: 200ms, AUTO }
+    - { id: errors, command: "cat \"${WORK}/errors\"", fails_if: "> 5", every: 200ms, AUTO }
 window: { closes_after: 1h }
 authorization: { deciders: release-managers, quorum: 2 }
 execution: { performers: ops-oncall }
 procedure:
   steps:
-    - { id: undo, run: "echo rolled back >> \"$WORK/undone\"; echo FIXED > \"$WORK/errors\"", expected: 1s }
+    - { id: undo, run: "echo rolled back >> \"${WORK}/undone\"; echo FIXED > \"${WORK}/errors\"", expected: 1s }
   verify_after: { checks: [errors], hold: 400ms }
 "#;
 

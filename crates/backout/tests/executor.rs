@@ -23,7 +23,7 @@ fn steps_start_only_after_their_needs_are_done() {
     sandbox.install_mark();
     let step = |id: &str, needs: &str, sleep: &str| {
         format!(
-            "    - id: {id}\n      needs: [{needs}]\n      run: '\"$WORK/mark\" start; sleep {sleep}; \"$WORK/mark\" end'\n"
+            "    - id: {id}\n      needs: [{needs}]\n      run: '\"${{WORK}}/mark\" start; sleep {sleep}; \"${{WORK}}/mark\" end'\n"
         )
     };
     let body = format!(
@@ -74,7 +74,7 @@ fn max_parallel_bounds_how_many_steps_run_at_once() {
     let mut body = String::from("procedure:\n  max_parallel: 2\n  steps:\n");
     for i in 1..=6 {
         body.push_str(&format!(
-            "    - id: s{i}\n      run: '\"$WORK/mark\" start; sleep 0.3; \"$WORK/mark\" end'\n"
+            "    - id: s{i}\n      run: '\"${{WORK}}/mark\" start; sleep 0.3; \"${{WORK}}/mark\" end'\n"
         ));
     }
     let plan = sandbox.plan("plan.yaml", &body);
@@ -116,11 +116,11 @@ fn when_checkpoint_steps_are_skipped_unless_the_checkpoint_was_reached() {
         r#"procedure:
   steps:
     - id: always
-      run: 'touch "$WORK/always"'
+      run: 'touch "${WORK}/always"'
     - id: undo-contract
       needs: [always]
       when_checkpoint: contract
-      run: 'touch "$WORK/undone"'
+      run: 'touch "${WORK}/undone"'
 "#,
     );
     let plan = plan.to_str().expect("utf-8 path");
@@ -279,7 +279,7 @@ fn a_failing_step_is_retried_and_its_attempts_are_recorded() {
         r#"procedure:
   steps:
     - id: flaky
-      run: 'n=$(cat "$WORK/count" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$WORK/count"; echo "attempt $BACKOUT_ATTEMPT" >> "$WORK/attempts"; test $n -ge 3'
+      run: 'n=$(cat "${WORK}/count" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "${WORK}/count"; echo "attempt $BACKOUT_ATTEMPT" >> "${WORK}/attempts"; test $n -ge 3'
       retries: 3
       retry_delay: 0s
 "#,
@@ -308,11 +308,11 @@ fn a_failing_verify_fails_the_step() {
         r#"procedure:
   steps:
     - id: change
-      run: 'touch "$WORK/changed"'
+      run: 'touch "${WORK}/changed"'
       verify: { command: "false" }
     - id: after
       needs: [change]
-      run: 'touch "$WORK/after"'
+      run: 'touch "${WORK}/after"'
 "#,
     );
     let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
@@ -349,10 +349,10 @@ fn on_failure_halt_stops_the_dependants_and_fails_the_run() {
       on_failure: halt
     - id: next
       needs: [broken]
-      run: 'touch "$WORK/next"'
+      run: 'touch "${WORK}/next"'
     - id: later
       needs: [next]
-      run: 'touch "$WORK/later"'
+      run: 'touch "${WORK}/later"'
 "#,
     );
     let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
@@ -380,7 +380,7 @@ fn on_failure_continue_lets_the_dependants_run() {
       on_failure: continue
     - id: next
       needs: [optional]
-      run: 'touch "$WORK/next"'
+      run: 'touch "${WORK}/next"'
 "#,
     );
     let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
@@ -395,20 +395,20 @@ fn on_failure_continue_lets_the_dependants_run() {
 const CONTINGENCY_PLAN: &str = r#"procedure:
   steps:
     - id: primary
-      run: '"$WORK/mark" start; "$WORK/mark" end; exit 1'
+      run: '"${WORK}/mark" start; "${WORK}/mark" end; exit 1'
       on_failure: contingency.fallback
     - id: next
       needs: [primary]
-      run: '"$WORK/mark" start; "$WORK/mark" end'
+      run: '"${WORK}/mark" start; "${WORK}/mark" end'
 contingency:
   fallback:
     description: Do it the other way.
     steps:
       - id: other-way
-        run: '"$WORK/mark" start; sleep 0.2; "$WORK/mark" end; FALLBACK_EXIT'
+        run: '"${WORK}/mark" start; sleep 0.2; "${WORK}/mark" end; FALLBACK_EXIT'
       - id: other-way-check
         needs: [other-way]
-        run: '"$WORK/mark" start; "$WORK/mark" end'
+        run: '"${WORK}/mark" start; "${WORK}/mark" end'
 "#;
 
 #[test]
@@ -470,12 +470,12 @@ fn a_failing_precondition_refuses_the_run_and_nothing_runs() {
         r#"procedure:
   preconditions:
     - id: fine
-      run: 'touch "$WORK/checked"'
+      run: 'touch "${WORK}/checked"'
     - id: p
       run: "false"
   steps:
     - id: change
-      run: 'touch "$WORK/changed"'
+      run: 'touch "${WORK}/changed"'
 "#,
     );
     let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
@@ -512,7 +512,7 @@ fn outputs_reach_later_steps_as_environment_variables() {
       outputs: { rev: stdout }
     - id: use-rev
       needs: [read-rev]
-      run: 'test "$BACKOUT_OUTPUT_READ_REV_REV" = "rev-42; touch pwned" && touch "$WORK/used"'
+      run: 'test "$BACKOUT_OUTPUT_READ_REV_REV" = "rev-42; touch pwned" && touch "${WORK}/used"'
 "#,
     );
     let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
@@ -537,7 +537,7 @@ fn steps_see_the_release_and_the_run_id() {
         r#"procedure:
   steps:
     - id: env
-      run: 'env | grep "^BACKOUT_" | sort > "$WORK/env"'
+      run: 'env | grep "^BACKOUT_" | sort > "${WORK}/env"'
 "#,
     );
     let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
@@ -564,7 +564,7 @@ fn secrets_are_resolved_for_the_step_and_redacted_from_what_is_kept() {
   steps:
     - id: call
       env: { TOKEN: "${MY_SECRET}" }
-      run: 'echo "token=$TOKEN"; echo "err $TOKEN" >&2; printf %s "$TOKEN" > "$WORK/token"'
+      run: 'echo "token=$TOKEN"; echo "err $TOKEN" >&2; printf %s "$TOKEN" > "${WORK}/token"'
 "#,
     );
     let out = sandbox
@@ -636,13 +636,13 @@ fn exec_steps_pass_their_arguments_without_a_shell() {
 const MANUAL_PLAN: &str = r#"procedure:
   steps:
     - id: before
-      run: 'touch "$WORK/before"'
+      run: 'touch "${WORK}/before"'
     - id: approve
       needs: [before]
       manual: { by: ops, instructions: "Check the dashboard, then confirm." }
     - id: after
       needs: [approve]
-      run: 'touch "$WORK/after"'
+      run: 'touch "${WORK}/after"'
 "#;
 
 #[test]
@@ -708,12 +708,12 @@ fn a_manual_step_confirmed_from_another_process_unblocks_a_waiting_executor() {
         r#"procedure:
   steps:
     - id: long
-      run: '"$WORK/mark" start; sleep 3; "$WORK/mark" end'
+      run: '"${WORK}/mark" start; sleep 3; "${WORK}/mark" end'
     - id: approve
       manual: { by: ops, instructions: "Confirm." }
     - id: after
       needs: [approve]
-      run: '"$WORK/mark" start; "$WORK/mark" end'
+      run: '"${WORK}/mark" start; "${WORK}/mark" end'
 "#,
     );
     let executor = Background::start(
@@ -755,10 +755,10 @@ fn abort_from_another_process_stops_a_running_step() {
         r#"procedure:
   steps:
     - id: long
-      run: 'sleep 600; touch "$WORK/finished"'
+      run: 'sleep 600; touch "${WORK}/finished"'
     - id: after
       needs: [long]
-      run: 'touch "$WORK/after"'
+      run: 'touch "${WORK}/after"'
 "#,
     );
     let executor = Background::start(&sandbox, &["run", plan.to_str().expect("utf-8 path")]);
@@ -844,21 +844,21 @@ fn an_aborted_waiting_run_stays_ended() {
 const WORKAROUND_PLAN: &str = r#"procedure:
   steps:
     - id: full
-      run: 'touch "$WORK/full"'
+      run: 'touch "${WORK}/full"'
 workarounds:
   - id: flag-off
     description: Turn the feature flag off.
     steps:
       - id: flip
-        run: 'touch "$WORK/flipped"'
+        run: 'touch "${WORK}/flipped"'
       - id: check-flip
         needs: [flip]
-        run: 'test -e "$WORK/flipped" && touch "$WORK/checked"'
+        run: 'test -e "${WORK}/flipped" && touch "${WORK}/checked"'
   - id: drain
     description: Drain the traffic.
     steps:
       - id: drain-it
-        run: 'touch "$WORK/drained"'
+        run: 'touch "${WORK}/drained"'
 "#;
 
 #[test]
@@ -977,10 +977,10 @@ fn steps_wait_for_and_verify_by_criteria() {
     let sandbox = Sandbox::new();
     let body = r#"criteria:
   rollback_when:
-    - { id: ready, command: "test -f \"$WORK/ready\"", every: 100ms }
+    - { id: ready, command: "test -f \"${WORK}/ready\"", every: 100ms }
 procedure:
   steps:
-    - { id: make-ready, run: "sleep 0.3; touch \"$WORK/ready\"" }
+    - { id: make-ready, run: "sleep 0.3; touch \"${WORK}/ready\"" }
     - { id: settle, wait: { until: ready, timeout: 5s } }
     - { id: checked, needs: [settle], run: "true", verify: { criterion: ready } }
 "#;
@@ -1001,7 +1001,7 @@ procedure:
     let sandbox = Sandbox::new();
     let body = r#"criteria:
   rollback_when:
-    - { id: ready, command: "test -f \"$WORK/ready\"", every: 100ms }
+    - { id: ready, command: "test -f \"${WORK}/ready\"", every: 100ms }
 procedure:
   steps:
     - { id: settle, wait: { until: ready, timeout: 400ms } }

@@ -145,9 +145,9 @@ communication:
     completed: [hook]
 procedure:
   steps:
-    - {{ id: first, run: "echo once >> \"$WORK/first\"", expected: 1s }}
+    - {{ id: first, run: "echo once >> \"${{WORK}}/first\"", expected: 1s }}
     - {{ id: slow, needs: [first], run: "sleep {slow_secs}", idempotent: true, expected: {slow_secs}s }}
-    - {{ id: last, needs: [slow], run: "echo once >> \"$WORK/last\"", expected: 1s }}
+    - {{ id: last, needs: [slow], run: "echo once >> \"${{WORK}}/last\"", expected: 1s }}
 "#
     ))
 }

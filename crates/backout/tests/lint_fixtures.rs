@@ -249,7 +249,7 @@ fn invalid_fixtures_report_exactly_their_declared_diagnostics() {
     );
 }
 
-/// Fixture names follow `NN-short-name.yaml` with unique numbers.
+/// Fixture names follow `NN-short-name.yaml` (or `NNN-`, past 99) with unique numbers.
 #[test]
 fn invalid_fixtures_are_numbered_once() {
     let mut numbers = BTreeSet::new();

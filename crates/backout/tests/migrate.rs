@@ -25,7 +25,7 @@ procedure:
     - { id: undo, needs: [drain], run: "echo undone", expected: 1s }
 communication:
   channels:
-    log: { command: "cat >> \"$WORK/notices\"" }
+    log: { command: "cat >> \"${WORK}/notices\"" }
   notify:
     decision_requested: [log]
     decision: [log]

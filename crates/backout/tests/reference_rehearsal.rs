@@ -56,12 +56,18 @@ fn staging_hosts() -> String {
     base
 }
 
-/// An executable script in `dir` that logs its arguments to `$WORK/calls` and prints `output`.
+/// An executable script in `dir` that logs its arguments to `<dir>/../calls` and prints
+/// `output`. The path is written into the script: steps do not receive the test's `WORK`
+/// variable (the reference plan neither references nor passes it).
 fn shim(dir: &Path, name: &str, output: &str) {
     let path = dir.join(name);
+    let calls = dir.join("../calls");
     std::fs::write(
         &path,
-        format!("#!/bin/sh\necho \"{name} $*\" >> \"$WORK/calls\"\nprintf '%s' '{output}'\n"),
+        format!(
+            "#!/bin/sh\necho \"{name} $*\" >> '{}'\nprintf '%s' '{output}'\n",
+            calls.display()
+        ),
     )
     .expect("write shim");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");

@@ -13,7 +13,7 @@ use support::{Sandbox, assert_code, stderr, stdout};
 const BODY: &str = r#"procedure:
   steps:
     - id: revert
-      run: 'echo "$STAGE_MARK" > "$WORK/revert.$BACKOUT_ENVIRONMENT"'
+      run: 'echo "$STAGE_MARK" > "${WORK}/revert.$BACKOUT_ENVIRONMENT"'
       expected: 10s
       idempotent: true
     - { id: fix, needs: [revert], run: "true", expected: 10s, idempotent: true, on_failure: contingency.restore }
@@ -183,8 +183,8 @@ fn editing_a_command_untests_the_plan_and_reformatting_does_not() {
     sandbox.write(
         "plan.yaml",
         &text.replace(
-            r#"> "$WORK/revert.$BACKOUT_ENVIRONMENT""#,
-            r#">> "$WORK/revert.$BACKOUT_ENVIRONMENT""#,
+            r#"> "${WORK}/revert.$BACKOUT_ENVIRONMENT""#,
+            r#">> "${WORK}/revert.$BACKOUT_ENVIRONMENT""#,
         ),
     );
     let out = sandbox.run(&["lint", "plan.yaml", "--require-tested", "--format", "json"]);
@@ -341,7 +341,7 @@ fn a_round_trip_is_evidence_only_when_the_second_forward_deployment_succeeds() {
     let sandbox = Sandbox::new();
     sandbox.plan("plan.yaml", BODY);
     // Succeeds the first time, fails every time after.
-    let forward = r#"n=$(cat "$WORK/forwards" 2>/dev/null || echo 0); echo $((n+1)) > "$WORK/forwards"; echo "deploying $BACKOUT_RELEASE_VERSION to $BACKOUT_ENVIRONMENT"; [ "$n" -eq 0 ]"#;
+    let forward = r#"n=$(cat "${WORK}/forwards" 2>/dev/null || echo 0); echo $((n+1)) > "${WORK}/forwards"; echo "deploying $BACKOUT_RELEASE_VERSION to $BACKOUT_ENVIRONMENT"; [ "$n" -eq 0 ]"#;
     let out = sandbox.run(&["rehearse", "plan.yaml", "--roundtrip", forward]);
     assert_code(&out, 6, "the second forward deployment failed");
     assert!(

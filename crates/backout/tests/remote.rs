@@ -22,9 +22,9 @@ authorization: { deciders: release-managers, quorum: 1 }
 execution: { performers: ops-oncall }
 procedure:
   steps:
-    - { id: drain, run: "echo drained >> \"$WORK/done\"", expected: 1s }
+    - { id: drain, run: "echo drained >> \"${WORK}/done\"", expected: 1s }
     - { id: confirm-payments, needs: [drain], manual: { by: ops-oncall, instructions: "Place a test order." }, expected: 1m }
-    - { id: finish, needs: [confirm-payments], run: "echo finished >> \"$WORK/done\"", expected: 1s }
+    - { id: finish, needs: [confirm-payments], run: "echo finished >> \"${WORK}/done\"", expected: 1s }
 "#;
 
 /// The server of `sandbox`, never itself pointed at another server.

@@ -21,9 +21,9 @@ authorization: { deciders: release-managers, quorum: 1 }
 execution: { performers: ops-oncall }
 procedure:
   steps:
-    - { id: drain, run: "echo drained >> \"$WORK/done\"", expected: 1s }
+    - { id: drain, run: "echo drained >> \"${WORK}/done\"", expected: 1s }
     - { id: confirm-payments, needs: [drain], manual: { by: ops-oncall, instructions: "Place a test order." }, expected: 1m }
-    - { id: finish, needs: [confirm-payments], run: "echo finished >> \"$WORK/done\"", expected: 1s }
+    - { id: finish, needs: [confirm-payments], run: "echo finished >> \"${WORK}/done\"", expected: 1s }
 "#;
 
 /// Polls `GET /api/v1/runs/{id}` until `ready` holds.
@@ -553,13 +553,13 @@ const AUTOMATIC: &str = r#"people:
   ops-oncall: [erin@example.com]
 criteria:
   rollback_when:
-    - { id: errors, command: "cat \"$WORK/errors\"", fails_if: "> 5", every: 200ms, authorize: automatic }
+    - { id: errors, command: "cat \"${WORK}/errors\"", fails_if: "> 5", every: 200ms, authorize: automatic }
 window: { closes_after: 1h }
 authorization: { deciders: release-managers }
 execution: { performers: ops-oncall }
 procedure:
   steps:
-    - { id: undo, run: "echo rolled back >> \"$WORK/undone\"", expected: 1s }
+    - { id: undo, run: "echo rolled back >> \"${WORK}/undone\"", expected: 1s }
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -328,7 +328,10 @@ impl Executor {
         if options.kind == RunKind::Rehearsal {
             resolver.rewrite_urls(crate::rehearsal::url_rewrites(plan, &options.environment));
         }
-        let base = vec![
+        // Of backout's own environment, steps get only what the plan names (env.rs).
+        let resolver = resolver.passing(plan.pass_env());
+        let mut base = resolver.passed_env(&crate::env::references(source));
+        base.extend([
             ("BACKOUT_RUN_ID".to_string(), run_id.to_string()),
             ("BACKOUT_SERVICE".to_string(), plan.release.service.clone()),
             (
@@ -343,8 +346,7 @@ impl Executor {
                 "BACKOUT_ENVIRONMENT".to_string(),
                 options.environment.clone(),
             ),
-        ];
-        let mut base = base;
+        ]);
         base.extend(options.extra_env.iter().cloned());
         Arc::new(Context {
             run_id: run_id.to_string(),

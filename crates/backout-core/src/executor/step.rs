@@ -67,7 +67,8 @@ pub(super) async fn execute_step(
         record.note = Some(detail.clone());
         let elapsed_ms = u64::try_from(finished - started).unwrap_or(0);
         if outcome.ok {
-            let value = outcome.stdout.trim_end_matches(['\n', '\r']).to_string();
+            // Outputs are stored, shown and passed on redacted, like the output they come from.
+            let value = record.stdout.trim_end_matches(['\n', '\r']).to_string();
             record.outputs = step
                 .outputs
                 .iter()

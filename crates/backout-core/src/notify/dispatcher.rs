@@ -522,7 +522,20 @@ impl Inner {
             *dir = self.options.plan_dirs.get(hash).cloned();
         }
         let mut notice = notice(facts)?;
-        let (message, note) = message(facts, &mut notice)?;
+        let (mut message, note) = message(facts, &mut notice)?;
+        // Nothing leaves unredacted: the evidence, run and decision the notice carries, its
+        // summary and the rendered message (env.rs).
+        let redactor = &loaded.redactor;
+        for value in [&mut notice.verdict, &mut notice.decision, &mut notice.run]
+            .into_iter()
+            .flatten()
+        {
+            redactor.json(value);
+        }
+        notice.summary = redactor.redact(&notice.summary);
+        message.subject = redactor.redact(&message.subject);
+        message.text = redactor.redact(&message.text);
+        message.html = redactor.redact(&message.html);
         Ok(Prepared {
             target,
             notice,

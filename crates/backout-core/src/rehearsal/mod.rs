@@ -187,9 +187,12 @@ pub async fn forward(
 ) -> (ForwardRun, String) {
     let started_at_ms = now_ms();
     let (_, cancel) = tokio::sync::watch::channel(false);
+    // The forward command is the operator's own (given on the command line, not by the plan):
+    // it keeps backout's environment.
+    let env: Vec<(String, String)> = std::env::vars().chain(env.iter().cloned()).collect();
     let outcome = process::run(
         Program::Shell(command),
-        env,
+        &env,
         None,
         cancel,
         process::KILL_GRACE,

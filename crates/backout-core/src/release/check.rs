@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::tracker::Tracker;
 use crate::criteria::sources::{self, Source};
 use crate::criteria::{CriterionState, Observation, Verdict};
-use crate::env::Resolver;
+use crate::env::{RedactedSource, Redactor, Resolver};
 use crate::errors::ExecError;
 
 /// One criterion in a check report.
@@ -43,10 +43,21 @@ pub fn sources_of(
     resolver: &Arc<Resolver>,
 ) -> Vec<Result<Arc<dyn Source>, String>> {
     let configured = sources::of_plan(tracker.plan());
+    // Command criteria receive the plan's pass_env too (env.rs).
+    let resolver = &Arc::new(resolver.passing(tracker.plan().pass_env()));
     tracker
         .criteria()
         .iter()
-        .map(|c| sources::for_criterion(c, &configured, resolver.clone()).map(Arc::from))
+        .map(|c| {
+            // Evidence is redacted before anyone sees it (env.rs).
+            let redactor = Redactor::of_criterion(c, &configured, resolver);
+            sources::for_criterion(c, &configured, resolver.clone())
+                .map(|source| {
+                    Arc::new(RedactedSource::new(Arc::from(source), redactor.clone()))
+                        as Arc<dyn Source>
+                })
+                .map_err(|message| redactor.redact(&message))
+        })
         .collect()
 }
 

@@ -8,6 +8,7 @@
 
 mod criteria;
 pub mod evidence;
+pub mod identifiers;
 mod on_error;
 mod people;
 mod questions;
@@ -101,6 +102,7 @@ pub fn lint(source: &str) -> Linted {
         resolve: !decoder.incomplete,
     };
     secrets::check(&root, &mut checker);
+    identifiers::check(&root, &mut checker);
     let mut plan = None;
     if let Some(spec) = spec {
         checker.check(&spec, &root);
@@ -207,6 +209,12 @@ pub(crate) fn step_lists(spec: &PlanSpec) -> Vec<StepList<'_>> {
         }
     }
     lists
+}
+
+/// Whether `text` holds a `${NAME}` reference.
+pub(crate) fn secrets_references(text: &str) -> bool {
+    text.find("${")
+        .is_some_and(|start| text[start + 2..].contains('}'))
 }
 
 /// Reports the second and later occurrences of each id.

@@ -20,6 +20,9 @@ pub(super) fn check(spec: &PlanSpec, lists: &[StepList<'_>], checker: &mut Check
             .flat_map(|l| l.steps.iter().map(|s| &s.id));
         duplicate_ids(ids, "step", checker);
     }
+    for namespace in 0..namespaces {
+        output_collisions(lists, namespace, checker);
+    }
     for list in lists {
         if list.steps.is_empty() {
             checker.push(Diagnostic::warning(
@@ -53,6 +56,38 @@ pub(super) fn check(spec: &PlanSpec, lists: &[StepList<'_>], checker: &mut Check
                 if let Some(http) = &p.http {
                     http_request(http, checker);
                 }
+                if let Some(exec) = &p.exec {
+                    shell_interpolation(exec, &format!("precondition `{}`", p.id.value), checker);
+                }
+            }
+        }
+        for name in procedure.pass_env.iter().flatten() {
+            let v = &name.value;
+            let variable = !v.is_empty()
+                && !v.starts_with(|c: char| c.is_ascii_digit())
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !variable {
+                checker.push(
+                    Diagnostic::error(
+                        codes::INVALID_VALUE,
+                        name.span,
+                        format!("`{v}` in pass_env is not an environment variable name"),
+                    )
+                    .with_help("names are letters, digits and `_`, e.g. KUBECONFIG"),
+                );
+            } else if v.starts_with("BACKOUT_") {
+                checker.push(
+                    Diagnostic::error(
+                        codes::INVALID_VALUE,
+                        name.span,
+                        format!("`{v}` in pass_env: backout's own variables are never passed"),
+                    )
+                    .with_help(
+                        "steps get the BACKOUT_* values of their run (BACKOUT_RUN_ID, \
+                         BACKOUT_STEP_ID, …) anyway; backout's configuration (BACKOUT_TOKEN, \
+                         BACKOUT_DATABASE_URL) is never theirs",
+                    ),
+                );
             }
         }
         if let Some(max) = &procedure.max_parallel
@@ -70,7 +105,94 @@ pub(super) fn check(spec: &PlanSpec, lists: &[StepList<'_>], checker: &mut Check
     }
 }
 
+/// Outputs of one run whose `BACKOUT_OUTPUT_<STEP>_<NAME>` variables are the same after
+/// normalization (`a-b` and `a_b`, or step `a` output `b_x` and step `a_b` output `x`): the
+/// later one would silently replace the earlier one.
+fn output_collisions(lists: &[StepList<'_>], namespace: usize, checker: &mut Checker) {
+    let mut seen: HashMap<String, (String, String, usize)> = HashMap::new();
+    for list in lists.iter().filter(|l| l.namespace == namespace) {
+        for step in list.steps {
+            for (name, _) in step.outputs.iter().flat_map(|o| o.iter()) {
+                let variable = crate::plan::output_variable(&step.id.value, &name.value);
+                match seen.get(&variable) {
+                    Some((first_step, first_name, line)) => checker.push(
+                        Diagnostic::error(
+                            codes::OUTPUT_COLLISION,
+                            name.span,
+                            format!(
+                                "output `{}` of step `{}` and output `{first_name}` of step \
+                                 `{first_step}` (line {line}) both become `{variable}`",
+                                name.value, step.id.value
+                            ),
+                        )
+                        .with_help(
+                            "rename a step or an output: ids and names are upper-cased and `-` \
+                             becomes `_` in the variable",
+                        ),
+                    ),
+                    None => {
+                        seen.insert(
+                            variable,
+                            (step.id.value.clone(), name.value.clone(), name.span.line),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Programs that are shells: `exec: [sh, -c, SCRIPT]` runs SCRIPT as code.
+const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox"];
+
+/// The script argument of an `exec` that runs a shell with `-c` (or `-ec`, `-euc`, …).
+pub(crate) fn shell_script(argv: &[String]) -> Option<&str> {
+    let program = argv.first()?;
+    let base = program.rsplit('/').next().unwrap_or(program);
+    if !SHELLS.contains(&base) {
+        return None;
+    }
+    let mut args = argv[1..].iter();
+    if base == "busybox" && args.next().is_none_or(|a| a != "sh") {
+        return None;
+    }
+    while let Some(arg) = args.next() {
+        if arg.starts_with('-') && !arg.starts_with("--") && arg.contains('c') {
+            return args.next().map(String::as_str);
+        }
+    }
+    None
+}
+
+/// `exec: [sh, -c, "… ${VAR} …"]`: the value is substituted into the argument before the shell
+/// reads it, so a value with `;` or `$(…)` runs as code. `run:` gets the value as an
+/// environment variable instead.
+fn shell_interpolation(exec: &Spanned<Vec<String>>, owner: &str, checker: &mut Checker) {
+    if let Some(script) = shell_script(&exec.value)
+        && crate::lint::secrets_references(script)
+    {
+        checker.push(
+            Diagnostic::warning(
+                codes::SHELL_INTERPOLATION,
+                exec.span,
+                format!(
+                    "{owner} runs a shell with `${{VAR}}` inside its script: the value is \
+                     pasted into the code the shell runs"
+                ),
+            )
+            .with_help(
+                "use `run:` and write `\"$VAR\"` (the shell reads the value from its environment \
+                 and never runs it), or pass the value as a separate argument: \
+                 `exec: [sh, -c, 'tool \"$1\"', sh, \"${VAR}\"]`",
+            ),
+        );
+    }
+}
+
 fn shape(step: &Spanned<StepSpec>, list: &StepList<'_>, checker: &mut Checker) {
+    if let Some(exec) = &step.exec {
+        shell_interpolation(exec, &format!("step `{}`", step.id.value), checker);
+    }
     let kinds = super::given(&[
         ("run", step.run.is_some()),
         ("exec", step.exec.is_some()),

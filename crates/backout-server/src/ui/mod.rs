@@ -1,8 +1,9 @@
 //! The web UI: server-rendered pages (askama) with htmx, signed in by a session cookie.
 //!
-//! - `session`: sign-in with an API token, the session cookie (the token itself, checked again
-//!   on every request, so a revoked token stops working at once and any replica can serve any
-//!   request), and the CSRF token every form carries (derived from the session's token).
+//! - `session`: sign-in with an API token (same-origin only), the session cookie (a random
+//!   session id with a 12-hour expiry, kept in this process's memory: several replicas need
+//!   sticky sessions; the token behind it is checked again on every request, so a revoked token
+//!   stops working at once), and the CSRF token every form carries (derived from the session).
 //! - `releases`, `runs`, `audit`: the pages and their forms. Each form calls the same core
 //!   operation as the JSON API, with the signed-in user as the actor and the same role checks.
 //! - `page`: rendering, the security headers (a strict CSP), and the HTML error page.
@@ -60,5 +61,7 @@ pub fn router() -> Router<AppState> {
         ));
     // A live stream lasts as long as the run: no request timeout.
     let streams = Router::new().route("/ui/runs/{id}/events", get(runs::events));
-    timed.merge(streams)
+    timed
+        .merge(streams)
+        .layer(axum::Extension(session::Sessions::default()))
 }

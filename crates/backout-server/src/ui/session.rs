@@ -1,18 +1,29 @@
 //! Signing in to the web UI with an API token, and the session that follows.
 //!
-//! Stateless by design, so that any replica serves any request: the cookie carries the token
-//! itself (`HttpOnly`, so scripts cannot read it; `SameSite=Strict` and `Secure`), and every
-//! request authenticates it again with [`auth::authenticate`], so a revoked token stops working
-//! on its next request. The CSRF token of the forms is derived from the session's token
-//! (SHA-256 of a fixed label and the token) and compared in constant time: a page from another
-//! site can neither read it nor guess it.
+//! Signing in checks the token once and starts a session: a random 256-bit id in the cookie
+//! (`HttpOnly`, so scripts cannot read it; `SameSite=Strict` and `Secure`), never the token
+//! itself. The server keeps, per session, the SHA-256 of the id, the token it stands for and
+//! when it expires (12 hours after sign-in, [`SESSION_TTL`]); every request authenticates that
+//! token again with [`auth::authenticate`], so a revoked token ends its sessions on their next
+//! request, and signing out forgets the session at once.
+//!
+//! Sessions live in this process's memory: with several replicas behind one address the UI
+//! needs sticky sessions (or people sign in again when they reach another replica), and a
+//! restart signs everybody out. The JSON API is not affected (bearer tokens).
+//!
+//! The CSRF token of the forms is derived from the session id (SHA-256 of a fixed label and the
+//! id) and compared in constant time: a page from another site can neither read it nor guess
+//! it. Sign-in and every form also refuse a request whose `Origin` (or, without one, `Referer`)
+//! is not this server's own host, and one that browsers mark `Sec-Fetch-Site: cross-site`.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use askama::Template;
 use axum::Form;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
-use axum::http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, COOKIE, HOST, ORIGIN, REFERER, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -39,6 +50,8 @@ const CSRF_LABEL: &[u8] = b"backout-ui-csrf-v1\0";
 pub struct Session {
     pub caller: Caller,
     pub csrf: String,
+    /// The session id (the cookie's value).
+    id: String,
 }
 
 impl Session {
@@ -49,16 +62,99 @@ impl Session {
     }
 }
 
-/// The CSRF token of the session whose bearer token is `bearer`.
-fn csrf_of(bearer: &str) -> String {
+/// How long a session lasts after sign-in.
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// The sessions of this process: SHA-256 of the session id → the token it stands for and when
+/// it expires. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Sessions(Arc<Mutex<HashMap<String, Signed>>>);
+
+#[derive(Clone)]
+struct Signed {
+    bearer: String,
+    expires: Instant,
+}
+
+impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Signed>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts a session for `bearer`: its id, to be set in the cookie. `None` only when the
+    /// operating system has no randomness to give.
+    fn start(&self, bearer: &str) -> Option<String> {
+        let mut random = [0u8; 32];
+        getrandom::fill(&mut random).ok()?;
+        let id = hex(&random);
+        let now = Instant::now();
+        let mut sessions = self.lock();
+        sessions.retain(|_, s| s.expires > now);
+        sessions.insert(
+            digest(&id),
+            Signed {
+                bearer: bearer.to_string(),
+                expires: now + SESSION_TTL,
+            },
+        );
+        Some(id)
+    }
+
+    /// The token of a live session.
+    fn bearer(&self, id: &str) -> Option<String> {
+        let key = digest(id);
+        let mut sessions = self.lock();
+        match sessions.get(&key) {
+            Some(s) if s.expires > Instant::now() => Some(s.bearer.clone()),
+            Some(_) => {
+                sessions.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn end(&self, id: &str) {
+        self.lock().remove(&digest(id));
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn digest(id: &str) -> String {
+    hex(&Sha256::digest(id.as_bytes()))
+}
+
+/// The CSRF token of the session whose id is `session`.
+fn csrf_of(session: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(CSRF_LABEL);
-    hasher.update(bearer.as_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hasher.update(session.as_bytes());
+    hex(&hasher.finalize())
+}
+
+/// Whether a browser's request comes from a page of this server: its `Origin` (or, without one,
+/// its `Referer`) names the host the request was sent to. A request with neither (not from a
+/// browser page: curl, a script) passes; `Origin: null` (a sandboxed or privacy-stripped page)
+/// does not.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let claimed = match (headers.get(ORIGIN), headers.get(REFERER)) {
+        (Some(origin), _) => origin.to_str().ok(),
+        (None, Some(referer)) => referer.to_str().ok(),
+        (None, None) => return true,
+    };
+    let Some(claimed) = claimed else { return false };
+    let authority = claimed
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
+    authority.is_some_and(|a| !a.is_empty() && a.eq_ignore_ascii_case(host.trim()))
 }
 
 /// The session cookie's value, if the request has one.
@@ -122,7 +218,14 @@ impl FromRequestParts<AppState> for Session {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(bearer) = cookie(&parts.headers) else {
+        let sessions = parts
+            .extensions
+            .get::<Sessions>()
+            .cloned()
+            .unwrap_or_default();
+        let Some((id, bearer)) =
+            cookie(&parts.headers).and_then(|id| sessions.bearer(&id).map(|b| (id, b)))
+        else {
             return Err(SignIn::of(&parts.headers).into_response());
         };
         match auth::authenticate(state.store.as_ref(), &bearer).await {
@@ -130,7 +233,8 @@ impl FromRequestParts<AppState> for Session {
                 tracing::Span::current().record("user", caller.user.as_str());
                 Ok(Session {
                     caller,
-                    csrf: csrf_of(&bearer),
+                    csrf: csrf_of(&id),
+                    id,
                 })
             }
             Err(error) if error.status == StatusCode::UNAUTHORIZED => {
@@ -173,7 +277,7 @@ impl FromRequest<AppState> for Posted {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = request.into_parts();
-        if cross_site(&parts.headers) {
+        if cross_site(&parts.headers) || !same_origin(&parts.headers) {
             return Err(UiError::forbidden("a form from another site is refused").into_response());
         }
         let session = Session::from_request_parts(&mut parts, state).await?;
@@ -197,11 +301,12 @@ impl FromRequest<AppState> for Posted {
 /// The value that removes the session cookie.
 const CLEARED: &str = "backout_session=; HttpOnly; SameSite=Strict; Path=/; Secure; Max-Age=0";
 
-fn session_cookie(bearer: &str) -> Result<HeaderValue, UiError> {
+fn session_cookie(id: &str) -> HeaderValue {
     HeaderValue::from_str(&format!(
-        "{COOKIE_NAME}={bearer}; HttpOnly; SameSite=Strict; Path=/; Secure"
+        "{COOKIE_NAME}={id}; HttpOnly; SameSite=Strict; Path=/; Secure; Max-Age={}",
+        SESSION_TTL.as_secs()
     ))
-    .map_err(|_| UiError::new(StatusCode::UNAUTHORIZED, "that is not a token"))
+    .expect("a hex session id is a valid header value")
 }
 
 #[derive(Template)]
@@ -219,12 +324,14 @@ pub async fn login_page() -> Response {
 /// and the releases list.
 pub async fn login(
     State(state): State<AppState>,
+    sessions: Option<axum::Extension<Sessions>>,
     headers: HeaderMap,
     request: Request,
 ) -> Response {
-    if cross_site(&headers) {
+    if cross_site(&headers) || !same_origin(&headers) {
         return UiError::forbidden("a sign-in from another site is refused").into_response();
     }
+    let sessions = sessions.map(|s| s.0).unwrap_or_default();
     let fields = match Form::<HashMap<String, String>>::from_request(request, &state).await {
         Ok(Form(fields)) => fields,
         Err(rejection) => {
@@ -249,10 +356,11 @@ pub async fn login(
         Err(error) if error.status == StatusCode::UNAUTHORIZED => return refused(error.message),
         Err(error) => return UiError::from(error).into_response(),
     };
-    let cookie = match session_cookie(bearer) {
-        Ok(cookie) => cookie,
-        Err(error) => return refused(error.message),
+    let Some(id) = sessions.start(bearer) else {
+        return UiError::from(crate::ApiError::internal("no randomness for a session id"))
+            .into_response();
     };
+    let cookie = session_cookie(&id);
     tracing::info!(user = %caller.user, role = %caller.role, "signed in to the web UI");
     let mut response = Redirect::to("/ui/releases").into_response();
     response.headers_mut().insert(SET_COOKIE, cookie);
@@ -262,8 +370,12 @@ pub async fn login(
     response
 }
 
-/// `POST /ui/logout`: forgets the session cookie (the token itself stays valid until revoked).
-pub async fn logout(posted: Posted) -> Response {
+/// `POST /ui/logout`: ends the session and forgets its cookie (the token itself stays valid
+/// until revoked).
+pub async fn logout(sessions: Option<axum::Extension<Sessions>>, posted: Posted) -> Response {
+    if let Some(sessions) = sessions {
+        sessions.end(&posted.session.id);
+    }
     tracing::info!(user = %posted.caller().user, "signed out of the web UI");
     let mut response = Redirect::to(LOGIN).into_response();
     response
@@ -275,6 +387,62 @@ pub async fn logout(posted: Posted) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origin_must_be_this_host() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let host = ("host", "backout.example.com:7878");
+        assert!(
+            same_origin(&headers(&[host])),
+            "no Origin: not a browser page"
+        );
+        assert!(same_origin(&headers(&[
+            host,
+            ("origin", "https://backout.example.com:7878")
+        ])));
+        assert!(same_origin(&headers(&[
+            host,
+            ("referer", "http://backout.example.com:7878/ui/login?x")
+        ])));
+        assert!(!same_origin(&headers(&[
+            host,
+            ("origin", "https://evil.example")
+        ])));
+        assert!(!same_origin(&headers(&[host, ("origin", "null")])));
+        assert!(!same_origin(&headers(&[
+            host,
+            ("referer", "https://backout.example.com.evil.example/")
+        ])));
+        assert!(!same_origin(&headers(&[(
+            "origin",
+            "https://backout.example.com:7878"
+        )])));
+    }
+
+    #[test]
+    fn sessions_are_random_and_end() {
+        let sessions = Sessions::default();
+        let a = sessions.start("tok-a.secret").expect("randomness");
+        let b = sessions.start("tok-a.secret").expect("randomness");
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 64);
+        assert!(!a.contains("tok-a"));
+        assert_eq!(sessions.bearer(&a).as_deref(), Some("tok-a.secret"));
+        assert_eq!(
+            sessions.bearer("tok-a.secret"),
+            None,
+            "the token is not a session"
+        );
+        sessions.end(&a);
+        assert_eq!(sessions.bearer(&a), None);
+        assert!(sessions.bearer(&b).is_some());
+    }
 
     #[test]
     fn the_csrf_token_depends_on_the_session_token_only() {

@@ -40,6 +40,8 @@ struct Served {
     base: String,
     store: Arc<dyn Store>,
     http: reqwest::Client,
+    /// Token → the session id its sign-in gave (tests name sessions by their token).
+    sessions: std::sync::Mutex<std::collections::HashMap<String, String>>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -76,6 +78,7 @@ impl Served {
             base,
             store,
             http,
+            sessions: Default::default(),
             _stop: stop,
         }
     }
@@ -87,10 +90,35 @@ impl Served {
             .bearer
     }
 
+    /// The session cookie's value for `token`: signs in once (a token that cannot sign in is
+    /// sent as the cookie itself, as an attacker would).
+    async fn cookie(&self, token: &str) -> String {
+        if let Some(id) = self.sessions.lock().expect("lock").get(token) {
+            return id.clone();
+        }
+        let response = self
+            .http
+            .post(format!("{}/ui/login", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={}", encode(token)))
+            .send()
+            .await
+            .expect("the server answers");
+        let Some(id) = session_id(&response) else {
+            return token.to_string();
+        };
+        self.sessions
+            .lock()
+            .expect("lock")
+            .insert(token.to_string(), id.clone());
+        id
+    }
+
     async fn get(&self, path: &str, session: Option<&str>) -> reqwest::Response {
         let mut request = self.http.get(format!("{}{path}", self.base));
         if let Some(token) = session {
-            request = request.header("cookie", format!("backout_session={token}"));
+            let cookie = self.cookie(token).await;
+            request = request.header("cookie", format!("backout_session={cookie}"));
         }
         request.send().await.expect("the server answers")
     }
@@ -111,7 +139,8 @@ impl Served {
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body.join("&"));
         if let Some(token) = session {
-            request = request.header("cookie", format!("backout_session={token}"));
+            let cookie = self.cookie(token).await;
+            request = request.header("cookie", format!("backout_session={cookie}"));
         }
         request.send().await.expect("the server answers")
     }
@@ -128,6 +157,13 @@ impl Served {
         let start = page.find(marker).expect("a form with a CSRF field") + marker.len();
         page[start..start + 64].to_string()
     }
+}
+
+/// The session id a sign-in's `Set-Cookie` carries.
+fn session_id(response: &reqwest::Response) -> Option<String> {
+    let cookie = response.headers().get(SET_COOKIE)?.to_str().ok()?;
+    let value = cookie.strip_prefix("backout_session=")?.split(';').next()?;
+    Some(value.to_string()).filter(|v| !v.is_empty())
 }
 
 /// Percent-encodes a form value.
@@ -184,8 +220,60 @@ async fn pages_need_a_session_and_signing_in_sets_a_strict_cookie() {
         .get(SET_COOKIE)
         .and_then(|v| v.to_str().ok())
         .expect("a session cookie");
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Secure"] {
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/",
+        "Secure",
+        "Max-Age=43200",
+    ] {
         assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+    }
+    // The cookie is a random session id, not the token.
+    let id = session_id(&response).expect("a session id");
+    assert_eq!(id.len(), 64, "{cookie}");
+    let secret = viewer.split_once('.').expect("tok-ID.SECRET").1;
+    assert!(!cookie.contains(secret), "{cookie}");
+    // The token itself is no session.
+    let response = served
+        .http
+        .get(format!("{}/ui/releases", served.base))
+        .header("cookie", format!("backout_session={viewer}"))
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(location(&response), "/ui/login");
+
+    // A sign-in posted by a page of another site is refused (Origin, or Referer without one);
+    // one from this server's own page is not.
+    let host = served.base.trim_start_matches("http://").to_string();
+    for (header, value, allowed) in [
+        ("origin", "https://evil.example".to_string(), false),
+        ("origin", "null".to_string(), false),
+        ("referer", "https://evil.example/phish".to_string(), false),
+        ("origin", format!("http://{host}"), true),
+        ("referer", format!("http://{host}/ui/login"), true),
+    ] {
+        let response = served
+            .http
+            .post(format!("{}/ui/login", served.base))
+            .header(header, &value)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={}", encode(&viewer)))
+            .send()
+            .await
+            .expect("the server answers");
+        let expected = if allowed {
+            StatusCode::SEE_OTHER
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(response.status(), expected, "{header}: {value}");
+        assert_eq!(
+            session_id(&response).is_some(),
+            allowed,
+            "{header}: {value}"
+        );
     }
 
     let response = served.get("/ui/releases", Some(&viewer)).await;

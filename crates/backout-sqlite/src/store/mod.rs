@@ -106,6 +106,7 @@ impl SqliteStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|error| open_error(&location, error))?;
         }
+        private_file(path).map_err(|error| open_error(&location, error))?;
         let options =
             connect_options(SqliteConnectOptions::new().filename(path)).create_if_missing(true);
         // One writer connection: writers of this process queue fairly on the pool instead of
@@ -788,4 +789,35 @@ async fn close_window(
     .await
     .map_err(db_error)?;
     Ok(done.rows_affected() == 1)
+}
+
+/// The store holds the journal, plans and token digests: its file is created readable by its
+/// owner only (0600), and SQLite creates the `-wal` and `-shm` files with the database file's
+/// permissions. An existing file or companion readable by others is narrowed to 0600 too
+/// (when this user owns it).
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(error),
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = Path::new(&name);
+        if let Ok(meta) = std::fs::metadata(file)
+            && meta.is_file()
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            // Not ours to change (another owner): leave it; opening still works.
+            let _ = std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+    Ok(())
 }

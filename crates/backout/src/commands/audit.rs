@@ -1,10 +1,13 @@
 //! `backout audit verify` recomputes the journal's hash chain (`backout_store::verify_store`)
-//! and names the first broken link; `backout audit export` writes every event, in order, as
-//! JSON lines.
+//! and names the first broken link, checks the run and step records against the events
+//! (`backout_core::audit::derived`) and, with `--anchor`, the journal against a signed head;
+//! `backout audit anchor` prints that signed head; `backout audit export` writes every event, in
+//! order, as JSON lines.
 
 use std::io::Write;
 
-use backout_store::verify_store;
+use backout_core::audit::{self, Anchor, AuditKey};
+use backout_store::{ChainHead, GENESIS_HASH, verify_store};
 
 use super::runs::{json, open_store, runtime};
 use crate::cli::{AuditArgs, AuditCommand, Global, LintFormat};
@@ -16,12 +19,103 @@ const PAGE: u32 = 1000;
 
 pub fn run(args: &AuditArgs, global: &Global) -> Result<ExitCode, CommandError> {
     match &args.command {
-        AuditCommand::Verify { format } => verify(*format, global),
+        AuditCommand::Verify {
+            format,
+            anchor,
+            key_file,
+        } => verify(*format, anchor.as_deref(), key_file.as_deref(), global),
+        AuditCommand::Anchor { key_file } => anchor(key_file.as_deref(), global),
         AuditCommand::Export { output } => export(output.as_deref(), global),
     }
 }
 
-fn verify(format: LintFormat, global: &Global) -> Result<ExitCode, CommandError> {
+/// The audit key: `--key-file`, else `BACKOUT_AUDIT_KEY`. Never from the store.
+fn audit_key(key_file: Option<&std::path::Path>) -> Result<AuditKey, CommandError> {
+    let bytes = match key_file {
+        Some(path) => {
+            use std::io::Read;
+            let mut bytes = Vec::new();
+            std::fs::File::open(path)
+                .and_then(|f| f.take(64 * 1024).read_to_end(&mut bytes))
+                .map_err(|e| {
+                    CommandError::usage(format!(
+                        "cannot read the key file `{}`: {e}",
+                        path.display()
+                    ))
+                })?;
+            bytes
+        }
+        None => std::env::var("BACKOUT_AUDIT_KEY")
+            .map_err(|_| {
+                CommandError::usage(
+                    "no audit key: set BACKOUT_AUDIT_KEY or pass --key-file FILE (keep the key \
+                     away from the store it protects, e.g. `openssl rand -hex 32 > audit.key`)",
+                )
+            })?
+            .into_bytes(),
+    };
+    AuditKey::new(&bytes).map_err(CommandError::usage)
+}
+
+/// An anchor file written by `audit anchor`.
+fn read_anchor(path: &std::path::Path) -> Result<Anchor, CommandError> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64 * 1024).read_to_string(&mut text))
+        .map_err(|e| {
+            CommandError::usage(format!("cannot read the anchor `{}`: {e}", path.display()))
+        })?;
+    serde_json::from_str(text.trim()).map_err(|e| {
+        CommandError::usage(format!(
+            "`{}` is not an anchor written by `backout audit anchor`: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// `backout audit anchor`: the verified head, signed.
+fn anchor(key_file: Option<&std::path::Path>, global: &Global) -> Result<ExitCode, CommandError> {
+    let key = audit_key(key_file)?;
+    runtime()?.block_on(async {
+        let store = open_store(global).await?;
+        let summary = match verify_store(store.as_ref(), PAGE).await? {
+            Ok(summary) => summary,
+            Err(broken) => {
+                output::error(&format!(
+                    "the hash chain is broken at event seq {}: {}; a broken journal is not \
+                     anchored",
+                    broken.seq, broken.kind
+                ));
+                return Ok(ExitCode::Internal);
+            }
+        };
+        let head = summary.head.unwrap_or(ChainHead {
+            seq: 0,
+            hash: GENESIS_HASH.to_string(),
+        });
+        let anchor = Anchor::sign(&head, &key, backout_core::time::utc(super::runs::now()));
+        output::out(&format!(
+            "{}\n",
+            json(
+                &serde_json::to_value(&anchor)
+                    .map_err(|e| CommandError::internal(e.to_string()))?
+            )?
+        ));
+        Ok(ExitCode::Ok)
+    })
+}
+
+fn verify(
+    format: LintFormat,
+    anchor_file: Option<&std::path::Path>,
+    key_file: Option<&std::path::Path>,
+    global: &Global,
+) -> Result<ExitCode, CommandError> {
+    let anchored = match anchor_file {
+        Some(path) => Some((read_anchor(path)?, audit_key(key_file)?)),
+        None => None,
+    };
     if let Some(done) = crate::remote::run(global, |remote| async move {
         let value = remote.get("/api/v1/audit/verify").await?;
         let held = value["ok"].as_bool().unwrap_or(false);
@@ -58,27 +152,11 @@ fn verify(format: LintFormat, global: &Global) -> Result<ExitCode, CommandError>
     runtime()?.block_on(async {
         let store = open_store(global).await?;
         let verified = verify_store(store.as_ref(), PAGE).await?;
+        if let Ok(summary) = &verified {
+            return beyond_the_chain(store.as_ref(), summary, anchored.as_ref(), format).await;
+        }
         match (verified, format) {
-            (Ok(summary), LintFormat::Json) => {
-                let value = serde_json::json!({
-                    "ok": true,
-                    "events": summary.checked,
-                    "head": summary.head.map(|h| serde_json::json!({ "seq": h.seq, "hash": h.hash })),
-                });
-                output::out(&format!("{}\n", json(&value)?));
-                Ok(ExitCode::Ok)
-            }
-            (Ok(summary), LintFormat::Human) => {
-                let head = summary
-                    .head
-                    .map(|h| format!("; head seq {} hash {}", h.seq, h.hash))
-                    .unwrap_or_default();
-                output::out(&format!(
-                    "{} events verified: the hash chain holds{head}\n",
-                    summary.checked
-                ));
-                Ok(ExitCode::Ok)
-            }
+            (Ok(_), _) => unreachable!("handled above"),
             (Err(broken), LintFormat::Json) => {
                 let value = serde_json::json!({
                     "ok": false,
@@ -98,6 +176,73 @@ fn verify(format: LintFormat, global: &Global) -> Result<ExitCode, CommandError>
             }
         }
     })
+}
+
+/// The chain holds: check the records against the events and the journal against the anchor.
+async fn beyond_the_chain(
+    store: &dyn backout_store::Store,
+    summary: &backout_store::ChainSummary,
+    anchored: Option<&(Anchor, AuditKey)>,
+    format: LintFormat,
+) -> Result<ExitCode, CommandError> {
+    let mismatches = audit::derived(store).await?;
+    let anchor_result = match anchored {
+        Some((anchor, key)) => Some((
+            anchor,
+            anchor.check(key, store, summary.head.as_ref()).await?,
+        )),
+        None => None,
+    };
+    let ok = mismatches.is_empty() && anchor_result.as_ref().is_none_or(|(_, r)| r.is_ok());
+    match format {
+        LintFormat::Json => {
+            let value = serde_json::json!({
+                "ok": ok,
+                "events": summary.checked,
+                "head": summary.head.as_ref().map(|h| serde_json::json!({ "seq": h.seq, "hash": h.hash })),
+                "records": mismatches,
+                "anchor": anchor_result.as_ref().map(|(anchor, result)| serde_json::json!({
+                    "seq": anchor.seq,
+                    "hash": anchor.hash,
+                    "at": anchor.at,
+                    "ok": result.is_ok(),
+                    "reason": result.as_ref().err().map(ToString::to_string),
+                })),
+            });
+            output::out(&format!("{}\n", json(&value)?));
+        }
+        LintFormat::Human => {
+            let head = summary
+                .head
+                .as_ref()
+                .map(|h| format!("; head seq {} hash {}", h.seq, h.hash))
+                .unwrap_or_default();
+            output::out(&format!(
+                "{} events verified: the hash chain holds{head}\n",
+                summary.checked
+            ));
+            if mismatches.is_empty() {
+                output::out("run and step records agree with the journal\n");
+            }
+            for mismatch in &mismatches {
+                output::error(&format!(
+                    "{mismatch}: the record was changed outside backout, or its event removed"
+                ));
+            }
+            match &anchor_result {
+                Some((anchor, Ok(()))) => output::out(&format!(
+                    "the anchor of seq {} (made {}) holds: nothing up to it was removed or rewritten\n",
+                    anchor.seq, anchor.at
+                )),
+                Some((_, Err(error))) => output::error(&format!("anchor: {error}")),
+                None => output::out(
+                    "no anchor given: a tail removed or rewritten with recomputed hashes would \
+                     not show (see `backout audit anchor`)\n",
+                ),
+            }
+        }
+    }
+    Ok(if ok { ExitCode::Ok } else { ExitCode::Internal })
 }
 
 fn export(path: Option<&std::path::Path>, global: &Global) -> Result<ExitCode, CommandError> {

@@ -65,35 +65,92 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
     }
 }
 
-/// Plans larger than this are refused before parsing: no real plan comes close, and a runaway
-/// generated file should fail fast with a clear message rather than exhaust memory.
+/// Plans larger than this are refused: no real plan comes close, and a runaway generated file
+/// should fail fast with a clear message rather than exhaust memory. The read itself stops here
+/// (a file's reported size cannot be trusted: `/proc` files say 0, devices say nothing).
 pub const MAX_PLAN_BYTES: u64 = 8 * 1024 * 1024;
 
-/// Reads a plan file, with an error that says what to do.
+/// Reads a plan: a regular file, or standard input for `-`; at most [`MAX_PLAN_BYTES`], with an
+/// error that says what to do. Anything else (a FIFO, a device, a socket) is refused at once,
+/// before it is opened for reading, because reading it could block forever or never end.
 pub fn read_plan(path: &Path) -> Result<String, String> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("cannot read `{shown}`: no such file (check the path, or create one with `backout init`)"),
-        std::io::ErrorKind::PermissionDenied => format!("cannot read `{shown}`: permission denied"),
-        _ => format!("cannot read `{shown}`: {e}"),
-    })?;
-    if meta.is_dir() {
-        return Err(format!(
-            "`{shown}` is a directory; give the plan file inside it (e.g. `{shown}/backout.yaml`)"
-        ));
-    }
-    if meta.len() > MAX_PLAN_BYTES {
-        return Err(format!(
-            "`{shown}` is {:.1} MB; plans larger than {} MB are refused (is this really a backout plan?)",
-            meta.len() as f64 / 1e6,
-            MAX_PLAN_BYTES / 1024 / 1024
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    let bytes = if path.as_os_str() == "-" {
+        read_capped(std::io::stdin().lock(), "standard input")?
+    } else {
+        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("cannot read `{shown}`: no such file (check the path, or create one with `backout init`)"),
+            std::io::ErrorKind::PermissionDenied => format!("cannot read `{shown}`: permission denied"),
+            _ => format!("cannot read `{shown}`: {e}"),
+        })?;
+        if meta.is_dir() {
+            return Err(format!(
+                "`{shown}` is a directory; give the plan file inside it (e.g. `{shown}/backout.yaml`)"
+            ));
+        }
+        not_regular(path, &meta)?;
+        // Non-blocking open: were the file replaced by a FIFO after the check above, opening
+        // it must not wait for a writer. The handle's own type is checked again.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nonblocking())
+            .open(path)
+            .map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+        not_regular(path, &meta)?;
+        read_capped(file, &format!("`{shown}`"))?
+    };
     String::from_utf8(bytes).map_err(|e| {
         format!(
             "`{shown}` is not UTF-8 text (invalid byte at offset {}); save the plan as UTF-8",
             e.utf8_error().valid_up_to()
         )
     })
+}
+
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+
+fn nonblocking() -> i32 {
+    // O_NONBLOCK; the conversion cannot fail (the flag is a small positive bit).
+    i32::try_from(rustix::fs::OFlags::NONBLOCK.bits()).unwrap_or(0)
+}
+
+/// Refuses whatever is not a regular file, naming what it is.
+fn not_regular(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(format!(
+        "`{}` is {what}; a plan is read from a regular file, or from standard input with `-` \
+         (e.g. `cat plan.yaml | backout lint -`)",
+        path.display()
+    ))
+}
+
+/// Reads at most [`MAX_PLAN_BYTES`] (the reader gives one byte more to tell "too large").
+fn read_capped(reader: impl std::io::Read, shown: &str) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_PLAN_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_PLAN_BYTES {
+        return Err(format!(
+            "{shown} is larger than {} MB; plans larger than that are refused (is this really a backout plan?)",
+            MAX_PLAN_BYTES / 1024 / 1024
+        ));
+    }
+    Ok(bytes)
 }

@@ -275,7 +275,7 @@ impl Progress for HumanProgress {
                 by,
                 instructions,
             } => {
-                eprintln!(
+                let text = format!(
                     "{at} {yellow}✋ {step}{yellow:#} waits for {by}:\n{}",
                     instructions
                         .lines()
@@ -283,6 +283,7 @@ impl Progress for HumanProgress {
                         .collect::<Vec<_>>()
                         .join("\n")
                 );
+                eprintln!("{}", crate::output::for_stderr(&text));
                 if let Some(prompt) = &self.prompt
                     && let (Ok(prompt), Ok(run_id)) = (prompt.lock(), self.run_id.lock())
                 {
@@ -313,6 +314,6 @@ impl Progress for HumanProgress {
                 )
             }
         };
-        eprintln!("{line}");
+        eprintln!("{}", crate::output::for_stderr(&line));
     }
 }

@@ -22,6 +22,20 @@ pub fn serve(args: &ServeArgs, global: &Global) -> Result<ExitCode, CommandError
             args.listen
         ))
     })?;
+    let header_read_timeout = backout_model::Duration::parse(&args.header_timeout)
+        .filter(|d| !d.0.is_zero())
+        .ok_or_else(|| {
+            CommandError::usage(format!(
+                "--header-timeout {}: expected a duration like 10s or 500ms",
+                args.header_timeout
+            ))
+        })?
+        .0;
+    if args.max_connections_per_ip == 0 {
+        return Err(CommandError::usage(
+            "--max-connections-per-ip must be at least 1",
+        ));
+    }
     init_logs();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -61,6 +75,11 @@ pub fn serve(args: &ServeArgs, global: &Global) -> Result<ExitCode, CommandError
         let options = ServeOptions {
             feed: Some(feed.subscribe()),
             require_accepted: args.require_accepted,
+            limits: backout_server::Limits {
+                header_read_timeout,
+                connections_per_ip: args.max_connections_per_ip,
+                ..backout_server::Limits::default()
+            },
             ..ServeOptions::default()
         };
         let store: Arc<dyn Store> = Arc::new(feed);

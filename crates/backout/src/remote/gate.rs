@@ -51,7 +51,14 @@ pub fn refuse_local_only(command: &Command) -> Result<(), CommandError> {
         ),
         Command::Deliveries(_) => Ok(()),
         Command::Audit(args) => match args.command {
+            AuditCommand::Verify {
+                anchor: Some(_), ..
+            } => refused(
+                "audit verify --anchor",
+                "works on a store only (point --database at the server's store)",
+            ),
             AuditCommand::Verify { .. } => Ok(()),
+            AuditCommand::Anchor { .. } => refused("audit anchor", LOCAL),
             AuditCommand::Export { .. } => refused("audit export", LOCAL),
         },
         Command::Run(_) => refused("run", LOCAL),

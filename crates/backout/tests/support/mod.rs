@@ -138,7 +138,7 @@ impl Sandbox {
     pub fn install_mark(&self) {
         let path = self.write(
             "mark",
-            "#!/bin/sh\necho \"$1 $BACKOUT_STEP_ID $(date +%s%N)\" >> \"$WORK/times\"\n",
+            "#!/bin/sh\necho \"$1 $BACKOUT_STEP_ID $(date +%s%N)\" >> \"${WORK}/times\"\n",
         );
         let status = Command::new("chmod")
             .arg("+x")

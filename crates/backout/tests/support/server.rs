@@ -25,9 +25,15 @@ impl Server {
 
     /// `backout serve --listen 127.0.0.1:0` run from `command` (a sandbox's command with its
     /// environment adjusted: another database, a lease time, …).
-    pub fn from_command(mut command: Command) -> Server {
+    pub fn from_command(command: Command) -> Server {
+        Server::with_args(command, &[])
+    }
+
+    /// [`Server::from_command`] with more arguments of `serve` (`--header-timeout 1s`).
+    pub fn with_args(mut command: Command, args: &[&str]) -> Server {
         let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .env("BACKOUT_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -48,13 +48,11 @@ impl Source for CommandSource {
     async fn observe(&self) -> Observation {
         // Nothing cancels a measurement but its deadline; a dropped sender never fires.
         let (_, cancel) = watch::channel(false);
-        // The environment of the resolver carries the overrides of a rehearsal.
-        let env: Vec<(String, String)> = self
+        // Of backout's environment, only what the plan names (env.rs): the variables the
+        // script references as ${VAR}, pass_env and a rehearsal's overrides.
+        let env = self
             .resolver
-            .vars()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+            .passed_env(&crate::env::references(&self.script));
         let outcome = process::run(
             Program::Shell(&self.script),
             &env,
@@ -166,7 +164,10 @@ mod tests {
     }
 
     fn source(script: &str, numeric: bool, timeout: Duration) -> CommandSource {
-        let resolver = Resolver::from_vars([("LIMIT".to_string(), "7".to_string())]);
+        let resolver = Resolver::from_vars([
+            ("LIMIT".to_string(), "7".to_string()),
+            ("UNNAMED".to_string(), "42".to_string()),
+        ]);
         CommandSource::new(script.into(), numeric, Arc::new(resolver), timeout)
     }
 
@@ -192,7 +193,7 @@ mod tests {
 
     #[tokio::test]
     async fn numbers_from_stdout_with_conditions() {
-        let s = source("echo \"limit $LIMIT\"", true, Duration::from_secs(5));
+        let s = source("echo \"limit ${LIMIT}\"", true, Duration::from_secs(5));
         assert_eq!(
             s.observe().await,
             Observation::Values {
@@ -211,6 +212,19 @@ mod tests {
         );
         let s = source("echo 1; exit 2", true, Duration::from_secs(5));
         assert!(matches!(s.observe().await, Observation::Error { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_variable_the_script_does_not_reference_is_not_passed() {
+        // UNNAMED is in backout's environment but the script says `$UNNAMED`, not `${UNNAMED}`.
+        let s = source("test -z \"$UNNAMED\"", false, Duration::from_secs(5));
+        assert_eq!(
+            s.observe().await,
+            Observation::Judged {
+                failing: false,
+                detail: "exit 0".into()
+            }
+        );
     }
 
     #[tokio::test]

@@ -101,10 +101,13 @@ pub async fn measure(
     sources: &Sources,
     resolver: Arc<Resolver>,
 ) -> Observation {
-    match for_criterion(criterion, sources, resolver) {
+    // Evidence is redacted before anyone sees it (env.rs).
+    let redactor = crate::env::Redactor::of_criterion(criterion, sources, &resolver);
+    let observation = match for_criterion(criterion, sources, resolver) {
         Ok(source) => source.observe().await,
         Err(message) => Observation::Error { message },
-    }
+    };
+    redactor.observation(observation)
 }
 
 /// A monitoring endpoint with everything resolved: where to send requests, and how.
