@@ -793,6 +793,7 @@ async fn a_run_notifies_its_channels_by_webhook_and_email() {
         workaround: None,
         wait_for_people: false,
         extra_env: Vec::new(),
+        break_glass: None,
     };
     let summary = executor.start(PLAN, &options).await.expect("the run ends");
     assert_eq!(summary.run.state.as_str(), "failed", "`flip` exits 3");

@@ -409,10 +409,12 @@ pub enum Event {
     RolledBack,
     /// The procedure succeeded but `verify_after` did not hold.
     RollbackUnverified,
+    /// Someone ran the procedure in the release's environment outside a release.
+    BreakGlass,
 }
 
 impl Event {
-    pub const ALL: [Event; 17] = [
+    pub const ALL: [Event; 18] = [
         Event::RollbackRequired,
         Event::Inconclusive,
         Event::Degrading,
@@ -430,6 +432,7 @@ impl Event {
         Event::Success,
         Event::RolledBack,
         Event::RollbackUnverified,
+        Event::BreakGlass,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -451,6 +454,7 @@ impl Event {
             Event::Success => "success",
             Event::RolledBack => "rolled_back",
             Event::RollbackUnverified => "rollback_unverified",
+            Event::BreakGlass => "break_glass",
         }
     }
 
@@ -478,6 +482,9 @@ impl Event {
             Event::Success => "the deployment met its success criteria",
             Event::RolledBack => "the backout finished and verify_after held: rolled back",
             Event::RollbackUnverified => "the backout finished but verify_after did not hold",
+            Event::BreakGlass => {
+                "someone ran the procedure in production outside a release (--break-glass)"
+            }
         }
     }
 }

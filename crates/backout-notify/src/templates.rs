@@ -78,6 +78,7 @@ fn builtin_source(event: Event) -> &'static str {
         Event::Failed => include_str!("../templates/failed.txt"),
         Event::RolledBack => include_str!("../templates/rolled_back.txt"),
         Event::RollbackUnverified => include_str!("../templates/rollback_unverified.txt"),
+        Event::BreakGlass => include_str!("../templates/break_glass.txt"),
         Event::WindowClosing => include_str!("../templates/window_closing.txt"),
         Event::WindowClosed => include_str!("../templates/window_closed.txt"),
         Event::Success => include_str!("../templates/success.txt"),

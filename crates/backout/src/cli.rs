@@ -193,6 +193,13 @@ pub struct RunArgs {
     /// Keep waiting for manual confirmations instead of exiting with 7.
     #[arg(long)]
     pub wait: bool,
+    /// Run in the environment the release targets outside a release (no decider approved it):
+    /// an emergency act, journaled and announced as `break_glass`. Needs --reason.
+    #[arg(long, requires = "reason")]
+    pub break_glass: bool,
+    /// Why glass is broken (journaled, announced, shown in the report).
+    #[arg(long, requires = "break_glass")]
+    pub reason: Option<String>,
     #[arg(long, value_enum, default_value_t = RunFormat::Human)]
     pub format: RunFormat,
 }

@@ -92,7 +92,16 @@ fn resume_stops_only_the_step_that_was_running_never_the_daemons_earlier_steps_s
 "#
         ),
     );
-    let executor = Background::start(&sandbox, &["run", plan.to_str().expect("utf-8 path")]);
+    let executor = Background::start(
+        &sandbox,
+        &[
+            "run",
+            "--break-glass",
+            "--reason",
+            "test",
+            plan.to_str().expect("utf-8 path"),
+        ],
+    );
     wait_until(Duration::from_secs(10), "the migration to start", || {
         sandbox.exists("migrating")
     });
@@ -174,7 +183,13 @@ fn a_daemon_that_exits_later_is_reaped_so_a_script_waiting_for_it_sees_it_gone()
       idempotent: true
 "#,
     );
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     assert_code(&out, 0, "the worker was reaped once it exited");
 }
 
@@ -535,7 +550,14 @@ communication:
     );
     let executor = Background::start(
         &sandbox,
-        &["run", plan.to_str().expect("utf-8 path"), "--wait"],
+        &[
+            "run",
+            "--break-glass",
+            "--reason",
+            "test",
+            plan.to_str().expect("utf-8 path"),
+            "--wait",
+        ],
     );
     let kinds = |s: &Sandbox, run: &str| -> Vec<String> {
         let out = s.run(&["report", run, "--format", "json"]);

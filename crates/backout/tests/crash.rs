@@ -236,7 +236,7 @@ fn trial(seed: u64) -> Result<Trial, String> {
         let kill = (story.run.is_none() && kills == 0) || (kills < MAX_KILLS && rng.chance(50));
         let kill_after = kill.then(|| Duration::from_millis(rng.between(0, length)));
         let args: Vec<&str> = match &story.run {
-            None => vec!["run", &plan],
+            None => vec!["run", "--break-glass", "--reason", "test", &plan],
             Some(id) => vec!["resume", id],
         };
         let ended = execute(
@@ -481,7 +481,16 @@ fn resume_kills_what_the_crashed_executor_left_running() {
       run: 'touch "${WORK}/after"'
 "#,
     );
-    let executor = Background::start(&sandbox, &["run", plan.to_str().expect("utf-8 path")]);
+    let executor = Background::start(
+        &sandbox,
+        &[
+            "run",
+            "--break-glass",
+            "--reason",
+            "test",
+            plan.to_str().expect("utf-8 path"),
+        ],
+    );
     wait_until(Duration::from_secs(5), "the step to start", || {
         sandbox.exists("migrating")
     });
@@ -550,7 +559,16 @@ fn an_idempotent_step_that_was_running_runs_again_on_resume() {
       run: 'echo "attempt $BACKOUT_ATTEMPT" >> "${WORK}/attempts"; test "$BACKOUT_ATTEMPT" -gt 1 || sleep 600'
 "#,
     );
-    let executor = Background::start(&sandbox, &["run", plan.to_str().expect("utf-8 path")]);
+    let executor = Background::start(
+        &sandbox,
+        &[
+            "run",
+            "--break-glass",
+            "--reason",
+            "test",
+            plan.to_str().expect("utf-8 path"),
+        ],
+    );
     wait_until(Duration::from_secs(5), "the step to start", || {
         sandbox.exists("attempts")
     });
@@ -588,7 +606,16 @@ contingency:
         run: 'echo other-way-check >> "${WORK}/effects.log"'
 "#,
     );
-    let executor = Background::start(&sandbox, &["run", plan.to_str().expect("utf-8 path")]);
+    let executor = Background::start(
+        &sandbox,
+        &[
+            "run",
+            "--break-glass",
+            "--reason",
+            "test",
+            plan.to_str().expect("utf-8 path"),
+        ],
+    );
     wait_until(Duration::from_secs(5), "the branch to start", || {
         sandbox.read("effects.log").contains("other-way")
     });
@@ -630,7 +657,16 @@ fn a_crash_between_attempts_keeps_the_remaining_retries() {
       retry_delay: 3s
 "#,
     );
-    let executor = Background::start(&sandbox, &["run", plan.to_str().expect("utf-8 path")]);
+    let executor = Background::start(
+        &sandbox,
+        &[
+            "run",
+            "--break-glass",
+            "--reason",
+            "test",
+            plan.to_str().expect("utf-8 path"),
+        ],
+    );
     wait_until(Duration::from_secs(5), "the first attempt to fail", || {
         sandbox.read("count").trim() == "1"
     });
@@ -663,7 +699,14 @@ fn a_crash_while_waiting_for_a_person_keeps_the_manual_step_waiting() {
     );
     let executor = Background::start(
         &sandbox,
-        &["run", plan.to_str().expect("utf-8 path"), "--wait"],
+        &[
+            "run",
+            "--break-glass",
+            "--reason",
+            "test",
+            plan.to_str().expect("utf-8 path"),
+            "--wait",
+        ],
     );
     let run = sandbox.wait_for_run(Duration::from_secs(5));
     sandbox.wait_for(

@@ -35,7 +35,13 @@ fn steps_start_only_after_their_needs_are_done() {
         step("e", "d", "0.05"),
     );
     let plan = sandbox.plan("plan.yaml", &body);
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     assert_code(&out, 0, "run");
 
     let times = sandbox.intervals();
@@ -78,7 +84,13 @@ fn max_parallel_bounds_how_many_steps_run_at_once() {
         ));
     }
     let plan = sandbox.plan("plan.yaml", &body);
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     assert_code(&out, 0, "run");
 
     let times = sandbox.intervals();
@@ -125,7 +137,7 @@ fn when_checkpoint_steps_are_skipped_unless_the_checkpoint_was_reached() {
     );
     let plan = plan.to_str().expect("utf-8 path");
 
-    let out = sandbox.run(&["run", plan]);
+    let out = sandbox.run(&["run", "--break-glass", "--reason", "test", plan]);
     assert_code(&out, 0, "run without the checkpoint");
     assert!(sandbox.exists("always"));
     assert!(
@@ -144,7 +156,15 @@ fn when_checkpoint_steps_are_skipped_unless_the_checkpoint_was_reached() {
     );
     assert_eq!(status.run_state(), "succeeded");
 
-    let out = sandbox.run(&["run", plan, "--checkpoint", "contract"]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan,
+        "--checkpoint",
+        "contract",
+    ]);
     assert_code(&out, 0, "run with the checkpoint");
     assert!(
         sandbox.exists("undone"),
@@ -153,7 +173,15 @@ fn when_checkpoint_steps_are_skipped_unless_the_checkpoint_was_reached() {
     let newest = sandbox.run_ids()[0].clone();
     assert_eq!(sandbox.status(&newest).state("undo-contract"), "succeeded");
 
-    let out = sandbox.run(&["run", plan, "--checkpoint", "nonexistent"]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan,
+        "--checkpoint",
+        "nonexistent",
+    ]);
     assert_code(&out, 2, "run with an undeclared checkpoint");
     assert!(
         stderr(&out).contains("expand, contract"),
@@ -177,7 +205,13 @@ fn a_timeout_kills_the_step_and_everything_it_started() {
 "#,
     );
     let started = Instant::now();
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     let took = started.elapsed();
     assert_code(&out, 6, "run with a timed-out step");
     assert!(
@@ -212,7 +246,13 @@ fn a_step_that_ignores_sigterm_is_killed_after_the_grace_period() {
 "#,
     );
     let started = Instant::now();
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     let took = started.elapsed();
     assert_code(&out, 6, "run with a step that ignores SIGTERM");
     // 1 s timeout + 5 s grace, then SIGKILL.
@@ -242,6 +282,9 @@ fn json_progress_prints_one_event_per_line() {
     );
     let out = sandbox.run(&[
         "run",
+        "--break-glass",
+        "--reason",
+        "test",
         plan.to_str().expect("utf-8 path"),
         "--format",
         "json",
@@ -284,7 +327,13 @@ fn a_failing_step_is_retried_and_its_attempts_are_recorded() {
       retry_delay: 0s
 "#,
     );
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     assert_code(&out, 0, "run");
     assert_eq!(
         sandbox.read("count").trim(),
@@ -315,7 +364,13 @@ fn a_failing_verify_fails_the_step() {
       run: 'touch "${WORK}/after"'
 "#,
     );
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     assert_code(&out, 6, "run with a failing verify");
     assert!(sandbox.exists("changed"), "the step itself ran");
     assert!(
@@ -355,7 +410,13 @@ fn on_failure_halt_stops_the_dependants_and_fails_the_run() {
       run: 'touch "${WORK}/later"'
 "#,
     );
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     assert_code(&out, 6, "run with a halting failure");
     assert!(
         !sandbox.exists("next") && !sandbox.exists("later"),
@@ -383,7 +444,13 @@ fn on_failure_continue_lets_the_dependants_run() {
       run: 'touch "${WORK}/next"'
 "#,
     );
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     assert_code(&out, 0, "run with a tolerated failure");
     assert!(sandbox.exists("next"));
     let status = sandbox.status(&sandbox.only_run());
@@ -419,7 +486,13 @@ fn on_failure_contingency_runs_the_branch_before_the_dependants() {
         "plan.yaml",
         &CONTINGENCY_PLAN.replace("FALLBACK_EXIT", "true"),
     );
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     assert_code(&out, 0, "run with a successful contingency");
     let status = sandbox.status(&sandbox.only_run());
     assert_eq!(status.state("primary"), "failed");
@@ -446,7 +519,13 @@ fn a_failing_contingency_branch_fails_the_run() {
         "plan.yaml",
         &CONTINGENCY_PLAN.replace("FALLBACK_EXIT", "exit 1"),
     );
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     assert_code(&out, 6, "run with a failing contingency");
     let status = sandbox.status(&sandbox.only_run());
     assert_eq!(status.state("other-way"), "failed");
@@ -478,7 +557,13 @@ fn a_failing_precondition_refuses_the_run_and_nothing_runs() {
       run: 'touch "${WORK}/changed"'
 "#,
     );
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     assert_code(&out, 5, "run with a failing precondition");
     assert!(
         stderr(&out).contains("precondition p"),
@@ -515,7 +600,13 @@ fn outputs_reach_later_steps_as_environment_variables() {
       run: 'test "$BACKOUT_OUTPUT_READ_REV_REV" = "rev-42; touch pwned" && touch "${WORK}/used"'
 "#,
     );
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     assert_code(&out, 0, "run");
     assert!(
         sandbox.exists("used"),
@@ -540,7 +631,13 @@ fn steps_see_the_release_and_the_run_id() {
       run: 'env | grep "^BACKOUT_" | sort > "${WORK}/env"'
 "#,
     );
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     assert_code(&out, 0, "run");
     let run = sandbox.only_run();
     let env = sandbox.read("env");
@@ -569,7 +666,13 @@ fn secrets_are_resolved_for_the_step_and_redacted_from_what_is_kept() {
     );
     let out = sandbox
         .command()
-        .args(["run", plan.to_str().expect("utf-8 path")])
+        .args([
+            "run",
+            "--break-glass",
+            "--reason",
+            "test",
+            plan.to_str().expect("utf-8 path"),
+        ])
         .env("MY_SECRET", secret)
         .output()
         .expect("runs");
@@ -621,7 +724,13 @@ fn exec_steps_pass_their_arguments_without_a_shell() {
       exec: ["printf", "<%s>", "two words", "$HOME", "; touch pwned", "`id`"]
 "#,
     );
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     assert_code(&out, 0, "run");
     let status = sandbox.status(&sandbox.only_run());
     assert_eq!(
@@ -649,7 +758,13 @@ const MANUAL_PLAN: &str = r#"procedure:
 fn a_manual_step_waits_until_confirmed_and_resumed() {
     let sandbox = Sandbox::new();
     let plan = sandbox.plan("plan.yaml", MANUAL_PLAN);
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     assert_code(&out, 7, "run reaching a manual step");
     assert!(
         stderr(&out).contains("Check the dashboard"),
@@ -718,7 +833,14 @@ fn a_manual_step_confirmed_from_another_process_unblocks_a_waiting_executor() {
     );
     let executor = Background::start(
         &sandbox,
-        &["run", plan.to_str().expect("utf-8 path"), "--wait"],
+        &[
+            "run",
+            "--break-glass",
+            "--reason",
+            "test",
+            plan.to_str().expect("utf-8 path"),
+            "--wait",
+        ],
     );
     let run = sandbox.wait_for_run(Duration::from_secs(5));
     sandbox.wait_for(
@@ -761,7 +883,16 @@ fn abort_from_another_process_stops_a_running_step() {
       run: 'touch "${WORK}/after"'
 "#,
     );
-    let executor = Background::start(&sandbox, &["run", plan.to_str().expect("utf-8 path")]);
+    let executor = Background::start(
+        &sandbox,
+        &[
+            "run",
+            "--break-glass",
+            "--reason",
+            "test",
+            plan.to_str().expect("utf-8 path"),
+        ],
+    );
     let run = sandbox.wait_for_run(Duration::from_secs(5));
     sandbox.wait_for(
         &run,
@@ -812,7 +943,13 @@ fn an_aborted_waiting_run_stays_ended() {
     let sandbox = Sandbox::new();
     let plan = sandbox.plan("plan.yaml", MANUAL_PLAN);
     assert_code(
-        &sandbox.run(&["run", plan.to_str().expect("utf-8 path")]),
+        &sandbox.run(&[
+            "run",
+            "--break-glass",
+            "--reason",
+            "test",
+            plan.to_str().expect("utf-8 path"),
+        ]),
         7,
         "run",
     );
@@ -867,6 +1004,9 @@ fn a_workaround_runs_instead_of_the_procedure() {
     let plan = sandbox.plan("plan.yaml", WORKAROUND_PLAN);
     let out = sandbox.run(&[
         "run",
+        "--break-glass",
+        "--reason",
+        "test",
         plan.to_str().expect("utf-8 path"),
         "--workaround",
         "flag-off",
@@ -896,6 +1036,9 @@ fn an_unknown_workaround_is_refused_naming_the_known_ones() {
     let plan = sandbox.plan("plan.yaml", WORKAROUND_PLAN);
     let out = sandbox.run(&[
         "run",
+        "--break-glass",
+        "--reason",
+        "test",
         plan.to_str().expect("utf-8 path"),
         "--workaround",
         "reboot",
@@ -926,7 +1069,13 @@ fn report_shows_expected_against_actual_and_the_timeline() {
       expected: 1m30s
 "#,
     );
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     assert_code(&out, 0, "run");
     let run = sandbox.only_run();
     let out = sandbox.run(&["report", &run]);
@@ -985,7 +1134,13 @@ procedure:
     - { id: checked, needs: [settle], run: "true", verify: { criterion: ready } }
 "#;
     let plan = sandbox.plan("plan.yaml", body);
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     assert_code(&out, 0, "the wait ends when the criterion passes");
     let run = sandbox.only_run();
     let status = sandbox.status(&run);
@@ -1008,7 +1163,13 @@ procedure:
     - { id: checked, run: "true", verify: { criterion: ready } }
 "#;
     let plan = sandbox.plan("plan.yaml", body);
-    let out = sandbox.run(&["run", plan.to_str().expect("utf-8 path")]);
+    let out = sandbox.run(&[
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        plan.to_str().expect("utf-8 path"),
+    ]);
     assert_code(&out, 6, "never ready");
     let run = sandbox.only_run();
     let status = sandbox.status(&run);

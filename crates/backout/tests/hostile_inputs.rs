@@ -63,7 +63,7 @@ fn a_fifo_as_the_plan_is_refused_at_once_by_every_command_that_reads_plans() {
     for args in [
         vec!["lint", "plan.yaml"],
         vec!["render", "plan.yaml"],
-        vec!["run", "plan.yaml"],
+        vec!["run", "--break-glass", "--reason", "test", "plan.yaml"],
         vec!["start", "plan.yaml", "--version", "2.0.1"],
         vec!["rehearse", "plan.yaml", "--env", "staging"],
     ] {

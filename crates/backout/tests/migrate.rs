@@ -118,7 +118,12 @@ fn activity(sandbox: &Sandbox, sqlite: &str) -> (String, Vec<String>) {
         "execute",
     );
     ok(
-        &backout(sandbox, sqlite, "erin@example.com", &["run", plan]),
+        &backout(
+            sandbox,
+            sqlite,
+            "erin@example.com",
+            &["run", "--break-glass", "--reason", "test", plan],
+        ),
         "run",
     );
     ok(
@@ -256,7 +261,12 @@ fn a_sqlite_store_moves_to_postgres_with_its_chain_intact() {
     };
     let copied_head = last(&pg);
     ok(
-        &backout(&sandbox, &pg, "erin@example.com", &["run", "plan.yaml"]),
+        &backout(
+            &sandbox,
+            &pg,
+            "erin@example.com",
+            &["run", "--break-glass", "--reason", "test", "plan.yaml"],
+        ),
         "run on postgres",
     );
     let new_head = last(&pg);
@@ -313,7 +323,13 @@ fn a_source_whose_chain_is_broken_is_refused_and_nothing_is_copied() {
             &sandbox,
             &sqlite,
             "erin@example.com",
-            &["run", plan.to_str().expect("utf-8 path")],
+            &[
+                "run",
+                "--break-glass",
+                "--reason",
+                "test",
+                plan.to_str().expect("utf-8 path"),
+            ],
         ),
         "run",
     );

@@ -49,7 +49,13 @@ fn run_then_status_against_postgres() {
     let out = backout(
         &sandbox,
         db.url(),
-        &["run", plan.to_str().expect("utf-8 path")],
+        &[
+            "run",
+            "--break-glass",
+            "--reason",
+            "test",
+            plan.to_str().expect("utf-8 path"),
+        ],
     );
     assert_code(&out, 0, "run");
 

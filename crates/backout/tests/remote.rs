@@ -425,7 +425,7 @@ fn misconfigurations_and_local_only_commands_are_explained() {
     assert!(stderr(&out).contains("--database"), "{}", stderr(&out));
 
     for args in [
-        &["run", "plan.yaml"][..],
+        &["run", "--break-glass", "--reason", "test", "plan.yaml"][..],
         &["watch", "rel-1"],
         &["report", "rel-1"],
         &["evidence", "list"],

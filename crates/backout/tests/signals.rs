@@ -440,7 +440,13 @@ communication:
     let out = sandbox
         .command()
         .env("BACKOUT_DELIVERY_GRACE", "30s")
-        .args(["run", &plan.display().to_string()])
+        .args([
+            "run",
+            "--break-glass",
+            "--reason",
+            "test",
+            &plan.display().to_string(),
+        ])
         .output()
         .expect("backout runs");
     let took = started.elapsed();
@@ -489,7 +495,13 @@ communication:
     let out = sandbox
         .command()
         .env("BACKOUT_DELIVERY_GRACE", "2s")
-        .args(["run", &plan.display().to_string()])
+        .args([
+            "run",
+            "--break-glass",
+            "--reason",
+            "test",
+            &plan.display().to_string(),
+        ])
         .output()
         .expect("backout runs");
     assert_code(&out, 0, "run");

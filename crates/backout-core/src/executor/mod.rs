@@ -58,6 +58,9 @@ pub struct RunOptions {
     pub wait_for_people: bool,
     /// Extra variables for every step (e.g. a rehearsal environment's overrides).
     pub extra_env: Vec<(String, String)>,
+    /// The reason of a break-glass run (outside a release, in the environment the release
+    /// targets): journaled and announced as `break_glass`.
+    pub break_glass: Option<String>,
 }
 
 /// Where a run ended up when the executor returned.
@@ -257,6 +260,17 @@ impl Executor {
         self.store
             .create_run(&new_run, &routed(&plan, started))
             .await?;
+        if let Some(reason) = &options.break_glass {
+            let event = NewEvent::new("break_glass", &options.actor, now)
+                .run(&run_id)
+                .payload(json!({
+                    "reason": reason,
+                    "environment": options.environment,
+                    "workaround": options.workaround,
+                }))
+                .fenced(fence.clone());
+            self.store.append_event(&routed(&plan, event)).await?;
+        }
         self.progress.event(&ProgressEvent::RunStarted {
             run_id: run_id.clone(),
             steps: steps.len(),

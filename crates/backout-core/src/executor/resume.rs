@@ -153,6 +153,7 @@ impl Executor {
             } else {
                 Vec::new()
             },
+            break_glass: None,
         };
         let context = self.context(&plan, &run.plan_source, run_id, &options, fence);
         let graph = Graph::new(&plan, steps);

@@ -544,6 +544,12 @@ fn summary(facts: &Facts<'_>, event: Event, notice: &Notice) -> String {
         Event::Completed => format!("{what}: backout completed (run {run_id})"),
         Event::Failed => format!("{what}: backout FAILED (run {run_id})"),
         Event::RolledBack => format!("{what}: rolled back and verified (run {run_id})"),
+        Event::BreakGlass => format!(
+            "{what}: BREAK GLASS: {} runs the procedure in {} outside a release (run {run_id}): {}",
+            facts.event.actor,
+            text("environment"),
+            text("reason")
+        ),
         Event::RollbackUnverified => format!(
             "{what}: backout ran but did NOT verify (run {run_id}): {}",
             text("detail")

@@ -40,6 +40,7 @@ pub fn lifecycle_event(kind: &str, payload: &serde_json::Value) -> Option<Event>
         "run_succeeded" => Event::Completed,
         "run_failed" => Event::Failed,
         "rolled_back" => Event::RolledBack,
+        "break_glass" => Event::BreakGlass,
         // The procedure ran but `verify_after` did not hold.
         "rollback_unverified" => Event::RollbackUnverified,
         "window_closing" => Event::WindowClosing,

@@ -923,3 +923,40 @@ pub fn check_act(
     }
     Ok(())
 }
+
+/// Whether `actor` may run the plan's procedure (or a workaround) outside a release, in
+/// `environment`: a performer of the plan (`execution.performers`, when it names them); in the
+/// environment the release targets, only as a break-glass act with a reason, since outside a
+/// release no decider approved it. A rehearsal environment (`testing.rehearse_in`, any
+/// `testing.overrides.<env>`) needs no break glass. Returns whether the run breaks glass.
+pub fn may_run(
+    plan: &Plan,
+    actor: &str,
+    environment: &str,
+    break_glass: Option<&str>,
+) -> Result<bool, String> {
+    if let Some(execution) = plan.execution.given()
+        && !member(plan, &execution.performers, actor)
+    {
+        return Err(format!(
+            "`{actor}` may not run this plan's procedure: only {} may (execution.performers)",
+            describe_group(plan, &execution.performers)
+        ));
+    }
+    let rehearsal = plan.testing.given().is_some_and(|t| {
+        t.rehearse_in == environment || t.overrides.iter().any(|(env, _)| env == environment)
+    });
+    if rehearsal || environment != plan.release.environment {
+        return Ok(false);
+    }
+    match break_glass.map(str::trim) {
+        Some(reason) if !reason.is_empty() => Ok(true),
+        _ => Err(format!(
+            "`{environment}` is the environment the release targets: outside a release nobody \
+             approved this. Open a release and have it approved (`backout start`, `backout \
+             execute REL`, or `--workaround ID` on execute), rehearse in a test environment \
+             (`backout rehearse`), or, in an emergency, `backout run PLAN --break-glass --reason \"…\"` \
+             (journaled and announced as break_glass)"
+        )),
+    }
+}

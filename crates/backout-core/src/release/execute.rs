@@ -42,6 +42,7 @@ pub fn rollback_options(cleared: &Cleared, actor: &str, wait_for_people: bool) -
         workaround: cleared.workaround.clone(),
         wait_for_people,
         extra_env: Vec::new(),
+        break_glass: None,
     }
 }
 

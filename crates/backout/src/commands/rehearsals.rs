@@ -56,6 +56,7 @@ pub fn rehearse(args: &RehearseArgs, global: &Global) -> Result<ExitCode, Comman
         // A round trip runs its second forward leg right after the backout: it waits for people.
         wait_for_people: args.wait || args.roundtrip.is_some(),
         extra_env: extra_env.clone(),
+        break_glass: None,
     };
     let prompter = interactive(args.format).then(|| {
         options.wait_for_people = true;

@@ -129,18 +129,34 @@ pub fn run(args: &RunArgs, global: &Global) -> Result<ExitCode, CommandError> {
         )));
     };
     super::rehearsals::declared_checkpoints(plan, &args.checkpoints)?;
+    let environment = args
+        .environment
+        .clone()
+        .unwrap_or_else(|| plan.release.environment.clone());
+    let who = actor(global);
+    let reason = args.reason.as_deref().filter(|_| args.break_glass);
+    let breaks_glass =
+        decide::may_run(plan, &who, &environment, reason).map_err(CommandError::refused)?;
+    if breaks_glass {
+        output::warn(&format!(
+            "BREAK GLASS: {who} runs the procedure in `{environment}` outside a release: {}",
+            reason.unwrap_or_default()
+        ));
+    }
     let options = RunOptions {
         kind: RunKind::Adhoc,
-        environment: args
-            .environment
-            .clone()
-            .unwrap_or_else(|| plan.release.environment.clone()),
+        environment,
         checkpoints: args.checkpoints.clone(),
         actor: actor(global),
         release_id: None,
         workaround: args.workaround.clone(),
         wait_for_people: args.wait,
         extra_env: Vec::new(),
+        break_glass: if breaks_glass {
+            reason.map(str::to_string)
+        } else {
+            None
+        },
     };
     let plan = plan.clone();
     let mut options = options;
