@@ -201,7 +201,7 @@ fn ten_megabyte_file_is_refused_quickly() {
 
 #[test]
 fn several_files_are_all_reported() {
-    let good = fixture("valid/search-flag.yaml");
+    let good = fixture("valid/cluster-upgrade.yaml");
     let bad = fixture("invalid/28-unknown-needs.yaml");
     let dir = tempdir();
     let output = backout(dir.path())
@@ -292,7 +292,7 @@ fn json_output_of_a_clean_plan_is_an_empty_array() {
     let dir = tempdir();
     backout(dir.path())
         .args(["lint", "--format", "json"])
-        .arg(fixture("valid/checkout.yaml"))
+        .arg(fixture("valid/cluster-upgrade.yaml"))
         .assert()
         .code(0)
         .stdout("[]\n");

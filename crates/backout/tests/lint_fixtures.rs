@@ -249,7 +249,7 @@ fn invalid_fixtures_report_exactly_their_declared_diagnostics() {
     );
 }
 
-/// Fixture names follow `NN-short-name.yaml` with unique numbers.
+/// Fixture names follow `NN-short-name.yaml` (or `NNN-`) with unique numbers.
 #[test]
 fn invalid_fixtures_are_numbered_once() {
     let mut numbers = BTreeSet::new();
@@ -259,8 +259,8 @@ fn invalid_fixtures_are_numbered_once() {
             .split_once('-')
             .unwrap_or_else(|| panic!("{name}: expected NN-short-name"));
         assert!(
-            number.len() == 2 && number.bytes().all(|b| b.is_ascii_digit()),
-            "{name}: expected a two-digit number"
+            (2..=3).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit()),
+            "{name}: expected a two- or three-digit number"
         );
         assert!(
             !rest.is_empty()
@@ -299,7 +299,15 @@ fn no_orphan_snapshots() {
     }
 }
 
-/// The reference plans lint clean: exit 0 and only the `ok` line, in both formats.
+/// The warnings a reference plan knowingly carries: the worst case of checkout (its 25m
+/// `restore-db` branch) and of search-flag (its redeploy branch) exceed their expected_duration.
+/// The reference plans are shared with other tools (`../shared/examples`), so they say the
+/// truth through a warning rather than being rewritten.
+const REFERENCE_WARNINGS: &[(&str, &[&str])] =
+    &[("checkout", &["B039"]), ("search-flag", &["B039"])];
+
+/// The reference plans lint without errors: exit 0, and no diagnostics but the warnings listed
+/// in [`REFERENCE_WARNINGS`], in both formats.
 #[test]
 fn valid_fixtures_lint_clean() {
     let paths = fixtures("valid");
@@ -309,19 +317,42 @@ fn valid_fixtures_lint_clean() {
         paths.len()
     );
     for path in paths {
-        let relative = format!("fixtures/plans/valid/{}.yaml", file_stem(&path));
-        let human = lint(&["--deny-warnings", &relative]);
+        let stem = file_stem(&path);
+        let relative = format!("fixtures/plans/valid/{stem}.yaml");
+        let allowed: &[&str] = REFERENCE_WARNINGS
+            .iter()
+            .find(|(name, _)| *name == stem)
+            .map_or(&[], |(_, codes)| codes);
+        let human = lint(&[&relative]);
         assert_eq!(
             human.code, 0,
             "{relative}:\n{}{}",
             human.stdout, human.stderr
         );
-        assert_eq!(human.stdout, format!("{relative}: ok\n"));
+        let status = match allowed.len() {
+            0 => "ok".to_string(),
+            1 => "ok with 1 warning".to_string(),
+            n => format!("ok with {n} warnings"),
+        };
+        assert!(
+            human.stdout.ends_with(&format!("{relative}: {status}\n")),
+            "{relative}:\n{}",
+            human.stdout
+        );
         assert_eq!(human.stderr, "");
         let json = lint(&["--format", "json", &relative]);
         assert_eq!(json.code, 0, "{relative}: {}", json.stdout);
         let value: Value = serde_json::from_str(&json.stdout).expect("JSON output");
-        assert_eq!(value, Value::Array(Vec::new()), "{relative}");
+        let codes: Vec<&str> = value
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|d| {
+                assert_eq!(d["severity"], "warning", "{relative}: {d}");
+                d["code"].as_str().expect("a code")
+            })
+            .collect();
+        assert_eq!(codes, allowed, "{relative}");
     }
 }
 
@@ -329,9 +360,9 @@ fn valid_fixtures_lint_clean() {
 #[test]
 fn plan_paths_work_from_any_working_directory() {
     let absolute = fixtures_dir()
-        .join("valid/checkout.yaml")
+        .join("valid/cluster-upgrade.yaml")
         .canonicalize()
-        .expect("checkout.yaml exists");
+        .expect("cluster-upgrade.yaml exists");
     let elsewhere = tempfile::tempdir().expect("a temporary directory");
     let output = Command::cargo_bin("backout")
         .expect("the backout binary is built")
@@ -353,13 +384,13 @@ fn plan_paths_work_from_any_working_directory() {
         .expect("the backout binary is built")
         .current_dir(crate_dir)
         .env("NO_COLOR", "1")
-        .args(["lint", "../../fixtures/plans/valid/checkout.yaml"])
+        .args(["lint", "../../fixtures/plans/valid/cluster-upgrade.yaml"])
         .output()
         .expect("backout runs");
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        "../../fixtures/plans/valid/checkout.yaml: ok\n"
+        "../../fixtures/plans/valid/cluster-upgrade.yaml: ok\n"
     );
 
     // An invalid plan's locations name the path as given.

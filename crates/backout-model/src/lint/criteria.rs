@@ -6,6 +6,7 @@ use crate::codes;
 use crate::condition::Condition;
 use crate::decode::{Section, Spanned};
 use crate::diagnostic::{Diagnostic, Span};
+use crate::duration::Duration;
 use crate::spec::{HttpCheckSpec, PlanSpec};
 
 pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
@@ -83,6 +84,22 @@ pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
                         ),
                     );
                 }
+            }
+            if let Some(every) = &c.every
+                && !every.value.is_zero()
+                && every.value < Duration::from_secs(1)
+            {
+                checker.push(
+                    Diagnostic::error(
+                        codes::TOO_FREQUENT,
+                        every.span,
+                        format!(
+                            "criterion `{}` would be measured every {}, more than once a second",
+                            c.id.value, every.value
+                        ),
+                    )
+                    .with_help("each measurement is a query or a process; measure every 1s at the most, usually every 30s or 1m"),
+                );
             }
             if let (Some(every), Some(timeout)) = (&c.every, &c.timeout)
                 && timeout.value > every.value
