@@ -433,3 +433,55 @@ fn five_thousand_steps_render() {
     assert!(html.contains("id=\"step-5000\""));
     assert!(md.contains("`c499`"));
 }
+
+#[test]
+fn q9_shows_what_a_rehearsal_overrides_without_values() {
+    let source = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/plans/valid/checkout.yaml"),
+    )
+    .expect("readable fixture");
+    let source = source.replace(
+        "        KUBECONFIG: /etc/kube/staging.yaml\n",
+        "        KUBECONFIG: /etc/kube/staging.yaml\n        ORDERS_ROOT: /srv/orders-staging\n      urls:\n        \"https://checkout.internal.example.com\": \"https://checkout.staging.example.com\"\n",
+    );
+    let (plan, info) = load_source("checkout-staging.yaml", &source);
+    for document in [render::markdown(&plan, &info), render::html(&plan, &info)] {
+        assert!(document.contains("What a rehearsal in"), "{document}");
+        assert!(document.contains("ORDERS_ROOT"));
+        assert!(
+            !document.contains("/srv/orders-staging")
+                && !document.contains("/etc/kube/staging.yaml"),
+            "override values must not be shown"
+        );
+        assert!(document.contains("https://checkout.staging.example.com"));
+        assert!(!document.contains("Rewrites no URLs"));
+    }
+}
+
+#[test]
+fn only_the_sources_the_plan_uses_are_listed() {
+    // search-flag measures with Prometheus only: Alertmanager is not the reader's concern.
+    let (plan, info) = load("search-flag.yaml");
+    let md = render::markdown(&plan, &info);
+    assert!(md.contains("**Prometheus:**"), "{md}");
+    assert!(!md.contains("**Alertmanager:**"), "{md}");
+    // checkout asks both.
+    let (plan, info) = load("checkout.yaml");
+    let md = render::markdown(&plan, &info);
+    assert!(md.contains("**Prometheus:**") && md.contains("**Alertmanager:**"));
+}
+
+#[test]
+fn q7_shows_the_expected_and_the_worst_case_with_their_paths() {
+    let (plan, info) = load("checkout.yaml");
+    for document in [render::markdown(&plan, &info), render::html(&plan, &info)] {
+        assert!(document.contains("Critical path"), "{document}");
+        assert!(document.contains("Worst case"));
+        assert!(
+            document.contains("1h7m"),
+            "the worst case through restore-db"
+        );
+        assert!(document.contains("restore-db"));
+        assert!(document.contains("longer than the expected duration (20m)"));
+    }
+}
