@@ -48,6 +48,7 @@ codes! {
     NO_EXPECTED = "B044", "a step without expected: the reversion time cannot be answered";
     ZERO_DURATION = "B045", "a duration that must be positive is zero";
     WORST_OUTSIDE_WINDOW = "B046", "start_within plus the worst case of the procedure does not fit in the window";
+    TOO_MANY_RETRIES = "B047", "a step retried more than 100 times";
     QUORUM_TOO_LARGE = "B050", "quorum is larger than the deciders group";
     NO_SEPARATE_PERFORMER = "B051", "separation_of_duties leaves no performer who is not a decider";
     EMPTY_GROUP = "B052", "a people group has nobody in it";

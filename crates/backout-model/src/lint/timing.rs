@@ -12,6 +12,10 @@ use crate::duration::Duration;
 use crate::schedule::{Schedule, Task, WorstCase, WorstTask, shorter};
 use crate::spec::{OnFailure, PlanSpec, StepSpec};
 
+/// The most retries a step may ask for. Bounded like durations (B038), so that attempt counts
+/// and worst cases stay small numbers wherever they are computed.
+const MAX_RETRIES: u32 = 100;
+
 pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
     let expected_duration = match spec.expected_duration.as_deref() {
         Some(Section::Given(d)) => Some(d),
@@ -41,6 +45,21 @@ pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
                         ),
                     )
                     .with_help("a normal run would be killed; raise the timeout above `expected`"),
+                );
+            }
+            if let Some(retries) = &step.retries
+                && retries.value > MAX_RETRIES
+            {
+                checker.push(
+                    Diagnostic::error(
+                        codes::TOO_MANY_RETRIES,
+                        retries.span,
+                        format!(
+                            "step `{}` would be retried {} times",
+                            step.id.value, retries.value
+                        ),
+                    )
+                    .with_help(format!("at most {MAX_RETRIES} retries: a step that fails that often needs a person or a contingency, not more attempts")),
                 );
             }
             if step.expected.is_none() && !list.label.starts_with("workaround") {
