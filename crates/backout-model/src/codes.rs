@@ -38,6 +38,7 @@ codes! {
     CHANNEL_KIND = "B034", "a channel has no kind or more than one (webhook, slack, email, command)";
     PROMQL_SYNTAX = "B035", "a PromQL query that does not parse";
     TEMPLATE_SYNTAX = "B036", "a communication.templates override that does not compile or names what a notice lacks";
+    /// An error below 100ms, a warning up to 1s (tests measure that fast on purpose).
     TOO_FREQUENT = "B037", "a criterion measured more often than once a second";
     TOO_LONG = "B038", "a duration longer than 366d (windows, timeouts, delays): a typo, and beyond what time arithmetic should carry";
     WORST_OVER_BUDGET = "B039", "the worst case of the procedure (timeouts, retries, contingency branches, verify_after.hold) is longer than expected_duration";
