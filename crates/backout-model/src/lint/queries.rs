@@ -13,14 +13,24 @@ use crate::diagnostic::Diagnostic;
 use crate::spec::PlanSpec;
 
 /// Queries longer than this are not searched for the error's place (the search parses each
-/// prefix); the diagnostic then points at the query's start.
-const LOCATE_LIMIT: usize = 4_096;
+/// prefix, quadratic in the query's length); the diagnostic then points at the query's start.
+const LOCATE_LIMIT: usize = 1_024;
+
+/// How many prefixes one lint may parse while placing errors, whatever the number of queries:
+/// a plan sent to the server's lint endpoint cannot make it work for long.
+const LOCATE_BUDGET: usize = 20_000;
 
 pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
+    let mut budget = LOCATE_BUDGET;
     if let Some(Section::Given(criteria)) = spec.criteria.as_deref() {
         for c in &criteria.rollback_when {
             if let Some(query) = &c.prometheus {
-                check_query(query, &format!("criterion `{}`", c.id.value), checker);
+                check_query(
+                    query,
+                    &format!("criterion `{}`", c.id.value),
+                    &mut budget,
+                    checker,
+                );
             }
         }
     }
@@ -32,6 +42,7 @@ pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
                 check_query(
                     query,
                     &format!("the verify of step `{}`", step.id.value),
+                    &mut budget,
                     checker,
                 );
             }
@@ -39,12 +50,12 @@ pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
     }
 }
 
-fn check_query(query: &Spanned<String>, what: &str, checker: &mut Checker) {
+fn check_query(query: &Spanned<String>, what: &str, budget: &mut usize, checker: &mut Checker) {
     // A `${VAR}` is filled in at run time; the text before that cannot be judged.
     if query.value.contains("${") {
         return;
     }
-    let Some(problem) = problem(&query.value) else {
+    let Some(problem) = problem(&query.value, budget) else {
         return;
     };
     let span = span_inside(checker.source, query.span, &query.value, problem.offset);
@@ -69,8 +80,9 @@ pub(crate) struct Problem {
     pub help: &'static str,
 }
 
-/// Parses `query`; `None` when it is valid PromQL.
-pub(crate) fn problem(query: &str) -> Option<Problem> {
+/// Parses `query`; `None` when it is valid PromQL. Placing an error spends `budget` (prefix
+/// parses); with none left the error points at the query's start.
+pub(crate) fn problem(query: &str, budget: &mut usize) -> Option<Problem> {
     let message = match parse(query)? {
         Some(message) => message,
         None => {
@@ -100,7 +112,7 @@ pub(crate) fn problem(query: &str) -> Option<Problem> {
     } else {
         None
     };
-    let offset = offset.unwrap_or_else(|| after_longest_valid_prefix(query));
+    let offset = offset.unwrap_or_else(|| after_longest_valid_prefix(query, budget));
     Some(Problem {
         offset,
         message,
@@ -210,9 +222,10 @@ fn first_outside_strings(query: &str, wanted: char) -> Option<usize> {
 /// Just after the longest prefix of the query that is valid PromQL by itself, at the next
 /// non-space character: where the parser stopped making sense of the rest. The query's start
 /// when no prefix parses (or the query is too long to search).
-fn after_longest_valid_prefix(query: &str) -> usize {
+fn after_longest_valid_prefix(query: &str, budget: &mut usize) -> usize {
+    let start = query.len() - query.trim_start().len();
     if query.len() > LOCATE_LIMIT {
-        return 0;
+        return start;
     }
     let boundaries: Vec<usize> = query
         .char_indices()
@@ -221,16 +234,17 @@ fn after_longest_valid_prefix(query: &str) -> usize {
         .collect();
     for &end in boundaries.iter().rev() {
         let prefix = &query[..end];
-        if prefix.trim().is_empty() {
+        if prefix.trim().is_empty() || *budget == 0 {
             break;
         }
+        *budget -= 1;
         if parse(prefix).is_none() {
             let rest = &query[end..];
             let skip = rest.len() - rest.trim_start().len();
             return end + skip;
         }
     }
-    query.len() - query.trim_start().len()
+    start
 }
 
 #[cfg(test)]
@@ -243,7 +257,7 @@ mod tests {
     #[test_case("histogram_quantile(0.99, sum by (le) (rate(x_bucket[5m])))")]
     #[test_case("up == 0")]
     fn valid_queries_pass(query: &str) {
-        assert_eq!(problem(query), None);
+        assert_eq!(problem(query, &mut { LOCATE_BUDGET }), None);
     }
 
     // The example: one parenthesis too few. The caret is on the one never closed.
@@ -254,7 +268,14 @@ mod tests {
     #[test_case("foo bar", 4)]
     #[test_case("rate(x[5m]) >", 12)]
     fn errors_are_placed(query: &str, offset: usize) {
-        let p = problem(query).expect("invalid");
+        let p = problem(query, &mut { LOCATE_BUDGET }).expect("invalid");
         assert_eq!(p.offset, offset, "{query}: {p:?}");
+    }
+
+    #[test]
+    fn placing_errors_stops_when_the_budget_is_spent() {
+        let mut budget = 3;
+        let p = problem("foo bar + sum(rate(x[5m])) + 1", &mut budget).expect("invalid");
+        assert_eq!((p.offset, budget), (0, 0));
     }
 }
