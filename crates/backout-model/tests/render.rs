@@ -485,3 +485,46 @@ fn q7_shows_the_expected_and_the_worst_case_with_their_paths() {
         assert!(document.contains("longer than the expected duration (20m)"));
     }
 }
+
+#[test]
+fn worst_case_of_the_reference_plan() {
+    use backout_model::schedule::WorstCase;
+    let (plan, _) = load("checkout.yaml");
+    let worst = WorstCase::of_plan(&plan).expect("checkout has a procedure");
+    let min = |m: u64| Duration::from_secs(m * 60);
+    // freeze-deploys (timeout 2m) → revert-migration (timeout 15m, then restore-db: its one step
+    // times out after 45m) → confirm-payments (manual, no timeout: its expected 5m).
+    assert_eq!(worst.total, min(67));
+    assert_eq!(
+        worst.schedule.critical_path,
+        ["freeze-deploys", "revert-migration", "confirm-payments"]
+    );
+    let step = |id: &str| {
+        worst
+            .steps
+            .iter()
+            .find(|s| s.id == id)
+            .unwrap_or_else(|| panic!("{id}"))
+    };
+    // rollback-app: 2 attempts of 12m and one 30s retry delay.
+    assert_eq!(step("rollback-app").attempts, 2);
+    assert_eq!(
+        step("rollback-app").total,
+        min(24) + Duration::from_secs(30)
+    );
+    let revert = step("revert-migration");
+    let branch = revert
+        .branch
+        .as_ref()
+        .expect("revert-migration runs restore-db");
+    assert_eq!(
+        (branch.name.as_str(), branch.total),
+        ("restore-db", min(45))
+    );
+    assert_eq!(revert.total, min(60));
+    assert!(step("confirm-payments").assumed);
+    // settle waits until `health` for at most 10m.
+    assert_eq!(step("settle").total, min(10));
+    // The expected schedule is far shorter.
+    assert_eq!(Schedule::of_steps(plan.steps()).total, min(15));
+}
