@@ -36,12 +36,20 @@ codes! {
     UNKNOWN_CRITERION = "B032", "a criterion id that is not declared";
     UNKNOWN_EVENT = "B033", "a notification event the tool does not emit";
     CHANNEL_KIND = "B034", "a channel has no kind or more than one (webhook, slack, email, command)";
+    PROMQL_SYNTAX = "B035", "a PromQL query that does not parse";
+    TEMPLATE_SYNTAX = "B036", "a communication.templates override that does not compile or names what a notice lacks";
+    /// An error below 100ms, a warning up to 1s (tests measure that fast on purpose).
+    TOO_FREQUENT = "B037", "a criterion measured more often than once a second";
+    TOO_LONG = "B038", "a duration longer than 366d (windows, timeouts, delays): a typo, and beyond what time arithmetic should carry";
+    WORST_OVER_BUDGET = "B039", "the worst case of the procedure (timeouts, retries, contingency branches, verify_after.hold) is longer than expected_duration";
     OVER_BUDGET = "B040", "the critical path of the procedure is longer than expected_duration";
     OUTSIDE_WINDOW = "B041", "start_within plus expected_duration does not fit in the window";
     TIMEOUT_BELOW_EXPECTED = "B042", "a step's timeout is shorter than its expected duration";
     HOLD_OVER_WINDOW = "B043", "success_when.hold is longer than the window";
     NO_EXPECTED = "B044", "a step without expected: the reversion time cannot be answered";
     ZERO_DURATION = "B045", "a duration that must be positive is zero";
+    WORST_OUTSIDE_WINDOW = "B046", "start_within plus the worst case of the procedure does not fit in the window";
+    TOO_MANY_RETRIES = "B047", "a step retried more than 100 times";
     QUORUM_TOO_LARGE = "B050", "quorum is larger than the deciders group";
     NO_SEPARATE_PERFORMER = "B051", "separation_of_duties leaves no performer who is not a decider";
     EMPTY_GROUP = "B052", "a people group has nobody in it";

@@ -5,7 +5,9 @@ use std::time::Duration as StdDuration;
 
 use schemars::JsonSchema;
 
+use crate::codes;
 use crate::decode::{Decode, Decoder};
+use crate::diagnostic::Diagnostic;
 use crate::yaml::{Node, Value};
 
 /// A non-negative span of time written with units.
@@ -20,8 +22,27 @@ const UNITS: &[(&str, u64)] = &[
     ("d", 86_400_000),
 ];
 
+/// Why a duration's text was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not number+unit pairs, largest unit first.
+    Malformed,
+    /// Well formed, but more milliseconds than 64 bits hold.
+    Overflow,
+}
+
 impl Duration {
     pub const ZERO: Duration = Duration(StdDuration::ZERO);
+
+    /// The longest duration a plan may write (366 days): longer ones are typos, and bounding
+    /// them here keeps every later sum of timestamps and durations far from overflowing.
+    pub const MAX_IN_PLAN: Duration = Duration(StdDuration::from_secs(366 * 86_400));
+
+    /// `self × n`, saturating instead of overflowing.
+    #[must_use]
+    pub fn saturating_mul(self, n: u32) -> Duration {
+        Duration(self.0.saturating_mul(n))
+    }
 
     pub fn from_secs(secs: u64) -> Duration {
         Duration(StdDuration::from_secs(secs))
@@ -41,30 +62,49 @@ impl Duration {
 
     /// Parses `1h30m`-style text: one or more number+unit pairs, largest unit first.
     pub fn parse(text: &str) -> Option<Duration> {
+        Duration::parse_detailed(text).ok()
+    }
+
+    /// Like [`Duration::parse`], but tells a malformed text from one too large to represent.
+    pub fn parse_detailed(text: &str) -> Result<Duration, ParseError> {
         let mut rest = text.trim();
         if rest.is_empty() {
-            return None;
+            return Err(ParseError::Malformed);
         }
+        let mut overflow = false;
         let mut total: u64 = 0;
         let mut last_unit = u64::MAX;
         while !rest.is_empty() {
             let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
             if digits == 0 {
-                return None;
+                return Err(ParseError::Malformed);
             }
-            let number: u64 = rest[..digits].parse().ok()?;
+            // Digits only, so the parse fails only when the number exceeds 64 bits.
+            let number: Option<u64> = rest[..digits].parse().ok();
             rest = &rest[digits..];
             let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
             let unit = &rest[..unit_len];
-            let (_, factor) = UNITS.iter().find(|(name, _)| *name == unit)?;
+            let (_, factor) = UNITS
+                .iter()
+                .find(|(name, _)| *name == unit)
+                .ok_or(ParseError::Malformed)?;
             if *factor >= last_unit {
-                return None;
+                return Err(ParseError::Malformed);
             }
             last_unit = *factor;
-            total = total.checked_add(number.checked_mul(*factor)?)?;
+            match number
+                .and_then(|n| n.checked_mul(*factor))
+                .and_then(|ms| total.checked_add(ms))
+            {
+                Some(sum) => total = sum,
+                None => overflow = true,
+            }
             rest = &rest[unit_len..];
         }
-        Some(Duration::from_millis(total))
+        if overflow {
+            return Err(ParseError::Overflow);
+        }
+        Ok(Duration::from_millis(total))
     }
 }
 
@@ -99,9 +139,19 @@ impl Decode for Duration {
     }
     fn decode(node: &Node, decoder: &mut Decoder) -> Option<Self> {
         match &node.value {
-            Value::Str(s) => match Duration::parse(s) {
-                Some(d) => Some(d),
-                None => {
+            Value::Str(s) => match Duration::parse_detailed(s) {
+                Ok(d) if d > Duration::MAX_IN_PLAN => {
+                    decoder.push(too_long(node, s));
+                    // Kept, so that checks which compare durations still run; the error keeps
+                    // the plan from ever being used.
+                    Some(d)
+                }
+                Ok(d) => Some(d),
+                Err(ParseError::Overflow) => {
+                    decoder.push(too_long(node, s));
+                    None
+                }
+                Err(ParseError::Malformed) => {
                     decoder.invalid(
                         node,
                         format!("expected a duration like 5m or 1h30m, found \"{s}\""),
@@ -127,6 +177,16 @@ impl Decode for Duration {
             }
         }
     }
+}
+
+/// B038: a duration beyond [`Duration::MAX_IN_PLAN`].
+fn too_long(node: &Node, text: &str) -> Diagnostic {
+    Diagnostic::error(
+        codes::TOO_LONG,
+        node.span,
+        format!("`{text}` is longer than {}", Duration::MAX_IN_PLAN),
+    )
+    .with_help("durations in a plan are at most 366d; a longer one is almost certainly a typo (365d is a year)")
 }
 
 impl JsonSchema for Duration {
@@ -170,6 +230,28 @@ mod tests {
     #[test_case("99999999999999999999d")]
     fn rejects(text: &str) {
         assert_eq!(Duration::parse(text), None);
+    }
+
+    #[test_case("106751991167d")]
+    #[test_case("99999999999999999999d")]
+    #[test_case("213503982335d1ms")]
+    fn huge_durations_are_an_overflow_not_malformed(text: &str) {
+        let parsed = Duration::parse_detailed(text);
+        assert!(
+            matches!(parsed, Err(ParseError::Overflow))
+                || parsed.is_ok_and(|d| d > Duration::MAX_IN_PLAN),
+            "{text}: {parsed:?}"
+        );
+    }
+
+    #[test]
+    fn saturating_mul_does_not_wrap() {
+        assert_eq!(
+            Duration::from_secs(60).saturating_mul(3),
+            Duration::from_secs(180)
+        );
+        let huge = Duration(StdDuration::MAX);
+        assert_eq!(huge.saturating_mul(2), huge);
     }
 
     #[test_case(90_000, "1m30s")]

@@ -18,6 +18,7 @@ pub mod schedule;
 pub mod schema;
 pub mod skeleton;
 pub mod spec;
+pub mod template;
 pub mod yaml;
 
 pub use condition::Condition;

@@ -433,3 +433,98 @@ fn five_thousand_steps_render() {
     assert!(html.contains("id=\"step-5000\""));
     assert!(md.contains("`c499`"));
 }
+
+#[test]
+fn q9_shows_what_a_rehearsal_overrides_without_values() {
+    let source = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/plans/valid/checkout.yaml"),
+    )
+    .expect("readable fixture");
+    let source = source.replace(
+        "        KUBECONFIG: /etc/kube/staging.yaml\n",
+        "        KUBECONFIG: /etc/kube/staging.yaml\n        ORDERS_ROOT: /srv/orders-staging\n      urls:\n        \"https://checkout.internal.example.com\": \"https://checkout.staging.example.com\"\n",
+    );
+    let (plan, info) = load_source("checkout-staging.yaml", &source);
+    for document in [render::markdown(&plan, &info), render::html(&plan, &info)] {
+        assert!(document.contains("What a rehearsal in"), "{document}");
+        assert!(document.contains("ORDERS_ROOT"));
+        assert!(
+            !document.contains("/srv/orders-staging")
+                && !document.contains("/etc/kube/staging.yaml"),
+            "override values must not be shown"
+        );
+        assert!(document.contains("https://checkout.staging.example.com"));
+        assert!(!document.contains("Rewrites no URLs"));
+    }
+}
+
+#[test]
+fn only_the_sources_the_plan_uses_are_listed() {
+    // search-flag measures with Prometheus only: Alertmanager is not the reader's concern.
+    let (plan, info) = load("search-flag.yaml");
+    let md = render::markdown(&plan, &info);
+    assert!(md.contains("**Prometheus:**"), "{md}");
+    assert!(!md.contains("**Alertmanager:**"), "{md}");
+    // checkout asks both.
+    let (plan, info) = load("checkout.yaml");
+    let md = render::markdown(&plan, &info);
+    assert!(md.contains("**Prometheus:**") && md.contains("**Alertmanager:**"));
+}
+
+#[test]
+fn q7_shows_the_expected_and_the_worst_case_with_their_paths() {
+    let (plan, info) = load("checkout.yaml");
+    for document in [render::markdown(&plan, &info), render::html(&plan, &info)] {
+        assert!(document.contains("Critical path"), "{document}");
+        assert!(document.contains("Worst case"));
+        assert!(
+            document.contains("1h7m"),
+            "the worst case through restore-db"
+        );
+        assert!(document.contains("restore-db"));
+        assert!(document.contains("longer than the expected duration (20m)"));
+    }
+}
+
+#[test]
+fn worst_case_of_the_reference_plan() {
+    use backout_model::schedule::WorstCase;
+    let (plan, _) = load("checkout.yaml");
+    let worst = WorstCase::of_plan(&plan).expect("checkout has a procedure");
+    let min = |m: u64| Duration::from_secs(m * 60);
+    // freeze-deploys (timeout 2m) → revert-migration (timeout 15m, then restore-db: its one step
+    // times out after 45m) → confirm-payments (manual, no timeout: its expected 5m).
+    assert_eq!(worst.total, min(67));
+    assert_eq!(
+        worst.schedule.critical_path,
+        ["freeze-deploys", "revert-migration", "confirm-payments"]
+    );
+    let step = |id: &str| {
+        worst
+            .steps
+            .iter()
+            .find(|s| s.id == id)
+            .unwrap_or_else(|| panic!("{id}"))
+    };
+    // rollback-app: 2 attempts of 12m and one 30s retry delay.
+    assert_eq!(step("rollback-app").attempts, 2);
+    assert_eq!(
+        step("rollback-app").total,
+        min(24) + Duration::from_secs(30)
+    );
+    let revert = step("revert-migration");
+    let branch = revert
+        .branch
+        .as_ref()
+        .expect("revert-migration runs restore-db");
+    assert_eq!(
+        (branch.name.as_str(), branch.total),
+        ("restore-db", min(45))
+    );
+    assert_eq!(revert.total, min(60));
+    assert!(step("confirm-payments").assumed);
+    // settle waits until `health` for at most 10m.
+    assert_eq!(step("settle").total, min(10));
+    // The expected schedule is far shorter.
+    assert_eq!(Schedule::of_steps(plan.steps()).total, min(15));
+}

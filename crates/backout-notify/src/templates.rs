@@ -41,10 +41,7 @@ pub struct Message {
 }
 
 /// The top-level names a template can use: the fields of [`Notice`].
-pub const NOTICE_FIELDS: [&str; 11] = [
-    "event", "event_id", "at", "release", "plan", "verdict", "decision", "run", "deciders",
-    "links", "summary",
-];
+pub use backout_model::template::NOTICE_FIELDS;
 
 /// Roughly how many instructions an override may execute: plenty for a message, little enough
 /// that a runaway loop fails instead of stalling the dispatcher.
@@ -281,26 +278,7 @@ fn render_override(source: &str, context: &Value) -> Result<String, TemplateErro
 /// Whether a nested name such as `run.duration` exists depends on the event, so only rendering
 /// can tell.
 pub fn check_template(source: &str) -> Result<(), TemplateError> {
-    let template = OVERRIDES
-        .template_from_str(source)
-        .map_err(TemplateError::from_minijinja)?;
-    let mut unknown: Vec<String> = template
-        .undeclared_variables(false)
-        .into_iter()
-        .filter(|name| !NOTICE_FIELDS.contains(&name.as_str()))
-        .filter(|name| OVERRIDES.globals().all(|(global, _)| global != name))
-        .collect();
-    unknown.sort();
-    match unknown.first() {
-        None => Ok(()),
-        Some(name) => Err(TemplateError::from_minijinja(Error::new(
-            ErrorKind::UndefinedError,
-            format!(
-                "`{name}` is not a field of a notice (fields: {})",
-                NOTICE_FIELDS.join(", ")
-            ),
-        ))),
-    }
+    backout_model::template::check(source).map_err(TemplateError::from_minijinja)
 }
 
 /// The loud line at the top of a message about an event under an overridden window.

@@ -486,14 +486,18 @@ pub struct LintArgs {
     #[arg(required = true, value_name = "PLAN")]
     pub plans: Vec<PathBuf>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
-    pub format: LintFormat,
+    #[arg(long, value_enum, default_value_t = LintOutput::Human)]
+    pub format: LintOutput,
     /// Fail (exit 2) on warnings too.
     #[arg(long)]
     pub deny_warnings: bool,
     /// Also print each plan's canonical content hash.
     #[arg(long)]
     pub hash: bool,
+    /// Show every diagnostic with its excerpt. By default, past the first few of one code a
+    /// file's repeats are summarised as "and N more B080 at lines …" (JSON always has all).
+    #[arg(long)]
+    pub all: bool,
     /// Also check rehearsal evidence in the store: untested (B084) and stale (B085) plans and
     /// steps slower than expected (B086), as warnings.
     #[arg(long, conflicts_with = "offline")]
@@ -511,6 +515,20 @@ pub struct LintArgs {
 pub enum LintFormat {
     Human,
     Json,
+}
+
+/// What `backout lint` prints: [`LintFormat`] plus the formats CI reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LintOutput {
+    /// Caret excerpts for people.
+    Human,
+    /// Every diagnostic as a JSON array (file, code, severity, line, column, message, help).
+    Json,
+    /// GitHub Actions workflow commands (`::error file=…,line=…,col=…::…`): annotations on the
+    /// pull request's lines.
+    Github,
+    /// SARIF 2.1.0 (GitHub code scanning, GitLab, IDEs).
+    Sarif,
 }
 
 #[derive(Debug, Args)]

@@ -299,7 +299,15 @@ fn no_orphan_snapshots() {
     }
 }
 
-/// The reference plans lint clean: exit 0 and only the `ok` line, in both formats.
+/// The warnings a reference plan knowingly carries: the worst case of checkout (its 25m
+/// `restore-db` branch) and of search-flag (its redeploy branch) exceed their expected_duration.
+/// The reference plans are shared with other tools (`../shared/examples`), so they say the
+/// truth through a warning rather than being rewritten.
+const REFERENCE_WARNINGS: &[(&str, &[&str])] =
+    &[("checkout", &["B039"]), ("search-flag", &["B039"])];
+
+/// The reference plans lint without errors: exit 0, and no diagnostics but the warnings listed
+/// in [`REFERENCE_WARNINGS`], in both formats.
 #[test]
 fn valid_fixtures_lint_clean() {
     let paths = fixtures("valid");
@@ -309,19 +317,42 @@ fn valid_fixtures_lint_clean() {
         paths.len()
     );
     for path in paths {
-        let relative = format!("fixtures/plans/valid/{}.yaml", file_stem(&path));
-        let human = lint(&["--deny-warnings", &relative]);
+        let stem = file_stem(&path);
+        let relative = format!("fixtures/plans/valid/{stem}.yaml");
+        let allowed: &[&str] = REFERENCE_WARNINGS
+            .iter()
+            .find(|(name, _)| *name == stem)
+            .map_or(&[], |(_, codes)| codes);
+        let human = lint(&[&relative]);
         assert_eq!(
             human.code, 0,
             "{relative}:\n{}{}",
             human.stdout, human.stderr
         );
-        assert_eq!(human.stdout, format!("{relative}: ok\n"));
+        let status = match allowed.len() {
+            0 => "ok".to_string(),
+            1 => "ok with 1 warning".to_string(),
+            n => format!("ok with {n} warnings"),
+        };
+        assert!(
+            human.stdout.ends_with(&format!("{relative}: {status}\n")),
+            "{relative}:\n{}",
+            human.stdout
+        );
         assert_eq!(human.stderr, "");
         let json = lint(&["--format", "json", &relative]);
         assert_eq!(json.code, 0, "{relative}: {}", json.stdout);
         let value: Value = serde_json::from_str(&json.stdout).expect("JSON output");
-        assert_eq!(value, Value::Array(Vec::new()), "{relative}");
+        let codes: Vec<&str> = value
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|d| {
+                assert_eq!(d["severity"], "warning", "{relative}: {d}");
+                d["code"].as_str().expect("a code")
+            })
+            .collect();
+        assert_eq!(codes, allowed, "{relative}");
     }
 }
 
@@ -329,9 +360,9 @@ fn valid_fixtures_lint_clean() {
 #[test]
 fn plan_paths_work_from_any_working_directory() {
     let absolute = fixtures_dir()
-        .join("valid/checkout.yaml")
+        .join("valid/cluster-upgrade.yaml")
         .canonicalize()
-        .expect("checkout.yaml exists");
+        .expect("cluster-upgrade.yaml exists");
     let elsewhere = tempfile::tempdir().expect("a temporary directory");
     let output = Command::cargo_bin("backout")
         .expect("the backout binary is built")
@@ -353,13 +384,13 @@ fn plan_paths_work_from_any_working_directory() {
         .expect("the backout binary is built")
         .current_dir(crate_dir)
         .env("NO_COLOR", "1")
-        .args(["lint", "../../fixtures/plans/valid/checkout.yaml"])
+        .args(["lint", "../../fixtures/plans/valid/cluster-upgrade.yaml"])
         .output()
         .expect("backout runs");
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        "../../fixtures/plans/valid/checkout.yaml: ok\n"
+        "../../fixtures/plans/valid/cluster-upgrade.yaml: ok\n"
     );
 
     // An invalid plan's locations name the path as given.
@@ -381,4 +412,186 @@ fn plan_paths_work_from_any_working_directory() {
         stdout.contains(&format!("{}:", invalid.display())),
         "{stdout}"
     );
+}
+
+/// A plan with `n` steps that are each one B080 warning (not idempotent, no on_failure).
+fn plan_with_risky_steps(n: usize) -> String {
+    let base = std::fs::read_to_string(fixtures_dir().join("valid/search-flag.yaml"))
+        .expect("the reference plan");
+    let (head, rest) = base.split_once("procedure:\n").expect("a procedure");
+    let tail = &rest[rest.find("\ncontingency:").expect("a contingency section")..];
+    let steps: String = (0..n)
+        .map(|i| format!("    - id: s{i}\n      run: \"true\"\n      expected: 1s\n"))
+        .collect();
+    format!("{head}procedure:\n  steps:\n{steps}{tail}")
+}
+
+/// Thousands of one warning are unreadable: past the first few, a code's repeats become one
+/// line with their line numbers; `--all` shows each; JSON always has them all.
+#[test]
+fn repeats_of_a_code_are_summarised_unless_all() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("risky.yaml");
+    std::fs::write(&path, plan_with_risky_steps(20)).expect("written");
+    let file = path.to_str().expect("UTF-8 path");
+
+    let grouped = lint(&[file]);
+    assert_eq!(grouped.code, 0, "{}", grouped.stdout);
+    assert_eq!(
+        grouped.stdout.matches("warning[B080]").count(),
+        10,
+        "{}",
+        grouped.stdout
+    );
+    // The first ten are shown, the other ten listed by line.
+    let summary = grouped
+        .stdout
+        .lines()
+        .find(|l| l.contains("more B080"))
+        .unwrap_or_else(|| panic!("no summary line:\n{}", grouped.stdout));
+    assert!(
+        summary.contains("… and 10 more B080 warnings at lines ")
+            && summary.contains("(--all shows each)"),
+        "{summary}"
+    );
+    // 20 B080 and search-flag's unused contingency (B026).
+    assert!(
+        grouped
+            .stdout
+            .ends_with(&format!("{file}: ok with 21 warnings\n")),
+        "{}",
+        grouped.stdout
+    );
+
+    let all = lint(&["--all", file]);
+    assert_eq!(all.stdout.matches("warning[B080]").count(), 20);
+    assert!(!all.stdout.contains("more B080"));
+
+    let json = lint(&["--format", "json", file]);
+    let value: Value = serde_json::from_str(&json.stdout).expect("JSON output");
+    let b080 = value
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter(|d| d["code"] == "B080")
+        .count();
+    assert_eq!(b080, 20);
+}
+
+/// Few repeats are shown in full: grouping only starts past ten of one code.
+#[test]
+fn a_few_repeats_are_all_shown() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("risky.yaml");
+    std::fs::write(&path, plan_with_risky_steps(10)).expect("written");
+    let file = path.to_str().expect("UTF-8 path");
+    let out = lint(&[file]);
+    assert_eq!(
+        out.stdout.matches("warning[B080]").count(),
+        10,
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("more B080"));
+}
+
+/// `--format github`: one workflow command per diagnostic, at the JSON output's line and column,
+/// with the exit code of plain lint.
+#[test]
+fn github_annotations_carry_file_line_and_column() {
+    let relative = "fixtures/plans/invalid/100-promql-unbalanced-parenthesis.yaml";
+    let out = lint(&["--format", "github", relative]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", out.stdout);
+    assert!(
+        lines[0].starts_with(&format!(
+            "::error file={relative},line=23,col=66,title=backout B035::B035: the PromQL query"
+        )),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("%0Ahelp: "),
+        "help on its own line: {}",
+        lines[0]
+    );
+    let warned = lint(&[
+        "--format",
+        "github",
+        "fixtures/plans/invalid/107-worst-case-over-budget.yaml",
+    ]);
+    assert_eq!(warned.code, 0);
+    assert!(warned.stdout.starts_with(
+        "::warning file=fixtures/plans/invalid/107-worst-case-over-budget.yaml,line=77,col=20,"
+    ));
+}
+
+/// `--format sarif`: a SARIF 2.1.0 log. The published schema cannot be fetched here (no
+/// network), so this checks by hand what the schema requires of every object this output
+/// has (log: version, runs; run: tool.driver.name; rule: id; result: message.text, a level
+/// from its enum, a location with a region whose startLine/startColumn are ≥ 1), plus that
+/// each result matches the JSON diagnostic at the same place and its rule by index.
+#[test]
+fn sarif_log_has_the_structure_sarif_2_1_0_requires() {
+    let files = [
+        "fixtures/plans/invalid/28-unknown-needs.yaml",
+        "fixtures/plans/invalid/107-worst-case-over-budget.yaml",
+        "fixtures/plans/valid/cluster-upgrade.yaml",
+    ];
+    let mut args = vec!["--format", "sarif"];
+    args.extend(files);
+    let out = lint(&args);
+    assert_eq!(out.code, 2, "an error in one file: exit 2 as always");
+    let log: Value = serde_json::from_str(&out.stdout).expect("SARIF is JSON");
+    assert_eq!(log["version"], "2.1.0");
+    assert_eq!(
+        log["$schema"],
+        "https://json.schemastore.org/sarif-2.1.0.json"
+    );
+    let runs = log["runs"].as_array().expect("runs is an array");
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    assert_eq!(run["tool"]["driver"]["name"], "backout");
+    assert!(run["tool"]["driver"]["version"].is_string());
+    assert!(
+        ["utf16CodeUnits", "unicodeCodePoints"]
+            .contains(&run["columnKind"].as_str().expect("columnKind"))
+    );
+    let rules = run["tool"]["driver"]["rules"].as_array().expect("rules");
+    for rule in rules {
+        let id = rule["id"].as_str().expect("every rule has an id");
+        assert!(id.starts_with('B') && id.len() == 4, "{id}");
+        assert!(rule["shortDescription"]["text"].is_string());
+    }
+    let results = run["results"].as_array().expect("results is an array");
+
+    let mut json_args = vec!["--format", "json"];
+    json_args.extend(files);
+    let json: Value = serde_json::from_str(&lint(&json_args).stdout).expect("JSON output");
+    let json = json.as_array().expect("an array");
+    assert_eq!(results.len(), json.len());
+    assert!(results.len() >= 2);
+    for (result, expected) in results.iter().zip(json) {
+        assert_eq!(result["ruleId"], expected["code"]);
+        let index = result["ruleIndex"].as_u64().expect("ruleIndex") as usize;
+        assert_eq!(
+            rules[index]["id"], expected["code"],
+            "ruleIndex points at its rule"
+        );
+        let level = result["level"].as_str().expect("level");
+        assert!(["none", "note", "warning", "error"].contains(&level));
+        assert_eq!(level, expected["severity"].as_str().expect("severity"));
+        let text = result["message"]["text"].as_str().expect("message.text");
+        assert!(text.starts_with(expected["message"].as_str().expect("message")));
+        let locations = result["locations"].as_array().expect("locations");
+        assert_eq!(locations.len(), 1);
+        let physical = &locations[0]["physicalLocation"];
+        assert_eq!(physical["artifactLocation"]["uri"], expected["file"]);
+        let region = &physical["region"];
+        assert!(region["startLine"].as_u64().expect("startLine") >= 1);
+        assert!(region["startColumn"].as_u64().expect("startColumn") >= 1);
+        assert_eq!(region["startLine"], expected["line"]);
+        assert_eq!(region["startColumn"], expected["column"]);
+    }
 }

@@ -242,7 +242,7 @@ impl Monitoring {
         );
         assert!(plan.contains(r#"prometheus: { url: "${PROMETHEUS_URL}" }"#));
         let path = self.sandbox.write(name, &plan);
-        let lint = self.backout(&["lint", name, "--deny-warnings"]);
+        let lint = self.backout(&["lint", name]);
         assert_code(&lint, 0, &format!("lint {name}"));
         path
     }

@@ -6,6 +6,7 @@ use crate::codes;
 use crate::condition::Condition;
 use crate::decode::{Section, Spanned};
 use crate::diagnostic::{Diagnostic, Span};
+use crate::duration::Duration;
 use crate::spec::{HttpCheckSpec, PlanSpec};
 
 pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
@@ -83,6 +84,30 @@ pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
                         ),
                     );
                 }
+            }
+            if let Some(every) = &c.every
+                && !every.value.is_zero()
+                && every.value < Duration::from_secs(1)
+            {
+                // Below the executor's own floor (100ms) it is an error: `every: 1ms` ran a shell
+                // command 1,344 times in 5 s. Between that and a second it is a warning, since
+                // tests measure that fast on purpose.
+                let error = every.value < Duration::from_millis(100);
+                let message = format!(
+                    "criterion `{}` would be measured every {}, more than {} a second",
+                    c.id.value,
+                    every.value,
+                    if error { "ten times" } else { "once" }
+                );
+                let help = "each measurement is a query or a process; measure every 1s at the most, usually every 30s or 1m";
+                checker.push(
+                    if error {
+                        Diagnostic::error(codes::TOO_FREQUENT, every.span, message)
+                    } else {
+                        Diagnostic::warning(codes::TOO_FREQUENT, every.span, message)
+                    }
+                    .with_help(help),
+                );
             }
             if let (Some(every), Some(timeout)) = (&c.every, &c.timeout)
                 && timeout.value > every.value

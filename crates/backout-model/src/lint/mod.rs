@@ -11,11 +11,13 @@ pub mod evidence;
 pub mod identifiers;
 mod on_error;
 mod people;
+mod queries;
 mod questions;
 mod references;
 mod sealed;
 mod secrets;
 mod steps;
+mod templates;
 mod testing;
 mod timing;
 
@@ -100,6 +102,7 @@ pub fn lint(source: &str) -> Linted {
     let mut checker = Checker {
         diagnostics: decoder.diagnostics,
         resolve: !decoder.incomplete,
+        source,
     };
     secrets::check(&root, &mut checker);
     identifiers::check(&root, &mut checker);
@@ -138,10 +141,12 @@ pub fn lint(source: &str) -> Linted {
 }
 
 /// Runs the semantic checks over a decoded spec.
-pub(crate) struct Checker {
+pub(crate) struct Checker<'s> {
     pub diagnostics: Vec<Diagnostic>,
     /// False when decoding dropped values: reference checks would be unreliable.
     pub resolve: bool,
+    /// The plan's text, to place a diagnostic inside a string value (a PromQL query, a template).
+    pub source: &'s str,
 }
 
 /// A list of steps that forms one graph: the procedure, a contingency branch or a workaround.
@@ -155,7 +160,7 @@ pub(crate) struct StepList<'a> {
     pub is_procedure: bool,
 }
 
-impl Checker {
+impl Checker<'_> {
     pub fn push(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
     }
@@ -170,8 +175,13 @@ impl Checker {
         testing::check(spec, self);
         sealed::check(spec, self);
         on_error::check(spec, self);
+        queries::check(spec, self);
+        templates::check(spec, self);
         if self.resolve {
             references::check(spec, &lists, self);
+        }
+        if self.resolve && !self.diagnostics.iter().any(Diagnostic::is_error) {
+            timing::worst_case(spec, self);
         }
     }
 }
@@ -215,6 +225,57 @@ pub(crate) fn step_lists(spec: &PlanSpec) -> Vec<StepList<'_>> {
 pub(crate) fn secrets_references(text: &str) -> bool {
     text.find("${")
         .is_some_and(|start| text[start + 2..].contains('}'))
+}
+
+/// The location of byte `offset` of a string value whose scalar is at `span`: a PromQL error or
+/// a template's line inside the YAML, so the caret lands on the character, not on the key.
+///
+/// Plain, quoted (without escapes) and literal block scalars hold each line of their value
+/// verbatim, so each line is found in the scalar's text in order. Where a line was folded or
+/// escaped the value's text is not in the source; then the word at `offset` is looked for, and
+/// failing that the scalar's start is the answer.
+pub(crate) fn span_inside(source: &str, span: Span, value: &str, offset: usize) -> Span {
+    let offset = offset.min(value.len());
+    let scalar_end = (span.offset + span.len).min(source.len());
+    let Some(scalar) = source.get(span.offset..scalar_end) else {
+        return span;
+    };
+    let at = |i: usize, len: usize| Span::at(source, span.offset + i, len);
+    let line_start = value[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = value[offset..]
+        .find('\n')
+        .map_or(value.len(), |i| offset + i);
+    let mut cursor = 0;
+    let mut found = true;
+    for line in value[..line_end].split('\n') {
+        if line.is_empty() {
+            continue;
+        }
+        match scalar.get(cursor..).and_then(|rest| rest.find(line)) {
+            Some(i) => cursor += i + line.len(),
+            None => {
+                found = false;
+                break;
+            }
+        }
+    }
+    if found && line_end > line_start {
+        let line = &value[line_start..line_end];
+        let in_scalar = cursor - line.len() + (offset - line_start);
+        return at(in_scalar, usize::from(offset < line_end));
+    }
+    // The word at the offset, when it appears exactly once in the scalar.
+    let word_end = value[offset..]
+        .find(char::is_whitespace)
+        .map_or(value.len(), |i| offset + i);
+    let word = &value[offset..word_end];
+    if !word.is_empty()
+        && let Some(i) = scalar.find(word)
+        && !scalar[i + word.len()..].contains(word)
+    {
+        return at(i, word.len());
+    }
+    span
 }
 
 /// Reports the second and later occurrences of each id.

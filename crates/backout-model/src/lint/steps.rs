@@ -330,17 +330,7 @@ fn shape(step: &Spanned<StepSpec>, list: &StepList<'_>, checker: &mut Checker) {
             );
         }
     }
-    for field in [&step.retries] {
-        if let Some(retries) = field
-            && retries.value > 100
-        {
-            checker.push(Diagnostic::warning(
-                codes::INVALID_VALUE,
-                retries.span,
-                "more than 100 retries",
-            ));
-        }
-    }
+    // More than 100 retries is an error (B047, `timing.rs`): it bounds attempt arithmetic.
     let side_effects = step.run.is_some() || step.exec.is_some() || step.http.is_some();
     let idempotent = step.is_idempotent();
     if list.is_procedure && side_effects && !idempotent && step.on_failure.is_none() {

@@ -21,7 +21,7 @@ mod timeline;
 
 use crate::duration::Duration;
 use crate::plan::Plan;
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, WorstCase};
 
 /// What the document says about itself besides the plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,14 +71,19 @@ pub struct Rehearsal {
 /// The document as Markdown (CommonMark with GitHub tables).
 pub fn markdown(plan: &Plan, info: &DocumentInfo) -> String {
     let schedule = Schedule::of_steps(plan.steps());
-    markdown::render(&content::document(plan, info, &schedule))
+    let worst = WorstCase::of_plan(plan);
+    markdown::render(&content::document(plan, info, &schedule, worst.as_ref()))
 }
 
 /// The document as one self-contained HTML page (inline CSS and SVG, no scripts, no remote assets).
 pub fn html(plan: &Plan, info: &DocumentInfo) -> String {
     let schedule = Schedule::of_steps(plan.steps());
+    let worst = WorstCase::of_plan(plan);
     let timeline = timeline::chart(plan, &schedule, false);
-    html::render(&content::document(plan, info, &schedule), &timeline)
+    html::render(
+        &content::document(plan, info, &schedule, worst.as_ref()),
+        &timeline,
+    )
 }
 
 /// The procedure's timeline as a standalone SVG document. When the procedure does not apply or

@@ -1,12 +1,15 @@
-//! `backout lint PLAN…`: every problem of every plan, human or JSON. Plain lint reads nothing
+//! `backout lint PLAN…`: every problem of every plan, for people (repeats of a code summarised
+//! unless `--all`), as JSON, or for CI (`--format github|sarif`, see [`ci`]). Plain lint reads nothing
 //! but the files; `--evidence` / `--require-tested` also judge each plan against the rehearsal
 //! evidence in the store (B084 untested, B085 stale, B086 slower than expected).
+
+mod ci;
 
 use backout_model::diagnostic::Located;
 use backout_model::{Diagnostic, Severity, codes, lint};
 use serde::Serialize;
 
-use crate::cli::{Global, LintArgs, LintFormat};
+use crate::cli::{Global, LintArgs, LintOutput};
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
 
@@ -75,8 +78,14 @@ pub fn run(args: &LintArgs, global: &Global) -> Result<ExitCode, CommandError> {
         })
         .sum();
     match args.format {
-        LintFormat::Json => print_json(&outcomes, args.hash)?,
-        LintFormat::Human => print_human(&outcomes, args.hash),
+        LintOutput::Json => print_json(&outcomes, args.hash)?,
+        LintOutput::Human => print_human(&outcomes, args.hash, args.all),
+        LintOutput::Github => output::out(&ci::github(&located(&outcomes))),
+        LintOutput::Sarif => {
+            let text = serde_json::to_string_pretty(&ci::sarif(&located(&outcomes)))
+                .map_err(|e| CommandError::internal(e.to_string()))?;
+            output::out(&format!("{text}\n"));
+        }
     }
     Ok(if errors > 0 || (args.deny_warnings && warnings > 0) {
         ExitCode::Usage
@@ -116,11 +125,16 @@ fn add_evidence(
     })
 }
 
-fn print_json(outcomes: &[Outcome], with_hash: bool) -> Result<(), CommandError> {
-    let diagnostics: Vec<Located<'_>> = outcomes
+/// Every diagnostic of every file, as the machine formats carry them.
+fn located(outcomes: &[Outcome]) -> Vec<Located<'_>> {
+    outcomes
         .iter()
         .flat_map(|o| o.diagnostics.iter().map(|d| d.located(&o.file)))
-        .collect();
+        .collect()
+}
+
+fn print_json(outcomes: &[Outcome], with_hash: bool) -> Result<(), CommandError> {
+    let diagnostics = located(outcomes);
     let text = if with_hash {
         let files: Vec<JsonFile<'_>> = outcomes
             .iter()
@@ -146,7 +160,16 @@ fn print_json(outcomes: &[Outcome], with_hash: bool) -> Result<(), CommandError>
     Ok(())
 }
 
-fn print_human(outcomes: &[Outcome], with_hash: bool) {
+/// How many diagnostics of one code a file shows with excerpts before the rest are summarised
+/// (nine unanswered questions, say, are all shown).
+const SHOWN_PER_CODE: usize = 10;
+/// How many line numbers a summary lists.
+const SUMMARY_LINES: usize = 12;
+
+/// Diagnostics summarised in one line: code, how many, severity, their distinct lines.
+type Hidden = (&'static str, usize, Severity, Vec<usize>);
+
+fn print_human(outcomes: &[Outcome], with_hash: bool, all: bool) {
     let color = output::color_stdout();
     let bold = if color {
         anstyle::Style::new().bold()
@@ -167,14 +190,27 @@ fn print_human(outcomes: &[Outcome], with_hash: bool) {
         )
     };
     for o in outcomes {
-        for d in &o.diagnostics {
-            if let Some(source) = &o.source {
-                output::out(&format!(
-                    "{}\n",
-                    output::render_diagnostic(d, &o.file, source, color)
-                ));
-            } else {
-                output::out(&format!(
+        // One write per file: thousands of diagnostics are not thousands of flushes.
+        let mut text = String::new();
+        let excerpts = o
+            .source
+            .as_deref()
+            .map(|source| output::Excerpts::new(&o.file, source));
+        let (shown, hidden) = if all {
+            (vec![true; o.diagnostics.len()], Vec::new())
+        } else {
+            group(&o.diagnostics)
+        };
+        for (d, show) in o.diagnostics.iter().zip(&shown) {
+            if !show {
+                continue;
+            }
+            match &excerpts {
+                Some(excerpts) => {
+                    text.push_str(&excerpts.render(d, color));
+                    text.push('\n');
+                }
+                None => text.push_str(&format!(
                     "{}:{}:{}: {}[{}]: {}\n",
                     o.file,
                     d.span.line.max(1),
@@ -182,8 +218,25 @@ fn print_human(outcomes: &[Outcome], with_hash: bool) {
                     d.severity,
                     d.code,
                     d.message
-                ));
+                )),
             }
+        }
+        for (code, count, severity, lines) in &hidden {
+            let listed: Vec<String> = lines
+                .iter()
+                .take(SUMMARY_LINES)
+                .map(ToString::to_string)
+                .collect();
+            let more = if lines.len() > SUMMARY_LINES {
+                ", …"
+            } else {
+                ""
+            };
+            text.push_str(&format!(
+                "  … and {count} more {code} {severity}s at line{} {}{more} (--all shows each)\n",
+                plural(lines.len()),
+                listed.join(", "),
+            ));
         }
         let errors = o.diagnostics.iter().filter(|d| d.is_error()).count();
         let warnings = o
@@ -200,11 +253,47 @@ fn print_human(outcomes: &[Outcome], with_hash: bool) {
                 plural(w)
             ),
         };
-        output::out(&format!("{bold}{}{bold:#}: {status}\n", o.file));
+        text.push_str(&format!("{bold}{}{bold:#}: {status}\n", o.file));
         if with_hash && let Some(hash) = &o.hash {
-            output::out(&format!("{hash}  {}\n", o.file));
+            text.push_str(&format!("{hash}  {}\n", o.file));
         }
+        output::out(&text);
     }
+}
+
+/// Which diagnostics of one file to show with excerpts: the first [`SHOWN_PER_CODE`] of each
+/// code (and severity). The rest are summarised per code (code, severity, distinct lines), in
+/// the order the codes first appear. Linear in the number of diagnostics.
+fn group(diagnostics: &[Diagnostic]) -> (Vec<bool>, Vec<Hidden>) {
+    let mut seen: std::collections::HashMap<(&str, Severity), usize> =
+        std::collections::HashMap::new();
+    let mut hidden: Vec<Hidden> = Vec::new();
+    let mut slot: std::collections::HashMap<(&str, Severity), usize> =
+        std::collections::HashMap::new();
+    let shown = diagnostics
+        .iter()
+        .map(|d| {
+            let key = (d.code, d.severity);
+            let n = seen.entry(key).or_default();
+            *n += 1;
+            if *n <= SHOWN_PER_CODE {
+                return true;
+            }
+            let i = *slot.entry(key).or_insert_with(|| {
+                hidden.push((d.code, 0, d.severity, Vec::new()));
+                hidden.len() - 1
+            });
+            hidden[i].1 += 1;
+            let lines = &mut hidden[i].3;
+            let line = d.span.line.max(1);
+            // Sorted by position, so a repeated line is the last one pushed.
+            if lines.last() != Some(&line) {
+                lines.push(line);
+            }
+            false
+        })
+        .collect();
+    (shown, hidden)
 }
 
 fn plural(n: usize) -> &'static str {

@@ -1,11 +1,11 @@
 //! Q1, when a rollback is required and when the deployment is a success: one card per
 //! rollback criterion stating its rule in words, the success definition and the monitoring
-//! sources.
+//! sources the plan measures with (only those).
 
 use super::{
     Context, criterion_anchor, headers, http_check, not_applicable, pass_verb, plural, section,
 };
-use crate::plan::{Answer, Criterion, NoData, Source};
+use crate::plan::{Answer, Check, Criterion, NoData, Source};
 use crate::render::document::{Block, Section, Text};
 
 impl<'a> Context<'a> {
@@ -65,11 +65,19 @@ impl<'a> Context<'a> {
             ))],
         };
         body.push(Block::Section(section(3, "q1-success", "Success", success)));
+        // Only the sources something in the plan measures with: a reader should not wonder why
+        // an Alertmanager no criterion asks matters to this release.
+        let (uses_prometheus, uses_alertmanager) = self.sources_used();
         let mut sources = Vec::new();
         for (name, endpoint, variable) in [
             ("Prometheus", &c.sources.prometheus, "PROMETHEUS_URL"),
             ("Alertmanager", &c.sources.alertmanager, "ALERTMANAGER_URL"),
-        ] {
+        ]
+        .into_iter()
+        .filter(|(name, _, _)| match *name {
+            "Prometheus" => uses_prometheus,
+            _ => uses_alertmanager,
+        }) {
             let value = match endpoint {
                 Some(e) => {
                     let mut t = Text::new().code(&e.url);
@@ -87,13 +95,44 @@ impl<'a> Context<'a> {
             };
             sources.push((name.into(), value));
         }
-        body.push(Block::Section(section(
-            3,
-            "q1-sources",
-            "Monitoring sources",
-            vec![Block::Fields(sources)],
-        )));
+        if !sources.is_empty() {
+            body.push(Block::Section(section(
+                3,
+                "q1-sources",
+                "Monitoring sources",
+                vec![Block::Fields(sources)],
+            )));
+        }
         section(2, "q1", title, body)
+    }
+
+    /// Whether any criterion or step verify queries Prometheus, and whether any criterion asks
+    /// Alertmanager.
+    fn sources_used(&self) -> (bool, bool) {
+        let p = self.plan;
+        let criteria = p.criteria.given().map_or(&[][..], |c| &c.rollback_when[..]);
+        let mut prometheus = criteria
+            .iter()
+            .any(|c| matches!(c.source, Source::Prometheus(_)));
+        let alertmanager = criteria
+            .iter()
+            .any(|c| matches!(c.source, Source::Alertmanager { .. }));
+        let verifies_prometheus = |steps: &[crate::plan::Step]| {
+            steps.iter().any(|s| {
+                s.verify
+                    .as_ref()
+                    .is_some_and(|v| matches!(v.check, Check::Prometheus(_)))
+            })
+        };
+        prometheus = prometheus
+            || verifies_prometheus(p.steps())
+            || p.contingency
+                .given()
+                .is_some_and(|cs| cs.iter().any(|c| verifies_prometheus(&c.steps)))
+            || p.workarounds
+                .given()
+                .is_some_and(|ws| ws.iter().any(|w| verifies_prometheus(&w.steps)));
+        (prometheus, alertmanager)
     }
 
     fn criterion(&self, i: usize, c: &'a Criterion) -> Section<'a> {

@@ -1,12 +1,15 @@
 //! Q7, how long the reversion takes: the stated expected duration next to the computed critical
-//! path, whether the reversion fits in the window, the steps without an estimate, and the
-//! timeline.
+//! path and the worst case (every attempt to its timeout, every retry, the contingency branch a
+//! failing step runs; see [`WorstCase`](crate::schedule::WorstCase)), each with its path, whether
+//! each fits in the window, the steps without an estimate, and the timeline.
 
 use std::collections::HashMap;
 
 use super::{Context, capped, minus, not_applicable, plural, section};
+use crate::duration::Duration;
 use crate::plan::{Answer, Step};
 use crate::render::document::{Block, Section, Text, Tone};
+use crate::schedule::WorstStep;
 
 impl<'a> Context<'a> {
     pub(super) fn q7_duration(&self) -> Section<'a> {
@@ -63,6 +66,40 @@ impl<'a> Context<'a> {
                 Text::from(format!("{total}: ")).append(path)
             },
         ));
+        let hold = p
+            .procedure
+            .given()
+            .and_then(|proc| proc.verify_after.as_ref())
+            .map_or(Duration::ZERO, |v| v.hold);
+        if let Some(worst) = self.worst
+            && !worst.schedule.critical_path.is_empty()
+        {
+            let costs: HashMap<&str, &WorstStep> =
+                worst.steps.iter().map(|s| (s.id.as_str(), s)).collect();
+            let path = Text::join(&worst.schedule.critical_path, " → ", |id| {
+                let step = match index.get(id.as_str()) {
+                    Some((i, _)) => Text::new().reference(format!("step-{}", i + 1), id),
+                    None => Text::new().code(id),
+                };
+                match costs.get(id.as_str()) {
+                    Some(c) => step.plain(" (").append(worst_cost(self, c)).plain(")"),
+                    None => step,
+                }
+            });
+            fields.push((
+                "Worst case".into(),
+                Text::from(format!("{}: ", worst.total)).append(path),
+            ));
+            if !hold.is_zero() {
+                fields.push((
+                    "Until verified".into(),
+                    Text::from(format!(
+                        "{} in the worst case: the procedure, then verify_after.hold {hold}",
+                        worst.total + hold
+                    )),
+                ));
+            }
+        }
         if let Some(m) = &self.info.measured {
             fields.push((
                 "Measured".into(),
@@ -112,6 +149,47 @@ impl<'a> Context<'a> {
                 ),
             });
         }
+        if let Some(worst) = self.worst
+            && !worst.schedule.critical_path.is_empty()
+        {
+            let assumed: Vec<&str> = worst
+                .schedule
+                .critical_path
+                .iter()
+                .filter(|id| worst.steps.iter().any(|s| &s.id == *id && s.assumed))
+                .map(String::as_str)
+                .collect();
+            let mut how = Text::from(
+                "The worst case lets every attempt run into its timeout, uses every retry (with its delay) and runs the contingency branch a failing step names before its dependants start",
+            );
+            if assumed.is_empty() {
+                how.push_plain(".");
+            } else {
+                how.push_plain("; steps without a timeout are counted at their expected time (");
+                how = how
+                    .append(capped(assumed.iter().copied(), |id| Text::new().code(id)))
+                    .plain("), so it may be worse still.");
+            }
+            body.push(Block::Note(Tone::Info, how));
+            if let Some(d) = stated {
+                body.push(match minus(d, worst.total) {
+                    Some(spare) => Block::Note(
+                        Tone::Good,
+                        Text::from(format!(
+                            "Even the worst case ({}) fits in the expected duration ({d}), with {spare} to spare.",
+                            worst.total
+                        )),
+                    ),
+                    None => Block::Note(
+                        Tone::Warning,
+                        Text::from(format!(
+                            "The worst case ({}) is longer than the expected duration ({d}): on a bad night, plan for {}.",
+                            worst.total, worst.total
+                        )),
+                    ),
+                });
+            }
+        }
         if p.window.given().is_none() {
             body.push(Block::Note(
                 Tone::Info,
@@ -150,6 +228,42 @@ impl<'a> Context<'a> {
                 ),
             });
         }
+        if let (Some(w), Some(worst)) = (p.window.given(), self.worst) {
+            let start = p
+                .execution
+                .given()
+                .and_then(|e| e.start_within)
+                .unwrap_or_default();
+            let needed = start + worst.total + hold;
+            let mut parts = Vec::new();
+            if !start.is_zero() {
+                parts.push(format!("starting within {start}"));
+            }
+            parts.push(format!("the worst case {}", worst.total));
+            if !hold.is_zero() {
+                parts.push(format!("verify_after.hold {hold}"));
+            }
+            let what = if parts.len() == 1 {
+                format!("The worst case ({needed})")
+            } else {
+                let mut first = parts.join(" plus ");
+                first[..1].make_ascii_uppercase();
+                format!("{first} makes {needed}, which")
+            };
+            body.push(match minus(w.closes_after, needed) {
+                Some(spare) => Block::Note(
+                    Tone::Good,
+                    Text::from(format!(
+                        "{what} fits in the {} window when the decision comes by {spare} after the deploy.",
+                        w.closes_after
+                    )),
+                ),
+                None => Block::Note(
+                    Tone::Warning,
+                    Text::from(format!("{what} does not fit in the {} window.", w.closes_after)),
+                ),
+            });
+        }
         let unestimated: Vec<&str> = steps
             .iter()
             .filter(|s| s.expected.is_none())
@@ -175,4 +289,31 @@ impl<'a> Context<'a> {
         body.push(Block::Timeline);
         section(2, "q7", title, body)
     }
+}
+
+/// One step's worst cost in words: "2 × 12m + 1 × 30s between = 24m30s", "15m, then
+/// contingency `restore-db` 45m = 1h", "5m, no timeout: counted at its expected time".
+fn worst_cost<'a>(context: &Context<'a>, c: &'a WorstStep) -> Text<'a> {
+    let retries = c.attempts.saturating_sub(1);
+    let mut text = Text::from(if retries == 0 {
+        c.attempt.to_string()
+    } else {
+        format!(
+            "{} × {} + {retries} × {} between",
+            c.attempts, c.attempt, c.retry_delay
+        )
+    });
+    if c.assumed {
+        text.push_plain(", no timeout: counted at its expected time");
+    }
+    if let Some(b) = &c.branch {
+        text = text
+            .plain(", then contingency ")
+            .append(context.contingency_ref(&b.name))
+            .plain(format!(" {}", b.total));
+    }
+    if retries > 0 || c.branch.is_some() {
+        text.push_plain(format!(" = {}", c.total));
+    }
+    text
 }

@@ -190,10 +190,13 @@ impl<'a> Context<'a> {
             "q7",
             "Q7 How long?",
             match (&p.expected_duration, &p.procedure) {
-                (Answer::Given(d), Answer::Given(_)) => Text::from(format!(
-                    "expected {d}; critical path {}",
-                    self.schedule.total
-                )),
+                (Answer::Given(d), Answer::Given(_)) => Text::from(match self.worst {
+                    Some(w) => format!(
+                        "expected {d}; critical path {}; worst case {}",
+                        self.schedule.total, w.total
+                    ),
+                    None => format!("expected {d}; critical path {}", self.schedule.total),
+                }),
                 (Answer::Given(d), Answer::NotApplicable(_)) => Text::from(format!("expected {d}")),
                 (Answer::NotApplicable(r), _) => not_applicable_text(r),
             },

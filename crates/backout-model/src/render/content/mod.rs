@@ -29,7 +29,7 @@ use super::DocumentInfo;
 use super::document::{Block, Document, Section, Text, Tone};
 use crate::duration::Duration;
 use crate::plan::{HttpCheck, HttpRequest, Plan};
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, WorstCase};
 
 /// How many names a summary lists before it says "and N more".
 const SUMMARY_NAMES: usize = 8;
@@ -39,8 +39,9 @@ pub(crate) fn document<'a>(
     plan: &'a Plan,
     info: &'a DocumentInfo,
     schedule: &'a Schedule,
+    worst: Option<&'a WorstCase>,
 ) -> Document<'a> {
-    let context = Context::new(plan, info, schedule);
+    let context = Context::new(plan, info, schedule, worst);
     let mut blocks = context.header();
     blocks.push(Block::Section(context.at_a_glance()));
     blocks.push(Block::Section(context.contacts()));
@@ -74,6 +75,8 @@ struct Context<'a> {
     plan: &'a Plan,
     /// The ideal schedule of the procedure's steps.
     schedule: &'a Schedule,
+    /// The procedure's worst case (timeouts, retries, contingency branches), when it has one.
+    worst: Option<&'a WorstCase>,
     info: &'a DocumentInfo,
     groups: HashMap<&'a str, &'a [String]>,
     /// Criterion id → position in `rollback_when`.
@@ -83,7 +86,12 @@ struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    fn new(plan: &'a Plan, info: &'a DocumentInfo, schedule: &'a Schedule) -> Context<'a> {
+    fn new(
+        plan: &'a Plan,
+        info: &'a DocumentInfo,
+        schedule: &'a Schedule,
+        worst: Option<&'a WorstCase>,
+    ) -> Context<'a> {
         let groups = plan
             .people
             .iter()
@@ -113,6 +121,7 @@ impl<'a> Context<'a> {
         Context {
             plan,
             schedule,
+            worst,
             info,
             groups,
             criteria,
