@@ -607,3 +607,78 @@ communication:
     assert!(inbox.contains("still waits for ops"), "{inbox}");
     assert!(inbox.contains("\"event\":\"escalated\""), "{inbox}");
 }
+
+/// `backout run` is a performer's act, and in the environment the release targets, outside a
+/// release, only a loud break-glass act with a reason; a rehearsal environment needs none.
+#[test]
+fn run_outside_a_release_needs_a_performer_and_break_glass_in_production() {
+    let sandbox = Sandbox::new();
+    let plan = sandbox.plan(
+        "plan.yaml",
+        r#"people:
+  performers: [pat@example.com]
+execution: { performers: performers }
+procedure:
+  steps:
+    - { id: undo, run: 'echo "$BACKOUT_ENVIRONMENT" >> "${WORK}/undone"', expected: 1s, idempotent: true }
+communication:
+  channels:
+    inbox: { command: 'cat >> "${WORK}/inbox"; echo >> "${WORK}/inbox"' }
+  notify:
+    break_glass: [inbox]
+testing: { rehearse_in: staging, max_age: 30d }
+"#,
+    );
+    let plan = plan.to_str().expect("utf-8 path");
+    let outsider = as_(
+        &sandbox,
+        "eve@example.com",
+        &["run", plan, "--env", "staging"],
+    );
+    assert_code(&outsider, 5, "a run by someone outside the performers");
+    assert!(
+        text(&outsider).contains("execution.performers"),
+        "{}",
+        text(&outsider)
+    );
+    let plain = as_(&sandbox, "pat@example.com", &["run", plan]);
+    assert_code(&plain, 5, "a production run outside a release");
+    assert!(text(&plain).contains("--break-glass"), "{}", text(&plain));
+    assert!(!sandbox.exists("undone"), "nothing ran");
+    assert_code(
+        &as_(
+            &sandbox,
+            "pat@example.com",
+            &["run", plan, "--env", "staging"],
+        ),
+        0,
+        "a run in the rehearsal environment",
+    );
+    let glass = as_(
+        &sandbox,
+        "pat@example.com",
+        &[
+            "run",
+            plan,
+            "--break-glass",
+            "--reason",
+            "INC-7: the release API is down",
+        ],
+    );
+    assert_code(&glass, 0, "a break-glass run");
+    assert!(text(&glass).contains("BREAK GLASS"), "{}", text(&glass));
+    assert_eq!(sandbox.read("undone"), "staging\ntest\n");
+    let run = sandbox.run_ids()[0].clone();
+    let report = text(&sandbox.run(&["report", &run]));
+    assert!(report.contains("break_glass"), "{report}");
+    assert_code(
+        &sandbox.run(&["deliveries", "--send"]),
+        0,
+        "send what is due",
+    );
+    let inbox = sandbox.read("inbox");
+    assert!(
+        inbox.contains("\"event\":\"break_glass\"") && inbox.contains("INC-7"),
+        "{inbox}"
+    );
+}

@@ -108,7 +108,15 @@ async fn every_operation_by_every_role_and_every_bad_token() {
     assert_eq!(status, 201, "{release}");
     let release = release["id"].as_str().expect("release id").to_string();
     sandbox.plan("adhoc.yaml", BODY);
-    let run = sandbox.run(&["run", "--break-glass", "--reason", "test", "adhoc.yaml"]);
+    let run = sandbox.run(&[
+        "--as",
+        "pete@example.com",
+        "run",
+        "--break-glass",
+        "--reason",
+        "test",
+        "adhoc.yaml",
+    ]);
     let run_id = sandbox.run_ids().pop().unwrap_or_else(|| {
         panic!(
             "a run exists: {}\n{}",
