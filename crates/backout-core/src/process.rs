@@ -57,6 +57,9 @@ fn own_children() -> &'static Mutex<HashSet<i32>> {
 pub const OUTPUT_CAP: usize = 1024 * 1024;
 /// Time between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
+/// After an attempt's leader exits, how long processes still in its group have to leave it
+/// (a daemon's `setsid`) before the group is killed.
+pub const SETTLE: Duration = Duration::from_millis(300);
 
 /// How a process attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,7 +198,12 @@ pub async fn run(
     }
     forget_child(pgid);
     // Whatever the step left running in its group goes too (background jobs, `sleep 1000 &`).
+    // A daemon on its way out of the group (`setsid cmd &` right before the script exits, a
+    // double fork) is given SETTLE to leave it first: killing at once would race its setsid().
     if let Some(pgid) = pgid {
+        if matches!(exit, Exit::Code(_)) {
+            settle(pgid).await;
+        }
         signal_group(pgid, Signal::KILL);
         reap_group(pgid).await;
     }
@@ -212,6 +220,26 @@ pub async fn run(
         pgid,
         stdout,
         stderr,
+    }
+}
+
+/// Waits up to [`SETTLE`] for a finished attempt's group to empty (nothing left: returns at
+/// once, the common case costs one `kill(-pgid, 0)`).
+async fn settle(pgid: i32) {
+    let Some(group) = Pid::from_raw(pgid) else {
+        return;
+    };
+    let until = Instant::now() + SETTLE;
+    while rustix::process::test_kill_process_group(group).is_ok() && Instant::now() < until {
+        // Zombies of the group (the leader, already reaped by tokio, is not one) keep it
+        // "alive" to kill(2): only live members are worth waiting for.
+        if !proc_stats()
+            .iter()
+            .any(|(_, s)| s.pgrp == pgid && s.state != 'Z')
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -386,7 +386,14 @@ pub async fn get_run(State(state): State<AppState>, Path(id): Path<String>) -> A
     let steps = state.store.list_steps(&id).await?;
     // `plan_source` (beside the run, which stays without it) lets a client print each step's
     // `expected` and the service, as `backout status RUN` does.
-    ok(json!({ "run": run_json(&run), "steps": steps, "plan_source": run.plan_source }))
+    let mut value =
+        json!({ "run": run_json(&run), "steps": steps, "plan_source": run.plan_source });
+    if let Some(gone) =
+        backout_core::executor::executor_gone_at(state.store.as_ref(), &run, now()).await
+    {
+        value["executor_gone"] = gone.into();
+    }
+    ok(value)
 }
 
 /// `GET /api/v1/me`: who the token acts as, so a client can check that it is who it means to be

@@ -682,3 +682,48 @@ testing: { rehearse_in: staging, max_age: 30d }
         "{inbox}"
     );
 }
+
+/// `setsid cmd &` as a script's last line is how deploy scripts start a service: the script
+/// exits at once, and the end of the attempt must not kill the daemon before its `setsid` took
+/// it out of the step's group (a race that killed it most of the time). What stays in the group
+/// (`sleep 600 &`) is still stopped.
+#[test]
+fn a_daemon_started_on_the_last_line_survives_the_end_of_its_step() {
+    let sandbox = Sandbox::new();
+    let plan = sandbox.plan(
+        "plan.yaml",
+        r#"procedure:
+  steps:
+    - id: start-service
+      run: |
+        sleep 600 &
+        echo $! > "${WORK}/stray.pid"
+        setsid sleep 600 </dev/null >/dev/null 2>&1 &
+        echo $! > "${WORK}/daemon.pid"
+      expected: 1s
+      idempotent: true
+"#,
+    );
+    for attempt in 0..5 {
+        let out = sandbox.run(&[
+            "run",
+            "--break-glass",
+            "--reason",
+            "test",
+            plan.to_str().expect("utf-8 path"),
+        ]);
+        assert_code(&out, 0, "run");
+        let (daemon, stray) = (
+            pid_in(&sandbox, "daemon.pid"),
+            pid_in(&sandbox, "stray.pid"),
+        );
+        assert!(
+            alive(daemon),
+            "attempt {attempt}: the setsid daemon was killed"
+        );
+        wait_until(Duration::from_secs(2), "the stray to be stopped", || {
+            !alive(stray)
+        });
+        kill(daemon);
+    }
+}

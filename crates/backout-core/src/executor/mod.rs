@@ -916,6 +916,31 @@ pub fn executor_gone(run: &Run) -> Option<String> {
     })
 }
 
+/// [`executor_gone`], also for runs shared by replicas: a `running` run whose lease `run:<id>`
+/// expired has no executor either (its replica died or stopped); one whose lease is held does.
+pub async fn executor_gone_at(store: &dyn Store, run: &Run, now_ms: i64) -> Option<String> {
+    if run.state != RunState::Running {
+        return None;
+    }
+    let name = run_lease_name(&run.id);
+    if let Ok(leases) = store.leases(&name).await
+        && let Some(lease) = leases.iter().find(|l| l.name == name)
+    {
+        if lease.is_held(now_ms) {
+            return None;
+        }
+        return Some(format!(
+            "no executor runs it any more: the lease `{name}` of replica {} expired {}s ago. \
+             A running server takes it over within seconds; with no server, continue it with \
+             `backout resume {}` (finished steps never run again)",
+            lease.owner,
+            (now_ms - lease.expires_at_ms) / 1000,
+            run.id
+        ));
+    }
+    executor_gone(run)
+}
+
 /// Whether a pid is a backout process (pids are reused; a stranger is not our executor).
 fn is_backout(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))

@@ -383,7 +383,9 @@ pub fn status(args: &StatusArgs, global: &Global) -> Result<ExitCode, CommandErr
                     output::out(&format!("{}\n", json(&value)?));
                 } else {
                     output::out(&step_table(&run, &steps));
-                    if let Some(gone) = backout_core::executor::executor_gone(&run) {
+                    if let Some(gone) =
+                        backout_core::executor::executor_gone_at(store.as_ref(), &run, now()).await
+                    {
                         output::out(&format!("{gone}\n"));
                     }
                 }
@@ -442,6 +444,9 @@ async fn remote_status(
         ));
     } else {
         output::out(&step_table(&run, &steps));
+        if let Some(gone) = value["executor_gone"].as_str() {
+            output::out(&format!("{gone}\n"));
+        }
     }
     Ok(exit_for(run.state))
 }
