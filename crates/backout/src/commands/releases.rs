@@ -547,10 +547,26 @@ pub fn report(
             entry.0 += 1;
             entry.1 += usize::from(e.payload["class"] == "failing");
         }
-        let story: Vec<&backout_store::Event> = events
+        // The acts on the release's runs (a resume after a crash, steps in doubt and how people
+        // settled them, failures) belong to its story too.
+        let mut acts = Vec::new();
+        for run_id in events
             .iter()
+            .filter(|e| e.kind == "run_started")
+            .filter_map(|e| e.run_id.clone())
+        {
+            for e in store.run_events(&run_id, 0, 100_000).await? {
+                if e.release_id.is_none() && RUN_ACTS.contains(&e.kind.as_str()) {
+                    acts.push(e);
+                }
+            }
+        }
+        let mut story: Vec<&backout_store::Event> = events
+            .iter()
+            .chain(acts.iter())
             .filter(|e| !matches!(e.kind.as_str(), "measurement" | "verification"))
             .collect();
+        story.sort_by_key(|e| e.seq);
         // The runs of the rollback, with what the plan promised.
         let mut runs = Vec::new();
         for e in events.iter().filter(|e| e.kind == "execution_finished") {
@@ -652,6 +668,20 @@ pub fn report(
 }
 
 /// The words after an event in the timeline.
+/// Events of a release's runs that `report REL` shows in the release's timeline.
+const RUN_ACTS: [&str; 10] = [
+    "run_resumed",
+    "step_in_doubt",
+    "step_requeued",
+    "step_resolved",
+    "step_confirmed",
+    "step_failed",
+    "step_failed_waiting",
+    "manual_step_escalated",
+    "run_failed",
+    "run_succeeded",
+];
+
 fn story_detail(e: &backout_store::Event) -> String {
     let p = &e.payload;
     let s = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("");
@@ -741,6 +771,32 @@ fn story_detail(e: &backout_store::Event) -> String {
             s("reason")
         ),
         "run_aborted" => format!(": {}", s("reason")),
+        "run_resumed" => format!(
+            ": run {} resumed{}",
+            e.run_id.as_deref().unwrap_or("?"),
+            match p["stopped_process_groups"].as_array().map(Vec::len) {
+                Some(n) if n > 0 =>
+                    format!("; stopped {n} process group(s) of the steps that were running"),
+                _ => String::new(),
+            }
+        ),
+        "step_in_doubt" | "step_requeued" | "step_failed" | "step_failed_waiting" => format!(
+            ": {}{}",
+            e.step_id.as_deref().unwrap_or("?"),
+            match s("detail") {
+                "" => String::new(),
+                d => format!(" ({d})"),
+            }
+        ),
+        "step_resolved" | "step_confirmed" => format!(
+            ": {} {}{}",
+            e.step_id.as_deref().unwrap_or("?"),
+            s("outcome"),
+            match s("note") {
+                "" => String::new(),
+                n => format!(" — {n}"),
+            }
+        ),
         "window_closing" => format!(
             ": closes in {}",
             backout_model::Duration::from_millis(
