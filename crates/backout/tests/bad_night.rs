@@ -727,3 +727,60 @@ fn a_daemon_started_on_the_last_line_survives_the_end_of_its_step() {
         kill(daemon);
     }
 }
+
+/// The other two choices of `on_failure: ask`: a retry after the fix continues the run to a
+/// verified rollback; an abort gives the run up and the release reads `rollback_failed`, with
+/// the report saying so.
+#[test]
+fn ask_then_retry_verifies_and_ask_then_abort_ends_failed() {
+    let body = RELEASE.replace("      on_failure: halt\n", "      on_failure: ask\n");
+    for choice in ["retry", "abort"] {
+        let sandbox = Sandbox::new();
+        let plan = sandbox.plan("plan.yaml", &body);
+        let out = sandbox.run(&["start", plan.to_str().expect("utf-8 path")]);
+        let rel = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        as_(
+            &sandbox,
+            "pat@example.com",
+            &["request", &rel, "--reason", "r"],
+        );
+        as_(
+            &sandbox,
+            "dana@example.com",
+            &["decide", &rel, "approve", "--reason", "r"],
+        );
+        assert_code(
+            &as_(&sandbox, "pat@example.com", &["execute", &rel]),
+            7,
+            "ask waits",
+        );
+        let run = sandbox.only_run();
+        let outcome = |s: &Sandbox| -> String {
+            let value: Value =
+                serde_json::from_slice(&s.run(&["status", &rel, "--format", "json"]).stdout)
+                    .expect("status JSON");
+            value["outcome"].as_str().unwrap_or_default().to_string()
+        };
+        assert_eq!(outcome(&sandbox), "rolling_back");
+        if choice == "retry" {
+            sandbox.write("fixed", "");
+            let out = as_(&sandbox, "pat@example.com", &["retry", &run]);
+            assert_code(&out, 0, "retry after ask");
+            assert_eq!(outcome(&sandbox), "rolled_back");
+        } else {
+            let out = as_(
+                &sandbox,
+                "pat@example.com",
+                &["abort", &run, "--reason", "restoring from backup instead"],
+            );
+            assert_code(&out, 0, "abort after ask");
+            assert_eq!(sandbox.status(&run).run_state(), "aborted");
+            assert_eq!(outcome(&sandbox), "rollback_failed");
+            let report = text(&sandbox.run(&["report", &rel]));
+            assert!(
+                report.contains("run_aborted") && report.contains("restoring from backup"),
+                "{report}"
+            );
+        }
+    }
+}

@@ -393,5 +393,19 @@ pub async fn abort(
             &event,
         )
         .await?;
+    // No executor will conclude a run that waited, had failed or whose executor died: the
+    // release hears it here.
+    if let Some(release_id) = &run.release_id
+        && (matches!(run.state, RunState::Waiting | RunState::Failed)
+            || super::executor_gone(&run).is_some())
+    {
+        store
+            .append_event(
+                &NewEvent::new("execution_finished", actor, now)
+                    .payload(json!({ "run_id": run_id, "state": RunState::Aborted.as_str() }))
+                    .release(release_id),
+            )
+            .await?;
+    }
     Ok(())
 }

@@ -226,7 +226,8 @@ impl Decisions {
                     last.clone_from(run);
                 }
             }
-            "execution_finished" if text("state") != Some("succeeded") => {
+            // (A run that merely waited for a person was journaled so by older versions.)
+            "execution_finished" if matches!(text("state"), Some("failed" | "aborted")) => {
                 self.rollback = Some(Outcome::RollbackFailed);
             }
             "execution_reopened" => self.rollback = Some(Outcome::RollingBack),

@@ -121,6 +121,11 @@ async fn conclude(
     clock: &dyn Clock,
     progress: &dyn crate::executor::Progress,
 ) -> Result<Option<Verified>, ExecError> {
+    // A run that waits for a person has not ended: whoever continues it concludes it
+    // (`conclude_resumed`), so its verification is never skipped.
+    if !summary.run.state.is_terminal() {
+        return Ok(None);
+    }
     store
         .append_event(
             &NewEvent::new("execution_finished", actor, clock.now_ms())

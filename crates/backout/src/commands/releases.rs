@@ -582,13 +582,18 @@ pub fn report(
             .and_then(|p| p.expected_duration.given().copied());
         let mut deliveries = store.list_deliveries(Some(release_id), 500).await?;
         deliveries.reverse();
+        let outcome = match release::decide::load(store.as_ref(), release_id).await {
+            Ok(loaded) => release::decide::Outcome::of(&loaded.release, &loaded.decisions),
+            Err(_) => release::decide::Outcome::of_record(&release),
+        };
         if format == LintFormat::Json {
             let value = serde_json::json!({
                 "release": { "id": release.id, "service": release.service, "version": release.version,
                     "rollback_to": release.rollback_to, "environment": release.environment,
                     "plan_hash": release.plan_hash, "state": release.state.as_str(),
                     "opened_at_ms": release.opened_at_ms, "closes_at_ms": release.closes_at_ms,
-                    "closed_at_ms": release.closed_at_ms, "close_reason": release.close_reason },
+                    "closed_at_ms": release.closed_at_ms, "close_reason": release.close_reason,
+                    "outcome": outcome.as_str() },
                 "events": story,
                 "measurements": measured.iter().map(|(id, (n, failing))| {
                     serde_json::json!({ "criterion": id, "count": n, "failing": failing })
@@ -608,7 +613,8 @@ pub fn report(
             release.id, release.service, release.version, release.rollback_to, release.environment
         );
         out.push_str(&format!(
-            "- plan hash {}\n- opened {} by {}\n",
+            "- outcome: **{}**\n- plan hash {}\n- opened {} by {}\n",
+            outcome.as_str(),
             short(&release.plan_hash),
             utc(release.opened_at_ms),
             release.actor
