@@ -936,14 +936,7 @@ pub fn may_run(
     environment: &str,
     break_glass: Option<&str>,
 ) -> Result<bool, String> {
-    if let Some(execution) = plan.execution.given()
-        && !member(plan, &execution.performers, actor)
-    {
-        return Err(format!(
-            "`{actor}` may not run this plan's procedure: only {} may (execution.performers)",
-            describe_group(plan, &execution.performers)
-        ));
-    }
+    performer(plan, actor, "run")?;
     let rehearsal = plan.testing.given().is_some_and(|t| {
         t.rehearse_in == environment || t.overrides.iter().any(|(env, _)| env == environment)
     });
@@ -960,4 +953,23 @@ pub fn may_run(
              (journaled and announced as break_glass)"
         )),
     }
+}
+
+/// Whether `actor` may rehearse the plan: a performer of the plan (`execution.performers`, when
+/// it names them), as for a real rollback; a rehearsal proves the people too.
+pub fn may_rehearse(plan: &Plan, actor: &str) -> Result<(), String> {
+    performer(plan, actor, "rehearse")
+}
+
+/// `actor` is a performer of the plan (when it names them), to `verb` its procedure.
+fn performer(plan: &Plan, actor: &str, verb: &str) -> Result<(), String> {
+    if let Some(execution) = plan.execution.given()
+        && !member(plan, &execution.performers, actor)
+    {
+        return Err(format!(
+            "`{actor}` may not {verb} this plan's procedure: only {} may (execution.performers)",
+            describe_group(plan, &execution.performers)
+        ));
+    }
+    Ok(())
 }

@@ -26,6 +26,8 @@ pub fn rehearse(args: &RehearseArgs, global: &Global) -> Result<ExitCode, Comman
     if args.dry_run {
         return dry_run(args, &plan, checkpoints);
     }
+    backout_core::release::decide::may_rehearse(&plan, &actor(global))
+        .map_err(CommandError::refused)?;
     let rehearse_in = plan.testing.given().map(|t| t.rehearse_in.clone());
     let Some(environment) = args.environment.clone().or_else(|| rehearse_in.clone()) else {
         return Err(CommandError::usage(
