@@ -6,34 +6,13 @@
 mod support;
 
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use support::{Background, Sandbox, assert_code, processes_marked};
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use support::{Background, Sandbox, assert_code, processes_marked, text, wait_until};
 
 fn as_(sandbox: &Sandbox, who: &str, args: &[&str]) -> Output {
-    sandbox
-        .command()
-        .env("BACKOUT_USER", who)
-        .args(args)
-        .output()
-        .expect("backout runs")
-}
-
-fn wait_until(limit: Duration, what: &str, ready: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    sandbox.run_as(who, args)
 }
 
 /// Whether `pid` is a live process (a zombie is not).

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use support::{
     Background, Sandbox, Status, assert_code, processes_of_run, processes_of_run_after, stderr,
-    stdout,
+    stdout, wait_until,
 };
 
 /// A tiny xorshift64 generator: deterministic per seed, no dependency.
@@ -459,13 +459,6 @@ fn kill_9_at_random_moments_then_resume_until_done() {
 // ---------------------------------------------------------------- single crash scenarios
 
 /// Waits until `ready(sandbox)` holds, checking every 10 ms, at most `limit`.
-fn wait_until(limit: Duration, what: &str, ready: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 #[test]
 fn resume_kills_what_the_crashed_executor_left_running() {

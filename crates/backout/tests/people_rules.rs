@@ -9,7 +9,7 @@ use std::process::Output;
 
 use serde_json::{Value, json};
 use support::server::{Server, call, client, token};
-use support::{Sandbox, assert_code};
+use support::{Sandbox, assert_code, text};
 
 const BODY: &str = r#"people:
   deciders: [dana@example.com]
@@ -24,20 +24,7 @@ procedure:
 "#;
 
 fn as_(sandbox: &Sandbox, who: &str, args: &[&str]) -> Output {
-    sandbox
-        .command()
-        .env("BACKOUT_USER", who)
-        .args(args)
-        .output()
-        .expect("backout runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    sandbox.run_as(who, args)
 }
 
 /// What a people rule's refusal says: the group rule, or separation of duties.

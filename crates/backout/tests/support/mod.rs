@@ -199,6 +199,15 @@ impl Sandbox {
     }
 
     /// `backout status RUN --format json`.
+    /// `backout ARGS` as `who` (`BACKOUT_USER`).
+    pub fn run_as(&self, who: &str, args: &[&str]) -> Output {
+        self.command()
+            .env("BACKOUT_USER", who)
+            .args(args)
+            .output()
+            .expect("backout runs")
+    }
+
     pub fn status(&self, run: &str) -> Status {
         let out = self.run(&["status", run, "--format", "json"]);
         let value: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -309,6 +318,20 @@ impl Status {
         self.step(id)[field]
             .as_i64()
             .unwrap_or_else(|| panic!("{id}.{field} in {:#}", self.step(id)))
+    }
+}
+
+/// Standard output and error together, for assertions on what a person reads.
+pub fn text(out: &Output) -> String {
+    format!("{}{}", stdout(out), stderr(out))
+}
+
+/// Polls `ready` every 10 ms until it holds, or panics naming `what` after `limit`.
+pub fn wait_until(limit: Duration, what: &str, ready: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
