@@ -10,9 +10,11 @@
 //!
 //! The executor owns timeouts, retries, verification and cancellation; runners only run.
 
+mod attention;
 pub(crate) mod graph;
 mod lease;
 mod people;
+mod progress;
 mod resume;
 mod step;
 
@@ -36,10 +38,12 @@ use crate::errors::ExecError;
 use crate::notify::{route, routed};
 use crate::process;
 use crate::runner::{self, Invocation};
+pub use attention::{TAIL_LINES, executor_gone, executor_gone_at, output_tail};
 use graph::Graph;
 use lease::Held;
 pub use lease::{LeaseSettings, run_lease_name};
 pub use people::{StepTarget, abort, confirm, resolve, retry, skip, ways_forward};
+pub use progress::{Progress, ProgressEvent};
 use step::{Finished, execute_step};
 
 /// How to start a run.
@@ -68,68 +72,6 @@ pub struct RunOptions {
 pub struct RunSummary {
     pub run: Run,
     pub steps: Vec<StepRecord>,
-}
-
-/// Live progress for terminals and logs. Called from the executor's tasks; must not block.
-pub trait Progress: Send + Sync {
-    fn event(&self, event: &ProgressEvent);
-}
-
-/// What progress reporters are told.
-#[derive(Clone, Debug, serde::Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum ProgressEvent {
-    RunStarted {
-        run_id: String,
-        steps: usize,
-        resumed: bool,
-    },
-    PreconditionFailed {
-        id: String,
-        detail: String,
-    },
-    StepStarted {
-        step: String,
-        attempt: u32,
-        expected_ms: Option<u64>,
-    },
-    StepRetrying {
-        step: String,
-        attempt: u32,
-        detail: String,
-    },
-    StepFinished {
-        step: String,
-        state: StepState,
-        detail: String,
-        elapsed_ms: u64,
-        expected_ms: Option<u64>,
-        /// Steps finished so far and steps in the run now (a contingency branch adds to it;
-        /// after a resume it counts what finished before), when the executor knows.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        counted: Option<(usize, usize)>,
-    },
-    StepWaiting {
-        step: String,
-        by: String,
-        instructions: String,
-    },
-    StepInDoubt {
-        step: String,
-    },
-    RunFinished {
-        run_id: String,
-        state: RunState,
-    },
-    /// A measurement of `procedure.verify_after` after the rollback ran: what it found and how
-    /// long the checks have held so far against the hold.
-    Verification {
-        criterion: String,
-        class: String,
-        reason: String,
-        held_ms: u64,
-        hold_ms: u64,
-    },
 }
 
 /// Runs procedures against a store.
@@ -714,70 +656,6 @@ impl Executor {
     }
 }
 
-impl Executor {
-    /// Manual steps that wait are not forgotten: every `manual.remind_every` their people hear
-    /// again (`manual_step_reminded`, announced as `manual_step_waiting`), and after
-    /// `manual.timeout` it escalates (`manual_step_escalated`, announced as `escalated`). Only
-    /// while an executor waits for people (a terminal, or the server).
-    async fn remind(
-        &self,
-        context: &Context,
-        graph: &Graph,
-        actor: &str,
-        reminded: &mut HashMap<String, (u64, bool)>,
-    ) -> Result<(), ExecError> {
-        let now = self.clock.now_ms();
-        let mut events = Vec::new();
-        for node in &graph.nodes {
-            let Some(record) = node.record.as_ref() else {
-                continue;
-            };
-            if record.state != StepState::WaitingManual {
-                continue;
-            }
-            let (by, wait) = match &node.step.kind {
-                backout_model::plan::StepKind::Manual { by, .. } => (by, &node.step.manual_wait),
-                _ => continue,
-            };
-            let waited = now - record.started_at_ms.unwrap_or(now);
-            let entry = reminded.entry(node.step.id.clone()).or_default();
-            if let Some(every) = wait.remind_every.map(|d| d.as_millis()).filter(|e| *e > 0) {
-                let due = u64::try_from(waited).unwrap_or(0) / every;
-                if due > entry.0 {
-                    entry.0 = due;
-                    events.push(
-                        NewEvent::new("manual_step_reminded", actor, now)
-                            .run(&context.run_id)
-                            .step(&node.step.id)
-                            .payload(json!({ "by": by, "reminder": due, "waited_ms": waited })),
-                    );
-                }
-            }
-            if let Some(timeout) = wait.timeout
-                && !entry.1
-                && u64::try_from(waited).unwrap_or(0) >= timeout.as_millis()
-            {
-                entry.1 = true;
-                events.push(
-                    NewEvent::new("manual_step_escalated", actor, now)
-                        .run(&context.run_id)
-                        .step(&node.step.id)
-                        .payload(json!({ "by": by, "timeout": timeout.to_string(), "waited_ms": waited })),
-                );
-            }
-        }
-        if events.is_empty() {
-            return Ok(());
-        }
-        let events: Vec<NewEvent> = events
-            .into_iter()
-            .map(|e| routed(&context.plan, e).fenced(context.fence.clone()))
-            .collect();
-        self.store.append_events(&events).await?;
-        Ok(())
-    }
-}
-
 /// What every step of one run shares.
 struct Context {
     run_id: String,
@@ -817,29 +695,6 @@ impl Context {
             spawned: None,
         }
     }
-}
-
-/// How many of a failed step's last output lines `status`, `report`, notifications and the web
-/// UI show.
-pub const TAIL_LINES: usize = 20;
-
-/// The last `lines` lines of a step's stderr, then of its stdout (already capped and redacted
-/// when recorded), each under its name: what a failed step said, where the on-call looks.
-pub fn output_tail(record: &StepRecord, lines: usize) -> String {
-    let tail = |text: &str| -> Option<String> {
-        let all: Vec<&str> = text.trim_end().lines().collect();
-        (!all.is_empty()).then(|| all[all.len().saturating_sub(lines)..].join("\n"))
-    };
-    let mut out = String::new();
-    for (name, text) in [("stderr", &record.stderr), ("stdout", &record.stdout)] {
-        if let Some(t) = tail(text) {
-            if !out.is_empty() {
-                out.push('\n');
-            }
-            out.push_str(&format!("{name}:\n{t}"));
-        }
-    }
-    out
 }
 
 /// The steps a run executes: a workaround's, or the procedure's.
@@ -897,48 +752,6 @@ fn me() -> ExecutorInfo {
 /// Whether the run's lease was lost: another replica owns the run now.
 fn is_fenced<T>(result: &Result<T, ExecError>) -> bool {
     matches!(result, Err(ExecError::Store(StoreError::Fenced { .. })))
-}
-
-/// For a run recorded `running` whose executor was a process on this machine that is gone (a
-/// crash, `kill -9`): a line saying so and naming `backout resume`. `None` otherwise.
-pub fn executor_gone(run: &Run) -> Option<String> {
-    let executor = run.executor.as_ref()?;
-    let gone = run.state == RunState::Running
-        && executor.hostname == me().hostname
-        && executor.pid != std::process::id()
-        && !(process::is_alive(executor.pid) && is_backout(executor.pid));
-    gone.then(|| {
-        format!(
-            "no executor runs it any more: process {} on {} is gone (crashed or killed). \
-             Continue it with `backout resume {}` (finished steps never run again)",
-            executor.pid, executor.hostname, run.id
-        )
-    })
-}
-
-/// [`executor_gone`], also for runs shared by replicas: a `running` run whose lease `run:<id>`
-/// expired has no executor either (its replica died or stopped); one whose lease is held does.
-pub async fn executor_gone_at(store: &dyn Store, run: &Run, now_ms: i64) -> Option<String> {
-    if run.state != RunState::Running {
-        return None;
-    }
-    let name = run_lease_name(&run.id);
-    if let Ok(leases) = store.leases(&name).await
-        && let Some(lease) = leases.iter().find(|l| l.name == name)
-    {
-        if lease.is_held(now_ms) {
-            return None;
-        }
-        return Some(format!(
-            "no executor runs it any more: the lease `{name}` of replica {} expired {}s ago. \
-             A running server takes it over within seconds; with no server, continue it with \
-             `backout resume {}` (finished steps never run again)",
-            lease.owner,
-            (now_ms - lease.expires_at_ms) / 1000,
-            run.id
-        ));
-    }
-    executor_gone(run)
 }
 
 /// Whether a pid is a backout process (pids are reused; a stranger is not our executor).

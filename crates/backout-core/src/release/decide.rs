@@ -16,9 +16,11 @@
 
 use backout_model::Plan;
 use backout_model::plan::{Authorization, Group};
-use backout_store::{Event, NewEvent, Release, Run, Store};
+use backout_store::{Event, NewEvent, Release, Store};
 use serde_json::json;
 
+pub use super::acts::{Act, check_act, may_act, may_rehearse, may_run};
+pub use super::outcome::Outcome;
 use super::tracker::Tracker;
 use crate::errors::ExecError;
 
@@ -72,87 +74,6 @@ pub struct Decisions {
     pub executions: Vec<String>,
     /// Where the rollback stands once one started (kept across a later deny).
     pub rollback: Option<Outcome>,
-}
-
-/// Where a release stands as a whole: watched, rolling back, or how it ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The window is open and the criteria are watched; no rollback started.
-    Open,
-    /// A rollback (the procedure or a workaround) runs, or its `verify_after` is measured.
-    RollingBack,
-    /// The rollback finished and `verify_after` held.
-    RolledBack,
-    /// The rollback finished but `verify_after` did not hold.
-    RollbackUnverified,
-    /// The rollback's run failed or was aborted: retry, skip or a workaround are the ways on.
-    RollbackFailed,
-    /// The window closed early as a success (`success_when`).
-    Succeeded,
-    /// The window closed (on time or at the point of no return) with no rollback.
-    Closed,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Open => "open",
-            Outcome::RollingBack => "rolling_back",
-            Outcome::RolledBack => "rolled_back",
-            Outcome::RollbackUnverified => "rollback_unverified",
-            Outcome::RollbackFailed => "rollback_failed",
-            Outcome::Succeeded => "succeeded",
-            Outcome::Closed => "closed",
-        }
-    }
-
-    /// Nothing more happens to the release by itself: it is no longer measured.
-    pub fn is_concluded(self) -> bool {
-        !matches!(
-            self,
-            Outcome::Open | Outcome::RollingBack | Outcome::RollbackFailed
-        )
-    }
-
-    /// The outcome of `release` given its replayed decisions.
-    pub fn of(release: &Release, decisions: &Decisions) -> Outcome {
-        match decisions.rollback {
-            Some(rollback) => rollback,
-            None => Outcome::of_record(release),
-        }
-    }
-
-    /// The outcome a release's record alone tells: exact for a closed release (its close
-    /// reason says how it ended); an open one may also be rolling back or have a failed
-    /// rollback, which only its journal tells ([`Outcome::of`]).
-    pub fn of_record(release: &Release) -> Outcome {
-        let reason = release.close_reason.as_deref().unwrap_or_default();
-        match release.state {
-            backout_store::ReleaseState::Open => Outcome::Open,
-            // `verify::conclude_release` closes with "rolled back: …" / "rollback unverified: …".
-            backout_store::ReleaseState::Closed if reason.starts_with("rolled back") => {
-                Outcome::RolledBack
-            }
-            backout_store::ReleaseState::Closed if reason.starts_with("rollback unverified") => {
-                Outcome::RollbackUnverified
-            }
-            backout_store::ReleaseState::Closed if reason.starts_with("success") => {
-                Outcome::Succeeded
-            }
-            backout_store::ReleaseState::Closed => Outcome::Closed,
-        }
-    }
-
-    pub const ALL: [Outcome; 7] = [
-        Outcome::Open,
-        Outcome::RollingBack,
-        Outcome::RolledBack,
-        Outcome::RollbackUnverified,
-        Outcome::RollbackFailed,
-        Outcome::Succeeded,
-        Outcome::Closed,
-    ];
 }
 
 impl Decisions {
@@ -266,20 +187,20 @@ pub fn quorum_of(plan: &Plan) -> u32 {
 }
 
 /// Identities compare without regard to case (`Carol@Example.com` is `carol@example.com`).
-fn same(a: &str, b: &str) -> bool {
+pub(super) fn same(a: &str, b: &str) -> bool {
     a.trim().eq_ignore_ascii_case(b.trim())
 }
 
-fn group<'a>(plan: &'a Plan, name: &str) -> Option<&'a Group> {
+pub(super) fn group<'a>(plan: &'a Plan, name: &str) -> Option<&'a Group> {
     plan.people.iter().find(|g| g.name == name)
 }
 
-fn member(plan: &Plan, name: &str, actor: &str) -> bool {
+pub(super) fn member(plan: &Plan, name: &str, actor: &str) -> bool {
     group(plan, name).is_some_and(|g| g.members.iter().any(|m| same(m, actor)))
 }
 
 /// `release-managers` (carol@example.com, dan@example.com)
-fn describe_group(plan: &Plan, name: &str) -> String {
+pub(super) fn describe_group(plan: &Plan, name: &str) -> String {
     match group(plan, name) {
         Some(g) => format!("`{name}` ({})", g.members.join(", ")),
         None => format!("`{name}`"),
@@ -824,152 +745,5 @@ pub async fn abandon_execution(
                 .release(release_id),
         )
         .await?;
-    Ok(())
-}
-
-/// What a person does to a run; [`may_act`] says who may.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Act<'a> {
-    /// Confirm the manual step with this id (its `manual.by` group does it).
-    Confirm(&'a str),
-    /// Settle an in-doubt step: done, failed, retry.
-    Resolve,
-    /// Give failed steps a new attempt.
-    Retry,
-    /// Count a step as done by other means.
-    Skip,
-    /// Stop the run.
-    Abort,
-}
-
-impl Act<'_> {
-    fn verb(self) -> String {
-        match self {
-            Act::Confirm(step) => format!("confirm step `{step}`"),
-            Act::Resolve => "resolve steps of this run".into(),
-            Act::Retry => "retry steps of this run".into(),
-            Act::Skip => "skip steps of this run".into(),
-            Act::Abort => "abort this run".into(),
-        }
-    }
-}
-
-/// Whether `actor` may do `act` to `run`: the one rule the CLI, the API and the web UI all
-/// apply. A manual step is confirmed by its `manual.by` group; every other act is a
-/// performer's (`execution.performers`); with `authorization.separation_of_duties`, an approver
-/// of a release's rollback does none of them. A refusal names the rule and who may.
-pub async fn may_act(
-    store: &dyn Store,
-    run: &Run,
-    act: Act<'_>,
-    actor: &str,
-) -> Result<(), ExecError> {
-    let plan =
-        backout_model::lint(&run.plan_source)
-            .plan
-            .ok_or_else(|| ExecError::InvalidPlan {
-                run_id: run.id.clone(),
-                message: "the plan stored with the run no longer lints".into(),
-            })?;
-    let decisions = match &run.release_id {
-        Some(release_id) => Some(load(store, release_id).await?.decisions),
-        None => None,
-    };
-    check_act(&plan, decisions.as_ref(), act, actor).map_err(ExecError::Refused)
-}
-
-/// [`may_act`] on a plan and the release's decisions (none for a run of no release).
-pub fn check_act(
-    plan: &Plan,
-    decisions: Option<&Decisions>,
-    act: Act<'_>,
-    actor: &str,
-) -> Result<(), String> {
-    let verb = act.verb();
-    let manual_by = match act {
-        Act::Confirm(step) => plan
-            .all_steps()
-            .find(|s| s.id == step)
-            .and_then(|s| match &s.kind {
-                backout_model::plan::StepKind::Manual { by, .. } => Some(by.as_str()),
-                _ => None,
-            }),
-        _ => None,
-    };
-    if let Some(by) = manual_by.filter(|by| group(plan, by).is_some()) {
-        if !member(plan, by, actor) {
-            return Err(format!(
-                "`{actor}` may not {verb}: only {} may (the step's manual.by)",
-                describe_group(plan, by)
-            ));
-        }
-    } else if let Some(execution) = plan.execution.given()
-        && !member(plan, &execution.performers, actor)
-    {
-        return Err(format!(
-            "`{actor}` may not {verb}: only {} may (execution.performers)",
-            describe_group(plan, &execution.performers)
-        ));
-    }
-    if plan
-        .authorization
-        .given()
-        .is_some_and(|a| a.separation_of_duties)
-        && decisions.is_some_and(|d| d.approved_by(actor))
-    {
-        return Err(format!(
-            "`{actor}` approved this rollback and may not also {verb} \
-             (authorization.separation_of_duties); another performer must"
-        ));
-    }
-    Ok(())
-}
-
-/// Whether `actor` may run the plan's procedure (or a workaround) outside a release, in
-/// `environment`: a performer of the plan (`execution.performers`, when it names them); in the
-/// environment the release targets, only as a break-glass act with a reason, since outside a
-/// release no decider approved it. A rehearsal environment (`testing.rehearse_in`, any
-/// `testing.overrides.<env>`) needs no break glass. Returns whether the run breaks glass.
-pub fn may_run(
-    plan: &Plan,
-    actor: &str,
-    environment: &str,
-    break_glass: Option<&str>,
-) -> Result<bool, String> {
-    performer(plan, actor, "run")?;
-    let rehearsal = plan.testing.given().is_some_and(|t| {
-        t.rehearse_in == environment || t.overrides.iter().any(|(env, _)| env == environment)
-    });
-    if rehearsal || environment != plan.release.environment {
-        return Ok(false);
-    }
-    match break_glass.map(str::trim) {
-        Some(reason) if !reason.is_empty() => Ok(true),
-        _ => Err(format!(
-            "`{environment}` is the environment the release targets: outside a release nobody \
-             approved this. Open a release and have it approved (`backout start`, `backout \
-             execute REL`, or `--workaround ID` on execute), rehearse in a test environment \
-             (`backout rehearse`), or, in an emergency, `backout run PLAN --break-glass --reason \"…\"` \
-             (journaled and announced as break_glass)"
-        )),
-    }
-}
-
-/// Whether `actor` may rehearse the plan: a performer of the plan (`execution.performers`, when
-/// it names them), as for a real rollback; a rehearsal proves the people too.
-pub fn may_rehearse(plan: &Plan, actor: &str) -> Result<(), String> {
-    performer(plan, actor, "rehearse")
-}
-
-/// `actor` is a performer of the plan (when it names them), to `verb` its procedure.
-fn performer(plan: &Plan, actor: &str, verb: &str) -> Result<(), String> {
-    if let Some(execution) = plan.execution.given()
-        && !member(plan, &execution.performers, actor)
-    {
-        return Err(format!(
-            "`{actor}` may not {verb} this plan's procedure: only {} may (execution.performers)",
-            describe_group(plan, &execution.performers)
-        ));
-    }
     Ok(())
 }

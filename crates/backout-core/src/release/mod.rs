@@ -4,9 +4,11 @@
 //! CLI and the server call these with an explicit actor.
 
 pub mod accept;
+mod acts;
 mod check;
 pub mod decide;
 mod execute;
+mod outcome;
 mod status;
 mod tracker;
 mod verify;
