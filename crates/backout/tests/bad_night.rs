@@ -35,6 +35,23 @@ fn kill(pid: u32) {
         .status();
 }
 
+/// A release of `body` whose rollback pat requested and dana (the decider) approved.
+fn approved(sandbox: &Sandbox, body: &str) -> String {
+    let plan = sandbox.plan("plan.yaml", body);
+    let out = sandbox.run(&["start", plan.to_str().expect("utf-8 path")]);
+    assert_code(&out, 0, "start");
+    let rel = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let asked = as_(
+        sandbox,
+        "pat@example.com",
+        &["request", &rel, "--reason", "r"],
+    );
+    assert_code(&asked, 0, "request");
+    let approve = ["decide", &rel, "approve", "--reason", "r"];
+    assert_code(&as_(sandbox, "dana@example.com", &approve), 0, "approve");
+    rel
+}
+
 /// A step that starts two daemons the way real deploy scripts do: `setsid … &`, and a server
 /// that double-forks and leaves its session. Both write their pid and outlive the step.
 const DAEMONS: &str = r#"    - id: start-service
@@ -419,19 +436,7 @@ fn ask_pauses_for_a_choice_skip_lets_dependants_go_and_a_workaround_runs_inside_
             "  verify_after: { checks: [healthy], hold: 1s }\n",
             "  verify_after: { checks: [healthy], hold: 1s }\nworkarounds:\n  - id: flag-off\n    description: turn the new flow off\n    steps:\n      - { id: flag, run: 'touch \"${WORK}/flag-off\" \"${WORK}/healthy\"', expected: 1s, idempotent: true }\n",
         );
-    let plan = sandbox.plan("plan.yaml", &body);
-    let out = sandbox.run(&["start", plan.to_str().expect("utf-8 path")]);
-    let rel = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    as_(
-        &sandbox,
-        "pat@example.com",
-        &["request", &rel, "--reason", "r"],
-    );
-    as_(
-        &sandbox,
-        "dana@example.com",
-        &["decide", &rel, "approve", "--reason", "r"],
-    );
+    let rel = approved(&sandbox, &body);
     let asked = as_(&sandbox, "pat@example.com", &["execute", &rel]);
     assert_code(&asked, 7, "on_failure: ask waits for a performer");
     let run = sandbox.only_run();
@@ -462,21 +467,9 @@ fn ask_pauses_for_a_choice_skip_lets_dependants_go_and_a_workaround_runs_inside_
     // A workaround inside a release whose rollback did not work out: start over with a new
     // release, make the procedure fail for good, abort, then run the workaround.
     let second = Sandbox::new();
-    let plan = second.plan(
-        "plan.yaml",
+    let rel = approved(
+        &second,
         &body.replace("on_failure: ask", "on_failure: halt"),
-    );
-    let out = second.run(&["start", plan.to_str().expect("utf-8 path")]);
-    let rel = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    as_(
-        &second,
-        "pat@example.com",
-        &["request", &rel, "--reason", "r"],
-    );
-    as_(
-        &second,
-        "dana@example.com",
-        &["decide", &rel, "approve", "--reason", "r"],
     );
     assert_code(
         &as_(&second, "pat@example.com", &["execute", &rel]),
@@ -715,19 +708,7 @@ fn ask_then_retry_verifies_and_ask_then_abort_ends_failed() {
     let body = RELEASE.replace("      on_failure: halt\n", "      on_failure: ask\n");
     for choice in ["retry", "abort"] {
         let sandbox = Sandbox::new();
-        let plan = sandbox.plan("plan.yaml", &body);
-        let out = sandbox.run(&["start", plan.to_str().expect("utf-8 path")]);
-        let rel = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        as_(
-            &sandbox,
-            "pat@example.com",
-            &["request", &rel, "--reason", "r"],
-        );
-        as_(
-            &sandbox,
-            "dana@example.com",
-            &["decide", &rel, "approve", "--reason", "r"],
-        );
+        let rel = approved(&sandbox, &body);
         assert_code(
             &as_(&sandbox, "pat@example.com", &["execute", &rel]),
             7,
