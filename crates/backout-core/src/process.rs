@@ -45,6 +45,58 @@ pub type SpawnHook = Arc<
     dyn Fn(GroupIdentity) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync,
 >;
 
+/// The unprivileged user every command of this process runs as (`serve --run-as USER`): steps,
+/// preconditions, checks and command criteria.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunAs {
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+}
+
+static RUN_AS: OnceLock<RunAs> = OnceLock::new();
+
+/// Makes every command this process starts from now on run as `user` (a name or a uid from
+/// `/etc/passwd`), with that user's primary group, no supplementary groups and its `HOME`.
+/// Needs root, unless `user` is who this process already runs as.
+pub fn run_as(user: &str) -> Result<RunAs, String> {
+    let passwd = std::fs::read_to_string("/etc/passwd")
+        .map_err(|e| format!("cannot read /etc/passwd to find `{user}`: {e}"))?;
+    let found = passwd
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 6 && (f[0] == user || f[2] == user))
+        .ok_or_else(|| format!("no user `{user}` in /etc/passwd"))?;
+    let parse = |v: &str, what: &str| {
+        v.parse::<u32>()
+            .map_err(|_| format!("/etc/passwd has a malformed {what} for `{user}`"))
+    };
+    let run_as = RunAs {
+        user: found[0].to_string(),
+        uid: parse(found[2], "uid")?,
+        gid: parse(found[3], "gid")?,
+        home: found[5].to_string(),
+    };
+    let me = rustix::process::getuid();
+    if !me.is_root() && me.as_raw() != run_as.uid {
+        return Err(format!(
+            "running commands as `{}` needs root (this process runs as uid {}); start serve as root with --run-as, or as `{}` itself",
+            run_as.user,
+            me.as_raw(),
+            run_as.user
+        ));
+    }
+    if run_as.uid == 0 {
+        return Err("--run-as names root: give an unprivileged user".to_string());
+    }
+    RUN_AS
+        .set(run_as.clone())
+        .map_err(|_| "the user commands run as is already set".to_string())?;
+    Ok(run_as)
+}
+
 /// Pids of the processes this process spawned and waits for itself (through tokio): the reaper
 /// never takes their exit status. Held while spawning, so a child cannot be reaped before it is
 /// listed.
@@ -123,6 +175,14 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    if let Some(user) = RUN_AS.get() {
+        // std drops the supplementary groups too when root sets a uid.
+        command
+            .uid(user.uid)
+            .gid(user.gid)
+            .env("HOME", &user.home)
+            .env("USER", &user.user);
+    }
     let (mut child, pgid) = {
         let mut own = own_children()
             .lock()

@@ -563,6 +563,10 @@ pub struct ServeArgs {
     /// honoured and nothing is executed until its plan is accepted.
     #[arg(long)]
     pub require_accepted: bool,
+    /// Run every step, check and command criterion as this unprivileged user (its uid, primary
+    /// group and HOME); serve itself must then start as root. Never run serve as root without it.
+    #[arg(long, value_name = "USER")]
+    pub run_as: Option<String>,
     /// Load a demo: a plan whose criteria read a fake service served by this process (raise
     /// its error rate from the web UI or with curl) and whose steps are harmless local
     /// commands, with one token per role printed at start. Uses its own data directory unless

@@ -687,3 +687,72 @@ async fn the_server_executes_an_automatically_approved_rollback() {
     let (code, log) = server.terminate(Duration::from_secs(20));
     assert_eq!(code, Some(0), "{log}");
 }
+
+/// `serve --run-as USER`: the server (root here, as in CI) runs the steps of a rollback as the
+/// unprivileged user, with that user's HOME, never as itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_run_as_runs_the_steps_as_the_unprivileged_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    if !rustix::process::getuid().is_root() {
+        // Not root: the flag is refused with what to do, and nothing runs.
+        let out = sandbox.run(&["serve", "--listen", "127.0.0.1:0", "--run-as", "nobody"]);
+        assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
+        assert!(support::stderr(&out).contains("needs root"));
+        return;
+    }
+    // The user must reach the directory its steps write to.
+    let out_dir = sandbox.file("out");
+    std::fs::create_dir(&out_dir).expect("out dir");
+    std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    std::fs::set_permissions(sandbox.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let performer = token(&sandbox, "erin@example.com", "performer");
+    let decider = token(&sandbox, "carol@example.com", "decider");
+    let owner = token(&sandbox, "owner@example.com", "viewer");
+    let client = client();
+    let server = Server::with_args(sandbox.command(), &["--run-as", "nobody"]);
+    let (_rel, run) = approved_and_executed(
+        &client,
+        &server,
+        r#"people:
+  release-managers: [carol@example.com]
+  ops-oncall: [erin@example.com]
+window: { closes_after: 1h }
+authorization: { deciders: release-managers }
+execution: { performers: ops-oncall }
+procedure:
+  steps:
+    - { id: whoami, run: 'echo "$(id -u) $HOME" > "${WORK}/out/who"', expected: 1s }
+"#,
+        &performer,
+        &decider,
+        &owner,
+    )
+    .await;
+    wait_run(&client, &server, &performer, &run, "the run to end", |r| {
+        r["run"]["state"] == "succeeded" || r["run"]["state"] == "failed"
+    })
+    .await;
+    let nobody = std::fs::read_to_string("/etc/passwd")
+        .expect("/etc/passwd")
+        .lines()
+        .find(|l| l.starts_with("nobody:"))
+        .map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            format!("{} {}", f[2], f[5])
+        })
+        .expect("a nobody user");
+    let who = sandbox.read("out/who");
+    assert_eq!(
+        who.trim(),
+        nobody,
+        "the step ran as: {who:?}\n{}",
+        server.log()
+    );
+    assert!(
+        server.log().contains("steps and command criteria run as"),
+        "{}",
+        server.log()
+    );
+}

@@ -72,6 +72,14 @@ pub fn serve(args: &ServeArgs, global: &Global) -> Result<ExitCode, CommandError
                     CommandError::usage(format!("cannot listen for journal writes: {e}"))
                 })?;
         }
+        if let Some(user) = &args.run_as {
+            let user = backout_core::process::run_as(user).map_err(CommandError::usage)?;
+            tracing::info!(user = %user.user, uid = user.uid, "steps and command criteria run as");
+        } else if rustix::process::getuid().is_root() {
+            tracing::warn!(
+                "serve runs as root and so would every step and command criterion: give --run-as USER"
+            );
+        }
         let options = ServeOptions {
             feed: Some(feed.subscribe()),
             require_accepted: args.require_accepted,
