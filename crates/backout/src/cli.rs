@@ -576,6 +576,10 @@ pub struct ServeArgs {
     /// Most connections open at once from one client address; more are closed at once.
     #[arg(long, default_value_t = backout_server::router::CONNECTIONS_PER_IP, value_name = "N")]
     pub max_connections_per_ip: usize,
+    /// The address people open this server at (e.g. https://backout.example.com): every
+    /// notification links the release, run and decision pages under it.
+    #[arg(long, env = "BACKOUT_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
