@@ -337,6 +337,9 @@ pub struct StartArgs {
     /// Refuse (exit 5) unless this exact plan content was accepted (`backout accept`).
     #[arg(long)]
     pub require_accepted: bool,
+    /// `json`: the ids and states this created, as one JSON object on standard output.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
 }
 
 #[derive(Debug, Args)]
@@ -352,6 +355,9 @@ pub struct RequestArgs {
     /// Why: recorded in the journal and shown to the deciders.
     #[arg(long)]
     pub reason: String,
+    /// `json`: the ids and states this created, as one JSON object on standard output.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
 }
 
 #[derive(Debug, Args)]
@@ -372,6 +378,9 @@ pub struct DecideArgs {
     /// Approve although the rollback window closed (the full quorum must each do so).
     #[arg(long)]
     pub override_window: bool,
+    /// `json`: the ids and states this created, as one JSON object on standard output.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -417,6 +426,9 @@ pub struct WatchArgs {
 pub struct CheckpointArgs {
     pub release: String,
     pub name: String,
+    /// `json`: the ids and states this created, as one JSON object on standard output.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
 }
 
 #[derive(Debug, Args)]
@@ -468,6 +480,9 @@ pub struct ConfirmArgs {
     pub step: String,
     #[arg(long)]
     pub note: Option<String>,
+    /// `json`: the ids and states this created, as one JSON object on standard output.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -485,6 +500,9 @@ pub struct ResolveArgs {
     pub outcome: Resolution,
     #[arg(long)]
     pub note: Option<String>,
+    /// `json`: the ids and states this created, as one JSON object on standard output.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
 }
 
 #[derive(Debug, Args)]
@@ -492,6 +510,9 @@ pub struct AbortArgs {
     pub run: String,
     #[arg(long, default_value = "no reason given")]
     pub reason: String,
+    /// `json`: the ids and states this created, as one JSON object on standard output.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
 }
 
 #[derive(Debug, Args)]
@@ -649,6 +670,9 @@ pub enum TokenCommand {
         /// What the token may do on the server.
         #[arg(long, value_enum)]
         role: TokenRole,
+        /// `json`: the token's id, user, role and the bearer secret (shown once) as JSON.
+        #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+        format: LintFormat,
     },
     /// Every token: id, user, role, who created it and when, revoked or active.
     List {
