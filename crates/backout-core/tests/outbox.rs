@@ -914,3 +914,195 @@ async fn a_run_notifies_its_channels_by_webhook_and_email() {
         "{announce}"
     );
 }
+
+/// A plan whose channels are the ones people act on: PagerDuty, Teams, a signed webhook.
+const PAGED: &str = r#"
+version: 1
+release:
+  service: checkout
+  version: "2.4.0"
+  rollback_to: "2.3.9"
+  environment: production
+  change_ticket: CHG0031415
+owners:
+  deployment_engineer: de@example.com
+people:
+  deciders: [alice, bob]
+  performers: [carol]
+criteria:
+  rollback_when:
+    - id: error-rate
+      title: Error rate of /pay
+      command: "true"
+      every: 1m
+window:
+  opens: deploy
+  closes_after: 4h
+authorization:
+  deciders: deciders
+  quorum: 1
+execution:
+  performers: performers
+  start_within: 5m
+procedure:
+  steps:
+    - id: flip
+      run: "true"
+      expected: 1s
+      idempotent: true
+contingency:
+  not_applicable: "nothing to fall back on"
+workarounds:
+  not_applicable: "no alternative"
+expected_duration: 5s
+communication:
+  channels:
+    pager: { pagerduty: { routing_key: "${PD_KEY}", url: "${PD_URL}" } }
+    team: { teams: "${TEAMS_HOOK}" }
+    audit:
+      webhook: "${AUDIT_HOOK}"
+      headers: { X-Team: payments, Authorization: "Bearer ${AUDIT_TOKEN}" }
+      secret: "${AUDIT_SECRET}"
+  notify:
+    rollback_required: [pager, team, audit]
+    rolled_back: [pager, team, audit]
+testing:
+  rehearse_in: staging
+  max_age: 30d
+"#;
+
+#[tokio::test]
+async fn pagerduty_teams_and_a_signed_webhook_hear_one_release_with_links_to_the_ui() {
+    install_crypto();
+    let fixture = Fixture::new().await;
+    let (pager, team, audit) = (
+        Receiver::start(Vec::new(), Duration::ZERO).await,
+        Receiver::start(Vec::new(), Duration::ZERO).await,
+        Receiver::start(Vec::new(), Duration::ZERO).await,
+    );
+    let release = release::start(
+        fixture.store.as_ref(),
+        &StartRelease {
+            source: PAGED,
+            version: None,
+            rollback_to: None,
+            actor: "deploy-bot",
+            at_ms: T,
+        },
+    )
+    .await
+    .expect("the release starts");
+    release::request(
+        fixture.store.as_ref(),
+        &release.id,
+        "customers report failed payments",
+        "alice",
+        T + 1_000,
+    )
+    .await
+    .expect("the request is journaled");
+    let plan = backout_model::lint(PAGED).plan.expect("the plan lints");
+    let rolled_back = backout_core::notify::routed(
+        &plan,
+        NewEvent::new("rolled_back", "backout:verify", T + 60_000).release(&release.id),
+    );
+    assert_eq!(rolled_back.deliveries.len(), 3, "routed to every channel");
+    fixture
+        .store
+        .append_events(&[rolled_back])
+        .await
+        .expect("append");
+
+    let resolver = Resolver::from_vars(
+        [
+            ("PD_KEY", "R0UT1NGKEY"),
+            ("PD_URL", pager.url.as_str()),
+            ("TEAMS_HOOK", team.url.as_str()),
+            ("AUDIT_HOOK", audit.url.as_str()),
+            ("AUDIT_TOKEN", "t0k3n"),
+            ("AUDIT_SECRET", "shared-s3cret"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let options = DispatchOptions::default()
+        .public_url("https://backout.example.com/")
+        .expect("a public URL");
+    let dispatcher = Dispatcher::new(
+        fixture.store.clone(),
+        TestClock::at(T + 61_000),
+        Arc::new(resolver),
+        options,
+    )
+    .expect("a valid configuration");
+    let sent = dispatcher.dispatch_due().await.expect("dispatch");
+    assert_eq!(sent.len(), 6, "{sent:#?}");
+    assert!(
+        sent.iter().all(|d| d.state == DeliveryState::Delivered),
+        "{sent:#?}"
+    );
+    let release_page = format!("https://backout.example.com/ui/releases/{}", release.id);
+
+    // PagerDuty: trigger, then resolve, of one alert per release.
+    let mut paged: Vec<Value> = pager.requests().iter().map(Request::json).collect();
+    paged.sort_by_key(|p| p["event_action"] != "trigger");
+    assert_eq!(paged.len(), 2);
+    let (trigger, resolve) = (&paged[0], &paged[1]);
+    assert_eq!(trigger["event_action"], "trigger");
+    assert_eq!(resolve["event_action"], "resolve");
+    assert_eq!(trigger["routing_key"], "R0UT1NGKEY");
+    assert_eq!(trigger["dedup_key"], format!("backout-{}", release.id));
+    assert_eq!(resolve["dedup_key"], trigger["dedup_key"]);
+    assert_eq!(trigger["payload"]["severity"], "critical");
+    assert_eq!(
+        trigger["payload"]["custom_details"]["change_ticket"],
+        "CHG0031415"
+    );
+    let hrefs: Vec<&str> = trigger["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .map(|l| l["href"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        hrefs,
+        [format!("{release_page}#decide-form"), release_page.clone()]
+    );
+    assert_eq!(resolve["links"][0]["href"], release_page.as_str());
+
+    // Teams: a card per event, with the release page as a button.
+    for card in team.requests().iter().map(Request::json) {
+        let content = &card["attachments"][0]["content"];
+        assert_eq!(content["type"], "AdaptiveCard");
+        assert!(
+            content["actions"]
+                .as_array()
+                .expect("buttons")
+                .iter()
+                .any(|a| a["url"] == release_page.as_str()),
+            "{content}"
+        );
+    }
+
+    // The webhook: its headers, a signature the shared secret verifies, the change ticket
+    // and the links in the JSON.
+    let requests = audit.requests();
+    assert_eq!(requests.len(), 2);
+    for request in &requests {
+        assert_eq!(request.header("x-team"), Some("payments"));
+        assert_eq!(request.header("authorization"), Some("Bearer t0k3n"));
+        assert_eq!(
+            request.header("x-backout-signature-256"),
+            Some(backout_notify::signature("shared-s3cret", &request.body).as_str())
+        );
+        let body = request.json();
+        assert_eq!(body["release"]["change_ticket"], "CHG0031415");
+        assert!(
+            body["links"]
+                .as_array()
+                .expect("links")
+                .iter()
+                .any(|l| l["label"] == "Release" && l["url"] == release_page.as_str()),
+            "{body}"
+        );
+    }
+}

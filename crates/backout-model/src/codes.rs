@@ -35,7 +35,7 @@ codes! {
     UNKNOWN_CHANNEL = "B031", "a communication channel that is not declared";
     UNKNOWN_CRITERION = "B032", "a criterion id that is not declared";
     UNKNOWN_EVENT = "B033", "a notification event the tool does not emit";
-    CHANNEL_KIND = "B034", "a channel has no kind or more than one (webhook, slack, email, command)";
+    CHANNEL_KIND = "B034", "a channel has no kind or more than one (webhook, slack, email, command, pagerduty, teams)";
     PROMQL_SYNTAX = "B035", "a PromQL query that does not parse";
     TEMPLATE_SYNTAX = "B036", "a communication.templates override that does not compile or names what a notice lacks";
     /// An error below 100ms, a warning up to 1s (tests measure that fast on purpose).
@@ -76,4 +76,6 @@ codes! {
     UNSEALED_URL = "B090", "a rehearsal would reach a URL its environment's urls rewrites do not cover";
     SHARED_HOST = "B091", "a testing.shared_hosts entry that is not a host name";
     ERRORS_AFTER_UNUSED = "B092", "errors_after on a criterion whose on_error: fail makes every error a failure";
+    WEBHOOK_OPTION = "B100", "headers or secret on a channel that is not a webhook, or a header name that is not an HTTP token";
+    CHANNEL_SECRET = "B101", "a webhook secret or PagerDuty routing key written into the plan instead of a ${VAR} reference";
 }

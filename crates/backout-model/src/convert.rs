@@ -415,12 +415,21 @@ fn channels(map: &Map<Spanned<spec::ChannelSpec>>) -> Option<Vec<Channel>> {
                 ChannelKind::Slack(s.value.clone())
             } else if let Some(e) = &ch.email {
                 ChannelKind::Email(strings(e.iter()))
+            } else if let Some(pd) = &ch.pagerduty {
+                ChannelKind::PagerDuty {
+                    routing_key: pd.routing_key.value.clone(),
+                    url: pd.url.as_ref().map(|u| u.value.clone()),
+                }
+            } else if let Some(t) = &ch.teams {
+                ChannelKind::Teams(t.value.clone())
             } else {
                 ChannelKind::Command(ch.command.as_ref()?.value.clone())
             };
             Some(Channel {
                 name: name.value.clone(),
                 kind,
+                headers: spanned_pairs(ch.headers.as_ref().map(|h| &h.value)),
+                secret: ch.secret.as_ref().map(|s| s.value.clone()),
             })
         })
         .collect()

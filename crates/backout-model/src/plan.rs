@@ -364,6 +364,12 @@ pub struct Communication {
 pub struct Channel {
     pub name: String,
     pub kind: ChannelKind,
+    /// Webhook channels: extra request headers, values as written (`${VAR}` unresolved).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+    /// Webhook channels: the HMAC-SHA256 key of the body's signature, as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -373,7 +379,18 @@ pub enum ChannelKind {
     Slack(String),
     Email(Vec<String>),
     Command(String),
+    /// PagerDuty Events API v2: the routing key and the events URL (`None`: PagerDuty's).
+    #[serde(rename = "pagerduty")]
+    PagerDuty {
+        routing_key: String,
+        url: Option<String>,
+    },
+    /// A Microsoft Teams incoming webhook.
+    Teams(String),
 }
+
+/// PagerDuty's Events API v2 endpoint.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
 impl ChannelKind {
     pub fn keyword(&self) -> &'static str {
@@ -382,6 +399,21 @@ impl ChannelKind {
             ChannelKind::Slack(_) => "slack",
             ChannelKind::Email(_) => "email",
             ChannelKind::Command(_) => "command",
+            ChannelKind::PagerDuty { .. } => "pagerduty",
+            ChannelKind::Teams(_) => "teams",
+        }
+    }
+
+    /// The URL an HTTP channel posts to, as written (PagerDuty's default when not given).
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            ChannelKind::Webhook(url) | ChannelKind::Slack(url) | ChannelKind::Teams(url) => {
+                Some(url)
+            }
+            ChannelKind::PagerDuty { url, .. } => {
+                Some(url.as_deref().unwrap_or(PAGERDUTY_EVENTS_URL))
+            }
+            ChannelKind::Email(_) | ChannelKind::Command(_) => None,
         }
     }
 }

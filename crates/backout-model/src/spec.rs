@@ -376,12 +376,32 @@ spec! {
 }
 
 spec! {
-    /// A notification channel; exactly one of webhook, slack, email, command.
+    /// A notification channel; exactly one of webhook, slack, email, command, pagerduty, teams.
     pub struct ChannelSpec ("channel", leaf) {
         webhook: Option<Spanned<String>>,
         slack: Option<Spanned<String>>,
         email: Option<Vec<Spanned<String>>>,
         command: Option<Spanned<String>>,
+        /// PagerDuty Events API v2: trigger on rollback_required and failures, resolve on
+        /// rolled_back and success, one incident per release.
+        pagerduty: Option<Spanned<PagerDutySpec>>,
+        /// A Microsoft Teams incoming-webhook URL (a card with facts and link buttons).
+        teams: Option<Spanned<String>>,
+        /// Webhook only: extra request headers; values may hold `${VAR}` references.
+        headers: Option<Spanned<Map<Spanned<String>>>>,
+        /// Webhook only: the key (a `${VAR}` reference) of an HMAC-SHA256 signature of the body,
+        /// sent as `X-Backout-Signature-256: sha256=<hex>`.
+        secret: Option<Spanned<String>>,
+    }
+}
+
+spec! {
+    /// A PagerDuty Events API v2 integration.
+    pub struct PagerDutySpec ("pagerduty channel", leaf) {
+        /// The integration's routing key, as a `${VAR}` reference.
+        routing_key: Spanned<String>,
+        /// Where events go (default https://events.pagerduty.com/v2/enqueue).
+        url: Option<Spanned<String>>,
     }
 }
 

@@ -528,3 +528,49 @@ fn worst_case_of_the_reference_plan() {
     // The expected schedule is far shorter.
     assert_eq!(Schedule::of_steps(plan.steps()).total, min(15));
 }
+
+/// The channels people act on: PagerDuty, Teams and a signed webhook with headers are read
+/// into the plan as written (nothing resolved) and named in the document.
+#[test]
+fn pagerduty_teams_and_signed_webhook_channels() {
+    let source = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/plans/valid/checkout.yaml"),
+    )
+    .expect("the reference plan");
+    let channels = "  channels:\n    pd: { pagerduty: { routing_key: \"${PD_KEY}\" } }\n    team: { teams: \"${TEAMS_HOOK}\" }\n    audit:\n      webhook: \"${AUDIT_HOOK}\"\n      headers: { X-Team: payments }\n      secret: \"${AUDIT_SECRET}\"\n";
+    let source = source.replacen("  channels:\n", channels, 1);
+    let (plan, info) = load_source("channels.yaml", &source);
+    let communication = plan.communication.given().expect("communication");
+    let find = |name: &str| {
+        communication
+            .channels
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("channel {name}"))
+    };
+    assert_eq!(
+        find("pd").kind,
+        backout_model::plan::ChannelKind::PagerDuty {
+            routing_key: "${PD_KEY}".into(),
+            url: None
+        }
+    );
+    assert_eq!(
+        find("pd").kind.url(),
+        Some(backout_model::plan::PAGERDUTY_EVENTS_URL)
+    );
+    assert_eq!(
+        find("team").kind,
+        backout_model::plan::ChannelKind::Teams("${TEAMS_HOOK}".into())
+    );
+    let audit = find("audit");
+    assert_eq!(
+        audit.headers,
+        [("X-Team".to_string(), "payments".to_string())]
+    );
+    assert_eq!(audit.secret.as_deref(), Some("${AUDIT_SECRET}"));
+    let md = render::markdown(&plan, &info);
+    assert!(md.contains("PagerDuty Events API v2"), "{md}");
+    assert!(md.contains("Microsoft Teams incoming webhook"));
+    assert!(md.contains("HMAC-SHA256 signed"));
+}

@@ -8,27 +8,31 @@
 //! sent: the outbox dispatcher does that with the journal, and gives every delivery the journal
 //! event's id as idempotency key, so a receiver can drop the duplicates that retries cause.
 //!
-//! TLS is rustls with the ring provider only (for webhooks, Slack and SMTP), verified against the
+//! TLS is rustls with the ring provider only (for webhooks, Slack, PagerDuty, Teams and SMTP), verified against the
 //! platform's root certificates.
 
 mod command;
 mod email;
 mod errors;
 mod notice;
+mod pagerduty;
 mod slack;
+mod teams;
 mod templates;
 mod webhook;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use backout_model::plan::ChannelKind;
+use backout_model::plan::{Channel, ChannelKind, PAGERDUTY_EVENTS_URL};
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
 
 pub use errors::{ConfigError, DeliveryError, TemplateError, TemplateErrorKind};
 pub use notice::{Link, Notice, ReleaseInfo, WindowInfo};
+pub use pagerduty::{action as pagerduty_action, dedup_key as pagerduty_dedup_key};
 pub use templates::{Message, NOTICE_FIELDS, check_template, render, render_body};
+pub use webhook::{SIGNATURE_HEADER, signature};
 
 /// `User-Agent` of HTTP deliveries.
 pub const USER_AGENT: &str = concat!("backout/", env!("CARGO_PKG_VERSION"));
@@ -36,8 +40,13 @@ pub const USER_AGENT: &str = concat!("backout/", env!("CARGO_PKG_VERSION"));
 /// Where one delivery goes: a plan channel with its `${VAR}` references already resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// POST the notice as JSON.
-    Webhook(String),
+    /// POST the notice as JSON, with the channel's extra headers, signed with HMAC-SHA256 in
+    /// `X-Backout-Signature-256` when the channel has a secret.
+    Webhook {
+        url: String,
+        headers: Vec<(String, String)>,
+        secret: Option<String>,
+    },
     /// POST a Slack incoming-webhook message.
     Slack(String),
     /// Send an email to these addresses through the configured SMTP server.
@@ -48,29 +57,58 @@ pub enum Target {
         command: String,
         dir: Option<PathBuf>,
     },
+    /// POST a PagerDuty Events API v2 event (trigger, acknowledge or resolve; one alert per
+    /// release).
+    PagerDuty { url: String, routing_key: String },
+    /// POST a Microsoft Teams Adaptive Card to an incoming webhook.
+    Teams(String),
 }
 
 impl Target {
-    /// The target of a plan channel. `resolve` replaces `${VAR}` references in URLs and
-    /// addresses. A command is left as written: `sh` expands its references from the
-    /// environment, so values never become shell text.
+    /// A webhook target without headers or signature.
+    pub fn webhook(url: impl Into<String>) -> Target {
+        Target::Webhook {
+            url: url.into(),
+            headers: Vec::new(),
+            secret: None,
+        }
+    }
+
+    /// The target of a plan channel. `resolve_url` replaces `${VAR}` references in URLs and
+    /// addresses (and may rewrite URLs for a rehearsal); `resolve` replaces them in header
+    /// values, the webhook secret and the routing key. A command is left as written: `sh`
+    /// expands its references from the environment, so values never become shell text.
     pub fn from_channel<E>(
-        kind: &ChannelKind,
+        channel: &Channel,
+        mut resolve_url: impl FnMut(&str) -> Result<String, E>,
         mut resolve: impl FnMut(&str) -> Result<String, E>,
     ) -> Result<Target, E> {
-        Ok(match kind {
-            ChannelKind::Webhook(url) => Target::Webhook(resolve(url)?),
-            ChannelKind::Slack(url) => Target::Slack(resolve(url)?),
+        Ok(match &channel.kind {
+            ChannelKind::Webhook(url) => Target::Webhook {
+                url: resolve_url(url)?,
+                headers: channel
+                    .headers
+                    .iter()
+                    .map(|(name, value)| Ok((name.clone(), resolve(value)?)))
+                    .collect::<Result<_, _>>()?,
+                secret: channel.secret.as_deref().map(&mut resolve).transpose()?,
+            },
+            ChannelKind::Slack(url) => Target::Slack(resolve_url(url)?),
             ChannelKind::Email(addresses) => Target::Email(
                 addresses
                     .iter()
-                    .map(|a| resolve(a))
+                    .map(|a| resolve_url(a))
                     .collect::<Result<_, _>>()?,
             ),
             ChannelKind::Command(command) => Target::Command {
                 command: command.clone(),
                 dir: None,
             },
+            ChannelKind::PagerDuty { routing_key, url } => Target::PagerDuty {
+                url: resolve_url(url.as_deref().unwrap_or(PAGERDUTY_EVENTS_URL))?,
+                routing_key: resolve(routing_key)?,
+            },
+            ChannelKind::Teams(url) => Target::Teams(resolve_url(url)?),
         })
     }
 }
@@ -154,7 +192,15 @@ impl Deliverer {
         message: &Message,
     ) -> Result<Receipt, DeliveryError> {
         match target {
-            Target::Webhook(url) => webhook::deliver(&self.http, url, notice).await,
+            Target::Webhook {
+                url,
+                headers,
+                secret,
+            } => webhook::deliver(&self.http, url, headers, secret.as_deref(), notice).await,
+            Target::PagerDuty { url, routing_key } => {
+                pagerduty::deliver(&self.http, url, routing_key, notice, message).await
+            }
+            Target::Teams(url) => teams::deliver(&self.http, url, notice, message).await,
             Target::Slack(url) => slack::deliver(&self.http, url, notice, message).await,
             Target::Email(to) => {
                 let Some(smtp) = &self.smtp else {

@@ -60,7 +60,9 @@ pub struct Notice {
     pub run: Option<serde_json::Value>,
     /// Who may decide now (people or group names). For `escalated`, the fallback deciders.
     pub deciders: Vec<String>,
-    /// Where to look: the release in the web UI, dashboards, the runbook.
+    /// Where to look: the release, run and decision pages of the web UI when backout knows its
+    /// public URL (`BACKOUT_PUBLIC_URL`, `serve --public-url`), labelled `Release`, `Run`,
+    /// `Decide` or `Decision`.
     pub links: Vec<Link>,
     /// One line in plain words, for receivers that show a single line (a status page, a pager).
     pub summary: String,
@@ -78,6 +80,9 @@ pub struct ReleaseInfo {
     pub environment: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan_hash: Option<String>,
+    /// The plan's `release.change_ticket`: the change record this release belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_ticket: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<WindowInfo>,
 }
@@ -142,6 +147,11 @@ impl Notice {
             .and_then(|r| r.window.as_ref())
             .is_some_and(|w| w.overridden);
         by_decision || by_window
+    }
+
+    /// The change ticket of the release, when the plan names one.
+    pub fn change_ticket(&self) -> Option<&str> {
+        self.release.as_ref()?.change_ticket.as_deref()
     }
 
     /// The notice as the JSON body of webhook and command deliveries.

@@ -33,7 +33,7 @@ pub(crate) async fn deliver(
     message: &Message,
 ) -> Result<Receipt, DeliveryError> {
     let body = serde_json::to_vec(&payload(notice, message)).expect("JSON values serialize");
-    post_json(client, url, &notice.event_id, body).await
+    post_json(client, url, &notice.event_id, body, &[]).await
 }
 
 /// The incoming-webhook JSON.

@@ -204,10 +204,19 @@ pub fn render(notice: &Notice, template: Option<&str>) -> Result<Message, Templa
         Some((subject, body)) => (subject.trim().to_owned(), body.trim().to_owned()),
         None => (builtin.trim().to_owned(), String::new()),
     };
-    let body = match template {
+    let mut body = match template {
         Some(source) => render_override(source, &context)?,
         None => builtin_body,
     };
+    // Every message names the change ticket, so whoever reads it can find the change record.
+    if let Some(ticket) = notice
+        .release
+        .as_ref()
+        .and_then(|r| r.change_ticket.as_deref())
+        .filter(|t| !t.trim().is_empty() && !body.contains(*t))
+    {
+        body.push_str(&format!("\n\nChange ticket: {}", one_line(ticket)));
+    }
 
     let overridden = notice.window_overridden();
     let subject = one_line(&if overridden {
@@ -306,7 +315,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// Only web links become links; anything else (`javascript:`, `data:`) is dropped.
-fn is_web_url(url: &str) -> bool {
+pub(crate) fn is_web_url(url: &str) -> bool {
     let lower = url.trim_start().to_ascii_lowercase();
     lower.starts_with("https://") || lower.starts_with("http://")
 }

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, Response, StatusCode, Url};
 
 use crate::errors::DeliveryError;
@@ -16,32 +16,82 @@ use crate::{Notice, Receipt};
 /// How much of an error response's body goes into the message.
 const BODY_EXCERPT: usize = 200;
 
+/// The header of a signed webhook's signature, GitHub's `X-Hub-Signature-256` under our name.
+pub const SIGNATURE_HEADER: &str = "X-Backout-Signature-256";
+
+/// Headers backout sets itself; a channel's `headers` cannot replace them.
+const RESERVED: [&str; 5] = [
+    "content-type",
+    "content-length",
+    "host",
+    "idempotency-key",
+    "x-backout-signature-256",
+];
+
 pub(crate) async fn deliver(
     client: &Client,
     url: &str,
+    headers: &[(String, String)],
+    secret: Option<&str>,
     notice: &Notice,
 ) -> Result<Receipt, DeliveryError> {
-    post_json(client, url, &notice.event_id, notice.to_json()).await
+    let body = notice.to_json();
+    let mut all = headers.to_vec();
+    if let Some(secret) = secret {
+        all.push((SIGNATURE_HEADER.to_owned(), signature(secret, &body)));
+    }
+    post_json(client, url, &notice.event_id, body, &all).await
 }
 
-/// POSTs a JSON body with the notice's idempotency key and reads the answer.
+/// `sha256=` and the lowercase hex HMAC-SHA256 of `body` under `secret`: what a receiver
+/// recomputes over the raw request body and compares, in constant time, with the
+/// `X-Backout-Signature-256` header.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// POSTs a JSON body with the notice's idempotency key (and `headers`, checked here: a name
+/// backout sets itself or a value that cannot be a header is a permanent failure naming the
+/// header, never its value) and reads the answer.
 pub(crate) async fn post_json(
     client: &Client,
     url: &str,
     event_id: &str,
     body: Vec<u8>,
+    headers: &[(String, String)],
 ) -> Result<Receipt, DeliveryError> {
     let url = parse_url(url)?;
     let key = HeaderValue::from_str(event_id).map_err(|_| {
         DeliveryError::permanent("the event id cannot be sent as an Idempotency-Key header")
     })?;
-    let sent = client
+    let mut request = client
         .post(url)
         .header(CONTENT_TYPE, "application/json")
-        .header("Idempotency-Key", key)
-        .body(body)
-        .send()
-        .await;
+        .header("Idempotency-Key", key);
+    for (name, value) in headers {
+        let reserved = RESERVED.contains(&name.to_ascii_lowercase().as_str());
+        if reserved && !name.eq_ignore_ascii_case(SIGNATURE_HEADER) {
+            return Err(DeliveryError::permanent(format!(
+                "header `{name}` is set by backout and cannot be given in the channel's headers"
+            )));
+        }
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            DeliveryError::permanent(format!("`{name}` is not an HTTP header name"))
+        })?;
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            DeliveryError::permanent(format!(
+                "the value of header `{name}` cannot be sent (a line break or control character?)"
+            ))
+        })?;
+        request = request.header(name, value);
+    }
+    let sent = request.body(body).send().await;
     match sent {
         Ok(response) => judge(response).await,
         Err(error) => Err(request_failed(error)),
@@ -168,6 +218,15 @@ mod tests {
             let status = StatusCode::from_u16(code).expect("a valid status");
             assert_eq!(retryable(status), expected, "status {code}");
         }
+    }
+
+    #[test]
+    fn signs_like_github() {
+        // The example of GitHub's "Validating webhook deliveries" documentation.
+        assert_eq!(
+            signature("It's a Secret to Everybody", b"Hello, World!"),
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        );
     }
 
     #[test]

@@ -172,6 +172,9 @@ async fn dispatch(state: AppState, stopping: watch::Receiver<bool>) {
         }
         let result = async {
             let mut options = DispatchOptions::from_env()?;
+            if let Some(url) = &state.public_url {
+                options.public_url = Some(url.clone());
+            }
             // At shutdown, what is due now goes out; the rest waits for the next process.
             options.drain = Duration::from_secs(5);
             let dispatcher = Dispatcher::new(

@@ -62,6 +62,9 @@ pub struct ServeOptions {
     /// it such releases open, but their command criteria do not run, no automatic approval is
     /// honoured and nothing is executed until the plan is accepted.
     pub require_accepted: bool,
+    /// Where people open the web UI (`serve --public-url`, `BACKOUT_PUBLIC_URL`): the
+    /// dispatcher's notices link the release, run and decision pages under it.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServeOptions {
@@ -75,6 +78,7 @@ impl Default for ServeOptions {
             replica: None,
             drain: Duration::from_secs(30),
             require_accepted: false,
+            public_url: None,
         }
     }
 }
@@ -135,6 +139,7 @@ pub async fn serve(
     let (stop, stopping) = watch::channel(false);
     let mut state = AppState::new(store.clone(), stopping.clone(), options.feed.clone());
     state.require_accepted = options.require_accepted;
+    state.public_url = options.public_url.clone();
     let leases = LeaseSettings {
         owner: options.replica.clone().unwrap_or_else(new_replica_id),
         ttl: options.lease_ttl,

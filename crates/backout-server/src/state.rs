@@ -26,6 +26,8 @@ pub struct AppState {
     pub journal: Option<watch::Receiver<u64>>,
     /// Releases open only for accepted plans (`serve --require-accepted`).
     pub require_accepted: bool,
+    /// Where people open the web UI: notices link its pages (`serve --public-url`).
+    pub public_url: Option<String>,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
             verdicts: Arc::new(Mutex::new(HashMap::new())),
             stopping,
             require_accepted: false,
+            public_url: None,
         }
     }
 

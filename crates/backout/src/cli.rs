@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "backout",
     version,
     about = "Make a release's backout plan real: lint, render, watch, decide, execute, rehearse.",
-    after_help = "Start with `backout init --service NAME`, then `backout lint backout.yaml`."
+    after_help = AFTER_HELP
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -18,8 +18,46 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The top-level help's epilogue: where to start, and every environment variable backout reads.
+const AFTER_HELP: &str = "\
+Start with `backout init --service NAME`, then `backout lint backout.yaml`.
+
+Environment:
+  BACKOUT_DATABASE_URL      the store (as --database): sqlite://PATH or postgres://…
+  BACKOUT_USER              who is acting on a local store (as --as)
+  BACKOUT_SERVER            act through a backout server at this URL instead of a local store
+  BACKOUT_TOKEN             the bearer token for BACKOUT_SERVER (`backout token create`)
+  BACKOUT_PUBLIC_URL        where people open the web UI: notifications link its release, run
+                            and decision pages (as `serve --public-url`)
+  BACKOUT_SMTP_URL          SMTP server of email channels: smtp://host:port, smtps://…,
+                            ?tls=required for STARTTLS; user and password may be in the URL
+  BACKOUT_SMTP_FROM         From address of emails (default backout@localhost)
+  BACKOUT_DELIVERY_TIMEOUT  longest one notification may take (default 10s)
+  BACKOUT_DELIVERY_LEASE    how long a claimed notification keeps other processes off (60s)
+  BACKOUT_DELIVERY_GRACE    how long a command keeps retrying its notifications after its
+                            work (default 30s)
+  BACKOUT_LEASE_TTL         `serve`: lease time to live of shared work (default 15s)
+  BACKOUT_AUDIT_KEY         HMAC key of `audit anchor` / `audit verify --anchor`
+  BACKOUT_LOG               `serve` log filter, e.g. debug or backout_server=debug
+  NO_COLOR, CLICOLOR_FORCE  no colour / colour even into a pipe (--color overrides both)
+  Plans' ${NAME} references are read from the environment of the process that resolves them.";
+
+/// When to colour output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// On a terminal, unless NO_COLOR is set; CLICOLOR_FORCE colours a pipe too.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
 #[derive(Clone, Debug, Args)]
 pub struct Global {
+    /// When to colour output: auto (a terminal, honouring NO_COLOR and CLICOLOR_FORCE),
+    /// always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    pub color: ColorWhen,
     /// Store URL: sqlite://PATH (default: a file under the user's data dir) or postgres://…
     #[arg(long, global = true, env = "BACKOUT_DATABASE_URL", value_name = "URL")]
     pub database: Option<String>,
@@ -166,6 +204,19 @@ pub enum Command {
         after_help = "Examples:\n  createdb -h db.internal backout\n  backout migrate sqlite://$HOME/.local/share/backout/backout.db postgres://backout@db.internal/backout\n  backout --database postgres://backout@db.internal/backout audit verify\n\nThe target must be empty (exit 2 otherwise); the source is never changed, and a source\nwhose hash chain does not verify is refused. Stop every `backout` using the source first:\nwrites made during the copy are not copied."
     )]
     Migrate(MigrateArgs),
+    /// Print a shell completion script for bash, zsh, fish or powershell on standard output.
+    #[command(
+        after_help = "Examples:\n  backout completions bash > ~/.local/share/bash-completion/completions/backout\n  backout completions zsh > \"${fpath[1]}/_backout\"\n  backout completions fish > ~/.config/fish/completions/backout.fish\n  backout completions powershell >> $PROFILE"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on standard output.
+    #[command(
+        after_help = "Examples:\n  backout man | man -l -\n  backout man > /usr/local/share/man/man1/backout.1"
+    )]
+    Man,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -286,6 +337,9 @@ pub struct StartArgs {
     /// Refuse (exit 5) unless this exact plan content was accepted (`backout accept`).
     #[arg(long)]
     pub require_accepted: bool,
+    /// `json`: the ids and states this created, as one JSON object on standard output.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
 }
 
 #[derive(Debug, Args)]
@@ -301,6 +355,9 @@ pub struct RequestArgs {
     /// Why: recorded in the journal and shown to the deciders.
     #[arg(long)]
     pub reason: String,
+    /// `json`: the ids and states this created, as one JSON object on standard output.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
 }
 
 #[derive(Debug, Args)]
@@ -321,6 +378,9 @@ pub struct DecideArgs {
     /// Approve although the rollback window closed (the full quorum must each do so).
     #[arg(long)]
     pub override_window: bool,
+    /// `json`: the ids and states this created, as one JSON object on standard output.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -366,6 +426,9 @@ pub struct WatchArgs {
 pub struct CheckpointArgs {
     pub release: String,
     pub name: String,
+    /// `json`: the ids and states this created, as one JSON object on standard output.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
 }
 
 #[derive(Debug, Args)]
@@ -417,6 +480,9 @@ pub struct ConfirmArgs {
     pub step: String,
     #[arg(long)]
     pub note: Option<String>,
+    /// `json`: the ids and states this created, as one JSON object on standard output.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -434,6 +500,9 @@ pub struct ResolveArgs {
     pub outcome: Resolution,
     #[arg(long)]
     pub note: Option<String>,
+    /// `json`: the ids and states this created, as one JSON object on standard output.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
 }
 
 #[derive(Debug, Args)]
@@ -441,6 +510,9 @@ pub struct AbortArgs {
     pub run: String,
     #[arg(long, default_value = "no reason given")]
     pub reason: String,
+    /// `json`: the ids and states this created, as one JSON object on standard output.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
 }
 
 #[derive(Debug, Args)]
@@ -580,6 +652,10 @@ pub struct ServeArgs {
     /// Most connections open at once from one client address; more are closed at once.
     #[arg(long, default_value_t = backout_server::router::CONNECTIONS_PER_IP, value_name = "N")]
     pub max_connections_per_ip: usize,
+    /// The address people open this server at (e.g. https://backout.example.com): every
+    /// notification links the release, run and decision pages under it.
+    #[arg(long, env = "BACKOUT_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -598,6 +674,9 @@ pub enum TokenCommand {
         /// What the token may do on the server.
         #[arg(long, value_enum)]
         role: TokenRole,
+        /// `json`: the token's id, user, role and the bearer secret (shown once) as JSON.
+        #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+        format: LintFormat,
     },
     /// Every token: id, user, role, who created it and when, revoked or active.
     List {

@@ -13,6 +13,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    output::set_color(cli.global.color);
     let code = match remote::gate::refuse_local_only(&cli.command).and_then(|()| commands::run(cli))
     {
         Ok(code) => code,

@@ -1,18 +1,34 @@
-//! Printing for people: colour only on a terminal and never with NO_COLOR set; diagnostics as
-//! caret excerpts (miette), grouped by file.
+//! Printing for people: colour decided in one place ([`color_stdout`], [`color_stderr`]), from
+//! `--color` and, for `auto`, anstream's reading of the terminal, NO_COLOR, CLICOLOR and
+//! CLICOLOR_FORCE; diagnostics as caret excerpts (miette), grouped by file.
 
 use std::io::IsTerminal;
 
+use anstream::ColorChoice;
 use backout_model::{Diagnostic, Severity};
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan};
 
-/// Whether standard output should be coloured.
-pub fn color_stdout() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+use crate::cli::ColorWhen;
+
+/// Sets the colour choice of the process from `--color`; called once, before anything prints.
+pub fn set_color(when: ColorWhen) {
+    match when {
+        ColorWhen::Auto => ColorChoice::Auto,
+        ColorWhen::Always => ColorChoice::Always,
+        ColorWhen::Never => ColorChoice::Never,
+    }
+    .write_global();
 }
 
+/// Whether standard output should be coloured: `--color always|never`, else a terminal
+/// without NO_COLOR (or anything, with CLICOLOR_FORCE).
+pub fn color_stdout() -> bool {
+    anstream::AutoStream::choice(&std::io::stdout()) != ColorChoice::Never
+}
+
+/// Whether standard error should be coloured, by the same rules as [`color_stdout`].
 pub fn color_stderr() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+    anstream::AutoStream::choice(&std::io::stderr()) != ColorChoice::Never
 }
 
 /// Text made safe for a terminal: control characters and invisible format characters (an

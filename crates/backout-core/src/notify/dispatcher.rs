@@ -118,6 +118,9 @@ pub struct DispatchOptions {
     /// After `stop`, how long to keep sending what is due (a run's `completed` notice) before
     /// returning.
     pub drain: Duration,
+    /// Where people open the web UI (`BACKOUT_PUBLIC_URL`, `serve --public-url`): notices link
+    /// the release, run and decision pages under it. `None`: notices carry no links.
+    pub public_url: Option<String>,
 }
 
 impl Default for DispatchOptions {
@@ -131,6 +134,7 @@ impl Default for DispatchOptions {
             delivery: DeliveryConfig::default(),
             plan_dirs: HashMap::new(),
             drain: Duration::from_secs(15),
+            public_url: None,
         }
     }
 }
@@ -167,7 +171,21 @@ impl DispatchOptions {
         if let Some(lease) = duration("BACKOUT_DELIVERY_LEASE")? {
             options.lease = lease;
         }
+        if let Some(url) = var("BACKOUT_PUBLIC_URL") {
+            options.public_url = Some(
+                public_url(&url)
+                    .map_err(|e| ExecError::Usage(format!("BACKOUT_PUBLIC_URL=`{url}` {e}")))?,
+            );
+        }
         Ok(options)
+    }
+
+    /// Sets where people open the web UI, checked like `BACKOUT_PUBLIC_URL`.
+    pub fn public_url(mut self, url: &str) -> Result<Self, ExecError> {
+        self.public_url = Some(
+            public_url(url).map_err(|e| ExecError::Usage(format!("--public-url `{url}` {e}")))?,
+        );
+        Ok(self)
     }
 
     /// Command channels of the plan with content hash `plan_hash` run in `dir`.
@@ -175,6 +193,20 @@ impl DispatchOptions {
         self.plan_dirs.insert(plan_hash.into(), dir.into());
         self
     }
+}
+
+/// A public URL without its trailing slash, or why it is not one.
+pub fn public_url(url: &str) -> Result<String, String> {
+    let url = url.trim();
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| format!("is not a URL ({e}); write e.g. https://backout.example.com"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err("is not an http(s) URL; write e.g. https://backout.example.com".into());
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err("has a query or fragment; give the address the web UI is served at".into());
+    }
+    Ok(url.trim_end_matches('/').to_string())
 }
 
 /// A claimant name unique to this dispatcher: host, pid, and a counter within the process.
@@ -503,6 +535,7 @@ impl Inner {
             run: run.as_ref(),
             steps: &steps,
             history: &history,
+            public_url: self.options.public_url.as_deref(),
         };
         Ok(self.compose(&facts, hash, &loaded))
     }
@@ -515,9 +548,12 @@ impl Inner {
             .given()
             .and_then(|c| c.channels.iter().find(|ch| &ch.name == name))
             .ok_or_else(|| format!("the plan has no channel `{name}`"))?;
-        let mut target =
-            Target::from_channel(&channel.kind, |text| loaded.resolver.resolve_url(text))
-                .map_err(|e| format!("channel `{name}`: {e}"))?;
+        let mut target = Target::from_channel(
+            channel,
+            |text| loaded.resolver.resolve_url(text),
+            |text| loaded.resolver.resolve(text),
+        )
+        .map_err(|e| format!("channel `{name}`: {e}"))?;
         if let Target::Command { dir, .. } = &mut target {
             *dir = self.options.plan_dirs.get(hash).cloned();
         }

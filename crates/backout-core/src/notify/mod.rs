@@ -15,6 +15,6 @@ mod dispatcher;
 mod notice;
 mod route;
 
-pub use dispatcher::{Backoff, DispatchOptions, Dispatcher, dispatch_until};
-pub use notice::event_id;
+pub use dispatcher::{Backoff, DispatchOptions, Dispatcher, dispatch_until, public_url};
+pub use notice::{event_id, links};
 pub use route::{MESSAGE, delivery_kind, lifecycle_event, route, routed};

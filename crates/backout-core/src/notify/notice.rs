@@ -8,7 +8,7 @@
 
 use backout_model::Plan;
 use backout_model::plan::{Event, StepKind};
-use backout_notify::{Message, Notice, ReleaseInfo, WindowInfo, render};
+use backout_notify::{Link, Message, Notice, ReleaseInfo, WindowInfo, render};
 use backout_store::{Delivery, Event as JournalEvent, Release, Run, StepRecord, StepState};
 use serde_json::{Map, Value, json};
 
@@ -23,6 +23,8 @@ pub struct Facts<'a> {
     pub run: Option<&'a Run>,
     pub steps: &'a [StepRecord],
     pub history: &'a History,
+    /// Where people open the web UI (`BACKOUT_PUBLIC_URL`): the notice links its pages.
+    pub public_url: Option<&'a str>,
 }
 
 /// What happened to the release before the event, where a message needs it.
@@ -101,7 +103,56 @@ pub fn notice(facts: &Facts<'_>) -> Result<Notice, String> {
     notice.run = run(facts);
     notice.deciders = deciders(facts, event);
     notice.summary = summary(facts, event, &notice);
+    if let Some(base) = facts.public_url {
+        notice.links = links(base, &notice);
+    }
     Ok(notice)
+}
+
+/// The web UI's pages about a notice, under `base` (the public URL people open the server
+/// at): the release, the run, and where the decision is made or recorded.
+pub fn links(base: &str, notice: &Notice) -> Vec<Link> {
+    let base = base.trim().trim_end_matches('/');
+    let link = |label: &str, path: String| Link {
+        label: label.to_string(),
+        url: format!("{base}{path}"),
+    };
+    let mut links = Vec::new();
+    if let Some(release) = &notice.release {
+        let page = format!("/ui/releases/{}", segment(&release.id));
+        match notice.event {
+            Event::RollbackRequired
+            | Event::Inconclusive
+            | Event::Degrading
+            | Event::DecisionRequested
+            | Event::Escalated => links.push(link("Decide", format!("{page}#decide-form"))),
+            Event::Decision => links.push(link("Decision", format!("{page}#decision"))),
+            _ => {}
+        }
+        links.push(link("Release", page));
+    }
+    if let Some(run) = notice
+        .run
+        .as_ref()
+        .and_then(|r| r.get("id"))
+        .and_then(Value::as_str)
+    {
+        links.push(link("Run", format!("/ui/runs/{}", segment(run))));
+    }
+    links
+}
+
+/// A path segment: anything but unreserved characters percent-encoded.
+fn segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for byte in id.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// The message of a delivery: the plan's template for the event when it has one (falling back
@@ -154,6 +205,7 @@ fn release_info(facts: &Facts<'_>, release: &Release) -> ReleaseInfo {
         rollback_to: Some(release.rollback_to.clone()),
         environment: Some(release.environment.clone()),
         plan_hash: Some(release.plan_hash.clone()),
+        change_ticket: facts.plan.release.change_ticket.clone(),
         window: release.closes_at_ms.map(|closes| WindowInfo {
             closes_at: rfc3339(closes),
             closed: facts.event.kind == "window_closed"
@@ -657,6 +709,32 @@ mod tests {
         assert_eq!(human_duration(120_000), "2m");
         assert_eq!(human_duration(3_900_000), "1h 5m");
         assert_eq!(human_duration(-5), "0s");
+    }
+
+    #[test]
+    fn links_point_at_the_ui_pages() {
+        let mut notice = Notice::new(Event::Decision, "evt-1", "2026-01-01T00:00:00Z", "x");
+        notice.release = Some(ReleaseInfo {
+            id: "rel 1".into(),
+            ..ReleaseInfo::default()
+        });
+        notice.run = Some(json!({ "id": "run-7" }));
+        let links = links("https://backout.example.com/", &notice);
+        let pairs: Vec<(&str, &str)> = links
+            .iter()
+            .map(|l| (l.label.as_str(), l.url.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                (
+                    "Decision",
+                    "https://backout.example.com/ui/releases/rel%201#decision"
+                ),
+                ("Release", "https://backout.example.com/ui/releases/rel%201"),
+                ("Run", "https://backout.example.com/ui/runs/run-7"),
+            ]
+        );
     }
 
     #[test]

@@ -121,6 +121,9 @@ pub fn delivery_kind(kind: &ChannelKind) -> DeliveryKind {
         ChannelKind::Slack(_) => DeliveryKind::Slack,
         ChannelKind::Email(_) => DeliveryKind::Email,
         ChannelKind::Command(_) => DeliveryKind::Command,
+        // Both are JSON POSTs to an HTTP endpoint; the stores know the four transport kinds,
+        // and the dispatcher reads the channel's own kind from the plan when it sends.
+        ChannelKind::PagerDuty { .. } | ChannelKind::Teams(_) => DeliveryKind::Webhook,
     }
 }
 

@@ -237,7 +237,9 @@ pub fn reached(plan: &Plan, environment: &str) -> Vec<(String, String)> {
         && let Some(communication) = seal(plan.clone(), environment).communication.given()
     {
         for channel in &communication.channels {
-            if let ChannelKind::Webhook(url) | ChannelKind::Slack(url) = &channel.kind {
+            if let ChannelKind::Webhook(url) | ChannelKind::Slack(url) | ChannelKind::Teams(url) =
+                &channel.kind
+            {
                 out.push((format!("channel `{}`", channel.name), url.clone()));
             }
         }

@@ -5,7 +5,7 @@ use super::Checker;
 use crate::codes;
 use crate::decode::{Section, Spanned};
 use crate::diagnostic::Diagnostic;
-use crate::spec::PlanSpec;
+use crate::spec::{ChannelSpec, PlanSpec};
 
 pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
     let members = |name: &str| -> Option<Vec<&str>> {
@@ -122,6 +122,8 @@ pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
                 ("slack", channel.slack.is_some()),
                 ("email", channel.email.is_some()),
                 ("command", channel.command.is_some()),
+                ("pagerduty", channel.pagerduty.is_some()),
+                ("teams", channel.teams.is_some()),
             ]);
             if kinds.len() != 1 {
                 let found = if kinds.is_empty() {
@@ -135,12 +137,12 @@ pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
                         name.span,
                         format!("channel `{}` has {found}", name.value),
                     )
-                    .with_help("give it exactly one of webhook, slack, email, command"),
+                    .with_help(
+                        "give it exactly one of webhook, slack, email, command, pagerduty, teams",
+                    ),
                 );
             }
-            for url in [&channel.webhook, &channel.slack].into_iter().flatten() {
-                super::http_url(url, checker);
-            }
+            channel_options(name, channel, checker);
             for address in channel.email.iter().flatten() {
                 if !address.value.contains('@') && !address.value.starts_with("${") {
                     checker.push(
@@ -155,6 +157,97 @@ pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
             }
         }
     }
+}
+
+/// The URLs of a channel are URLs; `headers` and `secret` belong to webhooks; the secret and the
+/// PagerDuty routing key are `${VAR}` references, never written out.
+pub(super) fn channel_options(
+    name: &Spanned<String>,
+    channel: &ChannelSpec,
+    checker: &mut Checker,
+) {
+    for url in [&channel.webhook, &channel.slack, &channel.teams]
+        .into_iter()
+        .flatten()
+    {
+        super::http_url(url, checker);
+    }
+    if let Some(url) = channel.pagerduty.as_ref().and_then(|p| p.url.as_ref()) {
+        super::http_url(url, checker);
+    }
+    if channel.webhook.is_none() {
+        let given = [
+            ("headers", channel.headers.as_ref().map(|h| h.span)),
+            ("secret", channel.secret.as_ref().map(|s| s.span)),
+        ];
+        for (field, span) in given {
+            if let Some(span) = span {
+                checker.push(
+                    Diagnostic::error(
+                        codes::WEBHOOK_OPTION,
+                        span,
+                        format!(
+                            "channel `{}` has `{field}`, which only webhook channels take",
+                            name.value
+                        ),
+                    )
+                    .with_help("remove it, or make the channel a `webhook: URL`"),
+                );
+            }
+        }
+    }
+    for (header, _) in channel.headers.iter().flat_map(|h| h.value.iter()) {
+        let token = !header.value.is_empty()
+            && header
+                .value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            checker.push(
+                Diagnostic::error(
+                    codes::WEBHOOK_OPTION,
+                    header.span,
+                    format!("`{}` is not an HTTP header name", header.value),
+                )
+                .with_help("use letters, digits and dashes, e.g. X-Team"),
+            );
+        }
+    }
+    let secrets = [
+        ("secret", channel.secret.as_ref()),
+        (
+            "routing_key",
+            channel.pagerduty.as_ref().map(|p| &p.routing_key),
+        ),
+    ];
+    for (field, value) in secrets {
+        if let Some(value) = value
+            && !is_reference(&value.value)
+        {
+            checker.push(
+                Diagnostic::error(
+                    codes::CHANNEL_SECRET,
+                    value.span,
+                    format!("channel `{}` has its {field} written out", name.value),
+                )
+                .with_help(format!(
+                    "write a reference such as `${{{}}}` and set that variable where backout runs",
+                    if field == "secret" {
+                        "WEBHOOK_SECRET"
+                    } else {
+                        "PD_ROUTING_KEY"
+                    }
+                )),
+            );
+        }
+    }
+}
+
+/// `${NAME}` and nothing else.
+fn is_reference(text: &str) -> bool {
+    text.strip_prefix("${")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .is_some_and(|name| !name.is_empty() && !name.contains(['{', '}', '$']))
 }
 
 fn distinct(names: &[&str]) -> usize {

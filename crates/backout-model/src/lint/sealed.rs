@@ -82,7 +82,10 @@ pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
         {
             for name in testing.notify.iter().flatten() {
                 if let Some(channel) = c.channels.get(&name.value) {
-                    for url in [&channel.webhook, &channel.slack].into_iter().flatten() {
+                    for url in [&channel.webhook, &channel.slack, &channel.teams]
+                        .into_iter()
+                        .flatten()
+                    {
                         reached.push((format!("channel `{}`", name.value), url));
                     }
                 }
@@ -127,6 +130,8 @@ fn channel_kind(env: &str, name: &Spanned<String>, channel: &ChannelSpec, checke
         channel.slack.is_some(),
         channel.email.is_some(),
         channel.command.is_some(),
+        channel.pagerduty.is_some(),
+        channel.teams.is_some(),
     ]
     .into_iter()
     .filter(|k| *k)
@@ -146,12 +151,10 @@ fn channel_kind(env: &str, name: &Spanned<String>, channel: &ChannelSpec, checke
                     }
                 ),
             )
-            .with_help("give it exactly one of webhook, slack, email, command"),
+            .with_help("give it exactly one of webhook, slack, email, command, pagerduty, teams"),
         );
     }
-    for url in [&channel.webhook, &channel.slack].into_iter().flatten() {
-        super::http_url(url, checker);
-    }
+    super::people::channel_options(name, channel, checker);
 }
 
 /// The literal URLs a rehearsal reaches, with where the plan uses them: the procedure's and

@@ -30,6 +30,7 @@ pub fn full_notice(event: Event) -> Notice {
         rollback_to: Some("2.3.9".into()),
         environment: Some("production".into()),
         plan_hash: Some("b3f1c2".into()),
+        change_ticket: None,
         window: Some(WindowInfo {
             closes_at: "2026-11-03T18:00:00Z".into(),
             closed: matches!(event, Event::WindowClosed),

@@ -4,6 +4,8 @@
 mod command;
 mod common;
 mod email;
+mod pagerduty;
 mod slack;
+mod teams;
 mod templates;
 mod webhook;

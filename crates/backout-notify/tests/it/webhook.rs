@@ -23,7 +23,7 @@ async fn send(
     let notice = full_notice(Event::RollbackRequired);
     let message = render(&notice, None).expect("built-in templates render");
     deliverer(timeout)
-        .deliver(&Target::Webhook(url.to_owned()), &notice, &message)
+        .deliver(&Target::webhook(url), &notice, &message)
         .await
 }
 
@@ -143,4 +143,104 @@ async fn a_url_that_is_not_http_is_not_retried() {
         .await
         .expect_err("not http");
     assert!(!error.retryable);
+}
+
+/// The receiver's side of a signed webhook: recompute the HMAC over the raw body it got.
+fn verifies(secret: &str, body: &[u8], header: &str) -> bool {
+    use hmac::{Hmac, KeyInit, Mac};
+    let Some(hex) = header.strip_prefix("sha256=") else {
+        return false;
+    };
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
+        .collect();
+    let Some(bytes) = bytes else { return false };
+    let mut mac =
+        <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    mac.verify_slice(&bytes).is_ok()
+}
+
+#[tokio::test]
+async fn a_signed_webhook_carries_its_headers_and_a_signature_the_secret_verifies() {
+    let receiver = HttpReceiver::start(Answer::status(204)).await;
+    let notice = full_notice(Event::Decision);
+    let message = render(&notice, None).expect("built-in templates render");
+    let target = Target::Webhook {
+        url: receiver.url.clone(),
+        headers: vec![
+            ("X-Team".into(), "payments".into()),
+            ("Authorization".into(), "Bearer t0k3n".into()),
+        ],
+        secret: Some("s3cr3t-shared".into()),
+    };
+    deliverer(Duration::from_secs(10))
+        .deliver(&target, &notice, &message)
+        .await
+        .expect("a 204 is delivered");
+
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(request.header("x-team"), Some("payments"));
+    assert_eq!(request.header("authorization"), Some("Bearer t0k3n"));
+    let signature = request
+        .header("x-backout-signature-256")
+        .expect("a signed webhook sends its signature");
+    assert!(signature.starts_with("sha256="), "{signature}");
+    assert_eq!(signature.len(), "sha256=".len() + 64);
+    assert!(verifies("s3cr3t-shared", &request.body, signature));
+    assert!(!verifies("another-secret", &request.body, signature));
+    let mut tampered = request.body.clone();
+    tampered[0] ^= 1;
+    assert!(!verifies("s3cr3t-shared", &tampered, signature));
+    assert_eq!(
+        signature,
+        backout_notify::signature("s3cr3t-shared", &request.body)
+    );
+}
+
+#[tokio::test]
+async fn an_unsigned_webhook_sends_no_signature() {
+    let receiver = HttpReceiver::start(Answer::status(200)).await;
+    send(&receiver.url, Duration::from_secs(10))
+        .await
+        .expect("delivered");
+    assert_eq!(
+        receiver.requests()[0].header("x-backout-signature-256"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_header_backout_sets_itself_is_refused_without_sending() {
+    let receiver = HttpReceiver::start(Answer::status(200)).await;
+    let notice = full_notice(Event::Decision);
+    let message = render(&notice, None).expect("built-in templates render");
+    for (name, value) in [
+        ("Content-Type", "text/plain"),
+        ("X-Bad Name", "x"),
+        ("X-Ok", "a\nb"),
+    ] {
+        let target = Target::Webhook {
+            url: receiver.url.clone(),
+            headers: vec![(name.into(), value.into())],
+            secret: None,
+        };
+        let error = deliverer(Duration::from_secs(10))
+            .deliver(&target, &notice, &message)
+            .await
+            .expect_err("refused");
+        assert!(!error.retryable, "{name}: {error:?}");
+        assert!(
+            !error.message.contains(value) || value == "x",
+            "{}",
+            error.message
+        );
+    }
+    assert!(receiver.requests().is_empty());
 }

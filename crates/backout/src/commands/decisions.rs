@@ -40,13 +40,31 @@ pub fn decide(args: &DecideArgs, global: &Global) -> Result<ExitCode, CommandErr
             },
         )
         .await?;
-        announce_decision(&args.release, &who, choice, &decided);
+        announce_decision(&args.release, &who, choice, &decided, args.format);
         Ok(ExitCode::Ok)
     })
 }
 
 /// What `decide` says: who decided what, and how far the quorum is.
-pub(super) fn announce_decision(release_id: &str, who: &str, choice: Choice, decided: &Decided) {
+pub(super) fn announce_decision(
+    release_id: &str,
+    who: &str,
+    choice: Choice,
+    decided: &Decided,
+    format: crate::cli::LintFormat,
+) {
+    if format == crate::cli::LintFormat::Json {
+        super::releases::answer(&serde_json::json!({
+            "release": release_id,
+            "decision": choice.as_str(),
+            "by": who,
+            "approvals": decided.approvals,
+            "quorum": decided.quorum,
+            "approved": decided.approved,
+            "as_fallback": decided.as_fallback,
+            "override_window": decided.override_window,
+        }));
+    }
     let loud = if decided.override_window {
         "WINDOW OVERRIDDEN: "
     } else {

@@ -17,6 +17,7 @@ mod releases;
 mod render;
 mod runs;
 mod serve;
+mod shell;
 mod tokens;
 
 use std::path::Path;
@@ -55,6 +56,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Token(args) => tokens::run(&args, &cli.global),
         Command::Audit(args) => audit::run(&args, &cli.global),
         Command::Migrate(args) => migrate::run(&args, &cli.global),
+        Command::Completions { shell } => shell::completions(shell),
+        Command::Man => shell::man(),
         Command::Schema => {
             let schema = backout_model::schema::json_schema();
             let text = serde_json::to_string_pretty(&schema)

@@ -24,8 +24,7 @@ pub(super) fn printer(
     match format {
         RunFormat::Json => Arc::new(JsonProgress),
         RunFormat::Human => Arc::new(HumanProgress {
-            color: std::io::stderr().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            color: crate::output::color_stderr(),
             started: std::time::Instant::now(),
             total: steps.len(),
             done: std::sync::atomic::AtomicUsize::new(0),

@@ -82,13 +82,28 @@ pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError
             at_ms,
         };
         let release = release::start(store.as_ref(), &request).await?;
-        announce_start(&release);
+        announce_start(&release, args.format);
         Ok(ExitCode::Ok)
     })
 }
 
-/// What `start` says: the window on standard error, the id alone on standard output.
-fn announce_start(release: &Release) {
+/// A release as a command's JSON answer: its stored record without the plan's text.
+pub(super) fn release_answer(release: &Release) -> serde_json::Value {
+    let mut value = serde_json::to_value(release).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("plan_source");
+    }
+    value
+}
+
+/// Prints a command's JSON answer (`--format json`) on standard output.
+pub(super) fn answer(value: &serde_json::Value) {
+    output::out(&format!("{value}\n"));
+}
+
+/// What `start` says: the window on standard error, the id alone on standard output (or, with
+/// `--format json`, the release it opened).
+fn announce_start(release: &Release, format: LintFormat) {
     eprintln!(
         "release {} of {} {} (rolls back to {}): window {}",
         release.id,
@@ -105,6 +120,10 @@ fn announce_start(release: &Release) {
             None => "not applicable (a rollback is possible at any time)".into(),
         }
     );
+    if format == LintFormat::Json {
+        answer(&serde_json::json!({ "release": release_answer(release) }));
+        return;
+    }
     // The id alone on standard output, for scripts: REL=$(backout start …).
     output::out(&format!("{}\n", release.id));
 }
@@ -122,15 +141,23 @@ pub fn request(args: &RequestArgs, global: &Global) -> Result<ExitCode, CommandE
             now(),
         )
         .await?;
-        announce_request(&release.id, &actor(global), &args.reason);
+        announce_request(&release, &actor(global), &args.reason, args.format);
         Ok(ExitCode::Ok)
     })
 }
 
-fn announce_request(release_id: &str, who: &str, reason: &str) {
+fn announce_request(release: &Release, who: &str, reason: &str, format: LintFormat) {
     eprintln!(
-        "release {release_id}: rollback requested by {who} ({reason}); the verdict is now rollback_required"
+        "release {}: rollback requested by {who} ({reason}); the verdict is now rollback_required",
+        release.id
     );
+    if format == LintFormat::Json {
+        answer(&serde_json::json!({
+            "release": release_answer(release),
+            "requested": { "by": who, "reason": reason },
+            "verdict": "rollback_required",
+        }));
+    }
 }
 
 pub fn checkpoint(args: &CheckpointArgs, global: &Global) -> Result<ExitCode, CommandError> {
@@ -146,12 +173,18 @@ pub fn checkpoint(args: &CheckpointArgs, global: &Global) -> Result<ExitCode, Co
             now(),
         )
         .await?;
-        announce_checkpoint(&release, &args.name);
+        announce_checkpoint(&release, &args.name, args.format);
         Ok(ExitCode::Ok)
     })
 }
 
-fn announce_checkpoint(release: &Release, name: &str) {
+fn announce_checkpoint(release: &Release, name: &str, format: LintFormat) {
+    if format == LintFormat::Json {
+        answer(&serde_json::json!({
+            "release": release_answer(release),
+            "checkpoint": name,
+        }));
+    }
     match (&release.state, &release.close_reason) {
         (ReleaseState::Closed, Some(reason)) => eprintln!(
             "release {}: checkpoint `{name}` recorded; the rollback window is now closed ({reason})",

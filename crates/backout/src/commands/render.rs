@@ -13,8 +13,7 @@ pub fn run(args: &RenderArgs, global: &Global) -> Result<ExitCode, CommandError>
     let source = super::read_plan(&args.plan).map_err(CommandError::usage)?;
     let file = args.plan.display().to_string();
     let linted = lint(&source);
-    let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none();
+    let color = crate::output::color_stderr();
     let Some(plan) = &linted.plan else {
         for d in linted
             .diagnostics

@@ -540,11 +540,12 @@ pub fn confirm(args: &ConfirmArgs, global: &Global) -> Result<ExitCode, CommandE
             crate::remote::segment(&args.run),
             crate::remote::segment(&args.step)
         );
-        remote.post(&path, body).await?;
+        let value = remote.post(&path, body).await?;
         eprintln!(
             "confirmed {} in run {}; the server's executor continues the run",
             args.step, args.run
         );
+        act_answer(args.format, &value, "confirmed", Some(&args.step));
         Ok(ExitCode::Ok)
     }) {
         return done;
@@ -571,6 +572,10 @@ pub fn confirm(args: &ConfirmArgs, global: &Global) -> Result<ExitCode, CommandE
             "confirmed {} in run {}; a waiting executor continues, otherwise run `backout resume {}`",
             args.step, args.run, args.run
         );
+        if args.format == LintFormat::Json {
+            let value = run_and_steps(store.as_ref(), &args.run).await?;
+            act_answer(args.format, &value, "confirmed", Some(&args.step));
+        }
         Ok(ExitCode::Ok)
     })
 }
@@ -591,11 +596,12 @@ pub fn resolve(args: &ResolveArgs, global: &Global) -> Result<ExitCode, CommandE
             crate::remote::segment(&args.run),
             crate::remote::segment(&args.step)
         );
-        remote.post(&path, body).await?;
+        let value = remote.post(&path, body).await?;
         eprintln!(
             "resolved {} in run {}; the server's executor continues the run",
             args.step, args.run
         );
+        act_answer(args.format, &value, "resolved", Some(&args.step));
         Ok(ExitCode::Ok)
     }) {
         return done;
@@ -617,8 +623,44 @@ pub fn resolve(args: &ResolveArgs, global: &Global) -> Result<ExitCode, CommandE
             "resolved {} in run {}; continue with `backout resume {}`",
             args.step, args.run, args.run
         );
+        if args.format == LintFormat::Json {
+            let value = run_and_steps(store.as_ref(), &args.run).await?;
+            act_answer(args.format, &value, "resolved", Some(&args.step));
+        }
         Ok(ExitCode::Ok)
     })
+}
+
+/// A run and its steps, shaped as the server's `GET /api/v1/runs/{id}` answers.
+async fn run_and_steps(
+    store: &dyn backout_store::Store,
+    run_id: &str,
+) -> Result<serde_json::Value, CommandError> {
+    let run = store.get_run(run_id).await?;
+    let steps = store.list_steps(run_id).await?;
+    Ok(serde_json::json!({ "run": run_json(&run), "steps": steps }))
+}
+
+/// With `--format json`, what an act on a run left: the run's id and state, and the step's
+/// state, from `value` (a run with its steps, as the server answers).
+fn act_answer(format: LintFormat, value: &serde_json::Value, act: &str, step: Option<&str>) {
+    if format != LintFormat::Json {
+        return;
+    }
+    let run = &value["run"];
+    let mut answer = serde_json::json!({
+        "act": act,
+        "run": run["id"],
+        "run_state": run["state"],
+    });
+    if let Some(step) = step {
+        answer["step"] = step.into();
+        answer["step_state"] = value["steps"]
+            .as_array()
+            .and_then(|steps| steps.iter().find(|s| s["step_id"] == step))
+            .map_or(serde_json::Value::Null, |s| s["state"].clone());
+    }
+    output::out(&format!("{answer}\n"));
 }
 
 fn resolution_name(outcome: Resolution) -> &'static str {
@@ -632,13 +674,14 @@ fn resolution_name(outcome: Resolution) -> &'static str {
 pub fn abort(args: &AbortArgs, global: &Global) -> Result<ExitCode, CommandError> {
     if let Some(done) = crate::remote::run(global, |remote| async move {
         let path = format!("/api/v1/runs/{}/abort", crate::remote::segment(&args.run));
-        remote
+        let value = remote
             .post(&path, serde_json::json!({ "reason": args.reason }))
             .await?;
         eprintln!(
             "run {} aborted; the server's executor stops its steps within a second",
             args.run
         );
+        act_answer(args.format, &value, "aborted", None);
         Ok(ExitCode::Ok)
     }) {
         return done;
@@ -660,6 +703,10 @@ pub fn abort(args: &AbortArgs, global: &Global) -> Result<ExitCode, CommandError
         );
         // Give a live executor its poll interval to cancel, so `status` right after shows it.
         tokio::time::sleep(StdDuration::from_millis(10)).await;
+        if args.format == LintFormat::Json {
+            let value = run_and_steps(store.as_ref(), &args.run).await?;
+            act_answer(args.format, &value, "aborted", None);
+        }
         Ok(ExitCode::Ok)
     })
 }

@@ -31,6 +31,13 @@ pub fn serve(args: &ServeArgs, global: &Global) -> Result<ExitCode, CommandError
             ))
         })?
         .0;
+    let public_url = args
+        .public_url
+        .as_deref()
+        .filter(|url| !url.trim().is_empty())
+        .map(backout_core::notify::public_url)
+        .transpose()
+        .map_err(|e| CommandError::usage(format!("--public-url {e}")))?;
     if args.max_connections_per_ip == 0 {
         return Err(CommandError::usage(
             "--max-connections-per-ip must be at least 1",
@@ -83,6 +90,7 @@ pub fn serve(args: &ServeArgs, global: &Global) -> Result<ExitCode, CommandError
         let options = ServeOptions {
             feed: Some(feed.subscribe()),
             require_accepted: args.require_accepted,
+            public_url,
             limits: backout_server::Limits {
                 header_read_timeout,
                 connections_per_ip: args.max_connections_per_ip,

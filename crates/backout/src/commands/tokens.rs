@@ -12,7 +12,9 @@ use backout_core::time::utc;
 
 pub fn run(args: &TokenArgs, global: &Global) -> Result<ExitCode, CommandError> {
     match &args.command {
-        TokenCommand::Create { user, role } => create(user, role_of(*role), global),
+        TokenCommand::Create { user, role, format } => {
+            create(user, role_of(*role), *format, global)
+        }
         TokenCommand::List { format } => list(*format, global),
         TokenCommand::Revoke { id } => revoke(id, global),
     }
@@ -27,7 +29,12 @@ fn role_of(role: TokenRole) -> Role {
     }
 }
 
-fn create(user: &str, role: Role, global: &Global) -> Result<ExitCode, CommandError> {
+fn create(
+    user: &str,
+    role: Role,
+    format: LintFormat,
+    global: &Global,
+) -> Result<ExitCode, CommandError> {
     runtime()?.block_on(async {
         let store = open_store(global).await?;
         let issued = backout_server::auth::create(store.as_ref(), user, role, &actor(global), now())
@@ -42,7 +49,17 @@ fn create(user: &str, role: Role, global: &Global) -> Result<ExitCode, CommandEr
              (the server keeps only a digest). Use it as `Authorization: Bearer <token>`.",
             issued.record.id, issued.record.user
         );
-        output::out(&format!("{}\n", issued.bearer));
+        if format == LintFormat::Json {
+            let answer = serde_json::json!({
+                "id": issued.record.id,
+                "user": issued.record.user,
+                "role": role.to_string(),
+                "token": issued.bearer,
+            });
+            output::out(&format!("{answer}\n"));
+        } else {
+            output::out(&format!("{}\n", issued.bearer));
+        }
         Ok(ExitCode::Ok)
     })
 }

@@ -21,7 +21,11 @@ pub fn refuse_local_only(command: &Command) -> Result<(), CommandError> {
     const LOCAL: &str = "works on a local store only";
     match command {
         // Plan files only: no store involved.
-        Command::Init(_) | Command::Render(_) | Command::Schema => Ok(()),
+        Command::Init(_)
+        | Command::Render(_)
+        | Command::Schema
+        | Command::Completions { .. }
+        | Command::Man => Ok(()),
         Command::Lint(args) if args.evidence || args.require_tested => {
             refused("lint --evidence/--require-tested", LOCAL)
         }

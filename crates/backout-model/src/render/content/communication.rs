@@ -29,7 +29,18 @@ impl<'a> Context<'a> {
                     .iter()
                     .map(|ch| {
                         let (kind, target) = match &ch.kind {
+                            ChannelKind::Webhook(u) if ch.secret.is_some() => (
+                                "webhook (JSON POST, HMAC-SHA256 signed)",
+                                Text::new().code(u),
+                            ),
                             ChannelKind::Webhook(u) => ("webhook (JSON POST)", Text::new().code(u)),
+                            ChannelKind::PagerDuty { routing_key, .. } => (
+                                "PagerDuty Events API v2 (one incident per release)",
+                                Text::new().code(routing_key),
+                            ),
+                            ChannelKind::Teams(u) => {
+                                ("Microsoft Teams incoming webhook", Text::new().code(u))
+                            }
                             ChannelKind::Slack(u) => {
                                 ("Slack incoming webhook", Text::new().code(u))
                             }

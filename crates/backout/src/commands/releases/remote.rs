@@ -87,7 +87,7 @@ pub(in crate::commands) async fn start(
         }
         Err(failure) => return Err(remote.command_error(failure)),
     };
-    announce_start(&convert::release(&value)?);
+    announce_start(&convert::release(&value)?, args.format);
     Ok(ExitCode::Ok)
 }
 
@@ -127,7 +127,7 @@ pub(in crate::commands) async fn request(
         )
         .await?;
     let release = convert::release(&value)?;
-    announce_request(&release.id, &who(&remote).await?, &args.reason);
+    announce_request(&release, &who(&remote).await?, &args.reason, args.format);
     Ok(ExitCode::Ok)
 }
 
@@ -141,7 +141,7 @@ pub(in crate::commands) async fn checkpoint(
             json!({ "name": args.name }),
         )
         .await?;
-    announce_checkpoint(&convert::release(&value)?, &args.name);
+    announce_checkpoint(&convert::release(&value)?, &args.name, args.format);
     Ok(ExitCode::Ok)
 }
 
@@ -254,7 +254,7 @@ pub(in crate::commands) async fn decide(
         override_window: value["override_window"].as_bool().unwrap_or(false),
     };
     let actor = value["actor"].as_str().unwrap_or("the token's user");
-    super::super::decisions::announce_decision(&args.release, actor, choice, &decided);
+    super::super::decisions::announce_decision(&args.release, actor, choice, &decided, args.format);
     Ok(ExitCode::Ok)
 }
 
