@@ -194,6 +194,10 @@ impl Store for Feed {
         self.inner.list_releases(limit).await
     }
 
+    async fn counts(&self, close_reason_prefixes: &[&str]) -> Result<crate::Counts, StoreError> {
+        self.inner.counts(close_reason_prefixes).await
+    }
+
     async fn open_releases(&self) -> Result<Vec<Release>, StoreError> {
         self.inner.open_releases().await
     }

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use crate::chain::{ChainBreak, ChainSummary, ChainVerifier};
+use crate::counts::Counts;
 use crate::delivery::{Delivery, DeliveryNext, NewAttempt};
 use crate::errors::StoreError;
 use crate::event::{Event, NewEvent};
@@ -117,6 +118,12 @@ pub trait Store: Send + Sync {
         after_seq: u64,
         limit: u32,
     ) -> Result<Vec<Event>, StoreError>;
+
+    /// Runs, deliveries and releases by state, and closed releases by each of
+    /// `close_reason_prefixes` (a release counts under every prefix its reason starts with),
+    /// from count queries: the cost does not grow with what the records hold, and no record is
+    /// read into memory.
+    async fn counts(&self, close_reason_prefixes: &[&str]) -> Result<Counts, StoreError>;
 
     /// Releases, newest first.
     async fn list_releases(&self, limit: u32) -> Result<Vec<Release>, StoreError>;
