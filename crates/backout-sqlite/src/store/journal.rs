@@ -153,36 +153,58 @@ pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreErr
     serde_json::to_string(value).map_err(|error| StoreError::invalid(error.to_string()))
 }
 
-pub(super) async fn upsert_step(
+/// Step rows per statement: 13 parameters each, far below SQLite's limit of 32766.
+const UPSERT_CHUNK: usize = 500;
+
+/// Inserts or updates the rows of `steps` with one statement (per [`UPSERT_CHUNK`]): a batch
+/// of the scheduling loop costs one round trip to the database, not one per step. Two records
+/// of the same step in one batch: the last wins.
+pub(super) async fn upsert_steps(
     conn: &mut SqliteConnection,
-    step: &StepRecord,
+    steps: &[&StepRecord],
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO step_states (run_id, step_id, state, attempt, started_at_ms, \
-         finished_at_ms, exit_status, pgid, note, outputs, stdout, stderr, updated_at_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (run_id, step_id) DO UPDATE SET state = excluded.state, \
-         attempt = excluded.attempt, started_at_ms = excluded.started_at_ms, \
-         finished_at_ms = excluded.finished_at_ms, exit_status = excluded.exit_status, \
-         pgid = excluded.pgid, note = excluded.note, outputs = excluded.outputs, \
-         stdout = excluded.stdout, stderr = excluded.stderr, \
-         updated_at_ms = excluded.updated_at_ms",
-    )
-    .bind(&step.run_id)
-    .bind(&step.step_id)
-    .bind(step.state.as_str())
-    .bind(i64::from(step.attempt))
-    .bind(step.started_at_ms)
-    .bind(step.finished_at_ms)
-    .bind(step.exit_status)
-    .bind(step.pgid)
-    .bind(&step.note)
-    .bind(to_json(&step.outputs)?)
-    .bind(&step.stdout)
-    .bind(&step.stderr)
-    .bind(step.updated_at_ms)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    // A multi-row upsert may not name the same row twice; keep each step's last record.
+    let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(steps.len());
+    let mut last: Vec<&StepRecord> = Vec::with_capacity(steps.len());
+    for step in steps.iter().rev() {
+        if seen.insert((step.run_id.as_str(), step.step_id.as_str())) {
+            last.push(step);
+        }
+    }
+    last.reverse();
+    for chunk in last.chunks(UPSERT_CHUNK) {
+        let outputs: Vec<String> = chunk
+            .iter()
+            .map(|s| to_json(&s.outputs))
+            .collect::<Result<_, _>>()?;
+        let mut upsert = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO step_states (run_id, step_id, state, attempt, started_at_ms, \
+             finished_at_ms, exit_status, pgid, note, outputs, stdout, stderr, updated_at_ms) ",
+        );
+        upsert.push_values(chunk.iter().zip(&outputs), |mut row, (step, outputs)| {
+            row.push_bind(&step.run_id)
+                .push_bind(&step.step_id)
+                .push_bind(step.state.as_str())
+                .push_bind(i64::from(step.attempt))
+                .push_bind(step.started_at_ms)
+                .push_bind(step.finished_at_ms)
+                .push_bind(step.exit_status)
+                .push_bind(step.pgid)
+                .push_bind(&step.note)
+                .push_bind(outputs)
+                .push_bind(&step.stdout)
+                .push_bind(&step.stderr)
+                .push_bind(step.updated_at_ms);
+        });
+        upsert.push(
+            " ON CONFLICT (run_id, step_id) DO UPDATE SET state = excluded.state, \
+             attempt = excluded.attempt, started_at_ms = excluded.started_at_ms, \
+             finished_at_ms = excluded.finished_at_ms, exit_status = excluded.exit_status, \
+             pgid = excluded.pgid, note = excluded.note, outputs = excluded.outputs, \
+             stdout = excluded.stdout, stderr = excluded.stderr, \
+             updated_at_ms = excluded.updated_at_ms",
+        );
+        upsert.build().execute(&mut *conn).await.map_err(db_error)?;
+    }
     Ok(())
 }

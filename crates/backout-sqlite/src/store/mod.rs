@@ -16,7 +16,7 @@ mod outbox;
 mod tokens;
 
 use connect::{connect_options, migrate};
-use journal::{append, append_many, clamp_id, clamp_seq, run_exists, to_json, upsert_step};
+use journal::{append, append_many, clamp_id, clamp_seq, run_exists, to_json, upsert_steps};
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -213,13 +213,13 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        for step_id in &run.steps {
-            upsert_step(
-                &mut tx,
-                &StepRecord::pending(&run.id, step_id, run.created_at_ms),
-            )
-            .await?;
-        }
+        // Every step's pending row in one statement, not one round trip per step.
+        let pending: Vec<StepRecord> = run
+            .steps
+            .iter()
+            .map(|step_id| StepRecord::pending(&run.id, step_id, run.created_at_ms))
+            .collect();
+        upsert_steps(&mut tx, &pending.iter().collect::<Vec<_>>()).await?;
         let sealed = append(&mut tx, &event).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(sealed)
@@ -259,19 +259,15 @@ impl Store for SqliteStore {
             .iter()
             .map(|(step, event)| event.bind_to(&step.run_id, Some(&step.step_id)))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut tx = self.begin_write().await?;
-        let mut checked: Vec<&str> = Vec::new();
-        let mut sealed = Vec::with_capacity(batch.len());
-        for ((step, _), event) in batch.iter().zip(&bound) {
-            if !checked.contains(&step.run_id.as_str()) {
-                if !run_exists(&mut tx, &step.run_id).await? {
-                    return Err(StoreError::run_not_found(&step.run_id));
-                }
-                checked.push(&step.run_id);
-            }
-            upsert_step(&mut tx, step).await?;
-            sealed.push(append(&mut tx, event).await?);
+        if batch.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut tx = self.begin_write().await?;
+        // One append for the whole batch (it checks that each run exists, once), then one
+        // upsert of its rows: a round trip per kind of row, not per step.
+        let sealed = append_many(&mut tx, &bound).await?;
+        let steps: Vec<&StepRecord> = batch.iter().map(|(step, _)| step).collect();
+        upsert_steps(&mut tx, &steps).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(sealed)
     }
