@@ -45,7 +45,6 @@ pub(super) async fn append_many(
 ) -> Result<Vec<Event>, StoreError> {
     let mut runs_seen: HashSet<&str> = HashSet::new();
     for event in events {
-        event.check_deliveries()?;
         if let Some(run_id) = &event.run_id
             && !runs_seen.contains(run_id.as_str())
         {
@@ -55,21 +54,76 @@ pub(super) async fn append_many(
             runs_seen.insert(run_id);
         }
     }
-    super::leases::check_fences(conn, events).await?;
+    append_after(conn, events, None).await
+}
+
+/// The end of the chain (`seq`, `hash`) as last read, or `(0, GENESIS_HASH)` when empty.
+pub(super) async fn chain_end(conn: &mut SqliteConnection) -> Result<(u64, String), StoreError> {
     let last = sqlx::query("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
         .fetch_optional(&mut *conn)
         .await
         .map_err(db_error)?;
-    let (mut seq, mut prev_hash) = match last {
+    Ok(match last {
         Some(row) => {
             let seq: i64 = row.try_get("seq").map_err(db_error)?;
             let hash: String = row.try_get("hash").map_err(db_error)?;
             let seq = u64::try_from(seq)
                 .map_err(|_| StoreError::corrupt(format!("event seq {seq} is negative")))?;
-            (seq + 1, hash)
+            (seq, hash)
         }
-        None => (1, GENESIS_HASH.to_owned()),
+        None => (0, GENESIS_HASH.to_owned()),
+    })
+}
+
+/// Appends `events` (whose runs the caller checked, or lets the foreign keys check) after the
+/// chain's end. `end` is where the caller believes the chain ends (this store's last append):
+/// when it is stale (another handle appended since), the first insert collides with the
+/// existing `seq` (seqs are gap-free and never deleted, so any later append took `end.seq + 1`),
+/// and the end is read and the events sealed again, in the same transaction. A `None` end is
+/// read first.
+pub(super) async fn append_after(
+    conn: &mut SqliteConnection,
+    events: &[NewEvent],
+    end: Option<(u64, String)>,
+) -> Result<Vec<Event>, StoreError> {
+    for event in events {
+        event.check_deliveries()?;
+    }
+    super::leases::check_fences(conn, events).await?;
+    // A guess is tried only when one statement inserts every event (so a failure inserted
+    // none of them).
+    let guess = end.filter(|_| events.len() <= INSERT_CHUNK);
+    let guessed = guess.is_some();
+    let end = match guess {
+        Some(end) => end,
+        None => chain_end(conn).await?,
     };
+    let sealed = match insert_sealed(conn, events, end).await {
+        Ok(sealed) => sealed,
+        Err(_) if guessed => {
+            // A multi-row INSERT that fails inserts nothing (the statement is rolled back, not
+            // the transaction): read the real end and seal again.
+            let end = chain_end(conn).await?;
+            insert_sealed(conn, events, end).await.map_err(db_error)?
+        }
+        Err(error) => return Err(db_error(error)),
+    };
+    for (event, stored) in events.iter().zip(&sealed) {
+        if !event.deliveries.is_empty() {
+            insert_deliveries(conn, stored, &event.deliveries).await?;
+        }
+    }
+    Ok(sealed)
+}
+
+/// Seals `events` onto the chain after `end` and inserts them.
+async fn insert_sealed(
+    conn: &mut SqliteConnection,
+    events: &[NewEvent],
+    end: (u64, String),
+) -> Result<Vec<Event>, sqlx::Error> {
+    let (last_seq, mut prev_hash) = end;
+    let mut seq = last_seq + 1;
     let mut sealed = Vec::with_capacity(events.len());
     for event in events {
         let event = event.seal(seq, &prev_hash);
@@ -95,12 +149,7 @@ pub(super) async fn append_many(
                 .push_bind(&e.prev_hash)
                 .push_bind(&e.hash);
         });
-        insert.build().execute(&mut *conn).await.map_err(db_error)?;
-    }
-    for (event, stored) in events.iter().zip(&sealed) {
-        if !event.deliveries.is_empty() {
-            insert_deliveries(conn, stored, &event.deliveries).await?;
-        }
+        insert.build().execute(&mut *conn).await?;
     }
     Ok(sealed)
 }

@@ -16,11 +16,14 @@ mod outbox;
 mod tokens;
 
 use connect::{connect_options, migrate};
-use journal::{append, append_many, clamp_id, clamp_seq, run_exists, to_json, upsert_steps};
+use journal::{
+    append, append_after, append_many, clamp_id, clamp_seq, run_exists, to_json, upsert_steps,
+};
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -60,6 +63,9 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     location: String,
+    /// The chain's end after this store's last `record_steps`: the next batch seals onto it
+    /// without reading it first (checked by the insert itself, see `journal::append_after`).
+    end: Arc<Mutex<Option<(u64, String)>>>,
 }
 
 /// The connection settings in force, as SQLite reports them (see [`SqliteStore::pragmas`]).
@@ -125,6 +131,7 @@ impl SqliteStore {
             writer,
             reader,
             location,
+            end: Arc::default(),
         })
     }
 
@@ -148,6 +155,7 @@ impl SqliteStore {
             writer: pool.clone(),
             reader: pool,
             location,
+            end: Arc::default(),
         })
     }
 
@@ -263,12 +271,43 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let mut tx = self.begin_write().await?;
-        // One append for the whole batch (it checks that each run exists, once), then one
-        // upsert of its rows: a round trip per kind of row, not per step.
-        let sealed = append_many(&mut tx, &bound).await?;
+        // The hot path of the executor (a step's finish with the starts it unblocks, a step's
+        // process group): four round trips, BEGIN, one multi-row append of the events sealed
+        // onto the chain's end this store last wrote, one multi-row upsert of the step rows,
+        // COMMIT. That every run exists is checked by the foreign keys, and named on failure.
+        let end = self
+            .end
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         let steps: Vec<&StepRecord> = batch.iter().map(|(step, _)| step).collect();
-        upsert_steps(&mut tx, &steps).await?;
+        let written = match append_after(&mut tx, &bound, end).await {
+            Ok(sealed) => upsert_steps(&mut tx, &steps).await.map(|()| sealed),
+            Err(error) => Err(error),
+        };
+        let sealed = match written {
+            Ok(sealed) => sealed,
+            Err(error) => {
+                drop(tx);
+                if !matches!(error, StoreError::Fenced { .. }) {
+                    let mut conn = self.reader.acquire().await.map_err(db_error)?;
+                    for (step, _) in batch {
+                        if !run_exists(&mut conn, &step.run_id).await? {
+                            return Err(StoreError::run_not_found(&step.run_id));
+                        }
+                    }
+                }
+                return Err(error);
+            }
+        };
         tx.commit().await.map_err(db_error)?;
+        if let Some(last) = sealed.last() {
+            *self
+                .end
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((last.seq, last.hash.clone()));
+        }
         Ok(sealed)
     }
 
