@@ -46,6 +46,9 @@ struct Tally {
     /// Step durations by outcome (`succeeded`, `failed`, `aborted`).
     durations: BTreeMap<&'static str, Histogram>,
     answer: Option<(Instant, String)>,
+    /// Each open release's decisions, replayed incrementally: release → (the last `seq` read of
+    /// its journal, its plan's quorum, the decisions so far).
+    decisions: HashMap<String, (u64, u32, decide::Decisions)>,
 }
 
 #[derive(Default)]
@@ -143,7 +146,7 @@ pub async fn metrics(
         Some((at, text)) if at.elapsed() < FRESH => text.clone(),
         _ => {
             tally.catch_up(state.store.as_ref()).await?;
-            let mut text = counts(&state).await?;
+            let mut text = counts(&state, &mut tally).await?;
             durations(&mut text, &tally.durations);
             tally.answer = Some((Instant::now(), text.clone()));
             text
@@ -199,7 +202,7 @@ fn durations(text: &mut String, durations: &BTreeMap<&'static str, Histogram>) {
 /// Open releases, verdicts, runs and deliveries by state: count queries of the store, so a
 /// scrape costs the same with 10 or 100,000 runs behind it. Only the open releases (few, and
 /// not history) replay their decisions, to tell `open` from `rolling_back`/`rollback_failed`.
-async fn counts(state: &AppState) -> Result<String, ApiError> {
+async fn counts(state: &AppState, tally: &mut Tally) -> Result<String, ApiError> {
     let prefixes: Vec<&str> = Outcome::CLOSED_BY_REASON.iter().map(|(p, _)| *p).collect();
     let stored = state.store.counts(&prefixes).await?;
     let open = stored.open_releases;
@@ -215,9 +218,13 @@ async fn counts(state: &AppState) -> Result<String, ApiError> {
     }
     *outcomes.entry(Outcome::Closed.as_str()).or_default() +=
         stored.closed_releases.saturating_sub(by_reason);
-    for release in state.store.open_releases().await? {
-        let outcome = match decide::load(state.store.as_ref(), &release.id).await {
-            Ok(loaded) => Outcome::of(&loaded.release, &loaded.decisions),
+    let open_releases = state.store.open_releases().await?;
+    tally
+        .decisions
+        .retain(|id, _| open_releases.iter().any(|r| &r.id == id));
+    for release in &open_releases {
+        let outcome = match catch_up_decisions(state.store.as_ref(), tally, release).await {
+            Ok(decisions) => Outcome::of(release, decisions),
             Err(_) => Outcome::Open,
         };
         *outcomes.entry(outcome.as_str()).or_default() += 1;
@@ -300,6 +307,36 @@ async fn counts(state: &AppState) -> Result<String, ApiError> {
     );
     let _ = writeln!(text, "backout_delivery_failures {failed}");
     Ok(text)
+}
+
+/// The decisions of an open release, read from its journal since the last scrape only (the
+/// first scrape of a server replays the whole journal once).
+async fn catch_up_decisions<'a>(
+    store: &dyn Store,
+    tally: &'a mut Tally,
+    release: &backout_store::Release,
+) -> Result<&'a decide::Decisions, StoreError> {
+    let entry = match tally.decisions.entry(release.id.clone()) {
+        std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+        std::collections::hash_map::Entry::Vacant(entry) => {
+            let quorum = backout_model::lint(&release.plan_source)
+                .plan
+                .as_ref()
+                .map_or(1, decide::quorum_of);
+            entry.insert((0, quorum, decide::Decisions::default()))
+        }
+    };
+    let (after, quorum, decisions) = entry;
+    loop {
+        let page = store.release_events(&release.id, *after, PAGE).await?;
+        for event in &page {
+            decisions.apply(event, *quorum);
+            *after = event.seq;
+        }
+        if page.len() < PAGE as usize {
+            return Ok(decisions);
+        }
+    }
 }
 
 fn gauge(text: &mut String, name: &str, help: &str) {

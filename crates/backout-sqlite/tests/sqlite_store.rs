@@ -649,3 +649,55 @@ async fn step_batches_follow_appends_made_through_another_handle() {
         "nothing appended"
     );
 }
+
+/// A step's process group is recorded without an fsync, yet like any record: with its event,
+/// visible to another handle (a resume after `kill -9`), and the chain stays whole.
+#[tokio::test]
+async fn process_records_are_written_like_any_record() {
+    let db = fresh().await;
+    db.store
+        .create_run(
+            &run("run-process", &["a"]),
+            &NewEvent::new("run_started", "alice", T0),
+        )
+        .await
+        .unwrap();
+    let record = StepRecord {
+        state: StepState::Running,
+        attempt: 1,
+        pgid: Some(4242),
+        ..StepRecord::pending("run-process", "a", T0 + 1)
+    };
+    let event = db
+        .store
+        .record_process(&record, &NewEvent::new("step_process", "alice", T0 + 1))
+        .await
+        .unwrap();
+    assert_eq!(event.seq, 2);
+    let other = SqliteStore::open_path(&db.path).await.unwrap();
+    assert_eq!(
+        other.list_steps("run-process").await.unwrap()[0].pgid,
+        Some(4242)
+    );
+    // The connection syncs its commits again afterwards.
+    db.store
+        .record_step(
+            &StepRecord {
+                state: StepState::Succeeded,
+                ..record.clone()
+            },
+            &NewEvent::new("step_succeeded", "alice", T0 + 2),
+        )
+        .await
+        .unwrap();
+    verify_chain(&other.events(0, u32::MAX).await.unwrap()).expect("one chain");
+    assert!(matches!(
+        db.store
+            .record_process(
+                &StepRecord::pending("run-gone", "a", T0),
+                &NewEvent::new("step_process", "alice", T0)
+            )
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}

@@ -114,6 +114,14 @@ impl Store for Feed {
         self.published(self.inner.record_step(step, event).await, one)
     }
 
+    async fn record_process(
+        &self,
+        step: &StepRecord,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError> {
+        self.published(self.inner.record_process(step, event).await, one)
+    }
+
     async fn record_steps(
         &self,
         batch: &[(StepRecord, NewEvent)],

@@ -52,6 +52,19 @@ pub trait Store: Send + Sync {
             .ok_or_else(|| StoreError::corrupt("a recorded step returned no event"))
     }
 
+    /// Records the process group of a step's attempt (`step_process`) like
+    /// [`Store::record_step`], except that its commit need only survive the executor's crash
+    /// (`kill -9`), not the machine's: after a power loss or an OS crash no process of the step
+    /// is left to find, so a backend may skip the flush to stable storage. Commits stay durable
+    /// in order: the next durable commit makes this one durable too.
+    async fn record_process(
+        &self,
+        step: &StepRecord,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError> {
+        self.record_step(step, event).await
+    }
+
     /// Records several step states with their events in ONE transaction: all or nothing, events
     /// in the given order. The executor commits a step's finish together with the starts of the
     /// steps it unblocks, so a chain pays one durable commit per step instead of two.

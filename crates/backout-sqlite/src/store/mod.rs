@@ -178,6 +178,63 @@ impl SqliteStore {
             .await
             .map_err(db_error)
     }
+
+    /// `record_steps` on `conn` (the writer's connection).
+    async fn write_steps(
+        &self,
+        conn: &mut SqliteConnection,
+        batch: &[(StepRecord, NewEvent)],
+    ) -> Result<Vec<Event>, StoreError> {
+        let bound = batch
+            .iter()
+            .map(|(step, event)| event.bind_to(&step.run_id, Some(&step.step_id)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
+        // The hot path of the executor (a step's finish with the starts it unblocks, a step's
+        // process group): four round trips, BEGIN, one multi-row append of the events sealed
+        // onto the chain's end this store last wrote, one multi-row upsert of the step rows,
+        // COMMIT. That every run exists is checked by the foreign keys, and named on failure.
+        let end = self
+            .end
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let steps: Vec<&StepRecord> = batch.iter().map(|(step, _)| step).collect();
+        let written = match append_after(&mut tx, &bound, end).await {
+            Ok(sealed) => upsert_steps(&mut tx, &steps).await.map(|()| sealed),
+            Err(error) => Err(error),
+        };
+        let sealed = match written {
+            Ok(sealed) => sealed,
+            Err(error) => {
+                drop(tx);
+                if !matches!(error, StoreError::Fenced { .. }) {
+                    // On the writer's connection (the transaction rolled back): an in-memory
+                    // store has no other.
+                    for (step, _) in batch {
+                        if !run_exists(&mut *conn, &step.run_id).await? {
+                            return Err(StoreError::run_not_found(&step.run_id));
+                        }
+                    }
+                }
+                return Err(error);
+            }
+        };
+        tx.commit().await.map_err(db_error)?;
+        if let Some(last) = sealed.last() {
+            *self
+                .end
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((last.seq, last.hash.clone()));
+        }
+        Ok(sealed)
+    }
 }
 
 #[async_trait]
@@ -263,52 +320,36 @@ impl Store for SqliteStore {
         &self,
         batch: &[(StepRecord, NewEvent)],
     ) -> Result<Vec<Event>, StoreError> {
-        let bound = batch
-            .iter()
-            .map(|(step, event)| event.bind_to(&step.run_id, Some(&step.step_id)))
-            .collect::<Result<Vec<_>, _>>()?;
-        if batch.is_empty() {
-            return Ok(Vec::new());
+        let mut conn = self.writer.acquire().await.map_err(db_error)?;
+        self.write_steps(&mut conn, batch).await
+    }
+
+    async fn record_process(
+        &self,
+        step: &StepRecord,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError> {
+        // WAL with `synchronous=NORMAL` for this one commit: written to the WAL (it survives
+        // the process), not fsynced; the next `FULL` commit syncs the WAL with it.
+        let mut conn = self.writer.acquire().await.map_err(db_error)?;
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        let written = self
+            .write_steps(&mut conn, &[(step.clone(), event.clone())])
+            .await;
+        if sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await
+            .is_err()
+        {
+            // Never hand a connection that does not fsync its commits back to the pool.
+            drop(conn.detach());
         }
-        let mut tx = self.begin_write().await?;
-        // The hot path of the executor (a step's finish with the starts it unblocks, a step's
-        // process group): four round trips, BEGIN, one multi-row append of the events sealed
-        // onto the chain's end this store last wrote, one multi-row upsert of the step rows,
-        // COMMIT. That every run exists is checked by the foreign keys, and named on failure.
-        let end = self
-            .end
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        let steps: Vec<&StepRecord> = batch.iter().map(|(step, _)| step).collect();
-        let written = match append_after(&mut tx, &bound, end).await {
-            Ok(sealed) => upsert_steps(&mut tx, &steps).await.map(|()| sealed),
-            Err(error) => Err(error),
-        };
-        let sealed = match written {
-            Ok(sealed) => sealed,
-            Err(error) => {
-                drop(tx);
-                if !matches!(error, StoreError::Fenced { .. }) {
-                    let mut conn = self.reader.acquire().await.map_err(db_error)?;
-                    for (step, _) in batch {
-                        if !run_exists(&mut conn, &step.run_id).await? {
-                            return Err(StoreError::run_not_found(&step.run_id));
-                        }
-                    }
-                }
-                return Err(error);
-            }
-        };
-        tx.commit().await.map_err(db_error)?;
-        if let Some(last) = sealed.last() {
-            *self
-                .end
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some((last.seq, last.hash.clone()));
-        }
-        Ok(sealed)
+        written?
+            .pop()
+            .ok_or_else(|| StoreError::corrupt("a recorded step returned no event"))
     }
 
     async fn append_event(&self, event: &NewEvent) -> Result<Event, StoreError> {
