@@ -123,11 +123,9 @@ async fn insert_sealed(
     end: (u64, String),
 ) -> Result<Vec<Event>, sqlx::Error> {
     let (last_seq, mut prev_hash) = end;
-    let mut seq = last_seq + 1;
     let mut sealed = Vec::with_capacity(events.len());
-    for event in events {
+    for (seq, event) in (last_seq + 1..).zip(events) {
         let event = event.seal(seq, &prev_hash);
-        seq += 1;
         prev_hash.clone_from(&event.hash);
         sealed.push(event);
     }
