@@ -12,16 +12,13 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use backout_core::criteria::Verdict;
 use backout_core::release::decide::{self, Outcome};
-use backout_store::{DeliveryState, ReleaseState, RunState, Store, StoreError};
+use backout_store::{DeliveryState, RunState, Store, StoreError};
 use serde_json::json;
 use tokio::sync::Mutex;
 
 use crate::errors::ApiError;
 use crate::state::AppState;
 
-/// Every run and delivery is counted (the store has no count query; a scrape reads their
-/// states once, and the answer is reused for [`FRESH`]).
-const ALL: u32 = u32::MAX;
 /// How long a rendered answer is reused: scrapes from several Prometheus replicas, or a
 /// dashboard refreshing, cost one read of the store.
 const FRESH: Duration = Duration::from_secs(2);
@@ -49,6 +46,9 @@ struct Tally {
     /// Step durations by outcome (`succeeded`, `failed`, `aborted`).
     durations: BTreeMap<&'static str, Histogram>,
     answer: Option<(Instant, String)>,
+    /// Each open release's decisions, replayed incrementally: release → (the last `seq` read of
+    /// its journal, its plan's quorum, the decisions so far).
+    decisions: HashMap<String, (u64, u32, decide::Decisions)>,
 }
 
 #[derive(Default)]
@@ -146,7 +146,7 @@ pub async fn metrics(
         Some((at, text)) if at.elapsed() < FRESH => text.clone(),
         _ => {
             tally.catch_up(state.store.as_ref()).await?;
-            let mut text = counts(&state).await?;
+            let mut text = counts(&state, &mut tally).await?;
             durations(&mut text, &tally.durations);
             tally.answer = Some((Instant::now(), text.clone()));
             text
@@ -199,19 +199,33 @@ fn durations(text: &mut String, durations: &BTreeMap<&'static str, Histogram>) {
     }
 }
 
-/// Open releases, verdicts, runs and deliveries by state.
-async fn counts(state: &AppState) -> Result<String, ApiError> {
-    let open = state.store.open_releases().await?.len();
-    // Closed releases tell their outcome by their record; only open ones replay decisions.
-    let mut outcomes: BTreeMap<&'static str, usize> =
+/// Open releases, verdicts, runs and deliveries by state: count queries of the store, so a
+/// scrape costs the same with 10 or 100,000 runs behind it. Only the open releases (few, and
+/// not history) replay their decisions, to tell `open` from `rolling_back`/`rollback_failed`.
+async fn counts(state: &AppState, tally: &mut Tally) -> Result<String, ApiError> {
+    let prefixes: Vec<&str> = Outcome::CLOSED_BY_REASON.iter().map(|(p, _)| *p).collect();
+    let stored = state.store.counts(&prefixes).await?;
+    let open = stored.open_releases;
+    let mut outcomes: BTreeMap<&'static str, u64> =
         Outcome::ALL.iter().map(|o| (o.as_str(), 0)).collect();
-    for release in state.store.list_releases(ALL).await? {
-        let outcome = match release.state {
-            ReleaseState::Closed => Outcome::of_record(&release),
-            ReleaseState::Open => match decide::load(state.store.as_ref(), &release.id).await {
-                Ok(loaded) => Outcome::of(&loaded.release, &loaded.decisions),
-                Err(_) => Outcome::Open,
-            },
+    let mut by_reason = 0;
+    for ((_, outcome), n) in Outcome::CLOSED_BY_REASON
+        .iter()
+        .zip(&stored.closed_by_reason)
+    {
+        *outcomes.entry(outcome.as_str()).or_default() += n;
+        by_reason += n;
+    }
+    *outcomes.entry(Outcome::Closed.as_str()).or_default() +=
+        stored.closed_releases.saturating_sub(by_reason);
+    let open_releases = state.store.open_releases().await?;
+    tally
+        .decisions
+        .retain(|id, _| open_releases.iter().any(|r| &r.id == id));
+    for release in &open_releases {
+        let outcome = match catch_up_decisions(state.store.as_ref(), tally, release).await {
+            Ok(decisions) => Outcome::of(release, decisions),
+            Err(_) => Outcome::Open,
         };
         *outcomes.entry(outcome.as_str()).or_default() += 1;
     }
@@ -229,16 +243,24 @@ async fn counts(state: &AppState) -> Result<String, ApiError> {
     for verdict in state.verdicts().values() {
         *verdicts.entry(verdict.as_str()).or_default() += 1;
     }
-    let mut runs: BTreeMap<&'static str, usize> =
-        RunState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-    for run in state.store.list_runs(ALL).await? {
-        *runs.entry(run.state.as_str()).or_default() += 1;
-    }
-    let mut deliveries: BTreeMap<&'static str, usize> =
-        DeliveryState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-    for delivery in state.store.list_deliveries(None, ALL).await? {
-        *deliveries.entry(delivery.state.as_str()).or_default() += 1;
-    }
+    let runs: BTreeMap<&'static str, u64> = RunState::ALL
+        .iter()
+        .map(|s| {
+            (
+                s.as_str(),
+                stored.runs.get(s.as_str()).copied().unwrap_or(0),
+            )
+        })
+        .collect();
+    let deliveries: BTreeMap<&'static str, u64> = DeliveryState::ALL
+        .iter()
+        .map(|s| {
+            (
+                s.as_str(),
+                stored.deliveries.get(s.as_str()).copied().unwrap_or(0),
+            )
+        })
+        .collect();
     let failed = deliveries
         .get(DeliveryState::Failed.as_str())
         .copied()
@@ -285,6 +307,36 @@ async fn counts(state: &AppState) -> Result<String, ApiError> {
     );
     let _ = writeln!(text, "backout_delivery_failures {failed}");
     Ok(text)
+}
+
+/// The decisions of an open release, read from its journal since the last scrape only (the
+/// first scrape of a server replays the whole journal once).
+async fn catch_up_decisions<'a>(
+    store: &dyn Store,
+    tally: &'a mut Tally,
+    release: &backout_store::Release,
+) -> Result<&'a decide::Decisions, StoreError> {
+    let entry = match tally.decisions.entry(release.id.clone()) {
+        std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+        std::collections::hash_map::Entry::Vacant(entry) => {
+            let quorum = backout_model::lint(&release.plan_source)
+                .plan
+                .as_ref()
+                .map_or(1, decide::quorum_of);
+            entry.insert((0, quorum, decide::Decisions::default()))
+        }
+    };
+    let (after, quorum, decisions) = entry;
+    loop {
+        let page = store.release_events(&release.id, *after, PAGE).await?;
+        for event in &page {
+            decisions.apply(event, *quorum);
+            *after = event.seq;
+        }
+        if page.len() < PAGE as usize {
+            return Ok(decisions);
+        }
+    }
 }
 
 fn gauge(text: &mut String, name: &str, help: &str) {

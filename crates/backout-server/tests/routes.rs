@@ -179,3 +179,33 @@ async fn bodies_over_the_limit_and_revoked_tokens_are_refused_in_json() {
     let _ = stop.send(());
     task.await.expect("the server stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_address_leads_to_the_web_ui() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (base, _store, stop, task) = server().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let root = client.get(format!("{base}/")).send().await.expect("GET /");
+    assert_eq!(root.status().as_u16(), 303, "GET / redirects");
+    assert_eq!(
+        root.headers().get("location").and_then(|l| l.to_str().ok()),
+        Some("/ui")
+    );
+    // Followed, it ends on a page of the UI (the login page without a session), not a 404.
+    let followed = reqwest::Client::new()
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .expect("GET / followed");
+    assert_eq!(followed.status().as_u16(), 200);
+    assert!(
+        followed.url().path().starts_with("/ui/"),
+        "{}",
+        followed.url()
+    );
+    let _ = stop.send(());
+    task.await.expect("the server stops");
+}

@@ -583,3 +583,121 @@ async fn sigkill_leaves_every_state_with_its_event() {
         assert_eq!(u64::from(step.attempt), latest, "{}", step.step_id);
     }
 }
+
+/// `record_steps` seals onto the chain's end its store last wrote without reading it; when
+/// another handle (another process) appended since, the insert collides and the real end is
+/// read: the chain stays one, gap-free, whatever the interleaving. A missing run is still named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_batches_follow_appends_made_through_another_handle() {
+    let db = fresh().await;
+    let other = SqliteStore::open_path(&db.path).await.unwrap();
+    db.store
+        .create_run(
+            &run("run-end", &["a", "b"]),
+            &NewEvent::new("run_started", "alice", T0),
+        )
+        .await
+        .unwrap();
+    let running = |step: &str, at: i64| StepRecord {
+        state: StepState::Running,
+        attempt: 1,
+        ..StepRecord::pending("run-end", step, at)
+    };
+    for n in 0..5 {
+        // This handle's batch leaves it an idea of the chain's end ...
+        db.store
+            .record_steps(&[(
+                running("a", T0 + n),
+                NewEvent::new("step_started", "alice", T0 + n),
+            )])
+            .await
+            .unwrap();
+        // ... which the other handle's appends make stale, every other round.
+        if n % 2 == 0 {
+            other
+                .append_event(&NewEvent::new("note", "bob", T0 + n).run("run-end"))
+                .await
+                .unwrap();
+            other
+                .record_step(
+                    &running("b", T0 + n),
+                    &NewEvent::new("step_process", "bob", T0 + n),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let events = db.store.events(0, u32::MAX).await.unwrap();
+    assert_eq!(events.len(), 1 + 5 + 3 * 2);
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=12).collect::<Vec<u64>>(), "gap-free");
+    verify_chain(&events).expect("one valid chain across handles");
+    match db
+        .store
+        .record_steps(&[(
+            StepRecord::pending("run-missing", "a", T0),
+            NewEvent::new("step_started", "alice", T0),
+        )])
+        .await
+    {
+        Err(StoreError::NotFound { id, .. }) => assert_eq!(id, "run-missing"),
+        other => panic!("expected NotFound for a missing run, got {other:?}"),
+    }
+    assert_eq!(
+        db.store.events(0, u32::MAX).await.unwrap().len(),
+        12,
+        "nothing appended"
+    );
+}
+
+/// A step's process group is recorded without an fsync, yet like any record: with its event,
+/// visible to another handle (a resume after `kill -9`), and the chain stays whole.
+#[tokio::test]
+async fn process_records_are_written_like_any_record() {
+    let db = fresh().await;
+    db.store
+        .create_run(
+            &run("run-process", &["a"]),
+            &NewEvent::new("run_started", "alice", T0),
+        )
+        .await
+        .unwrap();
+    let record = StepRecord {
+        state: StepState::Running,
+        attempt: 1,
+        pgid: Some(4242),
+        ..StepRecord::pending("run-process", "a", T0 + 1)
+    };
+    let event = db
+        .store
+        .record_process(&record, &NewEvent::new("step_process", "alice", T0 + 1))
+        .await
+        .unwrap();
+    assert_eq!(event.seq, 2);
+    let other = SqliteStore::open_path(&db.path).await.unwrap();
+    assert_eq!(
+        other.list_steps("run-process").await.unwrap()[0].pgid,
+        Some(4242)
+    );
+    // The connection syncs its commits again afterwards.
+    db.store
+        .record_step(
+            &StepRecord {
+                state: StepState::Succeeded,
+                ..record.clone()
+            },
+            &NewEvent::new("step_succeeded", "alice", T0 + 2),
+        )
+        .await
+        .unwrap();
+    verify_chain(&other.events(0, u32::MAX).await.unwrap()).expect("one chain");
+    assert!(matches!(
+        db.store
+            .record_process(
+                &StepRecord::pending("run-gone", "a", T0),
+                &NewEvent::new("step_process", "alice", T0)
+            )
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}

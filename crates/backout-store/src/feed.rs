@@ -114,6 +114,14 @@ impl Store for Feed {
         self.published(self.inner.record_step(step, event).await, one)
     }
 
+    async fn record_process(
+        &self,
+        step: &StepRecord,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError> {
+        self.published(self.inner.record_process(step, event).await, one)
+    }
+
     async fn record_steps(
         &self,
         batch: &[(StepRecord, NewEvent)],
@@ -192,6 +200,10 @@ impl Store for Feed {
 
     async fn list_releases(&self, limit: u32) -> Result<Vec<Release>, StoreError> {
         self.inner.list_releases(limit).await
+    }
+
+    async fn counts(&self, close_reason_prefixes: &[&str]) -> Result<crate::Counts, StoreError> {
+        self.inner.counts(close_reason_prefixes).await
     }
 
     async fn open_releases(&self) -> Result<Vec<Release>, StoreError> {

@@ -11,6 +11,7 @@ mod text_enum;
 
 mod chain;
 pub mod conformance;
+mod counts;
 mod delivery;
 mod errors;
 mod event;
@@ -29,6 +30,7 @@ pub use chain::{
     ChainBreak, ChainBreakKind, ChainHead, ChainSummary, ChainVerifier, GENESIS_HASH,
     canonical_json, verify_chain,
 };
+pub use counts::Counts;
 pub use delivery::{
     AttemptOutcome, Delivery, DeliveryAttempt, DeliveryKind, DeliveryNext, DeliveryState,
     NewAttempt, NewDelivery,

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use crate::chain::{ChainBreak, ChainSummary, ChainVerifier};
+use crate::counts::Counts;
 use crate::delivery::{Delivery, DeliveryNext, NewAttempt};
 use crate::errors::StoreError;
 use crate::event::{Event, NewEvent};
@@ -49,6 +50,19 @@ pub trait Store: Send + Sync {
         events
             .pop()
             .ok_or_else(|| StoreError::corrupt("a recorded step returned no event"))
+    }
+
+    /// Records the process group of a step's attempt (`step_process`) like
+    /// [`Store::record_step`], except that its commit need only survive the executor's crash
+    /// (`kill -9`), not the machine's: after a power loss or an OS crash no process of the step
+    /// is left to find, so a backend may skip the flush to stable storage. Commits stay durable
+    /// in order: the next durable commit makes this one durable too.
+    async fn record_process(
+        &self,
+        step: &StepRecord,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError> {
+        self.record_step(step, event).await
     }
 
     /// Records several step states with their events in ONE transaction: all or nothing, events
@@ -117,6 +131,12 @@ pub trait Store: Send + Sync {
         after_seq: u64,
         limit: u32,
     ) -> Result<Vec<Event>, StoreError>;
+
+    /// Runs, deliveries and releases by state, and closed releases by each of
+    /// `close_reason_prefixes` (a release counts under every prefix its reason starts with),
+    /// from count queries: the cost does not grow with what the records hold, and no record is
+    /// read into memory.
+    async fn counts(&self, close_reason_prefixes: &[&str]) -> Result<Counts, StoreError>;
 
     /// Releases, newest first.
     async fn list_releases(&self, limit: u32) -> Result<Vec<Release>, StoreError>;

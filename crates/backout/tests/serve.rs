@@ -363,6 +363,26 @@ async fn the_api_enforces_roles_and_the_plan_and_runs_a_rollback_live() {
     .await;
     assert_eq!(status, 200, "{body}");
 
+    // The run's success concludes the release right after: wait for that before counting.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, body) = call(
+            &client,
+            "GET",
+            &server.url(&format!("/api/v1/releases/{rel}")),
+            Some(&viewer),
+            None,
+        )
+        .await;
+        if body["outcome"] == "rolled_back" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the release was never concluded: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     // Health and metrics need no token.
     let (status, body) = call(&client, "GET", &server.url("/healthz"), None, None).await;
     assert_eq!(status, 200);

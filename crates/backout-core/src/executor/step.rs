@@ -192,8 +192,10 @@ fn spawn_hook(
                 .step(&record.step_id)
                 .payload(json!({ "attempt": record.attempt, "group": identity }))
                 .fenced(fence);
+            // Needed after a crash of the executor, never after the machine's (its processes
+            // are gone with it): durable against `kill -9`, not necessarily fsynced.
             store
-                .record_step(&record, &event)
+                .record_process(&record, &event)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())

@@ -61,19 +61,22 @@ impl Outcome {
         let reason = release.close_reason.as_deref().unwrap_or_default();
         match release.state {
             backout_store::ReleaseState::Open => Outcome::Open,
-            // `verify::conclude_release` closes with "rolled back: …" / "rollback unverified: …".
-            backout_store::ReleaseState::Closed if reason.starts_with("rolled back") => {
-                Outcome::RolledBack
-            }
-            backout_store::ReleaseState::Closed if reason.starts_with("rollback unverified") => {
-                Outcome::RollbackUnverified
-            }
-            backout_store::ReleaseState::Closed if reason.starts_with("success") => {
-                Outcome::Succeeded
-            }
-            backout_store::ReleaseState::Closed => Outcome::Closed,
+            backout_store::ReleaseState::Closed => Outcome::CLOSED_BY_REASON
+                .iter()
+                .find(|(prefix, _)| reason.starts_with(prefix))
+                .map_or(Outcome::Closed, |(_, outcome)| *outcome),
         }
     }
+
+    /// How a closed release's reason begins, by the outcome it tells; any other closed
+    /// release is [`Outcome::Closed`]. `verify::conclude_release` closes with "rolled back: …"
+    /// / "rollback unverified: …", the watcher with "success…". `/metrics` counts closed
+    /// releases by these prefixes in the store.
+    pub const CLOSED_BY_REASON: [(&'static str, Outcome); 3] = [
+        ("rolled back", Outcome::RolledBack),
+        ("rollback unverified", Outcome::RollbackUnverified),
+        ("success", Outcome::Succeeded),
+    ];
 
     pub const ALL: [Outcome; 7] = [
         Outcome::Open,

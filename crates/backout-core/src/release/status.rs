@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use backout_store::{Release, Store};
+use backout_model::Plan;
+use backout_store::{Event, Release, Store};
 use serde_json::Value;
 
 use super::check::CheckReport;
@@ -32,28 +33,78 @@ pub async fn status(
     release_id: &str,
     now_ms: i64,
 ) -> Result<ReleaseStatus, ExecError> {
+    Ok(view(store, release_id, now_ms, |_| {}).await?.status)
+}
+
+/// A release's status with what it was computed from: its plan (`None` when the stored plan
+/// no longer lints) and its replayed decisions.
+#[derive(Clone, Debug)]
+pub struct ReleaseView {
+    pub status: ReleaseStatus,
+    pub plan: Option<Arc<Plan>>,
+    pub decisions: decide::Decisions,
+}
+
+/// [`status`] in one read of the release's journal, which `each` also sees, in order (the web
+/// UI's charts and history come from the same pass): the verdict's replay, the decisions'
+/// replay and the caller's share every page of events, so a view costs one journal read
+/// however the page is composed.
+pub async fn view(
+    store: &dyn Store,
+    release_id: &str,
+    now_ms: i64,
+    mut each: impl FnMut(&Event),
+) -> Result<ReleaseView, ExecError> {
     let release = store.get_release(release_id).await?;
-    let report = match Tracker::plan_of(&release) {
-        Ok(plan) => Some(
-            Tracker::replay(store, &release, Arc::new(plan))
-                .await?
-                .report(&[], now_ms),
-        ),
-        Err(_) => None,
+    let plan = Tracker::plan_of(&release).ok().map(Arc::new);
+    let mut tracker = plan.as_ref().map(|p| Tracker::new(&release, p.clone()));
+    let quorum = plan.as_deref().map_or(1, decide::quorum_of);
+    let mut decisions = decide::Decisions::default();
+    super::for_each_event(store, release_id, |event| {
+        if let Some(tracker) = tracker.as_mut() {
+            tracker.apply(event);
+            decisions.apply(event, quorum);
+        }
+        each(event);
+    })
+    .await?;
+    let report = tracker.map(|t| t.report(&[], now_ms));
+    let (decision, outcome) = match &plan {
+        Some(plan) => {
+            let loaded = decide::Loaded {
+                release,
+                plan: (**plan).clone(),
+                decisions,
+            };
+            let line = decision_line(&loaded, now_ms);
+            let outcome = Outcome::of(&loaded.release, &loaded.decisions);
+            let decide::Loaded {
+                release, decisions, ..
+            } = loaded;
+            return Ok(ReleaseView {
+                status: ReleaseStatus {
+                    release,
+                    report,
+                    decision: line,
+                    outcome,
+                    now_ms,
+                },
+                plan: Some(plan.clone()),
+                decisions,
+            });
+        }
+        None => (None, Outcome::of(&release, &decide::Decisions::default())),
     };
-    let (decision, outcome) = match decide::load(store, release_id).await {
-        Ok(loaded) => (
-            decision_line(&loaded, now_ms),
-            Outcome::of(&loaded.release, &loaded.decisions),
-        ),
-        Err(_) => (None, Outcome::of(&release, &decide::Decisions::default())),
-    };
-    Ok(ReleaseStatus {
-        release,
-        report,
-        decision,
-        outcome,
-        now_ms,
+    Ok(ReleaseView {
+        status: ReleaseStatus {
+            release,
+            report,
+            decision,
+            outcome,
+            now_ms,
+        },
+        plan,
+        decisions,
     })
 }
 

@@ -26,9 +26,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backout_store::{
-    Checkpoint, Delivery, DeliveryNext, Entity, Event, Evidence, EvidenceFilter, GENESIS_HASH,
-    NewAttempt, NewDelivery, NewEvent, NewRelease, NewRun, NewToken, Release, Run, RunKind,
-    RunState, RunUpdate, StepRecord, Store, StoreError, Token, canonical_json,
+    Checkpoint, Counts, Delivery, DeliveryNext, Entity, Event, Evidence, EvidenceFilter,
+    GENESIS_HASH, NewAttempt, NewDelivery, NewEvent, NewRelease, NewRun, NewToken, Release, Run,
+    RunKind, RunState, RunUpdate, StepRecord, Store, StoreError, Token, canonical_json,
 };
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
@@ -513,6 +513,56 @@ impl Store for PostgresStore {
             releases.push(release);
         }
         Ok(releases)
+    }
+
+    async fn counts(&self, close_reason_prefixes: &[&str]) -> Result<Counts, StoreError> {
+        // One read transaction: every count comes from the same snapshot.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(db_error)?;
+        let mut counts = Counts::default();
+        for (query, into) in [
+            (
+                "SELECT state, COUNT(*) FROM runs GROUP BY state",
+                &mut counts.runs,
+            ),
+            (
+                "SELECT state, COUNT(*) FROM deliveries GROUP BY state",
+                &mut counts.deliveries,
+            ),
+        ] {
+            let rows: Vec<(String, i64)> = sqlx::query_as(query)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            into.extend(rows.into_iter().map(|(s, n)| (s, n.unsigned_abs())));
+        }
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM releases GROUP BY state")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        for (state, n) in rows {
+            match state.as_str() {
+                "open" => counts.open_releases = n.unsigned_abs(),
+                _ => counts.closed_releases += n.unsigned_abs(),
+            }
+        }
+        for prefix in close_reason_prefixes {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM releases WHERE state = 'closed' \
+                 AND substr(close_reason, 1, length($1::text)) = $1::text",
+            )
+            .bind(*prefix)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            counts.closed_by_reason.push(n.unsigned_abs());
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(counts)
     }
 
     async fn open_releases(&self) -> Result<Vec<Release>, StoreError> {

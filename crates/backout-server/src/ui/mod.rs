@@ -34,6 +34,8 @@ const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// The UI's routes, merged into the application router.
 pub fn router() -> Router<AppState> {
     let timed = Router::new()
+        // A newcomer opening the server address lands on the web UI, not a 404.
+        .route("/", get(|| async { Redirect::to("/ui") }))
         .route("/ui", get(|| async { Redirect::to("/ui/releases") }))
         .route("/ui/", get(|| async { Redirect::to("/ui/releases") }))
         .route("/ui/login", get(session::login_page).post(session::login))

@@ -254,13 +254,15 @@ struct StatusFragment {
     s: StatusView,
 }
 
-/// What the page needs from the release's journal in one pass: each criterion's recent
-/// measurements, the history of people's actions, and the decision state (replayed by the
-/// core's own `Decisions::apply`, as `decide::load` does).
+/// What the page needs from the release's journal besides its status, gathered in the same
+/// pass as the status ([`release::view`]): each criterion's recent measurements, the history of
+/// people's actions, and the release's runs.
+#[derive(Default)]
 struct Journal {
     points: HashMap<String, VecDeque<(i64, Option<f64>)>>,
     history: VecDeque<HistoryRow>,
-    decisions: decide::Decisions,
+    /// Runs started for the release, in order.
+    runs: Vec<String>,
 }
 
 /// The number a measurement plots: the worst (largest) value of its series, 1 or 0 for a
@@ -306,19 +308,8 @@ fn described(event: &backout_store::Event) -> Option<String> {
     })
 }
 
-async fn journal(
-    state: &AppState,
-    release_id: &str,
-    plan: Option<&Plan>,
-) -> Result<Journal, UiError> {
-    let mut journal = Journal {
-        points: HashMap::new(),
-        history: VecDeque::new(),
-        decisions: decide::Decisions::default(),
-    };
-    let quorum = plan.map_or(1, decide::quorum_of);
-    release::for_each_event(state.store.as_ref(), release_id, |event| {
-        journal.decisions.apply(event, quorum);
+impl Journal {
+    fn see(&mut self, event: &backout_store::Event) {
         if event.kind == "measurement" {
             let criterion = event.payload.get("criterion").and_then(|v| v.as_str());
             let observation = event
@@ -327,26 +318,41 @@ async fn journal(
                 .cloned()
                 .and_then(|o| serde_json::from_value::<Observation>(o).ok());
             if let (Some(criterion), Some(observation)) = (criterion, observation) {
-                let points = journal.points.entry(criterion.to_string()).or_default();
+                let points = self.points.entry(criterion.to_string()).or_default();
                 points.push_back((event.at_ms, plotted(&observation)));
                 if points.len() > CHART_POINTS {
                     points.pop_front();
                 }
             }
-        } else if let Some(text) = described(event) {
-            journal.history.push_back(HistoryRow {
+            return;
+        }
+        if event.kind == "run_started"
+            && let Some(run) = &event.run_id
+        {
+            self.runs.push(run.clone());
+        }
+        if let Some(text) = described(event) {
+            self.history.push_back(HistoryRow {
                 at: view::at(event.at_ms),
                 kind: event.kind.clone(),
                 actor: event.actor.clone(),
                 text,
             });
-            if journal.history.len() > HISTORY_LIMIT {
-                journal.history.pop_front();
+            if self.history.len() > HISTORY_LIMIT {
+                self.history.pop_front();
             }
         }
-    })
-    .await?;
-    Ok(journal)
+    }
+}
+
+/// The release's status, plan, decisions and the page's journal, from one read of its journal.
+async fn journal(
+    state: &AppState,
+    release_id: &str,
+) -> Result<(release::ReleaseView, Journal), UiError> {
+    let mut journal = Journal::default();
+    let view = release::view(state.store.as_ref(), release_id, now(), |e| journal.see(e)).await?;
+    Ok((view, journal))
 }
 
 fn status_view(
@@ -456,27 +462,30 @@ pub async fn page(
     session: Session,
     Path(id): Path<String>,
 ) -> UiResult {
-    let status = release::status(state.store.as_ref(), &id, now()).await?;
-    let plan = backout_model::lint(&status.release.plan_source).plan;
-    let journal = journal(&state, &id, plan.as_ref()).await?;
-    let s = status_view(&status, plan.as_ref(), &journal);
+    let (
+        release::ReleaseView {
+            status,
+            plan,
+            decisions,
+        },
+        journal,
+    ) = journal(&state, &id).await?;
+    let plan = plan.as_deref();
+    let s = status_view(&status, plan, &journal);
     let release = &status.release;
     let now = status.now_ms;
     let window_closed = release.window_closed(now);
-    let decisions = &journal.decisions;
+    let decisions = &decisions;
     let user = &session.caller.user;
     let can_decide = session.is(Role::Decider)
-        && plan
-            .as_ref()
-            .is_some_and(|p| decide::may_decide(p, decisions, user, now));
-    let approved = plan.as_ref().is_some_and(|p| {
+        && plan.is_some_and(|p| decide::may_decide(p, decisions, user, now));
+    let approved = plan.is_some_and(|p| {
         decisions.executions.is_empty()
             && (decisions.approved_at_ms.is_some()
                 || (p.authorization.given().is_none()
                     && s.verdict == Verdict::RollbackRequired.as_str()))
     });
     let remaining: Vec<String> = plan
-        .as_ref()
         .map(|p| {
             p.release
                 .checkpoints
@@ -486,18 +495,16 @@ pub async fn page(
                 .collect()
         })
         .unwrap_or_default();
-    let runs = state
-        .store
-        .list_runs(500)
-        .await?
-        .into_iter()
-        .filter(|r| r.release_id.as_deref() == Some(id.as_str()))
-        .map(|r| RunRow {
+    // The release's own runs, found in its journal (not among every run of the store).
+    let mut runs = Vec::new();
+    for run_id in journal.runs.iter().rev() {
+        let r = state.store.get_run(run_id).await?;
+        runs.push(RunRow {
             id: r.id,
             state: r.state.as_str().into(),
             started: view::at(r.created_at_ms),
-        })
-        .collect();
+        });
+    }
     let page = ReleasePage {
         me: Me::of(&session),
         id: id.clone(),
@@ -535,10 +542,8 @@ pub async fn status_fragment(
     _session: Session,
     Path(id): Path<String>,
 ) -> UiResult {
-    let status = release::status(state.store.as_ref(), &id, now()).await?;
-    let plan = backout_model::lint(&status.release.plan_source).plan;
-    let journal = journal(&state, &id, plan.as_ref()).await?;
-    let s = status_view(&status, plan.as_ref(), &journal);
+    let (view, journal) = journal(&state, &id).await?;
+    let s = status_view(&view.status, view.plan.as_deref(), &journal);
     Ok(page::render(&StatusFragment { id, s }))
 }
 

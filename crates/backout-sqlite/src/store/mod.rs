@@ -16,18 +16,21 @@ mod outbox;
 mod tokens;
 
 use connect::{connect_options, migrate};
-use journal::{append, append_many, clamp_id, clamp_seq, run_exists, to_json, upsert_step};
+use journal::{
+    append, append_after, append_many, clamp_id, clamp_seq, run_exists, to_json, upsert_steps,
+};
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use backout_store::{
-    Checkpoint, Delivery, DeliveryNext, Entity, Event, Evidence, EvidenceFilter, NewAttempt,
-    NewEvent, NewRelease, NewRun, NewToken, Release, Run, RunKind, RunState, RunUpdate, StepRecord,
-    Store, StoreError, Token,
+    Checkpoint, Counts, Delivery, DeliveryNext, Entity, Event, Evidence, EvidenceFilter,
+    NewAttempt, NewEvent, NewRelease, NewRun, NewToken, Release, Run, RunKind, RunState, RunUpdate,
+    StepRecord, Store, StoreError, Token,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -60,6 +63,9 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     location: String,
+    /// The chain's end after this store's last `record_steps`: the next batch seals onto it
+    /// without reading it first (checked by the insert itself, see `journal::append_after`).
+    end: Arc<Mutex<Option<(u64, String)>>>,
 }
 
 /// The connection settings in force, as SQLite reports them (see [`SqliteStore::pragmas`]).
@@ -126,6 +132,7 @@ impl SqliteStore {
             writer,
             reader,
             location,
+            end: Arc::default(),
         })
     }
 
@@ -149,6 +156,7 @@ impl SqliteStore {
             writer: pool.clone(),
             reader: pool,
             location,
+            end: Arc::default(),
         })
     }
 
@@ -170,6 +178,63 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db_error)
+    }
+
+    /// `record_steps` on `conn` (the writer's connection).
+    async fn write_steps(
+        &self,
+        conn: &mut SqliteConnection,
+        batch: &[(StepRecord, NewEvent)],
+    ) -> Result<Vec<Event>, StoreError> {
+        let bound = batch
+            .iter()
+            .map(|(step, event)| event.bind_to(&step.run_id, Some(&step.step_id)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
+        // The hot path of the executor (a step's finish with the starts it unblocks, a step's
+        // process group): four round trips, BEGIN, one multi-row append of the events sealed
+        // onto the chain's end this store last wrote, one multi-row upsert of the step rows,
+        // COMMIT. That every run exists is checked by the foreign keys, and named on failure.
+        let end = self
+            .end
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let steps: Vec<&StepRecord> = batch.iter().map(|(step, _)| step).collect();
+        let written = match append_after(&mut tx, &bound, end).await {
+            Ok(sealed) => upsert_steps(&mut tx, &steps).await.map(|()| sealed),
+            Err(error) => Err(error),
+        };
+        let sealed = match written {
+            Ok(sealed) => sealed,
+            Err(error) => {
+                drop(tx);
+                if !matches!(error, StoreError::Fenced { .. }) {
+                    // On the writer's connection (the transaction rolled back): an in-memory
+                    // store has no other.
+                    for (step, _) in batch {
+                        if !run_exists(&mut *conn, &step.run_id).await? {
+                            return Err(StoreError::run_not_found(&step.run_id));
+                        }
+                    }
+                }
+                return Err(error);
+            }
+        };
+        tx.commit().await.map_err(db_error)?;
+        if let Some(last) = sealed.last() {
+            *self
+                .end
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((last.seq, last.hash.clone()));
+        }
+        Ok(sealed)
     }
 }
 
@@ -214,13 +279,13 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        for step_id in &run.steps {
-            upsert_step(
-                &mut tx,
-                &StepRecord::pending(&run.id, step_id, run.created_at_ms),
-            )
-            .await?;
-        }
+        // Every step's pending row in one statement, not one round trip per step.
+        let pending: Vec<StepRecord> = run
+            .steps
+            .iter()
+            .map(|step_id| StepRecord::pending(&run.id, step_id, run.created_at_ms))
+            .collect();
+        upsert_steps(&mut tx, &pending.iter().collect::<Vec<_>>()).await?;
         let sealed = append(&mut tx, &event).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(sealed)
@@ -256,25 +321,36 @@ impl Store for SqliteStore {
         &self,
         batch: &[(StepRecord, NewEvent)],
     ) -> Result<Vec<Event>, StoreError> {
-        let bound = batch
-            .iter()
-            .map(|(step, event)| event.bind_to(&step.run_id, Some(&step.step_id)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut tx = self.begin_write().await?;
-        let mut checked: Vec<&str> = Vec::new();
-        let mut sealed = Vec::with_capacity(batch.len());
-        for ((step, _), event) in batch.iter().zip(&bound) {
-            if !checked.contains(&step.run_id.as_str()) {
-                if !run_exists(&mut tx, &step.run_id).await? {
-                    return Err(StoreError::run_not_found(&step.run_id));
-                }
-                checked.push(&step.run_id);
-            }
-            upsert_step(&mut tx, step).await?;
-            sealed.push(append(&mut tx, event).await?);
+        let mut conn = self.writer.acquire().await.map_err(db_error)?;
+        self.write_steps(&mut conn, batch).await
+    }
+
+    async fn record_process(
+        &self,
+        step: &StepRecord,
+        event: &NewEvent,
+    ) -> Result<Event, StoreError> {
+        // WAL with `synchronous=NORMAL` for this one commit: written to the WAL (it survives
+        // the process), not fsynced; the next `FULL` commit syncs the WAL with it.
+        let mut conn = self.writer.acquire().await.map_err(db_error)?;
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        let written = self
+            .write_steps(&mut conn, &[(step.clone(), event.clone())])
+            .await;
+        if sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await
+            .is_err()
+        {
+            // Never hand a connection that does not fsync its commits back to the pool.
+            drop(conn.detach());
         }
-        tx.commit().await.map_err(db_error)?;
-        Ok(sealed)
+        written?
+            .pop()
+            .ok_or_else(|| StoreError::corrupt("a recorded step returned no event"))
     }
 
     async fn append_event(&self, event: &NewEvent) -> Result<Event, StoreError> {
@@ -506,6 +582,52 @@ impl Store for SqliteStore {
             releases.push(release);
         }
         Ok(releases)
+    }
+
+    async fn counts(&self, close_reason_prefixes: &[&str]) -> Result<Counts, StoreError> {
+        // One read transaction: every count comes from the same snapshot.
+        let mut tx = self.reader.begin().await.map_err(db_error)?;
+        let mut counts = Counts::default();
+        for (query, into) in [
+            (
+                "SELECT state, COUNT(*) FROM runs GROUP BY state",
+                &mut counts.runs,
+            ),
+            (
+                "SELECT state, COUNT(*) FROM deliveries GROUP BY state",
+                &mut counts.deliveries,
+            ),
+        ] {
+            let rows: Vec<(String, i64)> = sqlx::query_as(query)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            into.extend(rows.into_iter().map(|(s, n)| (s, n.unsigned_abs())));
+        }
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM releases GROUP BY state")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        for (state, n) in rows {
+            match state.as_str() {
+                "open" => counts.open_releases = n.unsigned_abs(),
+                _ => counts.closed_releases += n.unsigned_abs(),
+            }
+        }
+        for prefix in close_reason_prefixes {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM releases WHERE state = 'closed' \
+                 AND substr(close_reason, 1, length(?1)) = ?1",
+            )
+            .bind(*prefix)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            counts.closed_by_reason.push(n.unsigned_abs());
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(counts)
     }
 
     async fn open_releases(&self) -> Result<Vec<Release>, StoreError> {

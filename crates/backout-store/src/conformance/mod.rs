@@ -16,6 +16,7 @@
 //! }
 //! ```
 
+mod counts;
 mod deliveries;
 mod evidence;
 mod journal;
@@ -33,6 +34,7 @@ use crate::errors::{Entity, StoreError};
 use crate::run::{ExecutorInfo, NewRun, RunKind, RunState};
 use crate::store::Store;
 
+pub use counts::counts;
 pub use deliveries::deliveries;
 pub use evidence::evidence_story;
 pub use journal::{
@@ -65,6 +67,7 @@ pub async fn run_all(store: Arc<dyn Store>) -> Result<(), StoreError> {
     releases(store.as_ref()).await?;
     watcher_reads(store.as_ref()).await?;
     deliveries(store.as_ref()).await?;
+    counts(store.as_ref()).await?;
     evidence_story(store.as_ref()).await?;
     tokens(store.as_ref()).await?;
     leases(store.as_ref()).await?;
