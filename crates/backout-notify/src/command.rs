@@ -23,6 +23,28 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 /// How much standard error is kept for the message.
 const STDERR_CAP: usize = 16 * 1024;
 
+/// The environment a channel command gets: PATH, HOME, LANG and TZ, and each variable its text
+/// names as `${NAME}`, from this process's environment.
+fn passed_env(command: &str) -> Vec<(String, String)> {
+    let mut names: Vec<&str> = vec!["PATH", "HOME", "LANG", "TZ"];
+    let mut rest = command;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            break;
+        };
+        let name = &after[..end];
+        if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            names.push(name);
+        }
+        rest = &after[end..];
+    }
+    names
+        .into_iter()
+        .filter_map(|n| std::env::var(n).ok().map(|v| (n.to_string(), v)))
+        .collect()
+}
+
 pub(crate) async fn deliver(
     command: &str,
     dir: Option<&Path>,
@@ -30,7 +52,11 @@ pub(crate) async fn deliver(
     timeout: Duration,
 ) -> Result<Receipt, DeliveryError> {
     let mut process = Command::new("/bin/sh");
+    // Nothing of backout's own environment (its token, its database URL, a server's
+    // configuration) reaches the command: the basics, and what the command names as ${VAR}.
     process
+        .env_clear()
+        .envs(passed_env(command))
         .arg("-c")
         .arg(command)
         .env("BACKOUT_EVENT", notice.event.as_str())

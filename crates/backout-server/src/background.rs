@@ -177,6 +177,8 @@ async fn dispatch(state: AppState, stopping: watch::Receiver<bool>) {
             }
             // At shutdown, what is due now goes out; the rest waits for the next process.
             options.drain = Duration::from_secs(5);
+            // A plan nobody accepted runs no command here, not even a channel's.
+            options.commands_need_acceptance = true;
             let dispatcher = Dispatcher::new(
                 state.store.clone(),
                 Arc::new(SystemClock),

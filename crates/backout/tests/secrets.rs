@@ -169,7 +169,17 @@ fn secrets_appear_in_no_journal_status_report_export_or_webhook() {
 
     // The procedure: a step prints the secret and makes it an output; the next dumps its
     // environment.
-    let out = run(&sandbox, &["rehearse", "plan.yaml", "--env", "staging"]);
+    let out = run(
+        &sandbox,
+        &[
+            "--as",
+            "erin@example.com",
+            "rehearse",
+            "plan.yaml",
+            "--env",
+            "staging",
+        ],
+    );
     let rehearsed = format!("{}{}", stdout(&out), support::stderr(&out));
     assert_code(&out, 0, "rehearse");
     assert_clean("rehearse", &rehearsed);

@@ -580,6 +580,10 @@ execution: { performers: ops-oncall }
 procedure:
   steps:
     - { id: undo, run: "echo rolled back >> \"${WORK}/undone\"", expected: 1s }
+communication:
+  channels:
+    pager: { command: 'echo "$BACKOUT_EVENT" >> "${WORK}/paged"' }
+  notify: { inconclusive: [pager], rollback_required: [pager] }
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -624,10 +628,30 @@ async fn the_server_executes_an_automatically_approved_rollback() {
         sandbox.read("undone").is_empty(),
         "an unaccepted plan was executed"
     );
+    // Nor does it run the plan's command channel: the delivery gives up, saying why.
+    let start = Instant::now();
+    loop {
+        let out = sandbox.run(&["deliveries", &rel, "--format", "json"]);
+        if String::from_utf8_lossy(&out.stdout).contains("command channels do not run") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no refused command delivery:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        sandbox.read("paged").is_empty(),
+        "an unaccepted plan's command channel ran"
+    );
     let owner = token(&sandbox, "owner@example.com", "viewer");
     support::server::accept(&client, &server.url("/api/v1/plans/accept"), &owner, &plan).await;
     let start = Instant::now();
-    while sandbox.read("undone").is_empty() {
+    while sandbox.read("undone").is_empty() || !sandbox.read("paged").contains("rollback_required")
+    {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "no automatic rollback:\n{}",

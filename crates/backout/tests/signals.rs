@@ -176,7 +176,7 @@ fn a_stopped_service_trips_its_on_error_fail_criterion() {
 window: {{ closes_after: 1h }}
 communication:
   channels:
-    log: {{ command: 'cat >> "$WORK/notices"; echo >> "$WORK/notices"' }}
+    log: {{ command: 'cat >> "${{WORK}}/notices"; echo >> "${{WORK}}/notices"' }}
   notify:
     degrading: [log]
     rollback_required: [log]

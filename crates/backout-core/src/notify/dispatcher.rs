@@ -121,6 +121,9 @@ pub struct DispatchOptions {
     /// Where people open the web UI (`BACKOUT_PUBLIC_URL`, `serve --public-url`): notices link
     /// the release, run and decision pages under it. `None`: notices carry no links.
     pub public_url: Option<String>,
+    /// Run a plan's `command` channels only once its content hash is accepted
+    /// (`release::accept`): the server, which must not run what any uploader wrote.
+    pub commands_need_acceptance: bool,
 }
 
 impl Default for DispatchOptions {
@@ -135,6 +138,7 @@ impl Default for DispatchOptions {
             plan_dirs: HashMap::new(),
             drain: Duration::from_secs(15),
             public_url: None,
+            commands_need_acceptance: false,
         }
     }
 }
@@ -513,6 +517,23 @@ impl Inner {
             Ok(loaded) => loaded,
             Err(reason) => return Ok(Err(reason)),
         };
+        let runs_a_command = loaded
+            .plan
+            .communication
+            .given()
+            .and_then(|c| c.channels.iter().find(|ch| ch.name == delivery.channel))
+            .is_some_and(|ch| matches!(ch.kind, backout_model::plan::ChannelKind::Command(_)));
+        if runs_a_command
+            && self.options.commands_need_acceptance
+            && crate::release::accept::acceptance(self.store.as_ref(), hash)
+                .await?
+                .is_none()
+        {
+            return Ok(Err(crate::release::accept::not_accepted(
+                &loaded.plan,
+                "command channels do not run on this server",
+            )));
+        }
         let steps = match &run {
             Some(run) => self.store.list_steps(&run.id).await?,
             None => Vec::new(),
