@@ -420,3 +420,122 @@ async fn forms_need_their_csrf_token_and_the_role_and_plan_text_is_escaped() {
             .contains("<script>alert")
     );
 }
+
+const FAILING: &str = r#"version: 1
+release: { service: svc, version: "2.0.0", rollback_to: "1.9.0", environment: test }
+owners: { deployment_engineer: owner@example.com }
+people:
+  ops: [ops@example.com]
+criteria: { not_applicable: "unit test" }
+window: { not_applicable: "unit test" }
+authorization: { not_applicable: "unit test" }
+execution: { performers: ops }
+procedure:
+  steps:
+    - { id: migrate, run: "echo 'relation orders_v2 does not exist' >&2; exit 1", expected: 1s }
+    - { id: after, needs: [migrate], run: "true", expected: 1s, idempotent: true }
+contingency: { not_applicable: "unit test" }
+workarounds: { not_applicable: "unit test" }
+expected_duration: 1m
+communication: { not_applicable: "unit test" }
+testing: { not_applicable: "unit test" }
+"#;
+
+struct Quiet;
+
+impl backout_core::executor::Progress for Quiet {
+    fn event(&self, _: &backout_core::executor::ProgressEvent) {}
+}
+
+/// A failed step on the run page: its output is open, a performer of the plan gets Retry and
+/// Skip buttons (a viewer none), someone outside `execution.performers` is refused, and a skip
+/// with its reason is journaled and lets the run go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_step_offers_retry_and_skip_to_the_plans_performers() {
+    let served = Served::start().await;
+    let executor = backout_core::Executor::new(
+        served.store.clone(),
+        Arc::new(backout_core::clock::SystemClock),
+        backout_core::env::Resolver::default(),
+        Arc::new(Quiet),
+    );
+    let options = backout_core::executor::RunOptions {
+        kind: backout_store::RunKind::Adhoc,
+        environment: "test".into(),
+        checkpoints: Vec::new(),
+        actor: "ops@example.com".into(),
+        release_id: None,
+        workaround: None,
+        wait_for_people: false,
+        extra_env: Vec::new(),
+        break_glass: Some("unit test".into()),
+    };
+    let summary = executor.start(FAILING, &options).await.expect("a run");
+    assert_eq!(summary.run.state, backout_store::RunState::Failed);
+    let run = summary.run.id;
+
+    let performer = served.token("ops@example.com", Role::Performer).await;
+    let outsider = served.token("eve@example.com", Role::Performer).await;
+    let viewer = served.token("vic@example.com", Role::Viewer).await;
+    let page = served
+        .get(&format!("/ui/runs/{run}"), Some(&performer))
+        .await
+        .text()
+        .await
+        .expect("a page");
+    assert!(page.contains("id=\"retry-migrate\"") && page.contains("id=\"skip-migrate\""));
+    assert!(
+        page.contains("relation orders_v2 does not exist"),
+        "the output is shown"
+    );
+    let page = served
+        .get(&format!("/ui/runs/{run}"), Some(&viewer))
+        .await
+        .text()
+        .await
+        .expect("a page");
+    assert!(!page.contains("retry-migrate"), "a viewer gets no buttons");
+
+    let skip = format!("/ui/runs/{run}/steps/migrate/skip");
+    let csrf = served.csrf(&outsider).await;
+    let response = served
+        .post(
+            &skip,
+            Some(&outsider),
+            &[("reason", "done by hand"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(
+        response
+            .text()
+            .await
+            .expect("a page")
+            .contains("execution.performers")
+    );
+    let csrf = served.csrf(&performer).await;
+    let response = served
+        .post(
+            &skip,
+            Some(&performer),
+            &[("reason", "done by hand"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let steps = served.store.list_steps(&run).await.expect("steps");
+    let migrate = steps.iter().find(|s| s.step_id == "migrate").expect("step");
+    assert_eq!(migrate.state, backout_store::StepState::Skipped);
+    assert!(
+        migrate
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("done by hand")),
+        "{migrate:?}"
+    );
+    let run = served.store.get_run(&run).await.expect("run");
+    assert_eq!(
+        run.state,
+        backout_store::RunState::Waiting,
+        "reopened for an executor to continue"
+    );
+}
