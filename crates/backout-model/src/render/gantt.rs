@@ -315,11 +315,11 @@ pub fn run_gantt(plan: &Plan, actual: &[ActualStep], elapsed: Duration) -> Strin
                 n + 1,
                 Duration::from_millis(*start),
                 Duration::from_millis(stop.saturating_sub(*start)),
-                if last {
+                escape(&if last {
                     format!(", {}", a.state)
                 } else {
                     ", failed and retried".into()
-                },
+                }),
             );
             if n > 0 {
                 let _ = write!(
@@ -365,26 +365,42 @@ pub fn run_gantt(plan: &Plan, actual: &[ActualStep], elapsed: Duration) -> Strin
             } else {
                 x(end)
             });
-        let (tx, anchor) = if right + 4.0 + text_width(&text) > WIDTH {
-            (
-                x(a.attempts.first().copied().unwrap_or(0)).min(right) - 4.0,
-                "end",
+        // Right of the bars, else left of them; when neither fits, the short words (the full
+        // text is the tooltip and in the step table).
+        let left = a
+            .attempts
+            .first()
+            .map_or(right, |t| x(*t))
+            .min(e.map_or(right, |e| x(e.start.as_millis())));
+        let short = if a.attempts.len() > 1 {
+            format!(
+                "{} · {} attempts",
+                a.state.replace('_', " "),
+                a.attempts.len()
             )
         } else {
-            (right + 4.0, "start")
+            a.state.replace('_', " ")
         };
-        let (tx, anchor) = if anchor == "end" && tx - text_width(&text) < PLOT_X {
-            // No room either side: inside the plot, over the grid, from its left.
-            (PLOT_X + 2.0, "start")
+        let fits_right = |t: &str| right + 4.0 + text_width(t) <= WIDTH;
+        let fits_left = |t: &str| left - 4.0 - text_width(t) >= PLOT_X;
+        let (shown, tx, anchor) = if fits_right(&text) {
+            (&text, right + 4.0, "start")
+        } else if fits_left(&text) {
+            (&text, left - 4.0, "end")
+        } else if fits_right(&short) {
+            (&short, right + 4.0, "start")
+        } else if fits_left(&short) {
+            (&short, left - 4.0, "end")
         } else {
-            (tx, anchor)
+            (&short, WIDTH - 4.0, "end")
         };
         let _ = write!(
             out,
-            r#"<text x="{}" y="{}" text-anchor="{anchor}" fill="{MUTED}">{}</text></g>"#,
+            r#"<text x="{}" y="{}" text-anchor="{anchor}" fill="{MUTED}"><title>{}</title>{}</text></g>"#,
             px(tx),
             px(y + ROW / 2.0 + 4.0),
-            escape(&text)
+            escape(&text),
+            escape(shown)
         );
     }
 
@@ -457,4 +473,80 @@ td.num{{text-align:right}} .muted{{color:#5b6470}}
     }
     out.push_str("</tbody></table>\n<p class=\"muted\">Made by <code>backout report</code>.</p>\n</body></html>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = r#"version: 1
+release: { service: svc, version: "2.0.0", rollback_to: "1.9.0", environment: test }
+owners: { deployment_engineer: owner@example.com }
+people: { ops: [ops@example.com] }
+criteria: { not_applicable: "unit test" }
+window: { not_applicable: "unit test" }
+authorization: { not_applicable: "unit test" }
+execution: { not_applicable: "unit test" }
+procedure:
+  steps:
+    - { id: a, expected: 1s, run: "true", on_failure: contingency.other }
+    - { id: b, needs: [a], expected: 2s, run: "true" }
+    - { id: c, needs: [a], expected: 1s, run: "true" }
+contingency:
+  other:
+    description: the other way
+    steps:
+      - { id: d, expected: 1s, run: "true" }
+workarounds: { not_applicable: "unit test" }
+expected_duration: 5s
+communication: { not_applicable: "unit test" }
+testing: { not_applicable: "unit test" }
+"#;
+
+    fn step(id: &str, state: &str, attempts: &[u64], finished: Option<u64>) -> ActualStep {
+        ActualStep {
+            id: id.into(),
+            state: state.into(),
+            attempts: attempts.to_vec(),
+            finished,
+        }
+    }
+
+    #[test]
+    fn rows_mark_the_critical_path_retries_and_the_contingency_and_escape_text() {
+        let plan = crate::lint(PLAN).plan.expect("the plan lints");
+        let actual = [
+            step("a", "failed", &[0], Some(500)),
+            step("d", "succeeded", &[600], Some(1_600)),
+            step("b", "succeeded", &[1_700, 2_000], Some(4_000)),
+            step("c", "<script>&", &[1_700], None),
+        ];
+        let svg = run_gantt(&plan, &actual, Duration::from_millis(4_500));
+        assert!(
+            svg.contains(r#"<g class="row critical" data-step="a">"#),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(r#"<g class="row critical retried" data-step="b">"#),
+            "{svg}"
+        );
+        assert!(svg.contains(r#"<g class="row" data-step="c">"#), "{svg}");
+        assert!(
+            svg.contains(r#"<g class="row contingency" data-step="d">"#),
+            "{svg}"
+        );
+        assert!(svg.contains("contingency other"), "{svg}");
+        assert!(svg.contains("2 attempts"), "{svg}");
+        assert!(!svg.contains("<script>"), "{svg}");
+        assert!(svg.contains("&lt;script&gt;&amp;"), "{svg}");
+        // The contingency's expected bar starts where the branch actually started (+600ms).
+        let d = &svg[svg.find(r#"data-step="d""#).expect("row d")..];
+        assert!(d.contains("expected 1s from +600ms"), "{d}");
+    }
+
+    #[test]
+    fn a_run_without_steps_says_so() {
+        let plan = crate::lint(PLAN).plan.expect("the plan lints");
+        assert!(run_gantt(&plan, &[], Duration::ZERO).contains("no step records"));
+    }
 }
