@@ -535,8 +535,19 @@ pub struct ReportArgs {
     /// and in real runs.
     #[arg(long)]
     pub durations: bool,
-    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
-    pub format: LintFormat,
+    /// `html` (a run only): one self-contained page with a Gantt chart of each step's expected
+    /// bar against its actual one, retries and contingency steps marked, the critical path in red.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    pub format: ReportFormat,
+}
+
+/// What `backout report` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Human,
+    Json,
+    /// A self-contained HTML page with the run's Gantt chart (runs only).
+    Html,
 }
 
 #[derive(Debug, Args)]

@@ -348,6 +348,23 @@ async fn the_web_ui_takes_a_release_from_start_to_a_rollback_run_live_in_a_brows
         .wait_text("#live", "the stream's end", |t| t == "ended")
         .await;
 
+    // The page draws the run against its plan: a Gantt row per step with its expected and
+    // actual bars, the critical path (here every step) marked.
+    for step in ["drain", "confirm-payments", "finish"] {
+        for bar in ["rect.expected", "rect.actual"] {
+            assert!(
+                browser
+                    .find(&format!(
+                        r#"#run-gantt g.critical[data-step="{step}"] {bar}"#
+                    ))
+                    .await
+                    .is_some(),
+                "no {bar} for {step} in the run's Gantt:\n{}",
+                browser.source().await
+            );
+        }
+    }
+
     browser.screenshot("4-run-succeeded").await;
 
     // The audit page verifies the chain.

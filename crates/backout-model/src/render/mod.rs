@@ -9,12 +9,15 @@
 //!
 //! - [`content`] decides what the document says, as a format-neutral [`document::Document`];
 //! - [`markdown`] and [`html`] lay it out and escape every plan string for their format;
-//! - [`timeline`] draws the procedure's ideal schedule as SVG.
+//! - [`timeline`] draws the procedure's ideal schedule as SVG;
+//! - [`gantt`] draws a run's steps, expected against actual, as SVG and as a report page.
 
 mod content;
 mod document;
+mod gantt;
 mod html;
 
+pub use gantt::{ActualStep, RunFacts, run_gantt, run_html};
 pub use html::{Escaped, escape};
 mod markdown;
 mod timeline;

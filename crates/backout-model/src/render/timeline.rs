@@ -14,23 +14,23 @@ use crate::duration::Duration;
 use crate::plan::{Answer, Plan, StepKind};
 use crate::schedule::Schedule;
 
-const WIDTH: f64 = 1000.0;
+pub(super) const WIDTH: f64 = 1000.0;
 /// Step labels sit left of this x; the plot starts here.
-const PLOT_X: f64 = 220.0;
+pub(super) const PLOT_X: f64 = 220.0;
 /// Room right of the plot for the duration label of the last bar.
-const RIGHT: f64 = 90.0;
+pub(super) const RIGHT: f64 = 90.0;
 const ROW: f64 = 20.0;
-const BAR: f64 = 12.0;
-const LABEL_CHARS: usize = 30;
+pub(super) const BAR: f64 = 12.0;
+pub(super) const LABEL_CHARS: usize = 30;
 
-const CRITICAL: &str = "#c0392b";
-const NORMAL: &str = "#4a7ab5";
-const UNKNOWN: &str = "#7f8c8d";
-const EXPECTED_LINE: &str = "#d35400";
+pub(super) const CRITICAL: &str = "#c0392b";
+pub(super) const NORMAL: &str = "#4a7ab5";
+pub(super) const UNKNOWN: &str = "#7f8c8d";
+pub(super) const EXPECTED_LINE: &str = "#d35400";
 const WINDOW_LINE: &str = "#7d3c98";
-const INK: &str = "#1d232b";
-const MUTED: &str = "#5b6470";
-const GRID: &str = "#e3e7eb";
+pub(super) const INK: &str = "#1d232b";
+pub(super) const MUTED: &str = "#5b6470";
+pub(super) const GRID: &str = "#e3e7eb";
 
 /// Tick spacings to choose from, in milliseconds.
 const STEPS_MS: &[u64] = &[
@@ -125,16 +125,7 @@ pub(crate) fn chart(plan: &Plan, schedule: &Schedule, standalone: bool) -> Strin
     for l in &limits {
         domain = domain.max(l.at.as_millis());
     }
-    let step = STEPS_MS
-        .iter()
-        .copied()
-        .find(|s| domain.div_ceil(*s) <= MAX_TICKS)
-        .unwrap_or_else(|| {
-            // Beyond a week per tick: round the spacing up to whole weeks.
-            let week = 604_800_000;
-            domain.div_ceil(MAX_TICKS).div_ceil(week) * week
-        });
-    let ticks = domain.div_ceil(step).max(1);
+    let (step, ticks) = axis(domain);
     let axis_max = (ticks * step) as f64;
     let plot_w = WIDTH - PLOT_X - RIGHT;
     let x = |d: Duration| PLOT_X + d.as_millis() as f64 / axis_max * plot_w;
@@ -328,15 +319,29 @@ pub(crate) fn chart(plan: &Plan, schedule: &Schedule, standalone: bool) -> Strin
     out
 }
 
+/// A round tick spacing (ms) for an axis covering `domain` ms, and how many ticks it takes.
+pub(super) fn axis(domain: u64) -> (u64, u64) {
+    let step = STEPS_MS
+        .iter()
+        .copied()
+        .find(|s| domain.div_ceil(*s) <= MAX_TICKS)
+        .unwrap_or_else(|| {
+            // Beyond a week per tick: round the spacing up to whole weeks.
+            let week = 604_800_000;
+            domain.div_ceil(MAX_TICKS).div_ceil(week) * week
+        });
+    (step, domain.div_ceil(step).max(1))
+}
+
 /// The legend row(s) at the top, wrapped to the chart width.
-struct Legend {
-    out: String,
+pub(super) struct Legend {
+    pub(super) out: String,
     x: f64,
     y: f64,
 }
 
 impl Legend {
-    fn new() -> Legend {
+    pub(super) fn new() -> Legend {
         Legend {
             out: String::new(),
             x: 8.0,
@@ -355,7 +360,7 @@ impl Legend {
         at
     }
 
-    fn text(&mut self, x: f64, y: f64, label: &str) {
+    pub(super) fn text(&mut self, x: f64, y: f64, label: &str) {
         let _ = write!(
             self.out,
             r#"<text x="{:.1}" y="{:.1}" fill="{INK}">{}</text>"#,
@@ -365,7 +370,7 @@ impl Legend {
         );
     }
 
-    fn swatch(&mut self, colour: &str, label: &str) {
+    pub(super) fn swatch(&mut self, colour: &str, label: &str) {
         let (x, y) = self.room(label);
         let _ = write!(
             self.out,
@@ -375,7 +380,7 @@ impl Legend {
         self.text(x, y, label);
     }
 
-    fn marker(&mut self, label: &str) {
+    pub(super) fn marker(&mut self, label: &str) {
         let (x, y) = self.room(label);
         let _ = write!(
             self.out,
@@ -386,7 +391,7 @@ impl Legend {
         self.text(x, y, label);
     }
 
-    fn line(&mut self, colour: &str, dash: &str, label: &str) {
+    pub(super) fn line(&mut self, colour: &str, dash: &str, label: &str) {
         let (x, y) = self.room(label);
         let _ = write!(
             self.out,
@@ -399,7 +404,7 @@ impl Legend {
         self.text(x, y, label);
     }
 
-    fn height(&self) -> f64 {
+    pub(super) fn height(&self) -> f64 {
         self.y + 8.0
     }
 }
@@ -419,9 +424,9 @@ fn message(text: &str, standalone: bool) -> String {
 
 /// A coordinate written with one decimal. `{:.1}` on `f64` takes a slow exact path; this is
 /// integer arithmetic, which matters at 5,000 rows.
-struct Px(i64);
+pub(super) struct Px(i64);
 
-fn px(v: f64) -> Px {
+pub(super) fn px(v: f64) -> Px {
     Px((v * 10.0).round() as i64)
 }
 
@@ -437,11 +442,11 @@ impl std::fmt::Display for Px {
 }
 
 /// A rough width of `text` at the chart's 12px font; enough to keep labels on the chart.
-fn text_width(text: &str) -> f64 {
+pub(super) fn text_width(text: &str) -> f64 {
     text.chars().count() as f64 * 6.6
 }
 
-fn tick_label(at: Duration) -> String {
+pub(super) fn tick_label(at: Duration) -> String {
     if at.is_zero() {
         "0".to_string()
     } else {
@@ -449,7 +454,7 @@ fn tick_label(at: Duration) -> String {
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
+pub(super) fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()
     } else {

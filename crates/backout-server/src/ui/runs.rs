@@ -18,7 +18,8 @@ use backout_core::StepTarget;
 use backout_core::clock::{Clock, SystemClock};
 use backout_core::release::decide;
 use backout_model::Plan;
-use backout_store::{Role, Run, RunState, StepRecord, StepState};
+use backout_model::render::ActualStep;
+use backout_store::{Event, Role, Run, RunState, StepRecord, StepState};
 
 use super::page::{self, UiError, UiResult};
 use super::session::{Posted, Session};
@@ -28,6 +29,9 @@ use crate::state::AppState;
 /// Captured output shown per stream (the store keeps what the executor captured; the page
 /// shows its end).
 const OUTPUT_CHARS: usize = 16 * 1024;
+
+/// The journal read for the Gantt chart's attempt starts (as many as `report` reads).
+const JOURNAL_EVENTS: u32 = 100_000;
 
 fn now() -> i64 {
     SystemClock.now_ms()
@@ -72,6 +76,8 @@ struct RunView {
     can_act: bool,
     /// A performer may still retry or skip steps (the run did not succeed and was not refused).
     can_recover: bool,
+    /// The Gantt chart of the run against its plan (SVG, every string escaped by the renderer).
+    gantt: String,
 }
 
 #[derive(Template)]
@@ -188,9 +194,50 @@ fn step_row(record: &StepRecord, plan: Option<&Plan>, now: i64) -> StepRow {
     }
 }
 
-fn run_view(run: &Run, records: &[StepRecord], session: &Session) -> RunView {
+/// Each step as the Gantt chart draws it: every attempt's start from the journal's
+/// `step_started` events (the record keeps only the last), in milliseconds after the run began.
+fn actual_steps(run: &Run, records: &[StepRecord], events: &[Event]) -> Vec<ActualStep> {
+    let after = |t: i64| u64::try_from(t - run.created_at_ms).unwrap_or(0);
+    records
+        .iter()
+        .map(|r| {
+            let mut attempts: Vec<u64> = events
+                .iter()
+                .filter(|e| e.kind == "step_started" && e.step_id.as_deref() == Some(&r.step_id))
+                .map(|e| after(e.at_ms))
+                .collect();
+            if attempts.is_empty()
+                && let Some(t) = r.started_at_ms
+            {
+                attempts.push(after(t));
+            }
+            ActualStep {
+                id: r.step_id.clone(),
+                state: r.state.as_str().to_string(),
+                attempts,
+                finished: r.finished_at_ms.map(after),
+            }
+        })
+        .collect()
+}
+
+fn run_view(run: &Run, records: &[StepRecord], events: &[Event], session: &Session) -> RunView {
     let plan = backout_model::lint(&run.plan_source).plan;
     let now = now();
+    let end = run.finished_at_ms.unwrap_or(if run.state.is_terminal() {
+        run.updated_at_ms
+    } else {
+        now
+    });
+    let gantt = plan.as_ref().map_or_else(String::new, |plan| {
+        backout_model::render::run_gantt(
+            plan,
+            &actual_steps(run, records, events),
+            backout_model::Duration::from_millis(
+                u64::try_from(end - run.created_at_ms).unwrap_or(0),
+            ),
+        )
+    });
     let needs: HashMap<&str, Vec<&str>> = records
         .iter()
         .map(|r| {
@@ -229,13 +276,15 @@ fn run_view(run: &Run, records: &[StepRecord], session: &Session) -> RunView {
         can_act: session.is(Role::Performer) && !run.state.is_terminal(),
         can_recover: session.is(Role::Performer)
             && !matches!(run.state, RunState::Succeeded | RunState::Refused),
+        gantt,
     }
 }
 
 async fn load(state: &AppState, id: &str, session: &Session) -> Result<RunView, UiError> {
     let run = state.store.get_run(id).await?;
     let records = state.store.list_steps(id).await?;
-    Ok(run_view(&run, &records, session))
+    let events = state.store.run_events(id, 0, JOURNAL_EVENTS).await?;
+    Ok(run_view(&run, &records, &events, session))
 }
 
 /// `GET /ui/runs/{id}`

@@ -101,25 +101,43 @@ fn add_evidence(
     require_tested: bool,
     global: &Global,
 ) -> Result<(), CommandError> {
+    // With BACKOUT_SERVER set, the server's evidence, so a pipeline needs only a token.
+    let judge = |o: &mut Outcome, evidence: &[backout_store::Evidence]| {
+        let (Some(plan), Some(source)) = (&o.plan, &o.source) else {
+            return;
+        };
+        o.diagnostics.extend(super::evidence::diagnostics(
+            source,
+            plan,
+            evidence,
+            require_tested,
+        ));
+        backout_model::diagnostic::sort(&mut o.diagnostics);
+    };
+    let remote_outcomes = &mut *outcomes;
+    if let Some(done) = crate::remote::run(global, |remote| async move {
+        for o in remote_outcomes.iter_mut() {
+            let Some(service) = o.plan.as_ref().map(|p| p.release.service.clone()) else {
+                continue;
+            };
+            let evidence = crate::remote::evidence_of(&remote, &service).await?;
+            judge(o, &evidence);
+        }
+        Ok(())
+    }) {
+        return done;
+    }
     super::runs::runtime()?.block_on(async {
         let store = super::evidence::open_existing(global).await?;
         for o in outcomes.iter_mut() {
-            let (Some(plan), Some(source)) = (&o.plan, &o.source) else {
+            let Some(service) = o.plan.as_ref().map(|p| p.release.service.clone()) else {
                 continue;
             };
             let evidence = match &store {
-                Some(store) => {
-                    super::evidence::of_service(store.as_ref(), &plan.release.service).await?
-                }
+                Some(store) => super::evidence::of_service(store.as_ref(), &service).await?,
                 None => Vec::new(),
             };
-            o.diagnostics.extend(super::evidence::diagnostics(
-                source,
-                plan,
-                &evidence,
-                require_tested,
-            ));
-            backout_model::diagnostic::sort(&mut o.diagnostics);
+            judge(o, &evidence);
         }
         Ok(())
     })

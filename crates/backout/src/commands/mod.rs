@@ -2,6 +2,7 @@
 //! (a lint with errors is a normal outcome: exit 2) or a `CommandError` for a failure.
 
 mod audit;
+mod bars;
 mod decisions;
 mod deliveries;
 mod durations;

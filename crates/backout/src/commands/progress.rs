@@ -41,6 +41,7 @@ pub(super) fn printer(
             finished: std::sync::Mutex::new(std::collections::HashSet::new()),
             prompt: prompt.map(std::sync::Mutex::new),
             run_id: std::sync::Mutex::new(String::new()),
+            bars: super::bars::Bars::on_terminal(steps.len()),
         }),
     }
 }
@@ -155,9 +156,20 @@ struct HumanProgress {
     /// The procedure's steps (id, needs, expected), for the remaining critical path.
     steps: Vec<(String, Vec<String>, Duration)>,
     finished: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Bars under the lines, when standard error is a terminal.
+    bars: Option<super::bars::Bars>,
 }
 
 impl HumanProgress {
+    /// One line on standard error (above the bars, if any).
+    fn print(&self, text: &str) {
+        let text = crate::output::for_stderr(text);
+        match &self.bars {
+            Some(bars) => bars.print(&text),
+            None => eprintln!("{text}"),
+        }
+    }
+
     /// Expected time left: the critical path through the steps not finished yet.
     fn eta(&self, just_finished: &str) -> Option<Duration> {
         let mut finished = self.finished.lock().ok()?;
@@ -221,6 +233,9 @@ impl Progress for HumanProgress {
                 attempt,
                 expected_ms,
             } => {
+                if let Some(bars) = &self.bars {
+                    bars.step_started(step, *expected_ms);
+                }
                 let attempt = if *attempt > 1 {
                     format!(" attempt {attempt}")
                 } else {
@@ -260,7 +275,12 @@ impl Progress for HumanProgress {
                 } else {
                     format!(": {detail}")
                 };
-                let eta = match self.eta(step) {
+                let left = self.eta(step);
+                if let Some(bars) = &self.bars {
+                    bars.step_ended(step);
+                    bars.overall(n, total, left);
+                }
+                let eta = match left {
                     Some(left) if n < total => format!(", about {left} left"),
                     _ => String::new(),
                 };
@@ -282,7 +302,14 @@ impl Progress for HumanProgress {
                         .collect::<Vec<_>>()
                         .join("\n")
                 );
-                eprintln!("{}", crate::output::for_stderr(&text));
+                if let Some(bars) = &self.bars {
+                    bars.step_ended(step);
+                    if self.prompt.is_some() {
+                        // The person answers at this terminal: no redraws over the prompt.
+                        bars.hide();
+                    }
+                }
+                self.print(&text);
                 if let Some(prompt) = &self.prompt
                     && let (Ok(prompt), Ok(run_id)) = (prompt.lock(), self.run_id.lock())
                 {
@@ -295,7 +322,12 @@ impl Progress for HumanProgress {
                     "{at} {yellow}? {step}{yellow:#} was running when the executor stopped; it is in doubt until a person resolves it"
                 )
             }
-            ProgressEvent::RunFinished { .. } => return,
+            ProgressEvent::RunFinished { .. } => {
+                if let Some(bars) = &self.bars {
+                    bars.clear();
+                }
+                return;
+            }
             // After the rollback ran, its verification is not silent: each measurement says
             // how long the checks have held so far.
             ProgressEvent::Verification {
@@ -313,6 +345,6 @@ impl Progress for HumanProgress {
                 )
             }
         };
-        eprintln!("{}", crate::output::for_stderr(&line));
+        self.print(&line);
     }
 }

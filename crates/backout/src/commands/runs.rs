@@ -16,8 +16,8 @@ use backout_store::{Run, RunKind, RunState, StepRecord, StepState, Store};
 
 use super::progress::{interactive, printer, run_steps, spawn_prompter};
 use crate::cli::{
-    AbortArgs, ConfirmArgs, Global, LintFormat, ReportArgs, Resolution, ResolveArgs, ResumeArgs,
-    RunArgs, RunFormat, StatusArgs,
+    AbortArgs, ConfirmArgs, Global, LintFormat, ReportArgs, ReportFormat, Resolution, ResolveArgs,
+    ResumeArgs, RunArgs, RunFormat, StatusArgs,
 };
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
@@ -712,18 +712,31 @@ pub fn abort(args: &AbortArgs, global: &Global) -> Result<ExitCode, CommandError
 }
 
 pub fn report(args: &ReportArgs, global: &Global) -> Result<ExitCode, CommandError> {
+    let format = match args.format {
+        ReportFormat::Human => LintFormat::Human,
+        ReportFormat::Json => LintFormat::Json,
+        ReportFormat::Html if args.durations || args.run.starts_with("rel-") => {
+            return Err(CommandError::usage(
+                "`--format html` draws one run: pass a run id (`backout status` lists them), \
+                 or use `--format human|json` for a release or `--durations`",
+            ));
+        }
+        ReportFormat::Html => LintFormat::Human,
+    };
     if args.durations {
-        return super::durations::report(std::path::Path::new(&args.run), args.format, global);
+        return super::durations::report(std::path::Path::new(&args.run), format, global);
     }
     if args.run.starts_with("rel-") {
-        return super::releases::report(&args.run, args.format, global);
+        return super::releases::report(&args.run, format, global);
     }
     runtime()?.block_on(async {
         let store = open_store(global).await?;
         let run = store.get_run(&args.run).await?;
         let steps = store.list_steps(&args.run).await?;
         let events = store.run_events(&args.run, 0, 100_000).await?;
-        if args.format == LintFormat::Json {
+        if args.format == ReportFormat::Html {
+            output::out(&report_html(&run, &steps, &events, now())?);
+        } else if format == LintFormat::Json {
             let value =
                 serde_json::json!({ "run": run_json(&run), "steps": steps, "events": events });
             output::out(&format!("{}\n", json(&value)?));
@@ -733,6 +746,92 @@ pub fn report(args: &ReportArgs, global: &Global) -> Result<ExitCode, CommandErr
         }
         Ok(ExitCode::Ok)
     })
+}
+
+/// Each step record as the Gantt chart draws it: the start of every attempt from the journal's
+/// `step_started` events (the record keeps only the last), in milliseconds after the run began.
+pub(super) fn actual_steps(
+    run: &Run,
+    steps: &[StepRecord],
+    events: &[backout_store::Event],
+) -> Vec<backout_model::render::ActualStep> {
+    let after = |t: i64| u64::try_from(t - run.created_at_ms).unwrap_or(0);
+    steps
+        .iter()
+        .map(|s| {
+            let mut attempts: Vec<u64> = events
+                .iter()
+                .filter(|e| e.kind == "step_started" && e.step_id.as_deref() == Some(&s.step_id))
+                .map(|e| after(e.at_ms))
+                .collect();
+            if attempts.is_empty()
+                && let Some(t) = s.started_at_ms
+            {
+                attempts.push(after(t));
+            }
+            backout_model::render::ActualStep {
+                id: s.step_id.clone(),
+                state: s.state.as_str().to_string(),
+                attempts,
+                finished: s.finished_at_ms.map(after),
+            }
+        })
+        .collect()
+}
+
+/// `report RUN --format html`: the run's facts, its Gantt chart and its step table.
+fn report_html(
+    run: &Run,
+    steps: &[StepRecord],
+    events: &[backout_store::Event],
+    now: i64,
+) -> Result<String, CommandError> {
+    let Some(plan) = backout_model::lint(&run.plan_source).plan else {
+        return Err(CommandError::internal(format!(
+            "the plan stored with run `{}` does not lint",
+            run.id
+        )));
+    };
+    let end = run.finished_at_ms.unwrap_or(if run.state.is_terminal() {
+        run.updated_at_ms
+    } else {
+        now
+    });
+    let elapsed = Duration::from_millis(u64::try_from(end - run.created_at_ms).unwrap_or(0));
+    let schedule = Schedule::of_steps(plan.steps());
+    let mut lines = vec![
+        format!(
+            "{} run in {}, started by {}; {}",
+            run.kind, run.environment, run.actor, run.state
+        ),
+        format!(
+            "took {elapsed}; expected_duration {}; ideal critical path {} ({})",
+            plan.expected_duration
+                .given()
+                .map_or("not applicable".to_string(), ToString::to_string),
+            schedule.total,
+            schedule.critical_path.join(" → ")
+        ),
+    ];
+    if !run.checkpoints.is_empty() {
+        lines.push(format!(
+            "checkpoints reached: {}",
+            run.checkpoints.join(", ")
+        ));
+    }
+    if let Some(release) = &run.release_id {
+        lines.push(format!("release {release}"));
+    }
+    let facts = backout_model::render::RunFacts {
+        heading: format!("Run {} — {}", run.id, service_of(run)),
+        lines,
+    };
+    Ok(backout_model::render::run_html(
+        &plan,
+        &facts,
+        &actual_steps(run, steps, events),
+        elapsed,
+    ))
 }
 
 fn report_text(run: &Run, steps: &[StepRecord], events: &[backout_store::Event]) -> String {

@@ -26,9 +26,7 @@ pub fn refuse_local_only(command: &Command) -> Result<(), CommandError> {
         | Command::Schema
         | Command::Completions { .. }
         | Command::Man => Ok(()),
-        Command::Lint(args) if args.evidence || args.require_tested => {
-            refused("lint --evidence/--require-tested", LOCAL)
-        }
+        // `--evidence`/`--require-tested` read the server's evidence (`GET /api/v1/evidence`).
         Command::Lint(_) => Ok(()),
         // Through the API.
         Command::Start(_)

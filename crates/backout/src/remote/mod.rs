@@ -289,6 +289,23 @@ where
     }))
 }
 
+/// The rehearsal evidence the server holds for `service` (`GET /api/v1/evidence`), newest
+/// first, as the local store lists it: what `lint --evidence/--require-tested` and
+/// `start --require-tested` judge a plan against when `BACKOUT_SERVER` is set.
+pub async fn evidence_of(
+    remote: &Remote,
+    service: &str,
+) -> Result<Vec<backout_store::Evidence>, CommandError> {
+    let listed = remote
+        .get(&format!(
+            "/api/v1/evidence?service={}&limit=500",
+            segment(service)
+        ))
+        .await?;
+    serde_json::from_value(listed["evidence"].clone())
+        .map_err(|e| CommandError::internal(format!("the server's evidence does not read: {e}")))
+}
+
 /// Percent-encodes a path segment (ids and step names are plain, but a typo should reach the
 /// server as the typo, not as another path).
 pub fn segment(text: &str) -> String {
