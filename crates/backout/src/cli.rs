@@ -4,10 +4,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `--version`: the package version and the commit it was built from (see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BACKOUT_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "backout",
-    version,
+    version = VERSION,
     about = "Make a release's backout plan real: lint, render, watch, decide, execute, rehearse.",
     after_help = AFTER_HELP
 )]
@@ -656,6 +664,13 @@ pub struct ServeArgs {
     /// notification links the release, run and decision pages under it.
     #[arg(long, env = "BACKOUT_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+    /// Serve https: the certificate chain (PEM, leaf first). Needs --tls-key. Behind a reverse
+    /// proxy that terminates TLS, leave it out and give --public-url https://… instead.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1). Needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
