@@ -47,8 +47,12 @@ Environment:
   BACKOUT_LEASE_TTL         `serve`: lease time to live of shared work (default 15s)
   BACKOUT_AUDIT_KEY         HMAC key of `audit anchor` / `audit verify --anchor`
   BACKOUT_LOG               `serve` log filter, e.g. debug or backout_server=debug
+  BACKOUT_LOG_FORMAT        `serve` logs: text (default) or json, one object a line
+  BACKOUT_COMMIT            at build time: the commit --version names when there is no .git
   NO_COLOR, CLICOLOR_FORCE  no colour / colour even into a pipe (--color overrides both)
-  Plans' ${NAME} references are read from the environment of the process that resolves them.";
+  Plans' ${NAME} references are read from the environment of the process that resolves them;
+  http criteria also have ${BACKOUT_NOW} and ${BACKOUT_SINCE} (Unix seconds: the measurement's
+  time, and that less the criterion's `every`).";
 
 /// When to colour output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
