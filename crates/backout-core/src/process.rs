@@ -366,26 +366,33 @@ pub fn signal_group(pgid: i32, signal: Signal) {
 /// do not escape to PID 1, and starts (once per process) the thread that reaps them when they
 /// die, whatever their group: a daemon a step started and that exits hours later does not stay
 /// a zombie (`kill -0` would still see it) for the life of a server.
+///
+/// On other Unix systems there is no subreaper here: a grandchild a step leaves behind is
+/// reparented to PID 1 there, and only the step's process group is tracked (and killed).
 pub fn become_subreaper() {
-    let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
-    static REAPER: OnceLock<()> = OnceLock::new();
-    REAPER.get_or_init(|| {
-        let _ = std::thread::Builder::new()
-            .name("backout-reaper".into())
-            .spawn(|| {
-                let mut seen = HashSet::new();
-                loop {
-                    std::thread::sleep(Duration::from_millis(500));
-                    seen = reap_orphans(&seen);
-                }
-            });
-    });
+    #[cfg(target_os = "linux")]
+    {
+        let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+        static REAPER: OnceLock<()> = OnceLock::new();
+        REAPER.get_or_init(|| {
+            let _ = std::thread::Builder::new()
+                .name("backout-reaper".into())
+                .spawn(|| {
+                    let mut seen = HashSet::new();
+                    loop {
+                        std::thread::sleep(Duration::from_millis(500));
+                        seen = reap_orphans(&seen);
+                    }
+                });
+        });
+    }
 }
 
 /// Reaps zombie children of this process that are orphans reparented to it: not a process this
 /// process spawned itself (tokio waits for those), and seen dead in two scans in a row, so a
 /// child spawned elsewhere through tokio (a notification command) is left to tokio, which reaps
 /// its own at once. Returns the zombies left for the next scan.
+#[cfg(target_os = "linux")]
 fn reap_orphans(seen_before: &HashSet<i32>) -> HashSet<i32> {
     let me = rustix::process::getpid().as_raw_nonzero().get();
     let own = own_children()

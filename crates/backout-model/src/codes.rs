@@ -78,4 +78,5 @@ codes! {
     ERRORS_AFTER_UNUSED = "B092", "errors_after on a criterion whose on_error: fail makes every error a failure";
     WEBHOOK_OPTION = "B100", "headers or secret on a channel that is not a webhook, or a header name that is not an HTTP token";
     CHANNEL_SECRET = "B101", "a webhook secret or PagerDuty routing key written into the plan instead of a ${VAR} reference";
+    HTTP_BODY_WITHOUT_METHOD = "B102", "an http body on a GET or HEAD request (the default method): say `method: POST`";
 }

@@ -254,6 +254,7 @@ fn http_check(h: &spec::HttpCheckSpec) -> HttpCheck {
             m.value.to_ascii_uppercase()
         }),
         headers: spanned_pairs(h.headers.as_ref()),
+        body: h.body.as_ref().map(|b| b.value.clone()),
         expect_status: h.expect_status.as_ref().map(|s| s.value),
         expect_body: h.expect_body.clone(),
         json_pointer: h.json_pointer.as_ref().map(|p| p.value.clone()),
@@ -267,7 +268,7 @@ fn http_request(h: &spec::HttpRequestSpec) -> HttpRequest {
         }),
         url: h.url.value.clone(),
         headers: spanned_pairs(h.headers.as_ref()),
-        body: h.body.clone(),
+        body: h.body.as_ref().map(|b| b.value.clone()),
         expect_status: h.expect_status.as_ref().map(|s| s.value),
         expect_body: h.expect_body.clone(),
     }

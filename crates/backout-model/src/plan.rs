@@ -140,6 +140,7 @@ pub struct HttpCheck {
     pub url: String,
     pub method: String,
     pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
     pub expect_status: Option<u16>,
     pub expect_body: Option<String>,
     pub json_pointer: Option<String>,

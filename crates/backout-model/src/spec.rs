@@ -166,6 +166,8 @@ spec! {
         url: Spanned<String>,
         method: Option<Spanned<String>>,
         headers: Option<Map<Spanned<String>>>,
+        /// A request body (e.g. a query API's JSON), `${VAR}`s resolved at each measurement.
+        body: Option<Spanned<String>>,
         expect_status: Option<Spanned<u16>>,
         expect_body: Option<String>,
         json_pointer: Option<Spanned<String>>,
@@ -299,7 +301,7 @@ spec! {
         method: Option<Spanned<String>>,
         url: Spanned<String>,
         headers: Option<Map<Spanned<String>>>,
-        body: Option<String>,
+        body: Option<Spanned<String>>,
         /// Expected status (default: any 2xx).
         expect_status: Option<Spanned<u16>>,
         expect_body: Option<String>,

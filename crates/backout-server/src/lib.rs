@@ -65,6 +65,9 @@ pub struct ServeOptions {
     /// Where people open the web UI (`serve --public-url`, `BACKOUT_PUBLIC_URL`): the
     /// dispatcher's notices link the release, run and decision pages under it.
     pub public_url: Option<String>,
+    /// Serve https with this configuration (`serve --tls-cert/--tls-key`): every accepted
+    /// connection does a TLS handshake first, within the header-read timeout.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServeOptions {
@@ -79,6 +82,7 @@ impl Default for ServeOptions {
             drain: Duration::from_secs(30),
             require_accepted: false,
             public_url: None,
+            tls: None,
         }
     }
 }
@@ -140,6 +144,7 @@ pub async fn serve(
     let mut state = AppState::new(store.clone(), stopping.clone(), options.feed.clone());
     state.require_accepted = options.require_accepted;
     state.public_url = options.public_url.clone();
+    state.tls = options.tls.is_some();
     let leases = LeaseSettings {
         owner: options.replica.clone().unwrap_or_else(new_replica_id),
         ttl: options.lease_ttl,
@@ -176,7 +181,8 @@ pub async fn serve(
         let _ = stop_on_signal.send(true);
     };
     let limits = options.limits.clone();
-    let server = async move { listen::serve(listener, app, &limits, graceful).await };
+    let tls = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let server = async move { listen::serve(listener, app, &limits, tls, graceful).await };
     let grace = options.grace;
     let deadline = async move {
         while !*signal.borrow_and_update() {

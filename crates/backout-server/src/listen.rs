@@ -1,6 +1,8 @@
 //! The accept loop: HTTP/1.1 connections served by hyper with a header-read timeout, at most
 //! [`Limits::connections_per_ip`] connections open at once from one address, and a graceful
-//! shutdown that lets requests in flight finish.
+//! shutdown that lets requests in flight finish. With TLS (`serve --tls-cert/--tls-key`) each
+//! connection's handshake runs in its own task, bounded by the header-read timeout, so a client
+//! that stalls it holds only its own slot.
 //!
 //! `axum::serve` offers neither limit: a client that opens connections and sends nothing would
 //! hold them (and a task each) for as long as it likes. This module decides only which
@@ -16,8 +18,11 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::Watcher;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::router::Limits;
 
@@ -72,6 +77,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: &Limits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let connections = Connections::default();
@@ -105,18 +111,54 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            // A client that goes away or sends garbage ends only its own connection.
-            if let Err(e) = connection.await {
-                tracing::debug!(client = %peer, error = %e, "connection ended with an error");
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let app = app.clone();
+        match &tls {
+            None => {
+                tokio::spawn(serve_one(builder, watcher, stream, app, slot, peer));
             }
-            drop(slot);
-        });
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let handshake_timeout = limits.header_read_timeout;
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => {
+                            serve_one(builder, watcher, stream, app, slot, peer).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            tracing::debug!(client = %peer, "TLS handshake timed out");
+                        }
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Serves one connection (plain or TLS) until it ends; the slot is given back then.
+async fn serve_one<S>(
+    builder: http1::Builder,
+    watcher: Watcher,
+    stream: S,
+    app: Router,
+    slot: Slot,
+    peer: std::net::SocketAddr,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    // A client that goes away or sends garbage ends only its own connection.
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(client = %peer, error = %e, "connection ended with an error");
+    }
+    drop(slot);
 }

@@ -28,6 +28,8 @@ pub struct AppState {
     pub require_accepted: bool,
     /// Where people open the web UI: notices link its pages (`serve --public-url`).
     pub public_url: Option<String>,
+    /// This server speaks TLS itself (`serve --tls-cert/--tls-key`): its cookies are `Secure`.
+    pub tls: bool,
 }
 
 impl AppState {
@@ -47,6 +49,7 @@ impl AppState {
             stopping,
             require_accepted: false,
             public_url: None,
+            tls: false,
         }
     }
 

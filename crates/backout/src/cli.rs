@@ -4,10 +4,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `--version`: the package version and the commit it was built from (see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BACKOUT_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "backout",
-    version,
+    version = VERSION,
     about = "Make a release's backout plan real: lint, render, watch, decide, execute, rehearse.",
     after_help = AFTER_HELP
 )]
@@ -39,8 +47,12 @@ Environment:
   BACKOUT_LEASE_TTL         `serve`: lease time to live of shared work (default 15s)
   BACKOUT_AUDIT_KEY         HMAC key of `audit anchor` / `audit verify --anchor`
   BACKOUT_LOG               `serve` log filter, e.g. debug or backout_server=debug
+  BACKOUT_LOG_FORMAT        `serve` logs: text (default) or json, one object a line
+  BACKOUT_COMMIT            at build time: the commit --version names when there is no .git
   NO_COLOR, CLICOLOR_FORCE  no colour / colour even into a pipe (--color overrides both)
-  Plans' ${NAME} references are read from the environment of the process that resolves them.";
+  Plans' ${NAME} references are read from the environment of the process that resolves them;
+  http criteria also have ${BACKOUT_NOW} and ${BACKOUT_SINCE} (Unix seconds: the measurement's
+  time, and that less the criterion's `every`).";
 
 /// When to colour output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -667,6 +679,13 @@ pub struct ServeArgs {
     /// notification links the release, run and decision pages under it.
     #[arg(long, env = "BACKOUT_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+    /// Serve https: the certificate chain (PEM, leaf first). Needs --tls-key. Behind a reverse
+    /// proxy that terminates TLS, leave it out and give --public-url https://… instead.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1). Needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -281,6 +281,7 @@ fn http_check(http: &Spanned<HttpCheckSpec>, checker: &mut Checker) {
             .with_help("a JSON pointer starts with `/`, e.g. /data/error_rate"),
         );
     }
+    super::http_method_and_body(http.method.as_ref(), http.body.as_ref(), checker);
     super::http_status(http.expect_status.as_ref(), checker);
     super::http_url(&http.url, checker);
 }

@@ -350,6 +350,52 @@ pub(crate) fn http_status(status: Option<&Spanned<u16>>, checker: &mut Checker) 
     }
 }
 
+/// The methods an `http` request or check may use.
+pub(crate) const HTTP_METHODS: &[&str] =
+    &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+/// A known method, and no body on a GET or HEAD (the default is GET): a query API that takes a
+/// body (New Relic's NerdGraph, Grafana's /api/ds/query) wants POST, and a forgotten `method`
+/// would otherwise only show as a 404 or 405 on the night.
+pub(crate) fn http_method_and_body(
+    method: Option<&Spanned<String>>,
+    body: Option<&Spanned<String>>,
+    checker: &mut Checker,
+) {
+    let upper = method.map(|m| m.value.to_ascii_uppercase());
+    if let (Some(method), Some(upper)) = (method, &upper)
+        && !HTTP_METHODS.contains(&upper.as_str())
+    {
+        checker.push(
+            Diagnostic::error(
+                codes::HTTP_SPEC,
+                method.span,
+                format!("unknown http method `{}`", method.value),
+            )
+            .with_help(format!("use one of {}", HTTP_METHODS.join(", "))),
+        );
+        return;
+    }
+    let upper = upper.unwrap_or_else(|| "GET".to_string());
+    if let Some(body) = body
+        && (upper == "GET" || upper == "HEAD")
+    {
+        let said = if method.is_some() {
+            format!("method {upper}")
+        } else {
+            "no method (GET)".to_string()
+        };
+        checker.push(
+            Diagnostic::error(
+                codes::HTTP_BODY_WITHOUT_METHOD,
+                body.span,
+                format!("a request body with {said}: servers ignore or refuse it"),
+            )
+            .with_help("query APIs that take a body want `method: POST`"),
+        );
+    }
+}
+
 /// The names of the alternatives that are present, for "exactly one of" checks (step kinds,
 /// criterion sources, channel kinds).
 pub(crate) fn given<'a>(alternatives: &[(&'a str, bool)]) -> Vec<&'a str> {

@@ -9,8 +9,6 @@ use crate::decode::{Section, Spanned};
 use crate::diagnostic::Diagnostic;
 use crate::spec::{HttpRequestSpec, PlanSpec, StepSpec};
 
-const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
-
 pub(super) fn check(spec: &PlanSpec, lists: &[StepList<'_>], checker: &mut Checker) {
     let namespaces = lists.iter().map(|l| l.namespace).max().map_or(0, |n| n + 1);
     for namespace in 0..namespaces {
@@ -350,18 +348,7 @@ fn shape(step: &Spanned<StepSpec>, list: &StepList<'_>, checker: &mut Checker) {
 }
 
 fn http_request(http: &Spanned<HttpRequestSpec>, checker: &mut Checker) {
-    if let Some(method) = &http.method
-        && !METHODS.contains(&method.value.to_ascii_uppercase().as_str())
-    {
-        checker.push(
-            Diagnostic::error(
-                codes::HTTP_SPEC,
-                method.span,
-                format!("unknown http method `{}`", method.value),
-            )
-            .with_help(format!("use one of {}", METHODS.join(", "))),
-        );
-    }
+    super::http_method_and_body(http.method.as_ref(), http.body.as_ref(), checker);
     super::http_status(http.expect_status.as_ref(), checker);
     super::http_url(&http.url, checker);
 }

@@ -1,7 +1,8 @@
 //! Signing in to the web UI with an API token, and the session that follows.
 //!
 //! Signing in checks the token once and starts a session: a random 256-bit id in the cookie
-//! (`HttpOnly`, so scripts cannot read it; `SameSite=Strict` and `Secure`), never the token
+//! (`HttpOnly`, so scripts cannot read it; `SameSite=Strict`, and `Secure` when the browser
+//! reached the server over https: see [`secure`]), never the token
 //! itself. The server keeps, per session, the SHA-256 of the id, the token it stands for and
 //! when it expires (12 hours after sign-in, [`SESSION_TTL`]); every request authenticates that
 //! token again with [`auth::authenticate`], so a revoked token ends its sessions on their next
@@ -184,12 +185,15 @@ pub struct SignIn {
     /// Asked by htmx, which would follow a redirect and swap the sign-in page into a part of
     /// the page: it is told to load the sign-in page instead (`HX-Redirect`).
     htmx: bool,
+    /// The cleared cookie's `Secure` follows the scheme, as the session cookie's does.
+    secure: bool,
 }
 
 impl SignIn {
-    fn of(headers: &HeaderMap) -> SignIn {
+    fn of(state: &AppState, headers: &HeaderMap) -> SignIn {
         SignIn {
             htmx: headers.contains_key("hx-request"),
+            secure: secure(state, headers),
         }
     }
 }
@@ -206,7 +210,7 @@ impl IntoResponse for SignIn {
         // A cookie that no longer authenticates (revoked, malformed) is dropped too.
         response
             .headers_mut()
-            .insert(SET_COOKIE, HeaderValue::from_static(CLEARED));
+            .insert(SET_COOKIE, cleared(self.secure));
         response
     }
 }
@@ -226,7 +230,7 @@ impl FromRequestParts<AppState> for Session {
         let Some((id, bearer)) =
             cookie(&parts.headers).and_then(|id| sessions.bearer(&id).map(|b| (id, b)))
         else {
-            return Err(SignIn::of(&parts.headers).into_response());
+            return Err(SignIn::of(state, &parts.headers).into_response());
         };
         match auth::authenticate(state.store.as_ref(), &bearer).await {
             Ok(caller) => {
@@ -238,7 +242,7 @@ impl FromRequestParts<AppState> for Session {
                 })
             }
             Err(error) if error.status == StatusCode::UNAUTHORIZED => {
-                Err(SignIn::of(&parts.headers).into_response())
+                Err(SignIn::of(state, &parts.headers).into_response())
             }
             Err(error) => Err(UiError::from(error).into_response()),
         }
@@ -298,12 +302,81 @@ impl FromRequest<AppState> for Posted {
     }
 }
 
-/// The value that removes the session cookie.
-const CLEARED: &str = "backout_session=; HttpOnly; SameSite=Strict; Path=/; Secure; Max-Age=0";
+/// Whether the session cookie is `Secure`: the browser reached this server over https — TLS
+/// served here, an `https` public URL (`--public-url`: a reverse proxy terminates TLS), or a
+/// proxy's `X-Forwarded-Proto: https` / `Forwarded: proto=https` — or it reached a loopback
+/// host, where browsers keep `Secure` cookies over plain http too. Browsers refuse a `Secure`
+/// cookie sent over plain http to any other host, which would make signing in impossible.
+///
+/// The forwarded headers are honoured from any client: they can only add `Secure`, which makes
+/// the cookie stricter for whoever sent them, never weaker for anyone else.
+pub fn secure(state: &AppState, headers: &HeaderMap) -> bool {
+    secure_for(state.tls, state.public_url.as_deref(), headers)
+}
 
-fn session_cookie(id: &str) -> HeaderValue {
+fn secure_for(tls: bool, public_url: Option<&str>, headers: &HeaderMap) -> bool {
+    if tls || public_url.is_some_and(|u| u.to_ascii_lowercase().starts_with("https://")) {
+        return true;
+    }
+    let forwarded_https = headers
+        .get_all("x-forwarded-proto")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',')
+                .next()
+                .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+        })
+        || headers
+            .get_all("forwarded")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split([';', ','])
+                    .any(|pair| pair.trim().eq_ignore_ascii_case("proto=https"))
+            });
+    forwarded_https || loopback_host(headers)
+}
+
+/// The `Host` the browser sent names this machine's loopback (`localhost`, 127.x, `[::1]`).
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The attributes every session cookie has, `Secure` when [`secure`] says so.
+fn attributes(secure: bool) -> &'static str {
+    if secure {
+        "HttpOnly; SameSite=Strict; Path=/; Secure"
+    } else {
+        "HttpOnly; SameSite=Strict; Path=/"
+    }
+}
+
+/// The value that removes the session cookie.
+fn cleared(secure: bool) -> HeaderValue {
     HeaderValue::from_str(&format!(
-        "{COOKIE_NAME}={id}; HttpOnly; SameSite=Strict; Path=/; Secure; Max-Age={}",
+        "{COOKIE_NAME}=; {}; Max-Age=0",
+        attributes(secure)
+    ))
+    .expect("a fixed cookie is a valid header value")
+}
+
+fn session_cookie(id: &str, secure: bool) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{COOKIE_NAME}={id}; {}; Max-Age={}",
+        attributes(secure),
         SESSION_TTL.as_secs()
     ))
     .expect("a hex session id is a valid header value")
@@ -360,7 +433,7 @@ pub async fn login(
         return UiError::from(crate::ApiError::internal("no randomness for a session id"))
             .into_response();
     };
-    let cookie = session_cookie(&id);
+    let cookie = session_cookie(&id, secure(&state, &headers));
     tracing::info!(user = %caller.user, role = %caller.role, "signed in to the web UI");
     let mut response = Redirect::to("/ui/releases").into_response();
     response.headers_mut().insert(SET_COOKIE, cookie);
@@ -372,7 +445,12 @@ pub async fn login(
 
 /// `POST /ui/logout`: ends the session and forgets its cookie (the token itself stays valid
 /// until revoked).
-pub async fn logout(sessions: Option<axum::Extension<Sessions>>, posted: Posted) -> Response {
+pub async fn logout(
+    State(state): State<AppState>,
+    sessions: Option<axum::Extension<Sessions>>,
+    headers: HeaderMap,
+    posted: Posted,
+) -> Response {
     if let Some(sessions) = sessions {
         sessions.end(&posted.session.id);
     }
@@ -380,13 +458,72 @@ pub async fn logout(sessions: Option<axum::Extension<Sessions>>, posted: Posted)
     let mut response = Redirect::to(LOGIN).into_response();
     response
         .headers_mut()
-        .insert(SET_COOKIE, HeaderValue::from_static(CLEARED));
+        .insert(SET_COOKIE, cleared(secure(&state, &headers)));
     response
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cookie_is_secure_when_the_browser_used_https_or_loopback() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let secure = |_: &(), h: &HeaderMap| secure_for(false, None, h);
+        let state = ();
+        let plain = headers(&[("host", "backout.example.com")]);
+        assert!(!secure(&state, &plain), "plain http to a named host");
+        for host in [
+            "localhost:7878",
+            "127.0.0.1:7878",
+            "[::1]:7878",
+            "LOCALHOST",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(HOST, HeaderValue::from_static(host));
+            assert!(secure(&state, &h), "{host}");
+        }
+        for forwarded in [
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-proto", "HTTPS, http"),
+            ("forwarded", "for=192.0.2.60;proto=https;by=203.0.113.43"),
+        ] {
+            let h = headers(&[("host", "backout.example.com"), forwarded]);
+            assert!(secure(&state, &h), "{forwarded:?}");
+        }
+        let h = headers(&[
+            ("host", "backout.example.com"),
+            ("x-forwarded-proto", "http"),
+        ]);
+        assert!(!secure(&state, &h));
+        assert!(
+            !session_cookie("ab", false)
+                .to_str()
+                .unwrap()
+                .contains("Secure")
+        );
+        assert!(
+            cleared(true)
+                .to_str()
+                .unwrap()
+                .ends_with("Path=/; Secure; Max-Age=0")
+        );
+
+        let https = Some("https://backout.example.com");
+        assert!(secure_for(false, https, &plain), "an https public URL");
+        assert!(!secure_for(
+            false,
+            Some("http://backout.example.com"),
+            &plain
+        ));
+        assert!(secure_for(true, None, &plain), "TLS served here");
+    }
 
     #[test]
     fn origin_must_be_this_host() {

@@ -43,7 +43,11 @@ pub fn serve(args: &ServeArgs, global: &Global) -> Result<ExitCode, CommandError
             "--max-connections-per-ip must be at least 1",
         ));
     }
-    init_logs();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
+        _ => None,
+    };
+    init_logs()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -91,6 +95,7 @@ pub fn serve(args: &ServeArgs, global: &Global) -> Result<ExitCode, CommandError
             feed: Some(feed.subscribe()),
             require_accepted: args.require_accepted,
             public_url,
+            tls: tls.clone(),
             limits: backout_server::Limits {
                 header_read_timeout,
                 connections_per_ip: args.max_connections_per_ip,
@@ -105,9 +110,10 @@ pub fn serve(args: &ServeArgs, global: &Global) -> Result<ExitCode, CommandError
         let local = listener
             .local_addr()
             .map_err(|e| CommandError::internal(e.to_string()))?;
-        tracing::info!(address = %local, "listening");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(address = %local, scheme, "listening");
         // For people and scripts (port 0 picks a free port: this line says which).
-        eprintln!("backout serve: listening on http://{local}");
+        eprintln!("backout serve: listening on {scheme}://{local}");
         if let Some(dir) = &demo_dir {
             let database = global.database.as_deref().unwrap_or_default();
             demo::start(store.as_ref(), local, dir, database).await?;
@@ -119,12 +125,79 @@ pub fn serve(args: &ServeArgs, global: &Global) -> Result<ExitCode, CommandError
     })
 }
 
-fn init_logs() {
+/// The TLS configuration of `--tls-cert`/`--tls-key`: rustls on ring, TLS 1.2 and 1.3,
+/// HTTP/1.1 only (the server speaks nothing else). Every problem names the file and what to do.
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<rustls::ServerConfig>, CommandError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<_, _>>())
+        .map_err(|e| {
+            CommandError::usage(format!(
+                "--tls-cert {}: cannot read a PEM certificate chain: {e}",
+                cert.display()
+            ))
+        })?;
+    if certs.is_empty() {
+        return Err(CommandError::usage(format!(
+            "--tls-cert {}: no `BEGIN CERTIFICATE` block in it (expected a PEM chain, leaf first)",
+            cert.display()
+        )));
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        CommandError::usage(format!(
+            "--tls-key {}: cannot read a PEM private key (PKCS#8, PKCS#1 or SEC1): {e}",
+            key.display()
+        ))
+    })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| CommandError::internal(format!("TLS versions: {e}")))?
+    .with_no_client_auth()
+    .with_single_cert(certs, private)
+    .map_err(|e| {
+        CommandError::usage(format!(
+            "--tls-cert {} / --tls-key {}: {e} (is the key the certificate's?)",
+            cert.display(),
+            key.display()
+        ))
+    })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Logs on standard error: human lines, or one JSON object per line with
+/// `BACKOUT_LOG_FORMAT=json` (for journald/Loki/Elasticsearch collectors).
+fn init_logs() -> Result<(), CommandError> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BACKOUT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(crate::output::color_stderr())
-        .try_init();
+    let format = std::env::var("BACKOUT_LOG_FORMAT").unwrap_or_default();
+    match format.trim() {
+        "" | "text" => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(crate::output::color_stderr())
+                .try_init();
+        }
+        "json" => {
+            let _ = tracing_subscriber::fmt()
+                .json()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_current_span(false)
+                .try_init();
+        }
+        other => {
+            return Err(CommandError::usage(format!(
+                "BACKOUT_LOG_FORMAT={other}: expected `text` or `json`"
+            )));
+        }
+    }
+    Ok(())
 }

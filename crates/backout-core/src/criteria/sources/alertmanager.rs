@@ -65,6 +65,7 @@ impl Source for AlertmanagerSource {
             Method::GET,
             url,
             self.endpoint.headers.clone(),
+            None,
             self.endpoint.timeout,
         )
         .await

@@ -1,11 +1,14 @@
 //! HTTP checks as criteria: one request, judged by its status and body, or a number read from
 //! its JSON body at a pointer (then judged by the criterion's conditions).
 //!
-//! URLs, headers and the expected body are resolved at each measurement, so a rotated secret is
-//! picked up. Messages never name the URL.
+//! URLs, headers, the request body and the expected body are resolved at each measurement, so a
+//! rotated secret is picked up. Two variables are set only there: `${BACKOUT_NOW}`, the
+//! measurement's time in Unix seconds, and `${BACKOUT_SINCE}`, that time less the criterion's
+//! `every` — the window a query API that wants absolute times (Datadog's `from`/`to`) reads.
+//! Messages never name the URL.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use backout_model::plan::HttpCheck;
@@ -21,6 +24,8 @@ pub struct HttpSource {
     method: Method,
     /// The criterion has conditions: a number is expected even without a JSON pointer.
     numeric: bool,
+    /// The criterion's `every`: `${BACKOUT_SINCE}` is this long before `${BACKOUT_NOW}`.
+    every: Duration,
     resolver: Arc<Resolver>,
     timeout: Duration,
     client: Client,
@@ -30,6 +35,7 @@ impl HttpSource {
     pub fn new(
         check: HttpCheck,
         numeric: bool,
+        every: Duration,
         resolver: Arc<Resolver>,
         timeout: Duration,
     ) -> Result<HttpSource, String> {
@@ -49,6 +55,7 @@ impl HttpSource {
             check,
             method,
             numeric,
+            every,
             resolver,
             timeout,
             client,
@@ -69,16 +76,20 @@ impl Source for HttpSource {
 impl HttpSource {
     async fn measure(&self) -> Result<Observation, String> {
         let c = &self.check;
-        let url = self
-            .resolver
-            .resolve_url(&c.url)
-            .map_err(|e| e.to_string())?;
+        let resolver = self.measurement_resolver();
+        let url = resolver.resolve_url(&c.url).map_err(|e| e.to_string())?;
         let url = parse_url(&url)?;
-        let headers = headers(&self.resolver, &c.headers)?;
+        let headers = headers(&resolver, &c.headers)?;
+        let body = c
+            .body
+            .as_deref()
+            .map(|b| resolver.resolve(b))
+            .transpose()
+            .map_err(|e| e.to_string())?;
         let expect_body = c
             .expect_body
             .as_deref()
-            .map(|b| self.resolver.resolve(b))
+            .map(|b| resolver.resolve(b))
             .transpose()
             .map_err(|e| e.to_string())?;
         let fetched = fetch(
@@ -86,6 +97,7 @@ impl HttpSource {
             self.method.clone(),
             url,
             headers,
+            body,
             self.timeout,
         )
         .await?;
@@ -131,6 +143,23 @@ impl HttpSource {
                 value,
             }],
         })
+    }
+}
+
+impl HttpSource {
+    /// The plan's variables plus this measurement's `BACKOUT_NOW` and `BACKOUT_SINCE`.
+    fn measurement_resolver(&self) -> Resolver {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let since = now.saturating_sub(self.every.as_secs());
+        let mut resolver = (*self.resolver).clone();
+        resolver.extend([
+            ("BACKOUT_NOW".to_string(), now.to_string()),
+            ("BACKOUT_SINCE".to_string(), since.to_string()),
+        ]);
+        resolver
     }
 }
 

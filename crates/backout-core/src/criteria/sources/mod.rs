@@ -73,6 +73,7 @@ pub fn for_criterion(
         SourceSpec::Http(check) => Ok(Box::new(HttpSource::new(
             check.clone(),
             criterion.fails_if.is_some() || criterion.passes_if.is_some(),
+            criterion.every.0,
             resolver,
             timeout,
         )?)),
@@ -242,9 +243,13 @@ async fn fetch(
     method: Method,
     url: Url,
     headers: HeaderMap,
+    body: Option<String>,
     timeout: Duration,
 ) -> Result<Fetched, String> {
-    let request = client.request(method, url).headers(headers);
+    let mut request = client.request(method, url).headers(headers);
+    if let Some(body) = body {
+        request = request.body(body);
+    }
     let exchange = async {
         let mut response = request.send().await.map_err(|e| {
             if e.is_connect() {

@@ -35,6 +35,7 @@ impl Source for PrometheusSource {
             Method::GET,
             url,
             self.endpoint.headers.clone(),
+            None,
             self.endpoint.timeout,
         )
         .await

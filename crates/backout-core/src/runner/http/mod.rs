@@ -104,7 +104,13 @@ impl StepRunner for HttpCheckRunner {
             Ok(b) => b,
             Err(e) => return Outcome::failed(e.to_string()),
         };
-        let prepared = match prepare(&inv.resolver, &c.method, &c.url, &c.headers, None) {
+        let prepared = match prepare(
+            &inv.resolver,
+            &c.method,
+            &c.url,
+            &c.headers,
+            c.body.as_deref(),
+        ) {
             Ok(p) => p,
             Err(detail) => return Outcome::failed(detail),
         };

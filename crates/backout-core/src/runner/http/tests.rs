@@ -101,6 +101,7 @@ fn check(url: String, json_pointer: Option<&str>) -> HttpCheck {
         url,
         method: "GET".into(),
         headers: Vec::new(),
+        body: None,
         expect_status: None,
         expect_body: None,
         json_pointer: json_pointer.map(String::from),
@@ -422,4 +423,38 @@ fn installing_the_provider_twice_is_harmless() {
     install_crypto_provider();
     install_crypto_provider();
     assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+}
+
+#[tokio::test]
+async fn a_verify_check_posts_its_body_with_variables_resolved() {
+    let addr = serve(|req| {
+        let expected = req.starts_with("post /api/ds/query ")
+            && req.contains("\r\nauthorization: bearer t0k\r\n")
+            && req.ends_with("\r\n\r\n{\"expr\":\"up{job=\\\"checkout\\\"}\"}");
+        if expected {
+            reply(
+                200,
+                r#"{"results":{"A":{"frames":[{"data":{"values":[[1],[0]]}}]}}}"#,
+            )
+        } else {
+            reply(400, req)
+        }
+    })
+    .await;
+    let mut c = check(
+        format!("http://{addr}/api/ds/query"),
+        Some("/results/A/frames/0/data/values/1/0"),
+    );
+    c.method = "POST".into();
+    c.headers = vec![("Authorization".into(), "Bearer ${TOKEN}".into())];
+    c.body = Some(r#"{"expr":"up{job=\"${JOB}\"}"}"#.into());
+    let mut inv = invocation(None);
+    inv.resolver = Arc::new(Resolver::from_vars([
+        ("TOKEN".to_string(), "t0k".to_string()),
+        ("JOB".to_string(), "checkout".to_string()),
+    ]));
+    let fails_if = Condition::parse("> 0");
+    let out = HttpCheckRunner::new(c, fails_if, None).run(inv).await;
+    assert!(out.ok, "{out:?}");
+    assert_eq!(out.exit_status, Some(200));
 }

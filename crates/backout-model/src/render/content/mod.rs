@@ -242,6 +242,9 @@ fn http_check(h: &HttpCheck) -> Text<'_> {
     if !h.headers.is_empty() {
         t = t.plain(" with headers ").append(headers(&h.headers));
     }
+    if let Some(b) = &h.body {
+        t = t.plain(", sending the body ").code(b.trim_end());
+    }
     t.push_plain(match h.expect_status {
         Some(s) => format!(", expects status {s}"),
         None => ", expects a 2xx status".to_string(),
