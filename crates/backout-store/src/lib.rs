@@ -30,7 +30,7 @@ pub use chain::{
     ChainBreak, ChainBreakKind, ChainHead, ChainSummary, ChainVerifier, GENESIS_HASH,
     canonical_json, verify_chain,
 };
-pub use counts::Counts;
+pub use counts::{Counts, STATE_QUERIES};
 pub use delivery::{
     AttemptOutcome, Delivery, DeliveryAttempt, DeliveryKind, DeliveryNext, DeliveryState,
     NewAttempt, NewDelivery,

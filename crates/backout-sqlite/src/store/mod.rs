@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use backout_store::{
     Checkpoint, Counts, Delivery, DeliveryNext, Entity, Event, Evidence, EvidenceFilter,
     NewAttempt, NewEvent, NewRelease, NewRun, NewToken, Release, Run, RunKind, RunState, RunUpdate,
-    StepRecord, Store, StoreError, Token,
+    STATE_QUERIES, StepRecord, Store, StoreError, Token,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -587,34 +587,14 @@ impl Store for SqliteStore {
     async fn counts(&self, close_reason_prefixes: &[&str]) -> Result<Counts, StoreError> {
         // One read transaction: every count comes from the same snapshot.
         let mut tx = self.reader.begin().await.map_err(db_error)?;
-        let mut counts = Counts::default();
-        for (query, into) in [
-            (
-                "SELECT state, COUNT(*) FROM runs GROUP BY state",
-                &mut counts.runs,
-            ),
-            (
-                "SELECT state, COUNT(*) FROM deliveries GROUP BY state",
-                &mut counts.deliveries,
-            ),
-        ] {
-            let rows: Vec<(String, i64)> = sqlx::query_as(query)
+        let mut groups: [Vec<(String, i64)>; 3] = Default::default();
+        for (query, rows) in STATE_QUERIES.into_iter().zip(&mut groups) {
+            *rows = sqlx::query_as(query)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db_error)?;
-            into.extend(rows.into_iter().map(|(s, n)| (s, n.unsigned_abs())));
         }
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT state, COUNT(*) FROM releases GROUP BY state")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        for (state, n) in rows {
-            match state.as_str() {
-                "open" => counts.open_releases = n.unsigned_abs(),
-                _ => counts.closed_releases += n.unsigned_abs(),
-            }
-        }
+        let mut counts = Counts::tally(groups);
         for prefix in close_reason_prefixes {
             let n: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM releases WHERE state = 'closed' \
