@@ -15,9 +15,6 @@
 //! Several processes hear each other's journal writes through LISTEN/NOTIFY ([`listen`]): a
 //! trigger (migration 0004) notifies `backout_events` when events commit.
 
-#[macro_use]
-mod rows;
-
 mod errors;
 mod import;
 mod listen;

@@ -5,9 +5,6 @@
 //! the contract, records and errors live in `backout-store`, which this crate's tests check with
 //! its conformance suite.
 
-#[macro_use]
-mod rows;
-
 mod errors;
 mod location;
 mod store;

@@ -21,6 +21,8 @@ mod ids;
 mod lease;
 mod release;
 mod run;
+#[cfg(feature = "sql")]
+pub mod sql;
 mod step;
 mod store;
 pub mod strict;
