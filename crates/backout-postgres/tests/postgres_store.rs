@@ -9,12 +9,14 @@ use std::sync::Arc;
 use backout_postgres::PostgresStore;
 use backout_postgres::testing::TestDatabase;
 use backout_store::{
-    ExecutorInfo, NewEvent, NewRun, RunKind, RunState, StepRecord, StepState, Store, StoreError,
-    verify_chain, verify_store,
+    NewEvent, StepRecord, StepState, Store, StoreError, verify_chain, verify_store,
 };
 use sqlx::Connection;
 
-const T0: i64 = 1_732_000_000_000;
+#[path = "../../backout-store/tests/support/mod.rs"]
+mod support;
+
+use support::{T0, run};
 
 /// A fresh database and a store opened on it. The store is declared first so it is dropped
 /// (its pool closed) before the database.
@@ -41,26 +43,6 @@ fn chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-fn run(id: &str, steps: &[&str]) -> NewRun {
-    NewRun {
-        id: id.to_owned(),
-        plan_hash: "hash".to_owned(),
-        plan_source: "release: {}\n".to_owned(),
-        kind: RunKind::Adhoc,
-        release_id: None,
-        environment: "staging".to_owned(),
-        actor: "alice".to_owned(),
-        state: RunState::Running,
-        checkpoints: Vec::new(),
-        executor: Some(ExecutorInfo {
-            pid: std::process::id(),
-            hostname: "localhost".to_owned(),
-        }),
-        steps: steps.iter().map(|s| (*s).to_owned()).collect(),
-        created_at_ms: T0,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use backout_sqlite::SqliteStore;
 use backout_store::conformance;
-use backout_store::{
-    ExecutorInfo, NewEvent, NewRun, RunKind, RunState, StepRecord, StepState, Store, StoreError,
-    verify_chain,
-};
+use backout_store::{NewEvent, StepRecord, StepState, Store, StoreError, verify_chain};
 use sqlx::Connection;
 use sqlx::sqlite::SqliteConnection;
 
-const T0: i64 = 1_732_000_000_000;
+#[path = "../../backout-store/tests/support/mod.rs"]
+mod support;
+
+use support::{T0, run};
 
 struct TestDb {
     // Kept so the directory outlives the store.
@@ -42,26 +42,6 @@ async fn raw(path: &Path) -> SqliteConnection {
     SqliteConnection::connect(&url)
         .await
         .expect("raw connection")
-}
-
-fn run(id: &str, steps: &[&str]) -> NewRun {
-    NewRun {
-        id: id.to_owned(),
-        plan_hash: "hash".to_owned(),
-        plan_source: "release: {}\n".to_owned(),
-        kind: RunKind::Adhoc,
-        release_id: None,
-        environment: "staging".to_owned(),
-        actor: "alice".to_owned(),
-        state: RunState::Running,
-        checkpoints: Vec::new(),
-        executor: Some(ExecutorInfo {
-            pid: std::process::id(),
-            hostname: "localhost".to_owned(),
-        }),
-        steps: steps.iter().map(|s| (*s).to_owned()).collect(),
-        created_at_ms: T0,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,12 +15,13 @@ use backout_postgres::testing::TestDatabase;
 use backout_sqlite::SqliteStore;
 use backout_store::conformance::{self, Tampering};
 use backout_store::{
-    ExecutorInfo, NewEvent, NewRun, RunKind, RunState, RunUpdate, StepRecord, StepState, Store,
-    StoreError, verify_store,
+    NewEvent, RunState, RunUpdate, StepRecord, StepState, Store, StoreError, verify_store,
 };
 use sqlx::{Connection, Executor};
 
-const T0: i64 = 1_732_000_000_000;
+mod support;
+
+use support::{T0, run};
 
 /// What a story needs of a backend beyond the [`Store`] trait.
 trait Backend: Sized {
@@ -248,26 +249,6 @@ async fn events_cannot_be_changed_through_sql_by_accident<B: Backend>() {
         assert!(error.contains("append-only"), "{statement}: {error}");
     }
     assert_eq!(fresh.store().events(0, 10).await.unwrap().len(), 1);
-}
-
-fn run(id: &str, steps: &[&str]) -> NewRun {
-    NewRun {
-        id: id.to_owned(),
-        plan_hash: "hash".to_owned(),
-        plan_source: "release: {}\n".to_owned(),
-        kind: RunKind::Adhoc,
-        release_id: None,
-        environment: "staging".to_owned(),
-        actor: "alice".to_owned(),
-        state: RunState::Running,
-        checkpoints: Vec::new(),
-        executor: Some(ExecutorInfo {
-            pid: std::process::id(),
-            hostname: "localhost".to_owned(),
-        }),
-        steps: steps.iter().map(|s| (*s).to_owned()).collect(),
-        created_at_ms: T0,
-    }
 }
 
 /// The event of a write fails inside its transaction, after the record change of the same
