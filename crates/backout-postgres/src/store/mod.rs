@@ -43,7 +43,7 @@ const LOCK_TIMEOUT: &str = "10s";
 /// Connections per store handle: readers run in parallel, writers queue on the journal lock.
 const MAX_CONNECTIONS: u32 = 8;
 
-/// A [`Store`] in one PostgreSQL database. Cheap to clone: clones share the connection pool.
+/// A [`backout_store::Store`] in one PostgreSQL database. Cheap to clone: clones share the connection pool.
 ///
 /// Any number of handles, in any number of processes, may use the same database: the journal
 /// lock serializes their writes, so `seq` and the chain stay well defined.

@@ -35,7 +35,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections for reads. SQLite in WAL mode lets them read while the writer commits.
 const READ_CONNECTIONS: u32 = 4;
 
-/// A [`Store`] in one SQLite file. Cheap to clone: clones share the connection pools.
+/// A [`backout_store::Store`] in one SQLite file. Cheap to clone: clones share the connection pools.
 ///
 /// Several handles (in one process or several) may open the same file: `BEGIN IMMEDIATE` and the
 /// busy timeout serialize their writes, so `seq` and the chain stay well defined.
@@ -45,7 +45,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     location: String,
     /// The chain's end after this store's last `record_steps`: the next batch seals onto it
-    /// without reading it first (checked by the insert itself, see `journal::append_after`).
+    /// without reading it first (checked by the insert itself, see
+    /// [`SqlBackend::chain_end_hint`]).
     end: Arc<Mutex<Option<ChainEnd>>>,
 }
 

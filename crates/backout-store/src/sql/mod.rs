@@ -16,7 +16,7 @@
 //! prepared-statement cache. Why no placeholder rewriting: every statement here uses `$N`
 //! placeholders, which PostgreSQL takes natively and sqlx's SQLite driver reads as the N-th
 //! argument (SQLite's `$NNN` parameters), so one SQL text serves both. Statements that differ
-//! by a fragment of the [`Dialect`] are composed once per backend and cached ([`Statements`]).
+//! by a fragment of the [`Dialect`] are composed once per backend and cached (`Statements`).
 //!
 //! The bounds every generic block repeats (`where` clauses are not implied in Rust, so each
 //! `impl` states them): sqlx can execute on a connection of the database, and it encodes and
