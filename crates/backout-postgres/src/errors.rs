@@ -7,11 +7,6 @@ use backout_store::{BoxError, StoreError};
 
 use crate::location::Target;
 
-/// A failed query, connection or transaction.
-pub(crate) fn db_error(error: sqlx::Error) -> StoreError {
-    StoreError::Backend(Box::new(error))
-}
-
 /// Why the database at a location could not be opened, in words a user can act on.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]

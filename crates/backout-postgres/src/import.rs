@@ -10,17 +10,16 @@
 
 use std::time::Instant;
 
-use backout_store::{
-    Delivery, Event, Evidence, EvidenceFilter, Release, Run, StepRecord, Store, StoreError, Token,
-    canonical_json,
-};
-use sqlx::{PgConnection, Postgres};
+use backout_store::sql::{Sql, db_error};
+use backout_store::{Delivery, EvidenceFilter, Release, Store, StoreError};
+use sqlx::PgConnection;
 
-use crate::errors::db_error;
 use crate::store::{JOURNAL_LOCK_KEY, PostgresStore};
 
 /// Events read from the source and inserted per round.
 const EVENT_PAGE: u32 = 1000;
+/// The rows the store itself writes, written the same way here.
+type Rows = Sql<PostgresStore>;
 /// "All of them" for the trait's list methods, which take a limit.
 const ALL: u32 = u32::MAX;
 
@@ -78,19 +77,22 @@ impl PostgresStore {
         let mut runs = source.list_runs(ALL).await?;
         runs.reverse();
         for run in &runs {
-            insert_run(&mut tx, run).await?;
+            Rows::insert_run(&mut tx, run).await?;
             // Steps in the order the run first recorded them: the position column keeps it.
-            for step in source.list_steps(&run.id).await? {
-                insert_step(&mut tx, &step).await?;
-                summary.steps += 1;
-            }
+            let steps = source.list_steps(&run.id).await?;
+            Rows::upsert_steps(&mut tx, &steps.iter().collect::<Vec<_>>()).await?;
+            summary.steps += steps.len() as u64;
         }
         summary.runs = runs.len() as u64;
 
         let mut after = 0;
         loop {
             let page = source.events(after, EVENT_PAGE).await?;
-            insert_events(&mut tx, &page).await?;
+            // Verbatim: payloads in canonical JSON, as the store writes them, so each hash
+            // still covers exactly what is stored.
+            Rows::insert_events(&mut tx, &page)
+                .await
+                .map_err(db_error)?;
             summary.events += page.len() as u64;
             match page.last() {
                 Some(last) if page.len() == EVENT_PAGE as usize => after = last.seq,
@@ -126,13 +128,13 @@ impl PostgresStore {
             .await?;
         evidence.reverse();
         for piece in &evidence {
-            insert_evidence(&mut tx, piece).await?;
+            Rows::insert_evidence(&mut tx, piece).await?;
         }
         summary.evidence = evidence.len() as u64;
 
         let tokens = source.list_tokens().await?;
         for token in &tokens {
-            insert_token(&mut tx, token).await?;
+            Rows::insert_token(&mut tx, token).await?;
         }
         summary.tokens = tokens.len() as u64;
 
@@ -177,94 +179,12 @@ fn seq(value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::invalid(format!("{value} is too large")))
 }
 
-async fn insert_run(conn: &mut PgConnection, run: &Run) -> Result<(), StoreError> {
-    sqlx::query(concat!(
-        "INSERT INTO runs (",
-        run_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-    ))
-    .bind(&run.id)
-    .bind(&run.plan_hash)
-    .bind(&run.plan_source)
-    .bind(run.kind.as_str())
-    .bind(&run.release_id)
-    .bind(&run.environment)
-    .bind(&run.actor)
-    .bind(run.state.as_str())
-    .bind(to_json(&run.checkpoints)?)
-    .bind(run.executor.as_ref().map(|e| i64::from(e.pid)))
-    .bind(run.executor.as_ref().map(|e| e.hostname.clone()))
-    .bind(run.created_at_ms)
-    .bind(run.updated_at_ms)
-    .bind(run.finished_at_ms)
-    .execute(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
-}
-
-async fn insert_step(conn: &mut PgConnection, step: &StepRecord) -> Result<(), StoreError> {
-    sqlx::query(concat!(
-        "INSERT INTO step_states (",
-        step_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-    ))
-    .bind(&step.run_id)
-    .bind(&step.step_id)
-    .bind(step.state.as_str())
-    .bind(i64::from(step.attempt))
-    .bind(step.started_at_ms)
-    .bind(step.finished_at_ms)
-    .bind(step.exit_status.map(i64::from))
-    .bind(step.pgid.map(i64::from))
-    .bind(&step.note)
-    .bind(to_json(&step.outputs)?)
-    .bind(step.stdout.as_bytes())
-    .bind(step.stderr.as_bytes())
-    .bind(step.updated_at_ms)
-    .execute(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
-}
-
-/// The events verbatim: payloads in canonical JSON, as the store writes them, so each hash
-/// still covers exactly what is stored.
-async fn insert_events(conn: &mut PgConnection, events: &[Event]) -> Result<(), StoreError> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let mut rows = Vec::with_capacity(events.len());
-    for event in events {
-        rows.push((seq(event.seq)?, canonical_json(&event.payload), event));
-    }
-    let mut insert = sqlx::QueryBuilder::<Postgres>::new(concat!(
-        "INSERT INTO events (",
-        event_columns!(),
-        ") "
-    ));
-    insert.push_values(&rows, |mut row, (seq, payload, e)| {
-        row.push_bind(*seq)
-            .push_bind(e.at_ms)
-            .push_bind(&e.kind)
-            .push_bind(&e.run_id)
-            .push_bind(&e.step_id)
-            .push_bind(&e.release_id)
-            .push_bind(&e.actor)
-            .push_bind(payload)
-            .push_bind(&e.prev_hash)
-            .push_bind(&e.hash);
-    });
-    insert.build().execute(conn).await.map_err(db_error)?;
-    Ok(())
-}
-
 async fn insert_release(conn: &mut PgConnection, release: &Release) -> Result<(), StoreError> {
-    sqlx::query(concat!(
-        "INSERT INTO releases (",
-        release_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-    ))
+    sqlx::query(
+        "INSERT INTO releases (id, plan_hash, plan_source, service, version, rollback_to, \
+         environment, actor, state, opened_at_ms, closes_at_ms, closed_at_ms, close_reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
     .bind(&release.id)
     .bind(&release.plan_hash)
     .bind(&release.plan_source)
@@ -300,12 +220,12 @@ async fn insert_release(conn: &mut PgConnection, release: &Release) -> Result<()
 
 /// A delivery with its own id (the id sequence is moved past them afterwards).
 async fn insert_delivery(conn: &mut PgConnection, delivery: &Delivery) -> Result<(), StoreError> {
-    sqlx::query(concat!(
-        "INSERT INTO deliveries (",
-        delivery_columns!(),
-        ") OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-         $13, $14, $15, $16)"
-    ))
+    sqlx::query(
+        "INSERT INTO deliveries (id, event_seq, release_id, run_id, channel, kind, notify_event, \
+         state, created_at_ms, next_attempt_at_ms, claimed_by, claimed_until_ms, attempts, \
+         last_error, delivered_at_ms, updated_at_ms) OVERRIDING SYSTEM VALUE \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    )
     .bind(seq(delivery.id)?)
     .bind(seq(delivery.event_seq)?)
     .bind(&delivery.release_id)
@@ -322,51 +242,6 @@ async fn insert_delivery(conn: &mut PgConnection, delivery: &Delivery) -> Result
     .bind(&delivery.last_error)
     .bind(delivery.delivered_at_ms)
     .bind(delivery.updated_at_ms)
-    .execute(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
-}
-
-async fn insert_evidence(conn: &mut PgConnection, evidence: &Evidence) -> Result<(), StoreError> {
-    sqlx::query(concat!(
-        "INSERT INTO evidence (",
-        evidence_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-    ))
-    .bind(&evidence.id)
-    .bind(&evidence.run_id)
-    .bind(&evidence.plan_hash)
-    .bind(&evidence.service)
-    .bind(&evidence.environment)
-    .bind(&evidence.actor)
-    .bind(evidence.started_at_ms)
-    .bind(evidence.finished_at_ms)
-    .bind(to_json(&evidence.steps)?)
-    .bind(to_json(&evidence.contingencies)?)
-    .bind(evidence.round_trip.as_ref().map(to_json).transpose()?)
-    .bind(evidence.recorded_at_ms)
-    .execute(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
-}
-
-/// A token with its digest only (the secret was never stored).
-async fn insert_token(conn: &mut PgConnection, token: &Token) -> Result<(), StoreError> {
-    sqlx::query(concat!(
-        "INSERT INTO tokens (",
-        token_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-    ))
-    .bind(&token.id)
-    .bind(&token.user)
-    .bind(token.role.as_str())
-    .bind(&token.secret_hash)
-    .bind(token.created_at_ms)
-    .bind(&token.created_by)
-    .bind(token.revoked_at_ms)
-    .bind(&token.revoked_by)
     .execute(conn)
     .await
     .map_err(db_error)?;

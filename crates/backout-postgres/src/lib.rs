@@ -1,9 +1,15 @@
 //! The shared [`backout_store::Store`]: one PostgreSQL database accessed through sqlx, which
-//! several `backout` processes (and, later, `backout serve` replicas) use at once.
+//! several `backout` processes (and `backout serve` replicas) use at once.
 //!
-//! This crate holds the SQL and the migrations (`migrations/`, embedded with `sqlx::migrate!`
-//! and applied on open under sqlx's advisory lock); the contract, records and errors live in
-//! `backout-store`, whose conformance suite this crate's tests run against a real server.
+//! This crate owns what is PostgreSQL's alone: the URL, TLS and connection options, opening
+//! errors a user can act on, the migrations (`migrations/`, embedded with `sqlx::migrate!` and
+//! applied on open under sqlx's advisory lock), LISTEN/NOTIFY, the bulk import from another
+//! store, and its [`backout_store::sql::Dialect`] (the journal's advisory lock serializes
+//! appends; row locks for claims, leases and fences; identity order; output as `BYTEA`).
+//!
+//! It must not hold store logic: how a method proceeds and how a row becomes a record live once
+//! in `backout_store::sql`, shared with `backout-sqlite`; the contract, records and errors are
+//! `backout-store`'s, whose story suite runs against a real server.
 //!
 //! Connections use TLS as the URL's `sslmode` asks (rustls on ring, the system's trusted roots
 //! or the URL's `sslrootcert`): `disable`; `prefer` (the default: TLS when the server offers it,
@@ -14,9 +20,6 @@
 //!
 //! Several processes hear each other's journal writes through LISTEN/NOTIFY ([`listen`]): a
 //! trigger (migration 0004) notifies `backout_events` when events commit.
-
-#[macro_use]
-mod rows;
 
 mod errors;
 mod import;

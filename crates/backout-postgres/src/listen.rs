@@ -15,7 +15,9 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::errors::{connect_error, db_error};
+use backout_store::sql::db_error;
+
+use crate::errors::connect_error;
 use crate::location::{Target, parse_url};
 
 /// The channel migration 0004's trigger notifies.

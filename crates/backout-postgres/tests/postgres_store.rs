@@ -1,21 +1,22 @@
-//! Tests of the PostgreSQL store against the real server (127.0.0.1:5432 here, see
-//! `backout_postgres::testing`): the shared conformance stories, each on a database of its own
-//! and all of them on one, then what only this backend has: opening errors, concurrent opening
-//! and migration, several handles appending at once, append-only guards, rollback of half-done
-//! writes, and captured output PostgreSQL's TEXT could not hold.
+//! What only the PostgreSQL store has, against the real server (127.0.0.1:5432 here, see
+//! `backout_postgres::testing`): opening errors, concurrent opening and migration, several
+//! handles appending at once, the journal lock, and captured output PostgreSQL's TEXT could not
+//! hold. The story suite both backends share (every conformance story, reopening, rollback of
+//! half-done writes, append-only guards) is `backout-store/tests/stories.rs`.
 
 use std::sync::Arc;
 
 use backout_postgres::PostgresStore;
 use backout_postgres::testing::TestDatabase;
-use backout_store::conformance::{self, Tampering};
 use backout_store::{
-    ExecutorInfo, NewEvent, NewRun, RunKind, RunState, RunUpdate, StepRecord, StepState, Store,
-    StoreError, verify_chain, verify_store,
+    NewEvent, StepRecord, StepState, Store, StoreError, verify_chain, verify_store,
 };
-use sqlx::{Connection, Executor};
+use sqlx::Connection;
 
-const T0: i64 = 1_732_000_000_000;
+#[path = "../../backout-store/tests/support/mod.rs"]
+mod support;
+
+use support::{T0, run};
 
 /// A fresh database and a store opened on it. The store is declared first so it is dropped
 /// (its pool closed) before the database.
@@ -42,155 +43,6 @@ fn chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-fn run(id: &str, steps: &[&str]) -> NewRun {
-    NewRun {
-        id: id.to_owned(),
-        plan_hash: "hash".to_owned(),
-        plan_source: "release: {}\n".to_owned(),
-        kind: RunKind::Adhoc,
-        release_id: None,
-        environment: "staging".to_owned(),
-        actor: "alice".to_owned(),
-        state: RunState::Running,
-        checkpoints: Vec::new(),
-        executor: Some(ExecutorInfo {
-            pid: std::process::id(),
-            hostname: "localhost".to_owned(),
-        }),
-        steps: steps.iter().map(|s| (*s).to_owned()).collect(),
-        created_at_ms: T0,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Conformance stories, each on a fresh database, then all of them on one.
-
-#[tokio::test]
-async fn conformance_evidence() {
-    conformance::evidence_story(&fresh().await.store)
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn conformance_runs_round_trip() {
-    conformance::runs_round_trip(&fresh().await.store)
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn conformance_run_updates() {
-    conformance::run_updates(&fresh().await.store)
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn conformance_runs_newest_first() {
-    conformance::runs_newest_first(&fresh().await.store)
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn conformance_releases() {
-    // `watcher_reads` needs earlier events (it reads from `seq - 10`): it runs in `run_all`.
-    conformance::releases(&fresh().await.store).await.unwrap();
-}
-
-#[tokio::test]
-async fn conformance_deliveries() {
-    conformance::deliveries(&fresh().await.store).await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn conformance_leases() {
-    let fresh = fresh().await;
-    conformance::leases(&fresh.store).await.unwrap();
-    conformance::fenced_writes(&fresh.store).await.unwrap();
-    conformance::concurrent_lease_takers(Arc::new(fresh.store.clone()))
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn conformance_tokens() {
-    conformance::tokens(&fresh().await.store).await.unwrap();
-}
-
-#[tokio::test]
-async fn conformance_steps() {
-    let fresh = fresh().await;
-    conformance::steps_round_trip(&fresh.store).await.unwrap();
-    conformance::step_batches(&fresh.store).await.unwrap();
-}
-
-#[tokio::test]
-async fn conformance_journal() {
-    let fresh = fresh().await;
-    conformance::events_are_ordered_and_gap_free(&fresh.store)
-        .await
-        .unwrap();
-    conformance::chain_verifies(&fresh.store).await.unwrap();
-    conformance::failed_writes_append_nothing(&fresh.store)
-        .await
-        .unwrap();
-    conformance::missing_records_are_not_found(&fresh.store)
-        .await
-        .unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn conformance_concurrent_appends() {
-    let fresh = fresh().await;
-    conformance::concurrent_appends(Arc::new(fresh.store.clone()))
-        .await
-        .unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn conformance_all_stories_on_one_database() {
-    let fresh = fresh().await;
-    conformance::run_all(Arc::new(fresh.store.clone()))
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn conformance_tampering_is_detected() {
-    let fresh = fresh().await;
-    let db = &fresh.db;
-    conformance::tampering_is_detected(&fresh.store, async |tampering| {
-        let mut conn = db.raw().await;
-        // Someone with the owner's rights turns the append-only guard off first.
-        conn.execute("ALTER TABLE events DISABLE TRIGGER events_are_append_only")
-            .await
-            .expect("disable guard");
-        let changed = match tampering {
-            Tampering::EditPayload { seq } => {
-                sqlx::query("UPDATE events SET payload = '{\"tampered\":true}' WHERE seq = $1")
-                    .bind(seq as i64)
-                    .execute(&mut conn)
-                    .await
-            }
-            Tampering::Delete { seq } => {
-                sqlx::query("DELETE FROM events WHERE seq = $1")
-                    .bind(seq as i64)
-                    .execute(&mut conn)
-                    .await
-            }
-        }
-        .expect("tamper");
-        assert_eq!(changed.rows_affected(), 1);
-        conn.execute("ALTER TABLE events ENABLE TRIGGER events_are_append_only")
-            .await
-            .expect("enable guard");
-    })
-    .await
-    .unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -399,51 +251,6 @@ async fn open_refuses_urls_of_other_databases() {
 // PostgreSQL specifics.
 
 #[tokio::test]
-async fn reopening_keeps_everything() {
-    let fresh = fresh().await;
-    conformance::run_updates(&fresh.store).await.unwrap();
-    let runs = fresh.store.list_runs(100).await.unwrap();
-    let events = fresh.store.events(0, u32::MAX).await.unwrap();
-    let steps = fresh.store.list_steps("conf-upd").await.unwrap();
-    fresh.store.close().await;
-
-    let reopened = PostgresStore::open(fresh.db.url()).await.unwrap();
-    assert_eq!(reopened.list_runs(100).await.unwrap(), runs);
-    assert_eq!(reopened.events(0, u32::MAX).await.unwrap(), events);
-    assert_eq!(reopened.list_steps("conf-upd").await.unwrap(), steps);
-    let next = reopened
-        .append_event(&NewEvent::new("note", "alice", T0))
-        .await
-        .unwrap();
-    assert_eq!(next.seq, events.len() as u64 + 1);
-    assert_eq!(next.prev_hash, events.last().unwrap().hash);
-    assert!(verify_store(&reopened, 100).await.unwrap().is_ok());
-}
-
-#[tokio::test]
-async fn events_and_evidence_cannot_be_changed_through_sql_by_accident() {
-    let fresh = fresh().await;
-    fresh
-        .store
-        .append_event(&NewEvent::new("note", "alice", T0))
-        .await
-        .unwrap();
-    let mut conn = fresh.db.raw().await;
-    for statement in [
-        "UPDATE events SET actor = 'mallory'",
-        "DELETE FROM events",
-        "TRUNCATE events CASCADE",
-    ] {
-        let error = conn.execute(statement).await.expect_err(statement);
-        assert!(
-            error.to_string().contains("events are append-only"),
-            "{statement}: {error}"
-        );
-    }
-    assert_eq!(fresh.store.events(0, 10).await.unwrap().len(), 1);
-}
-
-#[tokio::test]
 async fn captured_output_with_nul_bytes_round_trips() {
     let fresh = fresh().await;
     fresh
@@ -474,80 +281,6 @@ async fn captured_output_with_nul_bytes_round_trips() {
     let events = fresh.store.events(0, 10).await.unwrap();
     assert_eq!(events[1].payload["tail"], "a\0b");
     verify_chain(&events).unwrap();
-}
-
-#[tokio::test]
-async fn a_failed_event_append_rolls_back_the_record_change() {
-    let fresh = fresh().await;
-    let store = &fresh.store;
-    store
-        .create_run(
-            &run("run-1", &["a"]),
-            &NewEvent::new("run_started", "alice", T0),
-        )
-        .await
-        .unwrap();
-    let mut conn = fresh.db.raw().await;
-    conn.execute(
-        "CREATE FUNCTION fail_boom() RETURNS trigger LANGUAGE plpgsql AS $$ \
-         BEGIN RAISE EXCEPTION 'injected failure'; END; $$",
-    )
-    .await
-    .unwrap();
-    conn.execute(
-        "CREATE TRIGGER fail_boom BEFORE INSERT ON events FOR EACH ROW \
-         WHEN (NEW.kind = 'boom') EXECUTE FUNCTION fail_boom()",
-    )
-    .await
-    .unwrap();
-    conn.close().await.unwrap();
-    let head = store.last_event().await.unwrap();
-    let run_before = store.get_run("run-1").await.unwrap();
-    let steps_before = store.list_steps("run-1").await.unwrap();
-
-    let step = StepRecord {
-        state: StepState::Succeeded,
-        attempt: 1,
-        ..StepRecord::pending("run-1", "a", T0 + 1)
-    };
-    let error = store
-        .record_step(&step, &NewEvent::new("boom", "executor", T0 + 1))
-        .await
-        .expect_err("injected failure");
-    assert!(matches!(error, StoreError::Backend(_)), "{error:?}");
-    assert_eq!(store.list_steps("run-1").await.unwrap(), steps_before);
-
-    let update = RunUpdate {
-        run_id: "run-1".to_owned(),
-        state: RunState::Succeeded,
-        executor: None,
-        at_ms: T0 + 2,
-    };
-    store
-        .update_run(&update, &NewEvent::new("boom", "executor", T0 + 2))
-        .await
-        .expect_err("injected failure");
-    assert_eq!(store.get_run("run-1").await.unwrap(), run_before);
-
-    store
-        .create_run(
-            &run("run-2", &["a", "b"]),
-            &NewEvent::new("boom", "alice", T0),
-        )
-        .await
-        .expect_err("injected failure");
-    assert!(matches!(
-        store.get_run("run-2").await,
-        Err(StoreError::NotFound { .. })
-    ));
-    assert_eq!(store.last_event().await.unwrap(), head, "no event appended");
-
-    // The lock was released with the failed transactions: the chain continues without a gap.
-    let next = store
-        .record_step(&step, &NewEvent::new("step_succeeded", "executor", T0 + 3))
-        .await
-        .unwrap();
-    assert_eq!(next.seq, head.map_or(0, |e| e.seq) + 1);
 }
 
 #[tokio::test]

@@ -1,21 +1,22 @@
-//! Tests of the SQLite store: the shared conformance stories on real files (and in memory),
-//! then what only SQLite has: pragmas, reopening, several handles on one file, append-only
-//! guards, rollback of half-done writes, and a writer killed with SIGKILL.
+//! What only the SQLite store has: the conformance stories in memory, pragmas, opening files,
+//! several handles on one file, undecodable rows, and a writer killed with SIGKILL. The story
+//! suite both backends share (every conformance story on a file, reopening, rollback of
+//! half-done writes, append-only guards) is `backout-store/tests/stories.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backout_sqlite::SqliteStore;
-use backout_store::conformance::{self, Tampering};
-use backout_store::{
-    ExecutorInfo, NewEvent, NewRun, RunKind, RunState, RunUpdate, StepRecord, StepState, Store,
-    StoreError, verify_chain, verify_store,
-};
+use backout_store::conformance;
+use backout_store::{NewEvent, StepRecord, StepState, Store, StoreError, verify_chain};
 use sqlx::Connection;
 use sqlx::sqlite::SqliteConnection;
 
-const T0: i64 = 1_732_000_000_000;
+#[path = "../../backout-store/tests/support/mod.rs"]
+mod support;
+
+use support::{T0, run};
 
 struct TestDb {
     // Kept so the directory outlives the store.
@@ -43,174 +44,8 @@ async fn raw(path: &Path) -> SqliteConnection {
         .expect("raw connection")
 }
 
-fn run(id: &str, steps: &[&str]) -> NewRun {
-    NewRun {
-        id: id.to_owned(),
-        plan_hash: "hash".to_owned(),
-        plan_source: "release: {}\n".to_owned(),
-        kind: RunKind::Adhoc,
-        release_id: None,
-        environment: "staging".to_owned(),
-        actor: "alice".to_owned(),
-        state: RunState::Running,
-        checkpoints: Vec::new(),
-        executor: Some(ExecutorInfo {
-            pid: std::process::id(),
-            hostname: "localhost".to_owned(),
-        }),
-        steps: steps.iter().map(|s| (*s).to_owned()).collect(),
-        created_at_ms: T0,
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
-// Conformance stories, each on a fresh file, then all of them on one file and in memory.
-
-#[tokio::test(flavor = "multi_thread")]
-async fn conformance_leases() {
-    let fresh = fresh().await;
-    conformance::leases(&fresh.store).await.unwrap();
-    conformance::fenced_writes(&fresh.store).await.unwrap();
-    conformance::concurrent_lease_takers(Arc::new(fresh.store.clone()))
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn conformance_tokens() {
-    conformance::tokens(&fresh().await.store).await.unwrap();
-}
-
-#[tokio::test]
-async fn conformance_evidence() {
-    conformance::evidence_story(&fresh().await.store)
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn conformance_runs_round_trip() {
-    conformance::runs_round_trip(&fresh().await.store)
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn conformance_run_updates() {
-    conformance::run_updates(&fresh().await.store)
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn conformance_runs_newest_first() {
-    conformance::runs_newest_first(&fresh().await.store)
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn conformance_releases() {
-    conformance::releases(&fresh().await.store).await.unwrap();
-}
-
-#[tokio::test]
-async fn conformance_step_batches() {
-    conformance::step_batches(&fresh().await.store)
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn conformance_steps_round_trip() {
-    conformance::steps_round_trip(&fresh().await.store)
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn conformance_events_are_ordered_and_gap_free() {
-    conformance::events_are_ordered_and_gap_free(&fresh().await.store)
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn conformance_chain_verifies() {
-    conformance::chain_verifies(&fresh().await.store)
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn conformance_failed_writes_append_nothing() {
-    conformance::failed_writes_append_nothing(&fresh().await.store)
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn conformance_missing_records_are_not_found() {
-    conformance::missing_records_are_not_found(&fresh().await.store)
-        .await
-        .unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn conformance_concurrent_appends() {
-    let db = fresh().await;
-    conformance::concurrent_appends(Arc::new(db.store.clone()))
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn conformance_tampering_is_detected() {
-    let db = fresh().await;
-    let path = db.path.clone();
-    conformance::tampering_is_detected(&db.store, async |tampering| {
-        let mut conn = raw(&path).await;
-        // An attacker with the file removes the append-only guards first.
-        for trigger in [
-            "events_are_append_only_update",
-            "events_are_append_only_delete",
-        ] {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP TRIGGER IF EXISTS {trigger}"
-            )))
-            .execute(&mut conn)
-            .await
-            .expect("drop guard");
-        }
-        let changed = match tampering {
-            Tampering::EditPayload { seq } => {
-                sqlx::query("UPDATE events SET payload = '{\"tampered\":true}' WHERE seq = ?")
-                    .bind(seq as i64)
-                    .execute(&mut conn)
-                    .await
-            }
-            Tampering::Delete { seq } => {
-                sqlx::query("DELETE FROM events WHERE seq = ?")
-                    .bind(seq as i64)
-                    .execute(&mut conn)
-                    .await
-            }
-        }
-        .expect("tamper");
-        assert_eq!(changed.rows_affected(), 1);
-    })
-    .await
-    .unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn conformance_all_stories_on_one_file() {
-    let db = fresh().await;
-    conformance::run_all(Arc::new(db.store.clone()))
-        .await
-        .unwrap();
-    db.store.integrity_check().await.unwrap();
-}
+// The conformance stories in memory (on files: backout-store/tests/stories.rs).
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_all_stories_in_memory() {
@@ -292,29 +127,6 @@ async fn open_reports_a_path_it_cannot_create() {
     );
 }
 
-#[tokio::test]
-async fn reopening_keeps_everything() {
-    let db = fresh().await;
-    conformance::run_updates(&db.store).await.unwrap();
-    let runs = db.store.list_runs(100).await.unwrap();
-    let events = db.store.events(0, u32::MAX).await.unwrap();
-    let steps = db.store.list_steps("conf-upd").await.unwrap();
-    db.store.close().await;
-
-    let reopened = SqliteStore::open_path(&db.path).await.unwrap();
-    assert_eq!(reopened.list_runs(100).await.unwrap(), runs);
-    assert_eq!(reopened.events(0, u32::MAX).await.unwrap(), events);
-    assert_eq!(reopened.list_steps("conf-upd").await.unwrap(), steps);
-    // The chain continues where it stopped.
-    let next = reopened
-        .append_event(&NewEvent::new("note", "alice", T0))
-        .await
-        .unwrap();
-    assert_eq!(next.seq, events.len() as u64 + 1);
-    assert_eq!(next.prev_hash, events.last().unwrap().hash);
-    assert!(verify_store(&reopened, 100).await.unwrap().is_ok());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_handles_on_one_file_share_writes_and_one_chain() {
     let db = fresh().await;
@@ -367,106 +179,6 @@ async fn two_handles_on_one_file_share_writes_and_one_chain() {
     let summary = verify_chain(&events).expect("one valid chain across handles");
     assert_eq!(summary.checked, 122);
     assert_eq!(db.store.last_event().await.unwrap(), events.last().cloned());
-}
-
-#[tokio::test]
-async fn events_cannot_be_changed_through_sql_by_accident() {
-    let db = fresh().await;
-    db.store
-        .append_event(&NewEvent::new("note", "alice", T0))
-        .await
-        .unwrap();
-    let mut conn = raw(&db.path).await;
-    for statement in ["UPDATE events SET actor = 'mallory'", "DELETE FROM events"] {
-        let error = sqlx::query(statement)
-            .execute(&mut conn)
-            .await
-            .expect_err(statement);
-        assert!(
-            error.to_string().contains("append-only"),
-            "{statement}: {error}"
-        );
-    }
-}
-
-/// Makes every append of an event of kind `boom` fail inside the transaction, after the record
-/// change of the same transaction has already been written.
-async fn fail_appends_of_kind_boom(path: &Path) {
-    let mut conn = raw(path).await;
-    sqlx::query(
-        "CREATE TRIGGER fail_boom BEFORE INSERT ON events WHEN NEW.kind = 'boom' \
-         BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-    )
-    .execute(&mut conn)
-    .await
-    .unwrap();
-}
-
-#[tokio::test]
-async fn a_failed_event_append_rolls_back_the_record_change() {
-    let db = fresh().await;
-    db.store
-        .create_run(
-            &run("run-1", &["a"]),
-            &NewEvent::new("run_started", "alice", T0),
-        )
-        .await
-        .unwrap();
-    fail_appends_of_kind_boom(&db.path).await;
-    let head = db.store.last_event().await.unwrap();
-    let run_before = db.store.get_run("run-1").await.unwrap();
-    let steps_before = db.store.list_steps("run-1").await.unwrap();
-
-    let step = StepRecord {
-        state: StepState::Succeeded,
-        attempt: 1,
-        ..StepRecord::pending("run-1", "a", T0 + 1)
-    };
-    let error = db
-        .store
-        .record_step(&step, &NewEvent::new("boom", "executor", T0 + 1))
-        .await
-        .expect_err("injected failure");
-    assert!(matches!(error, StoreError::Backend(_)), "{error:?}");
-    assert_eq!(db.store.list_steps("run-1").await.unwrap(), steps_before);
-
-    let update = RunUpdate {
-        run_id: "run-1".to_owned(),
-        state: RunState::Succeeded,
-        executor: None,
-        at_ms: T0 + 2,
-    };
-    db.store
-        .update_run(&update, &NewEvent::new("boom", "executor", T0 + 2))
-        .await
-        .expect_err("injected failure");
-    assert_eq!(db.store.get_run("run-1").await.unwrap(), run_before);
-
-    db.store
-        .create_run(
-            &run("run-2", &["a", "b"]),
-            &NewEvent::new("boom", "alice", T0),
-        )
-        .await
-        .expect_err("injected failure");
-    assert!(matches!(
-        db.store.get_run("run-2").await,
-        Err(StoreError::NotFound { .. })
-    ));
-
-    assert_eq!(
-        db.store.last_event().await.unwrap(),
-        head,
-        "no event appended"
-    );
-    // The store is still usable and the chain continues without a gap.
-    let next = db
-        .store
-        .record_step(&step, &NewEvent::new("step_succeeded", "executor", T0 + 3))
-        .await
-        .unwrap();
-    assert_eq!(next.seq, head.map_or(0, |e| e.seq) + 1);
-    db.store.integrity_check().await.unwrap();
 }
 
 #[tokio::test]

@@ -3,8 +3,15 @@
 //! server's API tokens), its errors, the chain verifier used by `audit verify`, and a
 //! conformance suite that every backend runs against itself.
 //!
-//! This crate knows no SQL and opens no database: backends (`backout-sqlite`, later
-//! `backout-postgres`) implement [`Store`], and the executor and the server only see the trait.
+//! With feature `sql` (enabled by the backends only) it also owns the store logic both SQL
+//! backends share, written once over sqlx (`sql`): how each method proceeds, how a row
+//! becomes a record, how events are sealed onto the chain; a backend supplies its pools and a
+//! `sql::Dialect` and gets its [`Store`] implementation from there.
+//!
+//! It must not know a particular database: no connection options, file paths, URLs,
+//! migrations or notification channels (those are `backout-sqlite`'s and
+//! `backout-postgres`'s), and without feature `sql` no SQL at all, so the core and the server
+//! build without sqlx and see only the trait.
 
 #[macro_use]
 mod text_enum;
@@ -21,6 +28,8 @@ mod ids;
 mod lease;
 mod release;
 mod run;
+#[cfg(feature = "sql")]
+pub mod sql;
 mod step;
 mod store;
 pub mod strict;
