@@ -132,6 +132,32 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Event>, StoreError>;
 
+    /// The newest event of `kind` of a release, if any. Readers that keep a derived state in the
+    /// journal (the criteria tracker's snapshots) start from it instead of replaying the whole
+    /// release. The default pages through the release; backends answer from their index, reading
+    /// backwards from the release's newest event.
+    async fn last_release_event(
+        &self,
+        release_id: &str,
+        kind: &str,
+    ) -> Result<Option<Event>, StoreError> {
+        let mut after = 0;
+        let mut found = None;
+        loop {
+            let page = self.release_events(release_id, after, 1000).await?;
+            let full = page.len() == 1000;
+            if let Some(last) = page.last() {
+                after = last.seq;
+            }
+            if let Some(event) = page.into_iter().rev().find(|e| e.kind == kind) {
+                found = Some(event);
+            }
+            if !full {
+                return Ok(found);
+            }
+        }
+    }
+
     /// Runs, deliveries and releases by state, and closed releases by each of
     /// `close_reason_prefixes` (a release counts under every prefix its reason starts with),
     /// from count queries: the cost does not grow with what the records hold, and no record is

@@ -165,7 +165,7 @@ fn shown(value: f64) -> String {
 }
 
 /// A criterion's status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CriterionStatus {
     Pending,
@@ -193,8 +193,9 @@ impl CriterionStatus {
     }
 }
 
-/// Everything the evaluation remembers about one criterion between measurements.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Everything the evaluation remembers about one criterion between measurements (also what a
+/// `criteria_snapshot` event keeps of it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CriterionState {
     pub status: CriterionStatus,
     pub consecutive_failures: u32,

@@ -72,8 +72,9 @@ pub async fn observe(source: Result<Arc<dyn Source>, String>) -> Observation {
 /// One round of measurements now: every criterion of the release (with `only_due`, each whose
 /// `every` has passed since its last measurement) is measured in parallel, each within its
 /// timeout; each measurement is journaled as a `measurement` event of the release, and the
-/// states are replayed from all of the release's measurements first, so `trips_after` and
-/// `success_when.hold` count across checks. A changed verdict, a `window_closing` notice and a
+/// states are replayed from the release's journal first (from its newest `criteria_snapshot`,
+/// which a long replay journals for the next round), so `trips_after` and `success_when.hold`
+/// count across checks. A changed verdict, a `window_closing` notice and a
 /// close of the window (on time, or early as a success) are journaled too.
 pub async fn check(
     store: &dyn Store,
@@ -88,7 +89,11 @@ pub async fn check(
     let mut tracker = Tracker::replay(store, &release, plan).await?;
     let count = tracker.criteria().len();
     let mut measured = vec![false; count];
-    let mut events = Vec::new();
+    // The state as replayed, before this round changes it: the next round starts from here.
+    let mut events: Vec<NewEvent> = tracker
+        .snapshot_if_long(actor, now_ms)
+        .into_iter()
+        .collect();
     if !tracker.window_closed(now_ms) {
         let built = sources_of(&tracker, &resolver);
         let mut tasks = tokio::task::JoinSet::new();

@@ -17,7 +17,7 @@ mod watcher;
 pub use check::{CheckReport, CriterionReport, check};
 pub use execute::{Rollback, carry_out, conclude_resumed, rollback_options};
 pub use status::{ReleaseStatus, ReleaseView, decision_line, status, view};
-pub use tracker::{Conclusion, Tracker};
+pub use tracker::{Conclusion, SNAPSHOT_AFTER, SNAPSHOT_KIND, Tracker};
 pub use verify::{Verified, verify_after};
 pub use watcher::{Round, WatchOptions, Watcher};
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use backout_model::Plan;
 use backout_model::plan::Criterion;
 use backout_store::{Event, NewEvent, Release, ReleaseState, Store};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::check::{CheckReport, CriterionReport};
@@ -46,6 +47,37 @@ pub struct Tracker {
     requested: bool,
     last_verdict: Option<Verdict>,
     closing_noticed: bool,
+    /// The newest journal event of the release applied (0: none yet).
+    through_seq: u64,
+    /// How many journal events the last replay applied after its snapshot: when many, `check`
+    /// journals a new snapshot so the next replay stays short.
+    replayed: usize,
+}
+
+/// The event kind of a tracker snapshot: a derived state, journaled so that `check` (a new
+/// process each round) replays only what came after it instead of the whole release.
+pub const SNAPSHOT_KIND: &str = "criteria_snapshot";
+
+/// A replay that applied at least this many events journals a snapshot (see [`Tracker::replay`]):
+/// a `check` round then replays at most about this many events plus its own.
+pub const SNAPSHOT_AFTER: usize = 64;
+
+/// What a `criteria_snapshot` event holds: the tracker's state after every event of the release
+/// up to `through_seq` (events journaled later, including the snapshot's own batch, are replayed
+/// on top of it). Seqs are assigned in commit order, so no event below `through_seq` can appear
+/// after the snapshot was taken.
+#[derive(Debug, Serialize, Deserialize)]
+struct Snapshot {
+    through_seq: u64,
+    /// Criterion ids with their states, in the plan's order: a snapshot of another plan's
+    /// criteria is ignored (the release's plan never changes, so this is a guard, not a feature).
+    criteria: Vec<(String, CriterionState)>,
+    requested: bool,
+    last_verdict: Option<Verdict>,
+    closing_noticed: bool,
+    closed: bool,
+    succeeded: bool,
+    close_reason: Option<String>,
 }
 
 /// What [`Tracker::conclude`] decided: the verdict now, the events to journal (a
@@ -78,6 +110,8 @@ impl Tracker {
             requested: false,
             last_verdict: None,
             closing_noticed: false,
+            through_seq: 0,
+            replayed: 0,
         }
     }
 
@@ -91,24 +125,87 @@ impl Tracker {
             })
     }
 
-    /// A tracker brought up to date with every event of the release in the journal.
+    /// A tracker brought up to date with every event of the release in the journal: from the
+    /// newest `criteria_snapshot` when there is a usable one, then every event after it. The
+    /// cost is the events since that snapshot, not the release's whole history.
     pub async fn replay(
         store: &dyn Store,
         release: &Release,
         plan: Arc<Plan>,
     ) -> Result<Tracker, ExecError> {
         let mut tracker = Tracker::new(release, plan);
-        let mut after = 0;
+        if let Some(event) = store.last_release_event(&release.id, SNAPSHOT_KIND).await? {
+            tracker.restore(&event);
+        }
+        let mut after = tracker.through_seq;
         loop {
             let page = store.release_events(&release.id, after, 1000).await?;
             for event in &page {
                 tracker.apply(event);
+                tracker.replayed += 1;
             }
             match page.last() {
                 Some(last) if page.len() == 1000 => after = last.seq,
                 _ => return Ok(tracker),
             }
         }
+    }
+
+    /// Takes the state of a snapshot event; one that does not decode or names other criteria
+    /// is ignored, and the replay starts from the beginning as before snapshots existed.
+    fn restore(&mut self, event: &Event) {
+        let Ok(snapshot) = serde_json::from_value::<Snapshot>(event.payload.clone()) else {
+            return;
+        };
+        let same_criteria = snapshot.criteria.len() == self.states.len()
+            && snapshot
+                .criteria
+                .iter()
+                .zip(self.criteria())
+                .all(|((id, _), c)| *id == c.id);
+        if !same_criteria {
+            return;
+        }
+        self.states = snapshot.criteria.into_iter().map(|(_, s)| s).collect();
+        self.requested = snapshot.requested;
+        self.last_verdict = snapshot.last_verdict;
+        self.closing_noticed = snapshot.closing_noticed;
+        self.closed |= snapshot.closed;
+        self.succeeded = snapshot.succeeded;
+        if self.close_reason.is_none() {
+            self.close_reason = snapshot.close_reason;
+        }
+        self.through_seq = snapshot.through_seq;
+    }
+
+    /// A `criteria_snapshot` event of the state as replayed, when the replay was long enough to
+    /// be worth one ([`SNAPSHOT_AFTER`]). Take it before applying anything that is not yet in
+    /// the journal: it describes the journal up to the newest event replayed.
+    pub fn snapshot_if_long(&self, actor: &str, now_ms: i64) -> Option<NewEvent> {
+        if self.replayed < SNAPSHOT_AFTER {
+            return None;
+        }
+        let snapshot = Snapshot {
+            through_seq: self.through_seq,
+            criteria: self
+                .criteria()
+                .iter()
+                .map(|c| c.id.clone())
+                .zip(self.states.iter().cloned())
+                .collect(),
+            requested: self.requested,
+            last_verdict: self.last_verdict,
+            closing_noticed: self.closing_noticed,
+            closed: self.closed,
+            succeeded: self.succeeded,
+            close_reason: self.close_reason.clone(),
+        };
+        let payload = serde_json::to_value(&snapshot).ok()?;
+        Some(
+            NewEvent::new(SNAPSHOT_KIND, actor, now_ms)
+                .payload(payload)
+                .release(&self.release_id),
+        )
     }
 
     pub fn criteria(&self) -> &[Criterion] {
@@ -140,6 +237,7 @@ impl Tracker {
     /// Applies one journaled event of this release. Idempotent for everything but
     /// measurements, which the journal holds once each.
     pub fn apply(&mut self, event: &Event) {
+        self.through_seq = self.through_seq.max(event.seq);
         let text = |key: &str| event.payload.get(key).and_then(|v| v.as_str());
         match event.kind.as_str() {
             "measurement" => {

@@ -161,6 +161,36 @@ pub async fn releases(store: &dyn Store) -> Result<(), StoreError> {
         ["release_started", "checkpoint", "checkpoint"],
         "a release's events, in order"
     );
+    let newest = store
+        .last_release_event("rel-conf-1", "checkpoint")
+        .await?
+        .expect("the release has checkpoint events");
+    assert_eq!(
+        (newest.kind.as_str(), newest.at_ms),
+        ("checkpoint", T0 + 200),
+        "the newest event of a kind, not the first"
+    );
+    assert!(
+        store
+            .last_release_event("rel-conf-1", "verdict")
+            .await?
+            .is_none(),
+        "no event of that kind: none"
+    );
+    assert!(
+        store
+            .last_release_event("rel-conf-2", "checkpoint")
+            .await?
+            .is_none(),
+        "another release's events are not this one's"
+    );
+    assert!(
+        store
+            .last_release_event("rel-conf-missing", "checkpoint")
+            .await
+            .is_err(),
+        "an unknown release is an error, as for release_events"
+    );
     assert!(
         store
             .release_events("rel-conf-missing", 0, 10)

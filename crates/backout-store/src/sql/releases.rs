@@ -113,6 +113,30 @@ where
         rows.iter().map(Self::event_from_row).collect()
     }
 
+    /// Walks the release's index (`events_by_release`) backwards from its newest event, so the
+    /// cost is the number of events after the newest one of `kind`, not the release's history.
+    pub(crate) async fn last_release_event(
+        store: &B,
+        release_id: &str,
+        kind: &str,
+    ) -> Result<Option<Event>, StoreError> {
+        let mut conn = store.reader().acquire().await.map_err(db_error)?;
+        if !Self::release_exists(&mut conn, release_id).await? {
+            return Err(release_not_found(release_id));
+        }
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE release_id = $1 AND kind = $2 ORDER BY seq DESC LIMIT 1"
+        ))
+        .bind(release_id)
+        .bind(kind)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(Self::event_from_row).transpose()
+    }
+
     pub(crate) async fn list_releases(store: &B, limit: u32) -> Result<Vec<Release>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",

@@ -122,6 +122,14 @@ where
         Sql::release_events(self, release_id, after_seq, limit).await
     }
 
+    async fn last_release_event(
+        &self,
+        release_id: &str,
+        kind: &str,
+    ) -> Result<Option<Event>, StoreError> {
+        Sql::last_release_event(self, release_id, kind).await
+    }
+
     async fn counts(&self, close_reason_prefixes: &[&str]) -> Result<Counts, StoreError> {
         Sql::counts(self, close_reason_prefixes).await
     }

@@ -48,7 +48,12 @@ pub fn report(
         let mut story: Vec<&backout_store::Event> = events
             .iter()
             .chain(acts.iter())
-            .filter(|e| !matches!(e.kind.as_str(), "measurement" | "verification"))
+            .filter(|e| {
+                !matches!(
+                    e.kind.as_str(),
+                    "measurement" | "verification" | "criteria_snapshot"
+                )
+            })
             .collect();
         story.sort_by_key(|e| e.seq);
         // The runs of the rollback, with what the plan promised.
