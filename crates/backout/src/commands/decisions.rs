@@ -7,7 +7,7 @@ use backout_core::release::decide::{self, Choice, Decide, Decided};
 
 use crate::cli::{DecideArgs, DecisionChoice, ExecuteArgs};
 use crate::commands::context::Context;
-use crate::commands::shared::execution::run_release;
+use crate::commands::shared::execution::{Watching, run_release};
 use crate::commands::shared::progress::{interactive, spawn_prompter};
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
@@ -99,10 +99,12 @@ pub fn execute(args: &ExecuteArgs, ctx: &Context) -> Result<ExitCode, CommandErr
             &store,
             &args.release,
             &who,
-            args.format,
-            wait,
-            prompter,
             args.workaround.as_deref(),
+            Watching {
+                format: args.format,
+                wait,
+                prompter,
+            },
         )
         .await?;
         Ok(code)

@@ -17,7 +17,7 @@ use crate::cli::{
 };
 use crate::commands::context::Context;
 use crate::commands::shared::evidence;
-use crate::commands::shared::execution::run_release;
+use crate::commands::shared::execution::{Watching, run_release};
 use crate::commands::shared::plan::read_plan;
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
@@ -384,10 +384,12 @@ async fn execute_and_verify(
         store,
         release_id,
         performer,
-        crate::cli::RunFormat::Human,
-        true,
         None,
-        None,
+        Watching {
+            format: crate::cli::RunFormat::Human,
+            wait: true,
+            prompter: None,
+        },
     )
     .await?;
     Ok(code)

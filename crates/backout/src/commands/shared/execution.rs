@@ -90,19 +90,30 @@ pub async fn continue_run(
     Ok(code)
 }
 
-/// Clears the execution of a release's rollback for `who` and runs its procedure; returns the
-/// exit code and whether the run completed. A run that never started is journaled as
-/// abandoned, so a performer may try again.
+/// How this process shows a run it carries out: the output format, whether it waits for
+/// people, and the prompt at the terminal that confirms manual steps.
+pub struct Watching {
+    pub format: RunFormat,
+    pub wait: bool,
+    pub prompter: Option<std::sync::mpsc::Sender<(String, String)>>,
+}
+
+/// Clears the execution of a release's rollback (or of its `workaround`) for `who` and runs its
+/// procedure; returns the exit code and whether the run completed. A run that never started is
+/// journaled as abandoned, so a performer may try again.
 pub async fn run_release(
     ctx: &Context,
     store: &Arc<dyn Store>,
     release_id: &str,
     who: &str,
-    format: RunFormat,
-    wait: bool,
-    prompter: Option<std::sync::mpsc::Sender<(String, String)>>,
     workaround: Option<&str>,
+    watching: Watching,
 ) -> Result<(ExitCode, Option<Run>), CommandError> {
+    let Watching {
+        format,
+        wait,
+        prompter,
+    } = watching;
     let cleared =
         decide::clear_execution_of(store.as_ref(), release_id, who, ctx.now(), workaround).await?;
     if let Some(w) = &cleared.workaround {
