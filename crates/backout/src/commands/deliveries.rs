@@ -7,8 +7,8 @@ use backout_store::{Delivery, DeliveryState};
 
 use crate::cli::LintFormat;
 use crate::commands::context::Context;
+use crate::commands::context::notifying;
 use crate::commands::shared::listing::deliveries_table;
-use crate::commands::shared::notifying;
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
 

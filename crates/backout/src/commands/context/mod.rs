@@ -2,16 +2,18 @@
 //! is acting, the clock, the async runtime, the store (opened on demand, with notifications
 //! delivered beside the work) and the global options themselves for the remote client.
 //!
-//! Commands depend on this (and on `shared/`), never on each other: a helper two commands need
-//! moves here, into `shared/`, or down into backout-core. Nothing here prints a command's
-//! answer; that stays with the command.
+//! Commands depend on this (and on `shared/`, which depends on this), never on each other: a
+//! helper two commands need moves here, into `shared/`, or down into backout-core. Nothing here
+//! prints a command's answer; that stays with the command. This module depends on no other
+//! module of `commands`.
+
+pub mod notifying;
 
 use std::sync::Arc;
 
 use backout_core::clock::{Clock, SystemClock};
 use backout_store::Store;
 
-use super::shared::notifying;
 use crate::cli::Global;
 use crate::exit_codes::CommandError;
 
@@ -82,7 +84,7 @@ impl Context {
     }
 
     /// Runs `work` on the store with a dispatcher delivering the notifications it queues
-    /// (`shared::notifying`).
+    /// ([`notifying`]).
     pub fn with_store<F, Fut, T>(&self, work: F) -> Result<T, CommandError>
     where
         F: FnOnce(Arc<dyn Store>) -> Fut,
