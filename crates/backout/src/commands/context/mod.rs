@@ -176,3 +176,41 @@ fn os_user() -> Option<String> {
         (fields.nth(1)? == uid).then(|| name.to_string())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::ColorWhen;
+
+    fn context(database: Option<String>, actor: Option<&str>) -> Context {
+        Context::new(Global {
+            color: ColorWhen::Never,
+            database,
+            actor: actor.map(str::to_string),
+        })
+    }
+
+    #[test]
+    fn as_names_the_actor() {
+        assert_eq!(context(None, Some("alice")).actor(), "alice");
+        assert!(!context(None, None).actor().is_empty());
+    }
+
+    #[test]
+    fn looking_for_evidence_never_creates_a_store() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let file = dir.path().join("store.db");
+        let ctx = context(Some(format!("sqlite://{}", file.display())), None);
+        let runtime = ctx.runtime().expect("a runtime");
+        let found = runtime
+            .block_on(ctx.open_existing())
+            .expect("no error for a missing store");
+        assert!(found.is_none());
+        assert!(!file.exists(), "open_existing created {}", file.display());
+        // Opening for work does create it, and then it is found.
+        runtime.block_on(ctx.open_store()).expect("the store opens");
+        assert!(file.exists());
+        let found = runtime.block_on(ctx.open_existing()).expect("it opens");
+        assert!(found.is_some());
+    }
+}
