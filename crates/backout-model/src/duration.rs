@@ -60,6 +60,25 @@ impl Duration {
         self.0.is_zero()
     }
 
+    /// The span between two clock readings in milliseconds (`to_ms - from_ms`); a negative
+    /// one (a clock stepped back, a record written out of order) is zero.
+    pub fn between(from_ms: i64, to_ms: i64) -> Duration {
+        Duration::from_millis(u64::try_from(to_ms.saturating_sub(from_ms)).unwrap_or(0))
+    }
+
+    /// A measured span as people are shown it: to the whole second (`4m12s` for 4m12.4s), in
+    /// milliseconds below one second (`450ms`, so a quick step does not read as `0s`), in the
+    /// units plans write (`1h5m`, `1d`). The one spelling of a measured duration: the web UI,
+    /// the notifications and the CLI's listings use it; [`Display`](fmt::Display) keeps every
+    /// millisecond.
+    pub fn measured(self) -> String {
+        let ms = self.as_millis();
+        if ms < 1_000 {
+            return format!("{ms}ms");
+        }
+        Duration::from_millis(ms / 1_000 * 1_000).to_string()
+    }
+
     /// Parses `1h30m`-style text: one or more number+unit pairs, largest unit first.
     pub fn parse(text: &str) -> Option<Duration> {
         Duration::parse_detailed(text).ok()
@@ -241,6 +260,29 @@ mod tests {
             matches!(parsed, Err(ParseError::Overflow))
                 || parsed.is_ok_and(|d| d > Duration::MAX_IN_PLAN),
             "{text}: {parsed:?}"
+        );
+    }
+
+    #[test_case(0, "0ms")]
+    #[test_case(450, "450ms")]
+    #[test_case(45_400, "45s")]
+    #[test_case(252_000, "4m12s")]
+    #[test_case(252_999, "4m12s")]
+    #[test_case(120_000, "2m")]
+    #[test_case(3_900_000, "1h5m")]
+    #[test_case(3_912_000, "1h5m12s")]
+    #[test_case(86_400_000, "1d")]
+    fn measured_spans_read_to_the_second(ms: u64, shown: &str) {
+        assert_eq!(Duration::from_millis(ms).measured(), shown);
+    }
+
+    #[test]
+    fn spans_between_readings_are_never_negative() {
+        assert_eq!(Duration::between(1_000, 253_000), Duration::from_secs(252));
+        assert_eq!(Duration::between(5_000, 1_000), Duration::ZERO);
+        assert_eq!(
+            Duration::between(i64::MIN, i64::MAX),
+            Duration::from_millis(u64::try_from(i64::MAX).unwrap())
         );
     }
 

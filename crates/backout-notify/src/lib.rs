@@ -31,7 +31,7 @@ use lettre::{AsyncSmtpTransport, Tokio1Executor};
 pub use errors::{ConfigError, DeliveryError, TemplateError, TemplateErrorKind};
 pub use notice::{Link, Notice, ReleaseInfo, WindowInfo};
 pub use pagerduty::{action as pagerduty_action, dedup_key as pagerduty_dedup_key};
-pub use templates::{Message, NOTICE_FIELDS, check_template, render, render_body};
+pub use templates::{Message, NOTICE_FIELDS, check_template, html_of, render, render_body};
 pub use webhook::{SIGNATURE_HEADER, signature};
 
 /// `User-Agent` of HTTP deliveries.

@@ -22,7 +22,7 @@
 //! "decision": { "actor": "bob", "decision": "approve", "reason": "error rate climbing",
 //!               "override_window": false },
 //! "run": {
-//!   "id": "run-7", "state": "completed", "duration": "4m 12s",
+//!   "id": "run-7", "state": "completed", "duration": "4m12s",
 //!   "steps": { "total": 6, "done": 6, "failed": 0 },
 //!   "step": { "id": "drain-traffic", "error": "exit 1: no such deployment",
 //!             "performers": ["oncall"], "instructions": "Drain the EU pool in the console." }
@@ -55,7 +55,8 @@ pub struct Notice {
     /// Who decided what, why, and whether they overrode a closed window.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<serde_json::Value>,
-    /// The backout run: id, state, human duration ("4m 12s"), steps summary, the step concerned.
+    /// The backout run: id, state, duration to the second ("4m12s", as
+    /// `backout_model::Duration::measured` spells it), steps summary, the step concerned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<serde_json::Value>,
     /// Who may decide now (people or group names). For `escalated`, the fallback deciders.

@@ -241,25 +241,48 @@ pub fn render(notice: &Notice, template: Option<&str>) -> Result<Message, Templa
     }
     text.push('\n');
 
-    let html = BUILTIN
-        .get_template("message.html")
-        .and_then(|t| {
-            t.render(Value::from(Serde(HtmlContext {
-                subject: &subject,
-                warning: warning.as_deref(),
-                blocks: blocks(&body),
-                links,
-                event: notice.event.as_str(),
-                event_id: &notice.event_id,
-            })))
-        })
-        .map_err(TemplateError::from_minijinja)?;
+    let html = page(&HtmlContext {
+        subject: &subject,
+        warning: warning.as_deref(),
+        blocks: blocks(&body),
+        links,
+        event: notice.event.as_str(),
+        event_id: &notice.event_id,
+    })?;
 
     Ok(Message {
         subject,
         text,
         html,
     })
+}
+
+/// The HTML form of a message whose text no template wrote (a `notify` step's own words): the
+/// layout of every built-in message, with `text`'s paragraphs, lists and commands, every value
+/// escaped by the layout's autoescaping. `event` and `event_id` go in its footer, as in
+/// [`render`]'s.
+pub fn html_of(
+    subject: &str,
+    text: &str,
+    event: Event,
+    event_id: &str,
+) -> Result<String, TemplateError> {
+    page(&HtmlContext {
+        subject,
+        warning: None,
+        blocks: blocks(text),
+        links: Vec::new(),
+        event: event.as_str(),
+        event_id,
+    })
+}
+
+/// The HTML layout (`message.html`, autoescaped) filled in.
+fn page(context: &HtmlContext<'_>) -> Result<String, TemplateError> {
+    BUILTIN
+        .get_template("message.html")
+        .and_then(|t| t.render(Value::from(Serde(context))))
+        .map_err(TemplateError::from_minijinja)
 }
 
 /// The body a plan's override renders for `notice`, alone (no subject, warning or links): what

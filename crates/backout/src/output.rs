@@ -283,6 +283,18 @@ impl miette::Diagnostic for Report<'_> {
     }
 }
 
+/// A value as pretty JSON for `--format json`; a value that does not serialize is an internal
+/// error.
+pub fn json<T: serde::Serialize>(value: &T) -> Result<String, crate::exit_codes::CommandError> {
+    serde_json::to_string_pretty(value)
+        .map_err(|e| crate::exit_codes::CommandError::internal(e.to_string()))
+}
+
+/// Prints a command's JSON answer (`--format json`) on standard output.
+pub fn answer(value: &serde_json::Value) {
+    out(&format!("{value}\n"));
+}
+
 #[cfg(test)]
 mod terminal_tests {
     use super::terminal_safe;

@@ -31,7 +31,7 @@ use backout_store::{
 };
 use tokio::task::JoinSet;
 
-use super::notice::{Facts, History, human_duration, message, notice, notify_event};
+use super::notice::{Facts, History, message, notice, notify_event};
 use crate::clock::{Clock, SystemClock};
 use crate::env::{Redactor, Resolver};
 use crate::errors::ExecError;
@@ -90,7 +90,7 @@ impl Backoff {
         if at.saturating_sub(created_at_ms) > millis(self.give_up_after) {
             return Err(format!(
                 "gave up: the next attempt would come more than {} after the event",
-                human_duration(millis(self.give_up_after))
+                backout_model::Duration(self.give_up_after).measured()
             ));
         }
         Ok(at)
@@ -417,7 +417,7 @@ impl Inner {
             (
                 format!(
                     "gave up: not delivered within {} of its event",
-                    human_duration(millis(backoff.give_up_after))
+                    backout_model::Duration(backoff.give_up_after).measured()
                 ),
                 DeliveryNext::GaveUp,
             )
@@ -700,10 +700,11 @@ mod tests {
         let late = backoff
             .next(2, 0, day - 1_000, None)
             .expect_err("past a day");
-        assert!(late.contains("more than 24h after the event"), "{late}");
+        // Said as plans write durations (backout_model::Duration::measured): a day is `1d`.
+        assert!(late.contains("more than 1d after the event"), "{late}");
         let asked = backoff
             .next(1, 0, 1_000, Some(Duration::from_secs(2 * 86_400)))
             .expect_err("asked to wait two days");
-        assert!(asked.contains("24h"), "{asked}");
+        assert!(asked.contains("1d"), "{asked}");
     }
 }

@@ -6,8 +6,8 @@
 //! documents, so the built-in templates and the plan's `communication.templates` find what
 //! they print.
 
-use backout_model::Plan;
 use backout_model::plan::{Event, StepKind};
+use backout_model::{Duration, Plan};
 use backout_notify::{Link, Message, Notice, ReleaseInfo, WindowInfo, render};
 use backout_store::{Delivery, Event as JournalEvent, Release, Run, StepRecord, StepState};
 use serde_json::{Map, Value, json};
@@ -171,7 +171,7 @@ pub fn message(
             .map(|(_, t)| t.as_str())
     });
     if facts.delivery.notify_event == MESSAGE && template.is_none() {
-        return Ok((step_message(facts), None));
+        return Ok((step_message(facts, notice)?, None));
     }
     match render(notice, template) {
         Ok(message) => {
@@ -342,7 +342,7 @@ fn run(facts: &Facts<'_>) -> Option<Value> {
         "kind": run.kind,
         "environment": run.environment,
         "state": state,
-        "duration": human_duration(event.at_ms - run.created_at_ms),
+        "duration": Duration::between(run.created_at_ms, event.at_ms).measured(),
         "steps": {
             "total": facts.steps.len(),
             "done": count(&[StepState::Succeeded, StepState::Skipped]),
@@ -617,8 +617,10 @@ fn summary(facts: &Facts<'_>, event: Event, notice: &Notice) -> String {
     }
 }
 
-/// The message of a `notify` step: its text, under a subject naming the release and the step.
-fn step_message(facts: &Facts<'_>) -> Message {
+/// The message of a `notify` step: its text, under a subject naming the release and the step;
+/// its HTML form is the layout of every other message (`backout_notify::html_of`), which
+/// escapes what the plan and the run put in it.
+fn step_message(facts: &Facts<'_>, notice: &Notice) -> Result<Message, String> {
     let what = what(facts);
     let step = facts
         .event
@@ -643,51 +645,13 @@ fn step_message(facts: &Facts<'_>) -> Message {
         ));
     }
     let subject = format!("{what}: {title}");
-    let html = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head><body>\n<h2>{}</h2>\n{}</body></html>\n",
-        escape_html(&subject),
-        escape_html(&subject),
-        text.split("\n\n")
-            .filter(|p| !p.trim().is_empty())
-            .map(|p| format!(
-                "<p>{}</p>\n",
-                escape_html(p.trim_end()).replace('\n', "<br>\n")
-            ))
-            .collect::<String>()
-    );
-    Message {
+    let html = backout_notify::html_of(&subject, &text, notice.event, &notice.event_id)
+        .map_err(|e| format!("the HTML of a notify step's message does not render: {e}"))?;
+    Ok(Message {
         subject,
         text,
         html,
-    }
-}
-
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A duration as people say it: `45s`, `4m 12s`, `1h 5m`.
-pub fn human_duration(ms: i64) -> String {
-    let secs = ms.max(0) / 1000;
-    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    match (h, m) {
-        (0, 0) => format!("{s}s"),
-        (0, _) if s == 0 => format!("{m}m"),
-        (0, _) => format!("{m}m {s}s"),
-        (_, 0) => format!("{h}h"),
-        _ => format!("{h}h {m}m"),
-    }
+    })
 }
 
 /// RFC 3339 in UTC, to the second: `2026-11-26T18:04:05Z`.
@@ -700,15 +664,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn times_and_durations_read_well() {
+    fn times_read_as_rfc3339() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_795_716_245_000), "2026-11-26T18:04:05Z");
         assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
-        assert_eq!(human_duration(45_400), "45s");
-        assert_eq!(human_duration(252_000), "4m 12s");
-        assert_eq!(human_duration(120_000), "2m");
-        assert_eq!(human_duration(3_900_000), "1h 5m");
-        assert_eq!(human_duration(-5), "0s");
     }
 
     #[test]
@@ -735,6 +694,68 @@ mod tests {
                 ("Run", "https://backout.example.com/ui/runs/run-7"),
             ]
         );
+    }
+
+    /// A `notify` step's own words reach the e-mail as text, never as markup: the HTML comes
+    /// from the autoescaping layout every message uses.
+    #[test]
+    fn a_notify_steps_html_escapes_what_the_plan_says() {
+        const PLAN: &str = include_str!("../../../../fixtures/plans/valid/checkout.yaml");
+        let source = PLAN.replace(
+            "\"Backing out checkout 2.14.0 to 2.13.4\"",
+            "'<script>alert(1)</script> & \"quotes\"'",
+        );
+        let plan = backout_model::lint(&source)
+            .plan
+            .expect("the fixture lints");
+        let event = backout_store::NewEvent::new("step_started", "w", 1_000)
+            .step("announce")
+            .seal(7, backout_store::GENESIS_HASH);
+        let delivery = Delivery {
+            id: 1,
+            event_seq: 7,
+            release_id: None,
+            run_id: None,
+            channel: "ops".into(),
+            kind: backout_store::DeliveryKind::Email,
+            notify_event: MESSAGE.into(),
+            state: backout_store::DeliveryState::Pending,
+            created_at_ms: 1_000,
+            next_attempt_at_ms: Some(1_000),
+            claimed_by: None,
+            claimed_until_ms: None,
+            attempts: Vec::new(),
+            last_error: None,
+            delivered_at_ms: None,
+            updated_at_ms: 1_000,
+        };
+        let facts = Facts {
+            delivery: &delivery,
+            event: &event,
+            plan: &plan,
+            release: None,
+            run: None,
+            steps: &[],
+            history: &History::default(),
+            public_url: None,
+        };
+        let mut notice = notice(&facts).expect("a notice");
+        let (message, note) = message(&facts, &mut notice).expect("a message");
+        assert_eq!(note, None);
+        assert!(
+            message
+                .text
+                .contains("<script>alert(1)</script> & \"quotes\"")
+        );
+        assert!(!message.html.contains("<script>"), "{}", message.html);
+        assert!(
+            message
+                .html
+                .contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt; &amp; &quot;quotes&quot;"),
+            "{}",
+            message.html
+        );
+        assert!(message.html.starts_with("<!DOCTYPE html>"));
     }
 
     #[test]

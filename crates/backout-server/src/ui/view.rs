@@ -35,13 +35,10 @@ pub fn ago(then: i64, now: i64) -> String {
     }
 }
 
-/// A duration in milliseconds as plans write durations (`1m30s`, `450ms` below a second).
+/// A measured duration in milliseconds as plans write durations (`1m30s`, `450ms` below a
+/// second): backout-model's one spelling of a measured span, as the CLI and notifications show it.
 pub fn took(ms: i64) -> String {
-    if ms < 1000 {
-        format!("{}ms", ms.max(0))
-    } else {
-        left(ms)
-    }
+    backout_model::Duration::between(0, ms).measured()
 }
 
 /// The window of a release in words: time left, or closed and why.

@@ -9,23 +9,23 @@ use std::io::Write;
 use backout_core::audit::{self, Anchor, AuditKey};
 use backout_store::{ChainHead, GENESIS_HASH, verify_store};
 
-use super::runs::{json, open_store, runtime};
-use crate::cli::{AuditArgs, AuditCommand, Global, LintFormat};
+use crate::cli::{AuditArgs, AuditCommand, LintFormat};
+use crate::commands::context::Context;
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
 
 /// Events read per query.
 const PAGE: u32 = 1000;
 
-pub fn run(args: &AuditArgs, global: &Global) -> Result<ExitCode, CommandError> {
+pub fn run(args: &AuditArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
     match &args.command {
         AuditCommand::Verify {
             format,
             anchor,
             key_file,
-        } => verify(*format, anchor.as_deref(), key_file.as_deref(), global),
-        AuditCommand::Anchor { key_file } => anchor(key_file.as_deref(), global),
-        AuditCommand::Export { output } => export(output.as_deref(), global),
+        } => verify(*format, anchor.as_deref(), key_file.as_deref(), ctx),
+        AuditCommand::Anchor { key_file } => anchor(key_file.as_deref(), ctx),
+        AuditCommand::Export { output } => export(output.as_deref(), ctx),
     }
 }
 
@@ -75,10 +75,10 @@ fn read_anchor(path: &std::path::Path) -> Result<Anchor, CommandError> {
 }
 
 /// `backout audit anchor`: the verified head, signed.
-fn anchor(key_file: Option<&std::path::Path>, global: &Global) -> Result<ExitCode, CommandError> {
+fn anchor(key_file: Option<&std::path::Path>, ctx: &Context) -> Result<ExitCode, CommandError> {
     let key = audit_key(key_file)?;
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
+    ctx.runtime()?.block_on(async {
+        let store = ctx.open_store().await?;
         let summary = match verify_store(store.as_ref(), PAGE).await? {
             Ok(summary) => summary,
             Err(broken) => {
@@ -94,10 +94,10 @@ fn anchor(key_file: Option<&std::path::Path>, global: &Global) -> Result<ExitCod
             seq: 0,
             hash: GENESIS_HASH.to_string(),
         });
-        let anchor = Anchor::sign(&head, &key, backout_core::time::utc(super::runs::now()));
+        let anchor = Anchor::sign(&head, &key, backout_core::time::utc(ctx.now()));
         output::out(&format!(
             "{}\n",
-            json(
+            output::json(
                 &serde_json::to_value(&anchor)
                     .map_err(|e| CommandError::internal(e.to_string()))?
             )?
@@ -110,17 +110,17 @@ fn verify(
     format: LintFormat,
     anchor_file: Option<&std::path::Path>,
     key_file: Option<&std::path::Path>,
-    global: &Global,
+    ctx: &Context,
 ) -> Result<ExitCode, CommandError> {
     let anchored = match anchor_file {
         Some(path) => Some((read_anchor(path)?, audit_key(key_file)?)),
         None => None,
     };
-    if let Some(done) = crate::remote::run(global, |remote| async move {
+    if let Some(done) = crate::remote::run(&ctx.global, |remote| async move {
         let value = remote.get("/api/v1/audit/verify").await?;
         let held = value["ok"].as_bool().unwrap_or(false);
         match format {
-            LintFormat::Json => output::out(&format!("{}\n", json(&value)?)),
+            LintFormat::Json => output::out(&format!("{}\n", output::json(&value)?)),
             LintFormat::Human if held => {
                 let head = match (
                     value["head"]["seq"].as_u64(),
@@ -149,8 +149,8 @@ fn verify(
     }) {
         return done;
     }
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
+    ctx.runtime()?.block_on(async {
+        let store = ctx.open_store().await?;
         let verified = verify_store(store.as_ref(), PAGE).await?;
         if let Ok(summary) = &verified {
             return beyond_the_chain(store.as_ref(), summary, anchored.as_ref(), format).await;
@@ -163,7 +163,7 @@ fn verify(
                     "broken_at": broken.seq,
                     "reason": broken.kind.to_string(),
                 });
-                output::out(&format!("{}\n", json(&value)?));
+                output::out(&format!("{}\n", output::json(&value)?));
                 Ok(ExitCode::Internal)
             }
             (Err(broken), LintFormat::Human) => {
@@ -209,7 +209,7 @@ async fn beyond_the_chain(
                     "reason": result.as_ref().err().map(ToString::to_string),
                 })),
             });
-            output::out(&format!("{}\n", json(&value)?));
+            output::out(&format!("{}\n", output::json(&value)?));
         }
         LintFormat::Human => {
             let head = summary
@@ -245,9 +245,9 @@ async fn beyond_the_chain(
     Ok(if ok { ExitCode::Ok } else { ExitCode::Internal })
 }
 
-fn export(path: Option<&std::path::Path>, global: &Global) -> Result<ExitCode, CommandError> {
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
+fn export(path: Option<&std::path::Path>, ctx: &Context) -> Result<ExitCode, CommandError> {
+    ctx.runtime()?.block_on(async {
+        let store = ctx.open_store().await?;
         let mut sink: Box<dyn Write> = match path {
             Some(path) if path.as_os_str() != "-" => Box::new(std::io::BufWriter::new(
                 std::fs::File::create(path).map_err(|e| {

@@ -11,9 +11,10 @@ use backout_model::{Duration, Plan};
 use backout_store::{RunKind, RunState, StepState, Store};
 use serde::Serialize;
 
-use super::evidence::{load_plan, of_service, open_existing};
-use super::runs::{json, runtime};
-use crate::cli::{Global, LintFormat};
+use crate::cli::LintFormat;
+use crate::commands::context::Context;
+use crate::commands::shared::evidence::of_service;
+use crate::commands::shared::plan::load_plan;
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
 
@@ -60,10 +61,10 @@ struct Row {
     slower_than_expected: bool,
 }
 
-pub fn report(path: &Path, format: LintFormat, global: &Global) -> Result<ExitCode, CommandError> {
+pub fn report(path: &Path, format: LintFormat, ctx: &Context) -> Result<ExitCode, CommandError> {
     let (_, plan, hash) = load_plan(path)?;
-    runtime()?.block_on(async {
-        let store = open_existing(global).await?;
+    ctx.runtime()?.block_on(async {
+        let store = ctx.open_existing().await?;
         let (rehearsal_steps, rehearsal_totals, this_version) = match &store {
             Some(store) => {
                 let evidence = of_service(store.as_ref(), &plan.release.service).await?;
@@ -123,7 +124,7 @@ pub fn report(path: &Path, format: LintFormat, global: &Global) -> Result<ExitCo
                 "procedure": { "rehearsals": total_rehearsals, "real_runs": total_real },
                 "steps": rows,
             });
-            output::out(&format!("{}\n", json(&value)?));
+            output::out(&format!("{}\n", output::json(&value)?));
             return Ok(ExitCode::Ok);
         }
         let mut out = format!(

@@ -1,127 +1,37 @@
-//! `backout evidence list|show|export`, and the lookups of rehearsal evidence that `lint`,
-//! `render`, `start` and `report --durations` share: which store to read (only one that exists;
-//! looking never creates one), and what the evidence says about a plan's current content.
+//! `backout evidence list|show|export`: the rehearsal evidence of the store (only one that
+//! exists: looking never creates one). The lookups `lint`, `render`, `start` and
+//! `report --durations` share with it are in `shared/evidence.rs`.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use backout_core::time::utc;
-use backout_model::lint::evidence::{EvidencePolicy, Rehearsed, check_evidence};
-use backout_model::{Diagnostic, Duration, Plan, codes};
-use backout_store::{Evidence, EvidenceFilter, Store};
+use backout_model::Duration;
+use backout_store::{Evidence, EvidenceFilter};
 
-use super::runs::{json, now, open_store, runtime};
-use crate::cli::{EvidenceArgs, EvidenceCommand, Global, LintFormat};
+use crate::cli::{EvidenceArgs, EvidenceCommand, LintFormat};
+use crate::commands::context::Context;
+use crate::commands::shared::evidence::{LIMIT, of_service, untested};
+use crate::commands::shared::plan::load_plan;
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
 
-/// How many pieces of evidence of one service are read at most.
-const LIMIT: u32 = 10_000;
-
-/// The store, if it exists: the one `--database` / `BACKOUT_DATABASE_URL` names, or the default
-/// file when it is there. `None` means there is no store, so no evidence (and none is created).
-pub(super) async fn open_existing(global: &Global) -> Result<Option<Arc<dyn Store>>, CommandError> {
-    let url = match &global.database {
-        Some(url) => url.clone(),
-        None => match backout_sqlite::default_database_url() {
-            Ok(url) => url,
-            Err(_) => return Ok(None),
-        },
-    };
-    if let Some(path) = backout_sqlite::database_file(&url)
-        && !path.exists()
-    {
-        return Ok(None);
-    }
-    open_store(global).await.map(Some)
-}
-
-/// Every piece of evidence of `service`, newest first.
-pub(super) async fn of_service(
-    store: &dyn Store,
-    service: &str,
-) -> Result<Vec<Evidence>, CommandError> {
-    let filter = EvidenceFilter {
-        service: Some(service.to_string()),
-        ..EvidenceFilter::default()
-    };
-    Ok(store.list_evidence(&filter, LIMIT).await?)
-}
-
-/// What lint's pure check needs of a piece of evidence.
-pub(super) fn rehearsed(e: &Evidence) -> Rehearsed {
-    Rehearsed {
-        plan_hash: e.plan_hash.clone(),
-        environment: e.environment.clone(),
-        actor: e.actor.clone(),
-        finished_at_ms: e.finished_at_ms,
-        steps: e
-            .steps
-            .iter()
-            .filter(|s| s.state == backout_store::StepState::Succeeded)
-            .filter_map(|s| Some((s.step_id.clone(), u64::try_from(s.duration_ms?).ok()?)))
-            .collect(),
-    }
-}
-
-/// The diagnostics of `source` given `evidence` (B084 untested, B085 stale, B086 slow).
-pub(super) fn diagnostics(
-    source: &str,
-    plan: &Plan,
-    evidence: &[Evidence],
-    require_tested: bool,
-) -> Vec<Diagnostic> {
-    let rehearsals: Vec<Rehearsed> = evidence.iter().map(rehearsed).collect();
-    check_evidence(
-        source,
-        plan,
-        &rehearsals,
-        EvidencePolicy {
-            now_ms: now(),
-            require_tested,
-        },
-    )
-}
-
-/// Whether the plan is untested or stale: the B084/B085 diagnostic that says so.
-pub(super) fn untested(source: &str, plan: &Plan, evidence: &[Evidence]) -> Option<Diagnostic> {
-    diagnostics(source, plan, evidence, true)
-        .into_iter()
-        .find(|d| d.code == codes::UNTESTED || d.code == codes::STALE)
-}
-
-/// A plan file's text, validated plan and hash, or a usage error.
-pub(super) fn load_plan(path: &Path) -> Result<(String, Plan, String), CommandError> {
-    let source = super::read_plan(path).map_err(CommandError::usage)?;
-    let linted = backout_model::lint(&source);
-    let errors = linted.errors();
-    match (linted.plan, linted.hash) {
-        (Some(plan), Some(hash)) => Ok((source, plan, hash)),
-        _ => Err(CommandError::usage(format!(
-            "`{}` has {errors} error(s); run `backout lint {}` and fix them first",
-            path.display(),
-            path.display()
-        ))),
-    }
-}
-
-pub fn run(args: &EvidenceArgs, global: &Global) -> Result<ExitCode, CommandError> {
-    runtime()?.block_on(async {
+pub fn run(args: &EvidenceArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
+    ctx.runtime()?.block_on(async {
         match &args.command {
-            EvidenceCommand::List { plan, format } => list(global, plan.as_deref(), *format).await,
-            EvidenceCommand::Show { id, format } => show(global, id, *format).await,
-            EvidenceCommand::Export { plan } => export(global, plan.as_deref()).await,
+            EvidenceCommand::List { plan, format } => list(ctx, plan.as_deref(), *format).await,
+            EvidenceCommand::Show { id, format } => show(ctx, id, *format).await,
+            EvidenceCommand::Export { plan } => export(ctx, plan.as_deref()).await,
         }
     })
 }
 
 async fn list(
-    global: &Global,
+    ctx: &Context,
     plan: Option<&Path>,
     format: LintFormat,
 ) -> Result<ExitCode, CommandError> {
     let current = plan.map(load_plan).transpose()?;
-    let store = open_existing(global).await?;
+    let store = ctx.open_existing().await?;
     let evidence = match (&store, &current) {
         (None, _) => Vec::new(),
         (Some(store), Some((_, plan, _))) => {
@@ -145,7 +55,7 @@ async fn list(
                 value
             })
             .collect();
-        output::out(&format!("{}\n", json(&rows)?));
+        output::out(&format!("{}\n", output::json(&rows)?));
         return Ok(ExitCode::Ok);
     }
     if evidence.is_empty() {
@@ -177,11 +87,11 @@ async fn list(
     Ok(ExitCode::Ok)
 }
 
-async fn show(global: &Global, id: &str, format: LintFormat) -> Result<ExitCode, CommandError> {
-    let store = open_store(global).await?;
+async fn show(ctx: &Context, id: &str, format: LintFormat) -> Result<ExitCode, CommandError> {
+    let store = ctx.open_store().await?;
     let e = store.get_evidence(id).await?;
     if format == LintFormat::Json {
-        output::out(&format!("{}\n", json(&e)?));
+        output::out(&format!("{}\n", output::json(&e)?));
         return Ok(ExitCode::Ok);
     }
     let ms = |ms: i64| Duration::from_millis(u64::try_from(ms).unwrap_or(0)).to_string();
@@ -231,8 +141,8 @@ async fn show(global: &Global, id: &str, format: LintFormat) -> Result<ExitCode,
     Ok(ExitCode::Ok)
 }
 
-async fn export(global: &Global, plan: Option<&Path>) -> Result<ExitCode, CommandError> {
-    let store = open_existing(global).await?;
+async fn export(ctx: &Context, plan: Option<&Path>) -> Result<ExitCode, CommandError> {
+    let store = ctx.open_existing().await?;
     let value = match plan {
         Some(path) => {
             let (source, plan, hash) = load_plan(path)?;
@@ -240,13 +150,13 @@ async fn export(global: &Global, plan: Option<&Path>) -> Result<ExitCode, Comman
                 Some(store) => of_service(store.as_ref(), &plan.release.service).await?,
                 None => Vec::new(),
             };
-            let untested = untested(&source, &plan, &all);
+            let untested = untested(&source, &plan, &all, ctx.now());
             let current: Vec<&Evidence> = all.iter().filter(|e| e.plan_hash == hash).collect();
             serde_json::json!({
                 "plan": path.display().to_string(),
                 "service": plan.release.service,
                 "plan_hash": hash,
-                "exported_at": utc(now()),
+                "exported_at": utc(ctx.now()),
                 "tested": untested.is_none(),
                 "problem": untested.map(|d| d.message),
                 "evidence": current,
@@ -261,10 +171,10 @@ async fn export(global: &Global, plan: Option<&Path>) -> Result<ExitCode, Comman
                 }
                 None => Vec::new(),
             };
-            serde_json::json!({ "exported_at": utc(now()), "evidence": all })
+            serde_json::json!({ "exported_at": utc(ctx.now()), "evidence": all })
         }
     };
-    output::out(&format!("{}\n", json(&value)?));
+    output::out(&format!("{}\n", output::json(&value)?));
     Ok(ExitCode::Ok)
 }
 

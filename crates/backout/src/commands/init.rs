@@ -2,11 +2,13 @@
 
 use std::io::Write;
 
-use crate::cli::{Global, InitArgs};
+use crate::cli::InitArgs;
+use crate::commands::context::Context;
 use crate::exit_codes::{CommandError, ExitCode};
 
-pub fn run(args: &InitArgs, global: &Global) -> Result<ExitCode, CommandError> {
-    let engineer = global
+pub fn run(args: &InitArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
+    let engineer = ctx
+        .global
         .actor
         .clone()
         .or_else(|| std::env::var("USER").ok())

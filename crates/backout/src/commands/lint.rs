@@ -9,7 +9,10 @@ use backout_model::diagnostic::Located;
 use backout_model::{Diagnostic, Severity, codes, lint};
 use serde::Serialize;
 
-use crate::cli::{Global, LintArgs, LintOutput};
+use crate::cli::{LintArgs, LintOutput};
+use crate::commands::context::Context;
+use crate::commands::shared::evidence;
+use crate::commands::shared::plan::read_plan;
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
 
@@ -31,13 +34,13 @@ struct Outcome {
     plan: Option<backout_model::Plan>,
 }
 
-pub fn run(args: &LintArgs, global: &Global) -> Result<ExitCode, CommandError> {
+pub fn run(args: &LintArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
     let mut outcomes: Vec<Outcome> = args
         .plans
         .iter()
         .map(|path| {
             let file = path.display().to_string();
-            match super::read_plan(path) {
+            match read_plan(path) {
                 Ok(source) => {
                     let linted = lint(&source);
                     Outcome {
@@ -62,7 +65,7 @@ pub fn run(args: &LintArgs, global: &Global) -> Result<ExitCode, CommandError> {
         })
         .collect();
     if (args.evidence || args.require_tested) && !args.offline {
-        add_evidence(&mut outcomes, args.require_tested, global)?;
+        add_evidence(&mut outcomes, args.require_tested, ctx)?;
     }
     let errors: usize = outcomes
         .iter()
@@ -99,23 +102,25 @@ pub fn run(args: &LintArgs, global: &Global) -> Result<ExitCode, CommandError> {
 fn add_evidence(
     outcomes: &mut [Outcome],
     require_tested: bool,
-    global: &Global,
+    ctx: &Context,
 ) -> Result<(), CommandError> {
+    let now_ms = ctx.now();
     // With BACKOUT_SERVER set, the server's evidence, so a pipeline needs only a token.
     let judge = |o: &mut Outcome, evidence: &[backout_store::Evidence]| {
         let (Some(plan), Some(source)) = (&o.plan, &o.source) else {
             return;
         };
-        o.diagnostics.extend(super::evidence::diagnostics(
+        o.diagnostics.extend(evidence::diagnostics(
             source,
             plan,
             evidence,
             require_tested,
+            now_ms,
         ));
         backout_model::diagnostic::sort(&mut o.diagnostics);
     };
     let remote_outcomes = &mut *outcomes;
-    if let Some(done) = crate::remote::run(global, |remote| async move {
+    if let Some(done) = crate::remote::run(&ctx.global, |remote| async move {
         for o in remote_outcomes.iter_mut() {
             let Some(service) = o.plan.as_ref().map(|p| p.release.service.clone()) else {
                 continue;
@@ -127,14 +132,14 @@ fn add_evidence(
     }) {
         return done;
     }
-    super::runs::runtime()?.block_on(async {
-        let store = super::evidence::open_existing(global).await?;
+    ctx.runtime()?.block_on(async {
+        let store = ctx.open_existing().await?;
         for o in outcomes.iter_mut() {
             let Some(service) = o.plan.as_ref().map(|p| p.release.service.clone()) else {
                 continue;
             };
             let evidence = match &store {
-                Some(store) => super::evidence::of_service(store.as_ref(), &service).await?,
+                Some(store) => evidence::of_service(store.as_ref(), &service).await?,
                 None => Vec::new(),
             };
             judge(o, &evidence);

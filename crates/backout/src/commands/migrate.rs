@@ -14,15 +14,15 @@ use backout_postgres::{ImportError, ImportSummary, PostgresStore};
 use backout_sqlite::SqliteStore;
 use backout_store::{ChainSummary, EvidenceFilter, Store, verify_store};
 
-use super::runs::runtime;
-use crate::cli::{Global, MigrateArgs};
+use crate::cli::MigrateArgs;
+use crate::commands::context::Context;
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
 
 /// Events read per query while verifying.
 const PAGE: u32 = 1000;
 
-pub fn run(args: &MigrateArgs, _global: &Global) -> Result<ExitCode, CommandError> {
+pub fn run(args: &MigrateArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
     if !backout_postgres::is_postgres_url(&args.target) {
         return Err(CommandError::usage(format!(
             "the target must be a PostgreSQL URL (`postgres://USER@HOST:PORT/DATABASE`), not \
@@ -31,7 +31,7 @@ pub fn run(args: &MigrateArgs, _global: &Global) -> Result<ExitCode, CommandErro
         )));
     }
     let source_url = sqlite_url(&args.source)?;
-    runtime()?.block_on(async {
+    ctx.runtime()?.block_on(async {
         let source = SqliteStore::open(&source_url).await.map_err(|e| {
             CommandError::usage(format!(
                 "cannot open the source store `{source_url}`: {}",

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use backout_core::release::decide::{self, Act};
 use backout_store::{RunState, Store};
 
-use super::progress::{interactive, spawn_prompter};
-use super::runs::{actor, continue_run, now, with_store};
-use crate::cli::{Global, RetryArgs, RunFormat, SkipArgs};
+use crate::cli::{RetryArgs, RunFormat, SkipArgs};
+use crate::commands::context::Context;
+use crate::commands::shared::execution::continue_run;
+use crate::commands::shared::progress::{interactive, spawn_prompter};
 use crate::exit_codes::{CommandError, ExitCode};
 
-pub fn retry(args: &RetryArgs, global: &Global) -> Result<ExitCode, CommandError> {
-    if let Some(done) = crate::remote::run(global, |remote| async move {
+pub fn retry(args: &RetryArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
+    if let Some(done) = crate::remote::run(&ctx.global, |remote| async move {
         let path = format!("/api/v1/runs/{}/retry", crate::remote::segment(&args.run));
         remote
             .post(&path, serde_json::json!({ "steps": args.steps }))
@@ -27,24 +28,24 @@ pub fn retry(args: &RetryArgs, global: &Global) -> Result<ExitCode, CommandError
     }) {
         return done;
     }
-    let who = actor(global);
-    with_store(global, |store| async move {
+    let who = ctx.actor();
+    ctx.with_store(|store| async move {
         let run = store.get_run(&args.run).await?;
         decide::may_act(store.as_ref(), &run, Act::Retry, &who).await?;
         let steps =
-            backout_core::executor::retry(store.as_ref(), &args.run, &args.steps, &who, now())
+            backout_core::executor::retry(store.as_ref(), &args.run, &args.steps, &who, ctx.now())
                 .await?;
         eprintln!(
             "run {}: a new attempt for {} ({who})",
             args.run,
             steps.join(", ")
         );
-        carry_on(&store, global, &args.run, args.format, args.wait).await
+        carry_on(&store, ctx, &args.run, args.format, args.wait).await
     })
 }
 
-pub fn skip(args: &SkipArgs, global: &Global) -> Result<ExitCode, CommandError> {
-    if let Some(done) = crate::remote::run(global, |remote| async move {
+pub fn skip(args: &SkipArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
+    if let Some(done) = crate::remote::run(&ctx.global, |remote| async move {
         let path = format!(
             "/api/v1/runs/{}/steps/{}/skip",
             crate::remote::segment(&args.run),
@@ -61,8 +62,8 @@ pub fn skip(args: &SkipArgs, global: &Global) -> Result<ExitCode, CommandError> 
     }) {
         return done;
     }
-    let who = actor(global);
-    with_store(global, |store| async move {
+    let who = ctx.actor();
+    ctx.with_store(|store| async move {
         let run = store.get_run(&args.run).await?;
         decide::may_act(store.as_ref(), &run, Act::Skip, &who).await?;
         backout_core::executor::skip(
@@ -71,14 +72,14 @@ pub fn skip(args: &SkipArgs, global: &Global) -> Result<ExitCode, CommandError> 
             &args.step,
             &args.reason,
             &who,
-            now(),
+            ctx.now(),
         )
         .await?;
         eprintln!(
             "run {}: {} skipped by {who}: {}",
             args.run, args.step, args.reason
         );
-        carry_on(&store, global, &args.run, args.format, args.wait).await
+        carry_on(&store, ctx, &args.run, args.format, args.wait).await
     })
 }
 
@@ -86,7 +87,7 @@ pub fn skip(args: &SkipArgs, global: &Global) -> Result<ExitCode, CommandError> 
 /// on its next poll; otherwise this process continues the run.
 async fn carry_on(
     store: &Arc<dyn Store>,
-    global: &Global,
+    ctx: &Context,
     run_id: &str,
     format: RunFormat,
     wait: bool,
@@ -101,7 +102,7 @@ async fn carry_on(
         eprintln!("run {run_id}: its executor is running and continues it");
         return Ok(ExitCode::Ok);
     }
-    let prompter = interactive(format).then(|| spawn_prompter(global));
+    let prompter = interactive(format).then(|| spawn_prompter(ctx));
     let wait = wait || prompter.is_some();
-    continue_run(store, global, run_id, format, wait, prompter).await
+    continue_run(store, ctx, run_id, format, wait, prompter).await
 }

@@ -3,30 +3,29 @@
 //! the forward deployment command run before and after; `--dry-run` only simulates (nothing
 //! runs, nothing is stored, never evidence).
 
-use std::sync::Arc;
-
-use backout_core::clock::SystemClock;
 use backout_core::env::Resolver;
 use backout_core::rehearsal::{self, Simulation, SimulationOptions};
 use backout_core::{Executor, RunOptions};
 use backout_model::plan::Answer;
 use backout_model::{Duration, Plan};
-use backout_store::{Evidence, NewEvent, RoundTrip, RunKind, RunState, StepState};
+use backout_store::{NewEvent, RoundTrip, RunKind, RunState, StepState};
 
-use super::evidence::load_plan;
-use super::progress::{interactive, printer, run_steps, spawn_prompter};
-use super::runs::{actor, finish, json, now, with_store};
-use crate::cli::{Global, RehearseArgs, RunFormat};
+use crate::cli::{RehearseArgs, RunFormat};
+use crate::commands::context::Context;
+use crate::commands::shared::evidence::announce;
+use crate::commands::shared::execution::finish;
+use crate::commands::shared::plan::{declared_checkpoints, load_plan};
+use crate::commands::shared::progress::{interactive, printer, run_steps, spawn_prompter};
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
 
-pub fn rehearse(args: &RehearseArgs, global: &Global) -> Result<ExitCode, CommandError> {
+pub fn rehearse(args: &RehearseArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
     let (source, plan, _hash) = load_plan(&args.plan)?;
     let checkpoints = checkpoints(&plan, &args.checkpoints)?;
     if args.dry_run {
         return dry_run(args, &plan, checkpoints);
     }
-    backout_core::release::decide::may_rehearse(&plan, &actor(global))
+    backout_core::release::decide::may_rehearse(&plan, &ctx.actor())
         .map_err(CommandError::refused)?;
     let rehearse_in = plan.testing.given().map(|t| t.rehearse_in.clone());
     let Some(environment) = args.environment.clone().or_else(|| rehearse_in.clone()) else {
@@ -52,7 +51,7 @@ pub fn rehearse(args: &RehearseArgs, global: &Global) -> Result<ExitCode, Comman
         kind: RunKind::Rehearsal,
         environment: environment.clone(),
         checkpoints,
-        actor: actor(global),
+        actor: ctx.actor(),
         release_id: None,
         workaround: None,
         // A round trip runs its second forward leg right after the backout: it waits for people.
@@ -62,7 +61,7 @@ pub fn rehearse(args: &RehearseArgs, global: &Global) -> Result<ExitCode, Comman
     };
     let prompter = interactive(args.format).then(|| {
         options.wait_for_people = true;
-        spawn_prompter(global)
+        spawn_prompter(ctx)
     });
     let mut forward_env = extra_env;
     forward_env.extend([
@@ -78,10 +77,11 @@ pub fn rehearse(args: &RehearseArgs, global: &Global) -> Result<ExitCode, Comman
         ("BACKOUT_ENVIRONMENT".to_string(), environment.clone()),
     ]);
     let format = args.format;
-    with_store(global, |store| async move {
+    let clock = ctx.clock();
+    ctx.with_store(|store| async move {
         let first = match &args.roundtrip {
             Some(command) => {
-                let (run, out) = rehearsal::forward(command, &forward_env, now).await;
+                let (run, out) = rehearsal::forward(command, &forward_env, || clock.now_ms()).await;
                 show_forward(
                     "forward deployment (before the backout)",
                     &run,
@@ -103,7 +103,7 @@ pub fn rehearse(args: &RehearseArgs, global: &Global) -> Result<ExitCode, Comman
         };
         let executor = Executor::new(
             store.clone(),
-            Arc::new(SystemClock),
+            ctx.clock(),
             Resolver::from_env(),
             printer(format, &run_steps(&plan, None), prompter),
         );
@@ -112,7 +112,7 @@ pub fn rehearse(args: &RehearseArgs, global: &Global) -> Result<ExitCode, Comman
         if let (Some(command), Some(first)) = (&args.roundtrip, first)
             && summary.run.state == RunState::Succeeded
         {
-            let (second, out) = rehearsal::forward(command, &forward_env, now).await;
+            let (second, out) = rehearsal::forward(command, &forward_env, || clock.now_ms()).await;
             show_forward(
                 "forward deployment (after the backout)",
                 &second,
@@ -134,7 +134,7 @@ pub fn rehearse(args: &RehearseArgs, global: &Global) -> Result<ExitCode, Comman
                             "round_trip_failed"
                         },
                         &options.actor,
-                        now(),
+                        ctx.now(),
                     )
                     .run(&summary.run.id)
                     .payload(serde_json::json!({ "round_trip": trip })),
@@ -153,7 +153,7 @@ pub fn rehearse(args: &RehearseArgs, global: &Global) -> Result<ExitCode, Comman
             round_trip = Some(trip);
         }
         let evidence =
-            rehearsal::conclude(store.as_ref(), &summary, &options.actor, round_trip, now())
+            rehearsal::conclude(store.as_ref(), &summary, &options.actor, round_trip, ctx.now())
                 .await?;
         let code = finish(&summary, format);
         announce(evidence.as_ref(), &summary.run, format);
@@ -186,48 +186,6 @@ fn sealed(
     }
     eprintln!("{}", rehearsal::channels_said(plan, environment));
     Ok(())
-}
-
-/// Tells what a finished rehearsal proved (or that it is not evidence yet).
-pub(super) fn announce(evidence: Option<&Evidence>, run: &backout_store::Run, format: RunFormat) {
-    match (evidence, format) {
-        (Some(e), RunFormat::Json) => {
-            let line = serde_json::json!({
-                "event": "evidence_recorded",
-                "evidence_id": e.id,
-                "run_id": e.run_id,
-                "plan_hash": e.plan_hash,
-                "environment": e.environment,
-                "took_ms": e.took_ms(),
-            });
-            output::out(&format!("{line}\n"));
-        }
-        (Some(e), RunFormat::Human) => eprintln!(
-            "evidence {} recorded: {} rehearsed in {} by {}, took {} (plan hash {}…){}",
-            e.id,
-            e.service,
-            e.environment,
-            e.actor,
-            Duration::from_millis(u64::try_from(e.took_ms()).unwrap_or(0)),
-            e.plan_hash.get(..12).unwrap_or(&e.plan_hash),
-            if e.round_trip.is_some() {
-                "; round trip: forward, backout and forward again all succeeded"
-            } else {
-                ""
-            }
-        ),
-        (None, RunFormat::Human) if run.kind == RunKind::Rehearsal => {
-            if !run.state.is_terminal() {
-                eprintln!(
-                    "not evidence yet: the rehearsal is {}; evidence is recorded when it succeeds (`backout resume {}`)",
-                    run.state, run.id
-                );
-            } else {
-                eprintln!("no evidence: the rehearsal {}", run.state);
-            }
-        }
-        (None, _) => {}
-    }
 }
 
 fn exit_text(status: Option<i32>) -> String {
@@ -269,21 +227,6 @@ fn checkpoints(plan: &Plan, given: &[String]) -> Result<Vec<String>, CommandErro
     })
 }
 
-/// Refuses `--checkpoint` names the plan does not declare, naming the ones it does.
-pub(super) fn declared_checkpoints(plan: &Plan, given: &[String]) -> Result<(), CommandError> {
-    match given.iter().find(|c| !plan.release.checkpoints.contains(c)) {
-        Some(checkpoint) => Err(CommandError::usage(format!(
-            "the plan declares no checkpoint `{checkpoint}` (it has: {})",
-            if plan.release.checkpoints.is_empty() {
-                "none".into()
-            } else {
-                plan.release.checkpoints.join(", ")
-            }
-        ))),
-        None => Ok(()),
-    }
-}
-
 fn dry_run(
     args: &RehearseArgs,
     plan: &Plan,
@@ -303,7 +246,7 @@ fn dry_run(
     };
     let simulation = rehearsal::simulate(plan, &options)?;
     if args.format == RunFormat::Json {
-        output::out(&format!("{}\n", json(&simulation)?));
+        output::out(&format!("{}\n", output::json(&simulation)?));
     } else {
         print_simulation(plan, &options, &simulation, args.speed);
     }

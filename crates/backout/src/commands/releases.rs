@@ -8,23 +8,27 @@ mod view;
 
 use std::sync::Arc;
 
-use backout_core::clock::SystemClock;
 use backout_core::criteria::Verdict;
 use backout_core::release::{self, StartRelease, WatchOptions, Watcher, decide};
 use backout_store::{Release, ReleaseState};
 
-use super::runs::{actor, json, now, open_store, runtime, with_store};
 use crate::cli::{
-    AcceptArgs, CheckArgs, CheckpointArgs, Global, LintFormat, RequestArgs, StartArgs, WatchArgs,
+    AcceptArgs, CheckArgs, CheckpointArgs, LintFormat, RequestArgs, StartArgs, WatchArgs,
 };
+use crate::commands::context::Context;
+use crate::commands::shared::evidence;
+use crate::commands::shared::execution::{Watching, run_release};
+use crate::commands::shared::plan::read_plan;
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
 use backout_core::time::{left, parse_rfc3339, utc};
 pub use report::report;
 
-pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError> {
-    let source = super::read_plan(&args.plan).map_err(CommandError::usage)?;
-    if let Some(done) = crate::remote::run(global, |r| remote::start(r, args, &source)) {
+pub fn start(args: &StartArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
+    let source = read_plan(&args.plan).map_err(CommandError::usage)?;
+    if let Some(done) =
+        crate::remote::run(&ctx.global, |r| remote::start(r, args, &source, ctx.now()))
+    {
         return done;
     }
     let linted = backout_model::lint(&source);
@@ -39,16 +43,16 @@ pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError
     let at_ms = match &args.at {
         Some(at) => {
             let at_ms = parse_rfc3339(at).map_err(|e| CommandError::usage(format!("--at: {e}")))?;
-            if at_ms > now() + 60_000 {
+            if at_ms > ctx.now() + 60_000 {
                 return Err(CommandError::usage(format!(
                     "--at {at} is in the future; give the time the deployment happened"
                 )));
             }
             at_ms
         }
-        None => now(),
+        None => ctx.now(),
     };
-    with_store(global, |store| async move {
+    ctx.with_store(|store| async move {
         if args.require_accepted {
             let hash = backout_model::lint(&source).hash.unwrap_or_default();
             if release::accept::acceptance(store.as_ref(), &hash)
@@ -62,8 +66,8 @@ pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError
             }
         }
         // Q9: is this exact version of the plan rehearsed? Loud when not; refused on request.
-        let evidence = super::evidence::of_service(store.as_ref(), &plan.release.service).await?;
-        if let Some(problem) = super::evidence::untested(&source, &plan, &evidence) {
+        let evidence = evidence::of_service(store.as_ref(), &plan.release.service).await?;
+        if let Some(problem) = evidence::untested(&source, &plan, &evidence, ctx.now()) {
             let help = problem.help.clone().unwrap_or_default();
             if args.require_tested {
                 return Err(CommandError::refused(format!(
@@ -80,11 +84,11 @@ pub fn start(args: &StartArgs, global: &Global) -> Result<ExitCode, CommandError
             source: &source,
             version: args.version.as_deref(),
             rollback_to: args.rollback_to.as_deref(),
-            actor: &actor(global),
+            actor: &ctx.actor(),
             at_ms,
         };
         let release = release::start(store.as_ref(), &request).await?;
-        announce_start(&release, args.format);
+        announce_start(&release, args.format, ctx.now());
         Ok(ExitCode::Ok)
     })
 }
@@ -98,14 +102,9 @@ pub(super) fn release_answer(release: &Release) -> serde_json::Value {
     value
 }
 
-/// Prints a command's JSON answer (`--format json`) on standard output.
-pub(super) fn answer(value: &serde_json::Value) {
-    output::out(&format!("{value}\n"));
-}
-
 /// What `start` says: the window on standard error, the id alone on standard output (or, with
 /// `--format json`, the release it opened).
-fn announce_start(release: &Release, format: LintFormat) {
+fn announce_start(release: &Release, format: LintFormat, now_ms: i64) {
     eprintln!(
         "release {} of {} {} (rolls back to {}): window {}",
         release.id,
@@ -113,7 +112,7 @@ fn announce_start(release: &Release, format: LintFormat) {
         release.version,
         release.rollback_to,
         match release.closes_at_ms {
-            Some(t) if t <= now() => format!(
+            Some(t) if t <= now_ms => format!(
                 "already closed at {} (the deployment at {} is older than the window)",
                 utc(t),
                 utc(release.opened_at_ms)
@@ -123,27 +122,27 @@ fn announce_start(release: &Release, format: LintFormat) {
         }
     );
     if format == LintFormat::Json {
-        answer(&serde_json::json!({ "release": release_answer(release) }));
+        output::answer(&serde_json::json!({ "release": release_answer(release) }));
         return;
     }
     // The id alone on standard output, for scripts: REL=$(backout start …).
     output::out(&format!("{}\n", release.id));
 }
 
-pub fn request(args: &RequestArgs, global: &Global) -> Result<ExitCode, CommandError> {
-    if let Some(done) = crate::remote::run(global, |r| remote::request(r, args)) {
+pub fn request(args: &RequestArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
+    if let Some(done) = crate::remote::run(&ctx.global, |r| remote::request(r, args)) {
         return done;
     }
-    with_store(global, |store| async move {
+    ctx.with_store(|store| async move {
         let release = release::request(
             store.as_ref(),
             &args.release,
             &args.reason,
-            &actor(global),
-            now(),
+            &ctx.actor(),
+            ctx.now(),
         )
         .await?;
-        announce_request(&release, &actor(global), &args.reason, args.format);
+        announce_request(&release, &ctx.actor(), &args.reason, args.format);
         Ok(ExitCode::Ok)
     })
 }
@@ -154,7 +153,7 @@ fn announce_request(release: &Release, who: &str, reason: &str, format: LintForm
         release.id
     );
     if format == LintFormat::Json {
-        answer(&serde_json::json!({
+        output::answer(&serde_json::json!({
             "release": release_answer(release),
             "requested": { "by": who, "reason": reason },
             "verdict": "rollback_required",
@@ -162,17 +161,17 @@ fn announce_request(release: &Release, who: &str, reason: &str, format: LintForm
     }
 }
 
-pub fn checkpoint(args: &CheckpointArgs, global: &Global) -> Result<ExitCode, CommandError> {
-    if let Some(done) = crate::remote::run(global, |r| remote::checkpoint(r, args)) {
+pub fn checkpoint(args: &CheckpointArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
+    if let Some(done) = crate::remote::run(&ctx.global, |r| remote::checkpoint(r, args)) {
         return done;
     }
-    with_store(global, |store| async move {
+    ctx.with_store(|store| async move {
         let release = release::checkpoint(
             store.as_ref(),
             &args.release,
             &args.name,
-            &actor(global),
-            now(),
+            &ctx.actor(),
+            ctx.now(),
         )
         .await?;
         announce_checkpoint(&release, &args.name, args.format);
@@ -182,7 +181,7 @@ pub fn checkpoint(args: &CheckpointArgs, global: &Global) -> Result<ExitCode, Co
 
 fn announce_checkpoint(release: &Release, name: &str, format: LintFormat) {
     if format == LintFormat::Json {
-        answer(&serde_json::json!({
+        output::answer(&serde_json::json!({
             "release": release_answer(release),
             "checkpoint": name,
         }));
@@ -196,25 +195,25 @@ fn announce_checkpoint(release: &Release, name: &str, format: LintFormat) {
     }
 }
 
-pub fn check(args: &CheckArgs, global: &Global) -> Result<ExitCode, CommandError> {
-    if let Some(done) = crate::remote::run(global, |r| remote::check(r, args)) {
+pub fn check(args: &CheckArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
+    if let Some(done) = crate::remote::run(&ctx.global, |r| remote::check(r, args, ctx.now())) {
         return done;
     }
-    with_store(global, |store| async move {
+    ctx.with_store(|store| async move {
         let resolver = Arc::new(backout_core::env::Resolver::from_env());
         let report = release::check(
             store.as_ref(),
             &args.release,
             resolver,
-            &actor(global),
-            now(),
+            &ctx.actor(),
+            ctx.now(),
             false,
         )
         .await?;
         if args.format == LintFormat::Json {
-            output::out(&format!("{}\n", json(&report)?));
+            output::out(&format!("{}\n", output::json(&report)?));
         } else {
-            output::out(&view::table(&report, now(), ""));
+            output::out(&view::table(&report, ctx.now(), ""));
         }
         // A rolled-back release is concluded: nothing is measured and nothing is asked of anyone.
         let loaded = release::decide::load(store.as_ref(), &args.release).await?;
@@ -235,7 +234,7 @@ pub fn check(args: &CheckArgs, global: &Global) -> Result<ExitCode, CommandError
 /// Watches one release until its verdict needs a person, success is reached or the window
 /// closes (exiting with the verdict's code), or, with `--all`, every open release until
 /// interrupted.
-pub fn watch(args: &WatchArgs, global: &Global) -> Result<ExitCode, CommandError> {
+pub fn watch(args: &WatchArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
     let ids: Vec<String> = match (&args.release, args.all) {
         (Some(id), false) => vec![id.clone()],
         (None, true) => Vec::new(),
@@ -250,9 +249,9 @@ pub fn watch(args: &WatchArgs, global: &Global) -> Result<ExitCode, CommandError
             ));
         }
     };
-    with_store(global, |store| async move {
+    ctx.with_store(|store| async move {
         let options = WatchOptions {
-            actor: actor(global),
+            actor: ctx.actor(),
             all: args.all,
             concurrency: args.concurrency.max(1),
             ..WatchOptions::default()
@@ -261,7 +260,7 @@ pub fn watch(args: &WatchArgs, global: &Global) -> Result<ExitCode, CommandError
         let mut watcher = Watcher::new(
             store.clone(),
             resolver,
-            Arc::new(SystemClock),
+            ctx.clock(),
             options,
             &ids,
         )
@@ -278,7 +277,7 @@ pub fn watch(args: &WatchArgs, global: &Global) -> Result<ExitCode, CommandError
         let mut view = view::LiveView::default();
         let mut last = None;
         let (execute, mut asked, mut approved_automatically) = (args.execute, false, false);
-        let who = actor(global);
+        let who = ctx.actor();
         let all = args.all;
         let format = args.format;
         watcher
@@ -359,7 +358,7 @@ pub fn watch(args: &WatchArgs, global: &Global) -> Result<ExitCode, CommandError
             })
             .await?;
         if execute && last == Some(Verdict::RollbackRequired) {
-            return execute_and_verify(&store, &ids[0], &who, approved_automatically).await;
+            return execute_and_verify(ctx, &store, &ids[0], &who, approved_automatically).await;
         }
         Ok(match (all, last) {
             (false, Some(verdict)) => exit_for(verdict),
@@ -372,6 +371,7 @@ pub fn watch(args: &WatchArgs, global: &Global) -> Result<ExitCode, CommandError
 /// criterion approved it, else as the watching user, who must be a performer), then
 /// `verify_after` must hold.
 async fn execute_and_verify(
+    ctx: &Context,
     store: &Arc<dyn backout_store::Store>,
     release_id: &str,
     who: &str,
@@ -379,14 +379,17 @@ async fn execute_and_verify(
 ) -> Result<ExitCode, CommandError> {
     let performer = if automatic { decide::AUTOMATIC } else { who };
     eprintln!("release {release_id}: the rollback is approved; executing it as {performer}");
-    let (code, _) = super::decisions::run_release(
+    let (code, _) = run_release(
+        ctx,
         store,
         release_id,
         performer,
-        crate::cli::RunFormat::Human,
-        true,
         None,
-        None,
+        Watching {
+            format: crate::cli::RunFormat::Human,
+            wait: true,
+            prompter: None,
+        },
     )
     .await?;
     Ok(code)
@@ -425,17 +428,19 @@ fn exit_for(verdict: Verdict) -> ExitCode {
 pub fn status(
     release_id: &str,
     format: LintFormat,
-    global: &Global,
+    ctx: &Context,
 ) -> Result<ExitCode, CommandError> {
-    if let Some(done) = crate::remote::run(global, |r| remote::status(r, release_id, format)) {
+    if let Some(done) = crate::remote::run(&ctx.global, |r| {
+        remote::status(r, release_id, format, ctx.now())
+    }) {
         return done;
     }
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
+    ctx.runtime()?.block_on(async {
+        let store = ctx.open_store().await?;
         // The verdict and criteria as the journal has them: status measures nothing.
-        let status = release::status(store.as_ref(), release_id, now()).await?;
+        let status = release::status(store.as_ref(), release_id, ctx.now()).await?;
         if format == LintFormat::Json {
-            output::out(&format!("{}\n", json(&status.to_json())?));
+            output::out(&format!("{}\n", output::json(&status.to_json())?));
         } else {
             let (declared, no_return) = match backout_model::lint(&status.release.plan_source).plan
             {
@@ -464,27 +469,6 @@ pub fn status(
         }
         Ok(ExitCode::Ok)
     })
-}
-
-/// One line per release for `status` without arguments.
-/// One release in the list: its outcome (open, rolling_back, rolled_back, rollback_failed, …)
-/// when known, else whether its window is open.
-pub fn line(release: &Release, outcome: Option<&str>, now_ms: i64) -> String {
-    let window = if release.window_closed(now_ms) {
-        "closed"
-    } else {
-        "open"
-    };
-    format!(
-        "{}  {:<19} {:<10} {} {} → {}  by {}\n",
-        release.id,
-        outcome.unwrap_or(window),
-        "release",
-        release.service,
-        release.version,
-        release.rollback_to,
-        release.actor
-    )
 }
 
 /// `status REL` for people: `declared` are the plan's checkpoints, `no_return` the one that
@@ -563,9 +547,9 @@ fn short(hash: &str) -> &str {
 
 /// `accept PLAN`: the deployment engineer (or, through a server, an admin) accepts the plan's
 /// exact content; see `backout_core::release::accept`.
-pub fn accept(args: &AcceptArgs, global: &Global) -> Result<ExitCode, CommandError> {
-    let source = super::read_plan(&args.plan).map_err(CommandError::usage)?;
-    if let Some(done) = crate::remote::run(global, |remote| {
+pub fn accept(args: &AcceptArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
+    let source = read_plan(&args.plan).map_err(CommandError::usage)?;
+    if let Some(done) = crate::remote::run(&ctx.global, |remote| {
         let source = source.clone();
         async move {
             let value = remote
@@ -585,9 +569,10 @@ pub fn accept(args: &AcceptArgs, global: &Global) -> Result<ExitCode, CommandErr
     }) {
         return done;
     }
-    with_store(global, |store| async move {
+    ctx.with_store(|store| async move {
         let accepted =
-            release::accept::accept(store.as_ref(), &source, &actor(global), false, now()).await?;
+            release::accept::accept(store.as_ref(), &source, &ctx.actor(), false, ctx.now())
+                .await?;
         eprintln!(
             "{}: content {} accepted by {}",
             args.plan.display(),

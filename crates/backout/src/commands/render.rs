@@ -5,12 +5,15 @@
 
 use backout_model::{Severity, lint};
 
-use crate::cli::{DocFormat, Global, RenderArgs};
+use crate::cli::{DocFormat, RenderArgs};
+use crate::commands::context::Context;
+use crate::commands::shared::evidence;
+use crate::commands::shared::plan::read_plan;
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
 
-pub fn run(args: &RenderArgs, global: &Global) -> Result<ExitCode, CommandError> {
-    let source = super::read_plan(&args.plan).map_err(CommandError::usage)?;
+pub fn run(args: &RenderArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
+    let source = read_plan(&args.plan).map_err(CommandError::usage)?;
     let file = args.plan.display().to_string();
     let linted = lint(&source);
     let color = crate::output::color_stderr();
@@ -37,16 +40,14 @@ pub fn run(args: &RenderArgs, global: &Global) -> Result<ExitCode, CommandError>
     let mut info = backout_model::render::DocumentInfo::new(file.clone(), hash.clone());
     if !args.offline {
         // Q9 and Q7 from the evidence, when a store exists (rendering never creates one).
-        let evidence = super::runs::runtime()?.block_on(async {
-            match super::evidence::open_existing(global).await? {
-                Some(store) => {
-                    super::evidence::of_service(store.as_ref(), &plan.release.service).await
-                }
+        let evidence = ctx.runtime()?.block_on(async {
+            match ctx.open_existing().await? {
+                Some(store) => evidence::of_service(store.as_ref(), &plan.release.service).await,
                 None => Ok(Vec::new()),
             }
         })?;
         (info.rehearsal, info.measured) =
-            backout_core::rehearsal::for_document(plan, &hash, &evidence, super::runs::now());
+            backout_core::rehearsal::for_document(plan, &hash, &evidence, ctx.now());
     }
     let document = match args.format {
         DocFormat::Md => backout_model::render::markdown(plan, &info),

@@ -9,13 +9,13 @@ use backout_server::ServeOptions;
 use backout_store::Store;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::runs::open_store;
-use crate::cli::{Global, ServeArgs};
+use crate::cli::ServeArgs;
+use crate::commands::context::Context;
 use crate::exit_codes::{CommandError, ExitCode};
 
 mod demo;
 
-pub fn serve(args: &ServeArgs, global: &Global) -> Result<ExitCode, CommandError> {
+pub fn serve(args: &ServeArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
     let listen: SocketAddr = args.listen.parse().map_err(|_| {
         CommandError::usage(format!(
             "--listen {}: expected an address and port like 127.0.0.1:7878",
@@ -65,14 +65,15 @@ pub fn serve(args: &ServeArgs, global: &Global) -> Result<ExitCode, CommandError
             }
         };
         let demo_dir = args.demo.then(demo::directory);
-        let global = match &demo_dir {
-            Some(dir) => demo::global(global, dir)?,
-            None => global.clone(),
+        let ctx = match &demo_dir {
+            Some(dir) => Context::new(demo::global(&ctx.global, dir)?),
+            None => ctx.clone(),
         };
         // The feed wakes live streams and drops cached answers as soon as the journal grows;
         // on PostgreSQL, LISTEN/NOTIFY carries the writes of other replicas and CLIs into it.
-        let feed = backout_store::Feed::new(open_store(&global).await?);
-        if let Some(url) = global
+        let feed = backout_store::Feed::new(ctx.open_store().await?);
+        if let Some(url) = ctx
+            .global
             .database
             .as_deref()
             .filter(|url| backout_postgres::is_postgres_url(url))
@@ -115,8 +116,8 @@ pub fn serve(args: &ServeArgs, global: &Global) -> Result<ExitCode, CommandError
         // For people and scripts (port 0 picks a free port: this line says which).
         eprintln!("backout serve: listening on {scheme}://{local}");
         if let Some(dir) = &demo_dir {
-            let database = global.database.as_deref().unwrap_or_default();
-            demo::start(store.as_ref(), local, dir, database).await?;
+            let database = ctx.global.database.as_deref().unwrap_or_default();
+            demo::start(store.as_ref(), local, dir, database, ctx.now()).await?;
         }
         backout_server::serve(store, listener, options, shutdown)
             .await

@@ -4,19 +4,17 @@
 
 use backout_store::{Role, Token};
 
-use super::runs::{actor, json, now, open_store, runtime};
-use crate::cli::{Global, LintFormat, TokenArgs, TokenCommand, TokenRole};
+use crate::cli::{LintFormat, TokenArgs, TokenCommand, TokenRole};
+use crate::commands::context::Context;
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
 use backout_core::time::utc;
 
-pub fn run(args: &TokenArgs, global: &Global) -> Result<ExitCode, CommandError> {
+pub fn run(args: &TokenArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
     match &args.command {
-        TokenCommand::Create { user, role, format } => {
-            create(user, role_of(*role), *format, global)
-        }
-        TokenCommand::List { format } => list(*format, global),
-        TokenCommand::Revoke { id } => revoke(id, global),
+        TokenCommand::Create { user, role, format } => create(user, role_of(*role), *format, ctx),
+        TokenCommand::List { format } => list(*format, ctx),
+        TokenCommand::Revoke { id } => revoke(id, ctx),
     }
 }
 
@@ -33,11 +31,11 @@ fn create(
     user: &str,
     role: Role,
     format: LintFormat,
-    global: &Global,
+    ctx: &Context,
 ) -> Result<ExitCode, CommandError> {
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
-        let issued = backout_server::auth::create(store.as_ref(), user, role, &actor(global), now())
+    ctx.runtime()?.block_on(async {
+        let store = ctx.open_store().await?;
+        let issued = backout_server::auth::create(store.as_ref(), user, role, &ctx.actor(), ctx.now())
             .await
             .map_err(|e| match e {
                 backout_server::auth::CreateError::Store(e) => CommandError::from(e),
@@ -64,12 +62,12 @@ fn create(
     })
 }
 
-fn list(format: LintFormat, global: &Global) -> Result<ExitCode, CommandError> {
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
+fn list(format: LintFormat, ctx: &Context) -> Result<ExitCode, CommandError> {
+    ctx.runtime()?.block_on(async {
+        let store = ctx.open_store().await?;
         let tokens = store.list_tokens().await?;
         if format == LintFormat::Json {
-            output::out(&format!("{}\n", json(&tokens)?));
+            output::out(&format!("{}\n", output::json(&tokens)?));
             return Ok(ExitCode::Ok);
         }
         if tokens.is_empty() {
@@ -105,10 +103,10 @@ fn line(token: &Token) -> String {
     )
 }
 
-fn revoke(id: &str, global: &Global) -> Result<ExitCode, CommandError> {
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
-        match backout_server::auth::revoke(store.as_ref(), id, &actor(global), now()).await {
+fn revoke(id: &str, ctx: &Context) -> Result<ExitCode, CommandError> {
+    ctx.runtime()?.block_on(async {
+        let store = ctx.open_store().await?;
+        match backout_server::auth::revoke(store.as_ref(), id, &ctx.actor(), ctx.now()).await {
             Ok(token) => {
                 eprintln!(
                     "token {} of `{}` ({}) revoked; it authenticates nobody from now on",

@@ -4,8 +4,9 @@
 use backout_core::release::{self, Tracker};
 
 use super::short;
-use crate::cli::{Global, LintFormat};
-use crate::commands::runs::{json, now, open_store, runtime};
+use crate::cli::LintFormat;
+use crate::commands::context::Context;
+use crate::commands::shared::listing::deliveries_table;
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
 use backout_core::time::{left, utc};
@@ -16,10 +17,10 @@ use backout_core::time::{left, utc};
 pub fn report(
     release_id: &str,
     format: LintFormat,
-    global: &Global,
+    ctx: &Context,
 ) -> Result<ExitCode, CommandError> {
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
+    ctx.runtime()?.block_on(async {
+        let store = ctx.open_store().await?;
         let release = store.get_release(release_id).await?;
         let mut events = Vec::new();
         release::for_each_event(store.as_ref(), release_id, |e| events.push(e.clone())).await?;
@@ -94,7 +95,7 @@ pub fn report(
                 })).collect::<Vec<_>>(),
                 "deliveries": deliveries,
             });
-            output::out(&format!("{}\n", json(&value)?));
+            output::out(&format!("{}\n", output::json(&value)?));
             return Ok(ExitCode::Ok);
         }
         let mut out = format!(
@@ -148,7 +149,7 @@ pub fn report(
         }
         if !deliveries.is_empty() {
             out.push_str("\n## Notifications\n\n```\n");
-            out.push_str(&crate::commands::deliveries::table(&deliveries, false, now()));
+            out.push_str(&deliveries_table(&deliveries, false, ctx.now()));
             out.push_str("```\n");
         }
         if !measured.is_empty() {

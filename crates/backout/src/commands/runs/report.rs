@@ -3,35 +3,24 @@
 
 use super::*;
 
-pub fn report(args: &ReportArgs, global: &Global) -> Result<ExitCode, CommandError> {
-    let format = match args.format {
-        ReportFormat::Human => LintFormat::Human,
-        ReportFormat::Json => LintFormat::Json,
-        ReportFormat::Html if args.durations || args.run.starts_with("rel-") => {
-            return Err(CommandError::usage(
-                "`--format html` draws one run: pass a run id (`backout status` lists them), \
-                 or use `--format human|json` for a release or `--durations`",
-            ));
-        }
-        ReportFormat::Html => LintFormat::Human,
-    };
-    if args.durations {
-        return crate::commands::durations::report(std::path::Path::new(&args.run), format, global);
-    }
-    if args.run.starts_with("rel-") {
-        return crate::commands::releases::report(&args.run, format, global);
-    }
-    runtime()?.block_on(async {
-        let store = open_store(global).await?;
+/// `report RUN` (the dispatcher sends `rel-…` and `--durations` to their commands); `format`
+/// is `--format` for everything but the HTML page.
+pub fn report(
+    args: &ReportArgs,
+    format: LintFormat,
+    ctx: &Context,
+) -> Result<ExitCode, CommandError> {
+    ctx.runtime()?.block_on(async {
+        let store = ctx.open_store().await?;
         let run = store.get_run(&args.run).await?;
         let steps = store.list_steps(&args.run).await?;
         let events = store.run_events(&args.run, 0, 100_000).await?;
         if args.format == ReportFormat::Html {
-            output::out(&report_html(&run, &steps, &events, now())?);
+            output::out(&report_html(&run, &steps, &events, ctx.now())?);
         } else if format == LintFormat::Json {
             let value =
                 serde_json::json!({ "run": run_json(&run), "steps": steps, "events": events });
-            output::out(&format!("{}\n", json(&value)?));
+            output::out(&format!("{}\n", output::json(&value)?));
         } else {
             output::out(&report_text(&run, &steps, &events));
             output::out(&failed_output(&steps));

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use backout_server::demo::{self, Target};
 use backout_store::Store;
 
-use super::super::runs::now;
 use crate::cli::Global;
 use crate::exit_codes::CommandError;
 
@@ -46,6 +45,7 @@ pub(super) async fn start(
     server: SocketAddr,
     dir: &Path,
     database: &str,
+    now_ms: i64,
 ) -> Result<(), CommandError> {
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(server.ip(), 0))
         .await
@@ -61,7 +61,7 @@ pub(super) async fn start(
         }
     });
     let service = format!("http://{address}/demo");
-    let prepared = demo::prepare(store, &service, dir, now())
+    let prepared = demo::prepare(store, &service, dir, now_ms)
         .await
         .map_err(|e| CommandError::internal(format!("cannot prepare the demo: {e}")))?;
     let mut tokens = String::new();

@@ -10,13 +10,13 @@ use backout_model::Duration;
 use backout_model::schedule::Schedule;
 use backout_store::StepState;
 
-use super::runs::{actor, now, open_store, runtime};
-use crate::cli::{Global, RunFormat};
+use crate::cli::RunFormat;
+use crate::commands::context::Context;
 use crate::exit_codes::CommandError;
 use crate::output;
 
 /// The progress printer for a run of `steps` (the procedure's, or a workaround's).
-pub(super) fn printer(
+pub fn printer(
     format: RunFormat,
     steps: &[backout_model::plan::Step],
     prompt: Option<std::sync::mpsc::Sender<(String, String)>>,
@@ -47,34 +47,34 @@ pub(super) fn printer(
 }
 
 /// Whether to ask for manual confirmations here: a person at a terminal watching human output.
-pub(super) fn interactive(format: RunFormat) -> bool {
+pub fn interactive(format: RunFormat) -> bool {
     format == RunFormat::Human && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// On a terminal, a manual step is confirmed where the run is watched: the performer reads the
 /// instructions, does the work, types `y` (and optionally a note). The confirmation goes through
 /// the store exactly like `backout confirm` from another terminal, which works too.
-pub(super) fn spawn_prompter(global: &Global) -> std::sync::mpsc::Sender<(String, String)> {
-    let global = global.clone();
+pub fn spawn_prompter(ctx: &Context) -> std::sync::mpsc::Sender<(String, String)> {
+    let ctx = ctx.clone();
     spawn_prompter_with(move |run_id, step, note| {
-        runtime().and_then(|rt| {
+        ctx.runtime().and_then(|rt| {
             rt.block_on(async {
-                let store = open_store(&global).await?;
+                let store = ctx.open_store().await?;
                 let run = store.get_run(run_id).await?;
                 backout_core::release::decide::may_act(
                     store.as_ref(),
                     &run,
                     backout_core::release::decide::Act::Confirm(step),
-                    &actor(&global),
+                    &ctx.actor(),
                 )
                 .await?;
                 backout_core::executor::confirm(
                     store.as_ref(),
                     run_id,
                     step,
-                    &actor(&global),
+                    &ctx.actor(),
                     note,
-                    now(),
+                    ctx.now(),
                 )
                 .await
                 .map_err(CommandError::from)
@@ -85,7 +85,7 @@ pub(super) fn spawn_prompter(global: &Global) -> std::sync::mpsc::Sender<(String
 
 /// The prompt of [`spawn_prompter`] with its own way to confirm (`confirm(run, step, note)`):
 /// through the local store, or through a server's API.
-pub(super) fn spawn_prompter_with<F>(confirm: F) -> std::sync::mpsc::Sender<(String, String)>
+pub fn spawn_prompter_with<F>(confirm: F) -> std::sync::mpsc::Sender<(String, String)>
 where
     F: Fn(&str, &str, Option<&str>) -> Result<(), CommandError> + Send + 'static,
 {
@@ -126,7 +126,7 @@ where
 }
 
 /// The steps a run executes, or none when the workaround is unknown (the executor says so).
-pub(super) fn run_steps(
+pub fn run_steps(
     plan: &backout_model::Plan,
     workaround: Option<&str>,
 ) -> Vec<backout_model::plan::Step> {
