@@ -71,6 +71,7 @@ pub(crate) fn now() -> i64 {
 /// `GET /api/v1/releases`: newest first, with the verdict the watcher last saw.
 #[utoipa::path(
     get, path = "/api/v1/releases", operation_id = "listReleases", tag = "releases",
+    extensions(("x-backout-role" = json!("viewer"))),
     params(api::ListQuery),
     responses(
         (status = 200, description = "The releases, newest first.", body = api::ReleaseList),
@@ -110,6 +111,7 @@ pub async fn list_releases(
 /// the release as the CLI does (`BACKOUT_SERVER`).
 #[utoipa::path(
     get, path = "/api/v1/releases/{id}", operation_id = "getRelease", tag = "releases",
+    extensions(("x-backout-role" = json!("viewer"))),
     params(("id" = String, Path, description = "The release (`rel-…`).")),
     responses(
         (status = 200, description = "The release and where it stands.", body = api::ReleaseStatus),
@@ -163,6 +165,7 @@ async fn require_plan_accepted(state: &AppState, source: &str) -> Result<(), Api
 /// its diagnostics in `error.details`.
 #[utoipa::path(
     post, path = "/api/v1/releases", operation_id = "startRelease", tag = "releases",
+    extensions(("x-backout-role" = json!("performer"))),
     request_body = api::StartRelease,
     responses(
         (status = 201, description = "The release, as `GET /api/v1/releases/{id}` (without `plan_checkpoints` and `requested`).", body = api::ReleaseStatus),
@@ -217,6 +220,7 @@ pub async fn start_release(
 /// Needs a performer's token.
 #[utoipa::path(
     post, path = "/api/v1/releases/{id}/checkpoints", operation_id = "checkpoint", tag = "releases",
+    extensions(("x-backout-role" = json!("performer"))),
     params(("id" = String, Path, description = "The release (`rel-…`).")),
     request_body = api::CheckpointRequest,
     responses(
@@ -245,6 +249,7 @@ pub async fn checkpoint(
 /// Needs a performer's token.
 #[utoipa::path(
     post, path = "/api/v1/releases/{id}/request", operation_id = "requestRollback", tag = "releases",
+    extensions(("x-backout-role" = json!("performer"))),
     params(("id" = String, Path, description = "The release (`rel-…`).")),
     request_body = api::RollbackRequest,
     responses(
@@ -273,6 +278,7 @@ pub async fn request(
 /// Needs a performer's token.
 #[utoipa::path(
     post, path = "/api/v1/releases/{id}/check", operation_id = "checkRelease", tag = "releases",
+    extensions(("x-backout-role" = json!("performer"))),
     params(("id" = String, Path, description = "The release (`rel-…`).")),
     responses(
         (status = 200, description = "The verdict and every criterion.", body = api::CheckReport),
@@ -305,6 +311,7 @@ pub async fn check(
 /// Needs a decider's token; the plan's `authorization` rules then apply to the token's user.
 #[utoipa::path(
     post, path = "/api/v1/releases/{id}/decisions", operation_id = "decide", tag = "releases",
+    extensions(("x-backout-role" = json!("decider"))),
     params(("id" = String, Path, description = "The release (`rel-…`).")),
     request_body = api::DecisionRequest,
     responses(
@@ -358,6 +365,7 @@ pub async fn decide(
 /// body may be left out.
 #[utoipa::path(
     post, path = "/api/v1/releases/{id}/execute", operation_id = "execute", tag = "releases",
+    extensions(("x-backout-role" = json!("performer"))),
     params(("id" = String, Path, description = "The release (`rel-…`).")),
     request_body(content = Option<api::ExecuteRequest>, description = "May be left out."),
     responses(
@@ -402,6 +410,7 @@ pub async fn execute(
 /// `GET /api/v1/releases/{id}/deliveries`: the notifications of a release and its runs.
 #[utoipa::path(
     get, path = "/api/v1/releases/{id}/deliveries", operation_id = "releaseDeliveries", tag = "releases",
+    extensions(("x-backout-role" = json!("viewer"))),
     params(("id" = String, Path, description = "The release (`rel-…`).")),
     responses(
         (status = 200, description = "Newest first, at most 500.", body = api::DeliveryList),
@@ -425,6 +434,7 @@ pub async fn deliveries(
 /// refuses when the token's user is someone else).
 #[utoipa::path(
     get, path = "/api/v1/me", operation_id = "whoAmI", tag = "tokens",
+    extensions(("x-backout-role" = json!("viewer"))),
     responses(
         (status = 200, description = "The token's user and role.", body = api::Me),
         (status = 401, description = "No valid token.", body = ErrorBody),
@@ -442,6 +452,7 @@ pub async fn me(axum::Extension(caller): axum::Extension<Caller>) -> Answer<api:
 /// `GET /api/v1/audit/verify`: recomputes the journal's hash chain.
 #[utoipa::path(
     get, path = "/api/v1/audit/verify", operation_id = "auditVerify", tag = "audit",
+    extensions(("x-backout-role" = json!("viewer"))),
     responses(
         (status = 200, description = "Whether the chain holds (`ok`), and where it breaks when it does not.", body = api::AuditVerify),
         (status = 401, description = "No valid token.", body = ErrorBody),

@@ -50,6 +50,7 @@ fn located(diagnostic: &Diagnostic, file: &str) -> api::LocatedDiagnostic {
 /// viewer's token.
 #[utoipa::path(
     post, path = "/api/v1/plans/lint", operation_id = "lintPlan", tag = "plans",
+    extensions(("x-backout-role" = json!("viewer"))),
     request_body = api::PlanRequest,
     responses(
         (status = 200, description = "The diagnostics, as `backout lint --format json --hash`.", body = api::LintAnswer),
@@ -91,6 +92,7 @@ pub async fn lint(
 /// 422 with the diagnostics when the plan is invalid. Needs a viewer's token.
 #[utoipa::path(
     post, path = "/api/v1/plans/render", operation_id = "renderPlan", tag = "plans",
+    extensions(("x-backout-role" = json!("viewer"))),
     request_body = api::PlanRequest,
     responses(
         (status = 200, description = "The document.", content(
@@ -128,6 +130,7 @@ pub async fn render(
 /// As its text or as the rendered document.
 #[utoipa::path(
     get, path = "/api/v1/releases/{id}/plan", operation_id = "releasePlan", tag = "plans",
+    extensions(("x-backout-role" = json!("viewer"))),
     params(("id" = String, Path, description = "The release (`rel-…`)."), api::PlanQuery),
     responses(
         (status = 200, description = "The plan's text or document.", content(
@@ -231,6 +234,7 @@ async fn document(
 /// Filtered by plan hash, service or environment (as `backout evidence list --format json`).
 #[utoipa::path(
     get, path = "/api/v1/evidence", operation_id = "listEvidence", tag = "plans",
+    extensions(("x-backout-role" = json!("viewer"))),
     params(api::EvidenceQuery),
     responses(
         (status = 200, description = "The evidence, newest first.", body = api::EvidenceList),
@@ -259,6 +263,7 @@ pub async fn list_evidence(
 /// `GET /api/v1/evidence/{id}`: one piece of evidence with every step.
 #[utoipa::path(
     get, path = "/api/v1/evidence/{id}", operation_id = "getEvidence", tag = "plans",
+    extensions(("x-backout-role" = json!("viewer"))),
     params(("id" = String, Path, description = "The evidence (`evi-…`).")),
     responses(
         (status = 200, description = "The evidence.", body = api::Evidence),
@@ -305,6 +310,7 @@ pub async fn require_accepted(
 /// honours its automatic approvals and executes it.
 #[utoipa::path(
     post, path = "/api/v1/plans/accept", operation_id = "acceptPlan", tag = "plans",
+    extensions(("x-backout-role" = json!("viewer"))),
     request_body = api::AcceptRequest,
     responses(
         (status = 200, description = "The acceptance recorded.", body = api::Accepted),

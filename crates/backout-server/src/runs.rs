@@ -22,6 +22,7 @@ use crate::state::AppState;
 /// `expected` and the service, as `backout status RUN` does.
 #[utoipa::path(
     get, path = "/api/v1/runs/{id}", operation_id = "getRun", tag = "runs",
+    extensions(("x-backout-role" = json!("viewer"))),
     params(("id" = String, Path, description = "The run (`run-…`).")),
     responses(
         (status = 200, description = "The run, its steps and its plan text.", body = api::RunWithSteps),
@@ -56,6 +57,7 @@ async fn run_with_steps(state: &AppState, id: &str) -> Result<api::RunWithSteps,
 /// body may be left out.
 #[utoipa::path(
     post, path = "/api/v1/runs/{id}/steps/{step}/confirm", operation_id = "confirmStep", tag = "runs",
+    extensions(("x-backout-role" = json!("performer"))),
     params(
         ("id" = String, Path, description = "The run (`run-…`)."),
         ("step" = String, Path, description = "The step's id in the plan."),
@@ -103,6 +105,7 @@ pub async fn confirm(
 /// Needs a performer's token.
 #[utoipa::path(
     post, path = "/api/v1/runs/{id}/steps/{step}/resolve", operation_id = "resolveStep", tag = "runs",
+    extensions(("x-backout-role" = json!("performer"))),
     params(
         ("id" = String, Path, description = "The run (`run-…`)."),
         ("step" = String, Path, description = "The step's id in the plan."),
@@ -149,6 +152,7 @@ pub async fn resolve(
 /// Needs a performer's token. The body may be left out.
 #[utoipa::path(
     post, path = "/api/v1/runs/{id}/abort", operation_id = "abortRun", tag = "runs",
+    extensions(("x-backout-role" = json!("performer"))),
     params(("id" = String, Path, description = "The run (`run-…`).")),
     request_body(content = Option<api::AbortRequest>, description = "May be left out."),
     responses(
@@ -180,6 +184,7 @@ pub async fn abort(
 /// performer's token. The body may be left out.
 #[utoipa::path(
     post, path = "/api/v1/runs/{id}/retry", operation_id = "retryRun", tag = "runs",
+    extensions(("x-backout-role" = json!("performer"))),
     params(("id" = String, Path, description = "The run (`run-…`).")),
     request_body(content = Option<api::RetryRequest>, description = "May be left out."),
     responses(
@@ -213,6 +218,7 @@ pub async fn retry(
 /// With the reason; its dependants proceed. Needs a performer's token.
 #[utoipa::path(
     post, path = "/api/v1/runs/{id}/steps/{step}/skip", operation_id = "skipStep", tag = "runs",
+    extensions(("x-backout-role" = json!("performer"))),
     params(
         ("id" = String, Path, description = "The run (`run-…`)."),
         ("step" = String, Path, description = "The step's id in the plan."),
@@ -264,6 +270,7 @@ async fn continue_reopened(state: &AppState) {
 /// person keeps the stream open.
 #[utoipa::path(
     get, path = "/api/v1/runs/{id}/events", operation_id = "runEvents", tag = "runs",
+    extensions(("x-backout-role" = json!("viewer"))),
     params(
         ("id" = String, Path, description = "The run (`run-…`)."),
         ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this `seq`."),
