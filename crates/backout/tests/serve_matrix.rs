@@ -220,8 +220,7 @@ async fn stream_status(client: &reqwest::Client, url: &str, bearer: &str) -> (u1
         return (status, Value::Null);
     }
     let text = response.text().await.expect("a body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    support::server::openapi::assert_documented(client, "GET", url, status, &value).await;
+    (status, value)
 }

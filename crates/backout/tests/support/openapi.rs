@@ -67,6 +67,35 @@ impl Document {
         ))
     }
 
+    /// Checks `data`, the data of a server-sent event named `event` of a run's stream, against
+    /// the schema the document gives that message (`journal` → `JournalEvent`, `end` →
+    /// `StreamEnd`, `resync` → `StreamResync`).
+    pub fn check_event(&self, event: &str, data: &Value) -> Result<(), String> {
+        let component = match event {
+            "journal" => "JournalEvent",
+            "end" => "StreamEnd",
+            "resync" => "StreamResync",
+            other => {
+                return Err(format!(
+                    "event `{other}` is not a message the document names"
+                ));
+            }
+        };
+        let schema = self
+            .root
+            .pointer(&format!("/components/schemas/{component}"))
+            .ok_or_else(|| format!("the document has no schema {component}"))?;
+        let mut problems = Vec::new();
+        self.validate(schema, data, "", &mut problems);
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "event `{event}` does not match {component}:\n  {}\ndata: {data}",
+            problems.join("\n  ")
+        ))
+    }
+
     /// The operation whose path template matches `path`, preferring literal segments over
     /// parameters.
     fn operation(&self, method: &str, path: &str) -> Option<(&str, &Value)> {
@@ -323,6 +352,22 @@ pub async fn assert_documented(
     body: &Value,
 ) {
     let parsed = reqwest::Url::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    let document = document_of(client, &parsed).await;
+    if let Err(problem) = document.check(method, parsed.path(), status, body) {
+        panic!("{problem}");
+    }
+}
+
+/// Panics unless `data`, a message `event` of the stream at `url`, matches the document.
+pub async fn assert_event_documented(url: &reqwest::Url, event: &str, data: &Value) {
+    let document = document_of(&reqwest::Client::new(), url).await;
+    if let Err(problem) = document.check_event(event, data) {
+        panic!("{problem}");
+    }
+}
+
+/// The document of the server at `url`, read once per server.
+async fn document_of(client: &reqwest::Client, parsed: &reqwest::Url) -> Arc<Document> {
     let base = format!(
         "{}://{}:{}",
         parsed.scheme(),
@@ -330,7 +375,7 @@ pub async fn assert_documented(
         parsed.port_or_known_default().unwrap_or_default()
     );
     let known = documents().lock().expect("documents").get(&base).cloned();
-    let document = match known {
+    match known {
         Some(document) => document,
         None => {
             let text = client
@@ -349,8 +394,5 @@ pub async fn assert_documented(
                 .insert(base, document.clone());
             document
         }
-    };
-    if let Err(problem) = document.check(method, parsed.path(), status, body) {
-        panic!("{problem}");
     }
 }

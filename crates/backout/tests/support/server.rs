@@ -256,6 +256,7 @@ pub async fn follow(
     mut on_event: impl AsyncFnMut(&str, &Value),
 ) -> Vec<(String, Value)> {
     let deadline = Instant::now() + limit;
+    let url = response.url().clone();
     let mut buffer = String::new();
     let mut events = Vec::new();
     loop {
@@ -283,6 +284,7 @@ pub async fn follow(
                 continue; // keep-alive comment
             }
             let value: Value = serde_json::from_str(&data).expect("SSE data is JSON");
+            openapi::assert_event_documented(&url, &name, &value).await;
             on_event(&name, &value).await;
             let end = name == "end";
             events.push((name, value));
