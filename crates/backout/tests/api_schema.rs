@@ -126,6 +126,15 @@ fn answers_that_differ_from_the_document_fail() {
         .check("GET", "/api/v1/nowhere", 200, &json!({}))
         .expect_err("an undocumented path fails");
     assert!(problem.contains("not in the OpenAPI document"), "{problem}");
+    // The router's 404 for a route it does not have is the error body, and nothing else.
+    let missing = json!({ "error": { "code": "not_found", "message": "no route GET /nope" } });
+    document
+        .check("GET", "/nope", 404, &missing)
+        .expect("the router's 404 matches the error body");
+    let problem = document
+        .check("GET", "/nope", 404, &json!({ "missing": true }))
+        .expect_err("another 404 body fails");
+    assert!(problem.contains("ErrorBody"), "{problem}");
 }
 
 #[test]

@@ -34,9 +34,14 @@ impl Document {
     /// Checks `body`, the JSON answer of `method path` with `status`. `path` is the request's
     /// path (no query string); it is matched against the document's path templates.
     pub fn check(&self, method: &str, path: &str, status: u16, body: &Value) -> Result<(), String> {
-        let (template, operation) = self
-            .operation(method, path)
-            .ok_or_else(|| format!("{method} {path} is not in the OpenAPI document"))?;
+        let Some((template, operation)) = self.operation(method, path) else {
+            // The router's own answers to a route it does not have (404) or a method a route
+            // does not take (405) are the one error body too.
+            if matches!(status, 404 | 405) {
+                return self.check_component("ErrorBody", body, &format!("{method} {path}"));
+            }
+            return Err(format!("{method} {path} is not in the OpenAPI document"));
+        };
         let responses = &operation["responses"];
         let code = status.to_string();
         let range = format!("{}XX", status / 100);
@@ -81,17 +86,22 @@ impl Document {
                 ));
             }
         };
+        self.check_component(component, data, &format!("event `{event}`"))
+    }
+
+    /// Checks `value` against the component schema `name`; `what` names it in the error.
+    fn check_component(&self, name: &str, value: &Value, what: &str) -> Result<(), String> {
         let schema = self
             .root
-            .pointer(&format!("/components/schemas/{component}"))
-            .ok_or_else(|| format!("the document has no schema {component}"))?;
+            .pointer(&format!("/components/schemas/{name}"))
+            .ok_or_else(|| format!("the document has no schema {name}"))?;
         let mut problems = Vec::new();
-        self.validate(schema, data, "", &mut problems);
+        self.validate(schema, value, "", &mut problems);
         if problems.is_empty() {
             return Ok(());
         }
         Err(format!(
-            "event `{event}` does not match {component}:\n  {}\ndata: {data}",
+            "{what} does not match {name}:\n  {}\nvalue: {value}",
             problems.join("\n  ")
         ))
     }
