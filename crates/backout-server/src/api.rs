@@ -1,28 +1,30 @@
-//! The handlers of `/api/v1`. Each one checks the token's role, then calls the same core
-//! operation as the CLI with the token's user as the actor: the plan's `people` rules, the
-//! window and the quorum are enforced there, never here.
+//! The release handlers of `/api/v1` (the run handlers are in [`crate::runs`]). Each one checks
+//! the token's role, then calls the same core operation as the CLI with the token's user as the
+//! actor: the plan's `people` rules, the window and the quorum are enforced there, never here.
+//!
+//! Every handler answers with a type of [`backout_api`]; its `#[utoipa::path]` says which, and
+//! the OpenAPI document ([`crate::openapi`]) is generated from those attributes.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use backout_core::StepTarget;
+use axum::http::StatusCode;
+use backout_api as api;
+use backout_api::ErrorBody;
 use backout_core::clock::{Clock, SystemClock};
 use backout_core::env::Resolver;
-use backout_core::release::decide::Act;
 use backout_core::release::{self, StartRelease, decide};
-use backout_store::{Role, Run, verify_store};
-use serde::Deserialize;
+use backout_store::{Role, verify_store};
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 
+use crate::answers;
 use crate::auth::Caller;
 use crate::errors::ApiError;
 use crate::state::AppState;
 
-type ApiResult = Result<axum::response::Response, ApiError>;
+/// The result of a handler: a typed JSON answer or the API's error.
+pub type Answer<T> = Result<Json<T>, ApiError>;
 
 /// `Json<T>` whose rejections (malformed JSON, unknown fields, a body over the limit) are
 /// [`ApiError`]s like every other failure.
@@ -62,108 +64,80 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for MaybeBody
     }
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemClock.now_ms()
 }
 
-fn ok(value: Value) -> ApiResult {
-    Ok(Json(value).into_response())
-}
-
-/// A run without its plan text (the run's page does not need to repeat it).
-pub fn run_json(run: &Run) -> Value {
-    let mut value = serde_json::to_value(run).unwrap_or_default();
-    if let Some(map) = value.as_object_mut() {
-        map.remove("plan_source");
-    }
-    value
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    limit: Option<u32>,
-}
-
 /// `GET /api/v1/releases`: newest first, with the verdict the watcher last saw.
+#[utoipa::path(
+    get, path = "/api/v1/releases", operation_id = "listReleases", tag = "releases",
+    extensions(("x-backout-role" = json!("viewer"))),
+    params(api::ListQuery),
+    responses(
+        (status = 200, description = "The releases, newest first.", body = api::ReleaseList),
+        (status = 400, description = "A query parameter that does not parse.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = "default", description = "Any other failure.", body = ErrorBody),
+    )
+)]
 pub async fn list_releases(
     State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
-) -> ApiResult {
+    Query(query): Query<api::ListQuery>,
+) -> Answer<api::ReleaseList> {
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let releases = state.store.list_releases(limit).await?;
     let verdicts = state.verdicts();
     let now = now();
-    let mut outcomes = Vec::with_capacity(releases.len());
+    let mut items = Vec::with_capacity(releases.len());
     for release in &releases {
-        outcomes.push(
-            decide::load(state.store.as_ref(), &release.id)
-                .await
-                .ok()
-                .map(|l| decide::Outcome::of(&l.release, &l.decisions).as_str()),
-        );
+        let outcome = decide::load(state.store.as_ref(), &release.id)
+            .await
+            .ok()
+            .map(|l| answers::outcome(decide::Outcome::of(&l.release, &l.decisions)));
+        items.push(api::ReleaseSummary {
+            release: api::Release::from(release),
+            outcome,
+            window_closed: release.window_closed(now),
+            verdict: verdicts.get(&release.id).copied().map(answers::verdict),
+        });
     }
-    let items: Vec<Value> = releases
-        .iter()
-        .zip(outcomes)
-        .map(|(release, outcome)| {
-            let mut value = serde_json::to_value(release).unwrap_or_default();
-            if let Some(map) = value.as_object_mut() {
-                map.remove("plan_source");
-                if let Some(outcome) = outcome {
-                    map.insert("outcome".into(), outcome.into());
-                }
-                map.insert("window_closed".into(), release.window_closed(now).into());
-                if let Some(verdict) = verdicts.get(&release.id) {
-                    map.insert(
-                        "verdict".into(),
-                        serde_json::to_value(verdict).unwrap_or_default(),
-                    );
-                }
-            }
-            value
-        })
-        .collect();
-    ok(json!({ "releases": items }))
+    Ok(Json(api::ReleaseList { releases: items }))
 }
 
 /// `GET /api/v1/releases/{id}`: as `backout status REL --format json`.
-pub async fn get_release(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+///
+/// Also `plan_checkpoints` (the checkpoints the plan declares, and which one closes the
+/// window) and `requested` (why the verdict is `rollback_required`), for clients that print
+/// the release as the CLI does (`BACKOUT_SERVER`).
+#[utoipa::path(
+    get, path = "/api/v1/releases/{id}", operation_id = "getRelease", tag = "releases",
+    extensions(("x-backout-role" = json!("viewer"))),
+    params(("id" = String, Path, description = "The release (`rel-…`).")),
+    responses(
+        (status = 200, description = "The release and where it stands.", body = api::ReleaseStatus),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 404, description = "No such release.", body = ErrorBody),
+        (status = "default", description = "Any other failure.", body = ErrorBody),
+    )
+)]
+pub async fn get_release(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Answer<api::ReleaseStatus> {
     let status = release::status(state.store.as_ref(), &id, now()).await?;
-    let mut value = status.to_json();
-    // For clients that print the release as the CLI does (`BACKOUT_SERVER`): the checkpoints
-    // the plan declares (and which one closes the window), and `requested`, which says why
-    // the verdict is rollback_required.
-    if let Some(map) = value.as_object_mut() {
-        if let Some(plan) = backout_model::lint(&status.release.plan_source).plan {
-            let no_return = plan
-                .window
-                .given()
-                .and_then(|w| w.closes_at_checkpoint.clone());
-            map.insert(
-                "plan_checkpoints".into(),
-                json!({ "declared": plan.release.checkpoints, "point_of_no_return": no_return }),
-            );
-        }
-        if let Some(report) = &status.report {
-            map.insert("requested".into(), report.requested.into());
-        }
+    let mut answer = answers::release_status(&status);
+    if let Some(plan) = backout_model::lint(&status.release.plan_source).plan {
+        let no_return = plan
+            .window
+            .given()
+            .and_then(|w| w.closes_at_checkpoint.clone());
+        answer.plan_checkpoints = Some(api::PlanCheckpoints {
+            declared: plan.release.checkpoints.clone(),
+            point_of_no_return: no_return,
+        });
     }
-    ok(value)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StartBody {
-    /// The plan's YAML text (stored with the release; its hash guards it).
-    plan: String,
-    version: Option<String>,
-    rollback_to: Option<String>,
-    /// When the deployment happened, RFC 3339 (default: now).
-    at: Option<String>,
-    /// Refuse unless the plan is accepted (`backout start --require-accepted`).
-    #[serde(default)]
-    require_accepted: bool,
+    answer.requested = status.report.as_ref().map(|r| r.requested);
+    Ok(Json(answer))
 }
 
 /// Refuses a plan whose content hash nobody accepted.
@@ -185,12 +159,29 @@ async fn require_plan_accepted(state: &AppState, source: &str) -> Result<(), Api
     Ok(())
 }
 
-/// `POST /api/v1/releases`: opens a release guarded by the plan in the body.
+/// `POST /api/v1/releases`: opens a release guarded by the plan in the body (as `backout start`).
+///
+/// Needs a performer's token. A plan with errors is refused with 422, code `invalid_plan`, and
+/// its diagnostics in `error.details`.
+#[utoipa::path(
+    post, path = "/api/v1/releases", operation_id = "startRelease", tag = "releases",
+    extensions(("x-backout-role" = json!("performer"))),
+    request_body = api::StartRelease,
+    responses(
+        (status = 201, description = "The release, as `GET /api/v1/releases/{id}` (without `plan_checkpoints` and `requested`).", body = api::ReleaseStatus),
+        (status = 400, description = "A body that is not the JSON expected, or a bad `at`.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token's role, or an unaccepted plan when acceptance is required.", body = ErrorBody),
+        (status = 413, description = "A body over the limit.", body = ErrorBody),
+        (status = 422, description = "The plan has errors (`invalid_plan`, diagnostics in `details`).", body = ErrorBody),
+        (status = "default", description = "Any other failure.", body = ErrorBody),
+    )
+)]
 pub async fn start_release(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
-    Body(body): Body<StartBody>,
-) -> ApiResult {
+    Body(body): Body<api::StartRelease>,
+) -> Result<(StatusCode, Json<api::ReleaseStatus>), ApiError> {
     caller.require(Role::Performer, "start releases")?;
     crate::plans::valid(&body.plan, "plan.yaml")?;
     if state.require_accepted || body.require_accepted {
@@ -221,53 +212,87 @@ pub async fn start_release(
     )
     .await?;
     let status = release::status(state.store.as_ref(), &started.id, now()).await?;
-    Ok((StatusCode::CREATED, Json(status.to_json())).into_response())
+    Ok((StatusCode::CREATED, Json(answers::release_status(&status))))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckpointBody {
-    name: String,
-}
-
-/// `POST /api/v1/releases/{id}/checkpoints`
+/// `POST /api/v1/releases/{id}/checkpoints`: reports a checkpoint (as `backout checkpoint`).
+///
+/// Needs a performer's token.
+#[utoipa::path(
+    post, path = "/api/v1/releases/{id}/checkpoints", operation_id = "checkpoint", tag = "releases",
+    extensions(("x-backout-role" = json!("performer"))),
+    params(("id" = String, Path, description = "The release (`rel-…`).")),
+    request_body = api::CheckpointRequest,
+    responses(
+        (status = 200, description = "The release's status after the checkpoint.", body = api::ReleaseStatus),
+        (status = 400, description = "A body that is not the JSON expected, or a checkpoint the plan does not declare.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token's role, or the state of the release.", body = ErrorBody),
+        (status = 404, description = "No such release.", body = ErrorBody),
+        (status = "default", description = "Any other failure.", body = ErrorBody),
+    )
+)]
 pub async fn checkpoint(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path(id): Path<String>,
-    Body(body): Body<CheckpointBody>,
-) -> ApiResult {
+    Body(body): Body<api::CheckpointRequest>,
+) -> Answer<api::ReleaseStatus> {
     caller.require(Role::Performer, "report checkpoints")?;
     release::checkpoint(state.store.as_ref(), &id, &body.name, &caller.user, now()).await?;
     let status = release::status(state.store.as_ref(), &id, now()).await?;
-    ok(status.to_json())
+    Ok(Json(answers::release_status(&status)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RequestBody {
-    reason: String,
-}
-
-/// `POST /api/v1/releases/{id}/request`: a person asks for a rollback.
+/// `POST /api/v1/releases/{id}/request`: a person asks for a rollback (as `backout request`).
+///
+/// Needs a performer's token.
+#[utoipa::path(
+    post, path = "/api/v1/releases/{id}/request", operation_id = "requestRollback", tag = "releases",
+    extensions(("x-backout-role" = json!("performer"))),
+    params(("id" = String, Path, description = "The release (`rel-…`).")),
+    request_body = api::RollbackRequest,
+    responses(
+        (status = 200, description = "The release's status after the request.", body = api::ReleaseStatus),
+        (status = 400, description = "A body that is not the JSON expected.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token's role, or the state of the release.", body = ErrorBody),
+        (status = 404, description = "No such release.", body = ErrorBody),
+        (status = "default", description = "Any other failure.", body = ErrorBody),
+    )
+)]
 pub async fn request(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path(id): Path<String>,
-    Body(body): Body<RequestBody>,
-) -> ApiResult {
+    Body(body): Body<api::RollbackRequest>,
+) -> Answer<api::ReleaseStatus> {
     caller.require(Role::Performer, "request rollbacks")?;
     release::request(state.store.as_ref(), &id, &body.reason, &caller.user, now()).await?;
     let status = release::status(state.store.as_ref(), &id, now()).await?;
-    ok(status.to_json())
+    Ok(Json(answers::release_status(&status)))
 }
 
 /// `POST /api/v1/releases/{id}/check`: measures every criterion once, now (as `backout check`).
+///
+/// Needs a performer's token.
+#[utoipa::path(
+    post, path = "/api/v1/releases/{id}/check", operation_id = "checkRelease", tag = "releases",
+    extensions(("x-backout-role" = json!("performer"))),
+    params(("id" = String, Path, description = "The release (`rel-…`).")),
+    responses(
+        (status = 200, description = "The verdict and every criterion.", body = api::CheckReport),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token's role.", body = ErrorBody),
+        (status = 404, description = "No such release.", body = ErrorBody),
+        (status = "default", description = "Any other failure.", body = ErrorBody),
+    )
+)]
 pub async fn check(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path(id): Path<String>,
-) -> ApiResult {
+) -> Answer<api::CheckReport> {
     caller.require(Role::Performer, "measure criteria")?;
     let report = release::check(
         state.store.as_ref(),
@@ -278,36 +303,36 @@ pub async fn check(
         false,
     )
     .await?;
-    ok(serde_json::to_value(&report).map_err(ApiError::internal)?)
-}
-
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-pub enum DecisionChoice {
-    Approve,
-    Deny,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DecisionBody {
-    decision: DecisionChoice,
-    reason: String,
-    #[serde(default)]
-    override_window: bool,
+    Ok(Json(answers::check_report(&report)))
 }
 
 /// `POST /api/v1/releases/{id}/decisions`: approve or deny, as the token's user.
+///
+/// Needs a decider's token; the plan's `authorization` rules then apply to the token's user.
+#[utoipa::path(
+    post, path = "/api/v1/releases/{id}/decisions", operation_id = "decide", tag = "releases",
+    extensions(("x-backout-role" = json!("decider"))),
+    params(("id" = String, Path, description = "The release (`rel-…`).")),
+    request_body = api::DecisionRequest,
+    responses(
+        (status = 200, description = "The decision recorded, and where the quorum stands.", body = api::Decision),
+        (status = 400, description = "A body that is not the JSON expected.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token's role, or a rule of the plan (`refused`).", body = ErrorBody),
+        (status = 404, description = "No such release.", body = ErrorBody),
+        (status = "default", description = "Any other failure.", body = ErrorBody),
+    )
+)]
 pub async fn decide(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path(id): Path<String>,
-    Body(body): Body<DecisionBody>,
-) -> ApiResult {
+    Body(body): Body<api::DecisionRequest>,
+) -> Answer<api::Decision> {
     caller.require(Role::Decider, "decide rollbacks")?;
     let choice = match body.decision {
-        DecisionChoice::Approve => decide::Choice::Approve,
-        DecisionChoice::Deny => decide::Choice::Deny,
+        api::DecisionChoice::Approve => decide::Choice::Approve,
+        api::DecisionChoice::Deny => decide::Choice::Deny,
     };
     let decided = decide::decide(
         state.store.as_ref(),
@@ -322,33 +347,42 @@ pub async fn decide(
     )
     .await?;
     tracing::info!(release = %id, user = %caller.user, decision = choice.as_str(), approved = decided.approved, "decision");
-    ok(json!({
-        "release_id": id,
-        "decision": choice.as_str(),
-        "actor": caller.user,
-        "approvals": decided.approvals,
-        "quorum": decided.quorum,
-        "approved": decided.approved,
-        "as_fallback": decided.as_fallback,
-        "override_window": decided.override_window,
+    Ok(Json(api::Decision {
+        release_id: id,
+        decision: body.decision,
+        actor: caller.user,
+        approvals: u64::try_from(decided.approvals).unwrap_or(u64::MAX),
+        quorum: decided.quorum,
+        approved: decided.approved,
+        as_fallback: decided.as_fallback,
+        override_window: decided.override_window,
     }))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ExecuteBody {
-    /// Run this workaround of the plan instead of the procedure.
-    workaround: Option<String>,
-}
-
-/// `POST /api/v1/releases/{id}/execute`: starts the approved rollback in the background as the
-/// token's user (who must be a performer of the plan); returns the run's id at once.
+/// `POST /api/v1/releases/{id}/execute`: starts the approved rollback in the background.
+///
+/// As the token's user (a performer of the plan); answers with the run's id at once. The
+/// body may be left out.
+#[utoipa::path(
+    post, path = "/api/v1/releases/{id}/execute", operation_id = "execute", tag = "releases",
+    extensions(("x-backout-role" = json!("performer"))),
+    params(("id" = String, Path, description = "The release (`rel-…`).")),
+    request_body(content = Option<api::ExecuteRequest>, description = "May be left out."),
+    responses(
+        (status = 202, description = "The rollback started; follow its events.", body = api::Executed),
+        (status = 400, description = "A body that is not the JSON expected.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token's role, an unaccepted plan, or a rule of the plan (`refused`).", body = ErrorBody),
+        (status = 404, description = "No such release.", body = ErrorBody),
+        (status = "default", description = "Any other failure.", body = ErrorBody),
+    )
+)]
 pub async fn execute(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path(id): Path<String>,
-    MaybeBody(body): MaybeBody<ExecuteBody>,
-) -> ApiResult {
+    MaybeBody(body): MaybeBody<api::ExecuteRequest>,
+) -> Result<(StatusCode, Json<api::Executed>), ApiError> {
     caller.require(Role::Performer, "execute rollbacks")?;
     crate::plans::require_accepted(state.store.as_ref(), &id).await?;
     let cleared = decide::clear_execution_of(
@@ -364,229 +398,88 @@ pub async fn execute(
     tracing::info!(release = %id, run = %run_id, user = %caller.user, "rollback started");
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "release_id": id,
-            "run_id": run_id,
-            "override_window": override_window,
-            "events": format!("/api/v1/runs/{run_id}/events"),
-        })),
-    )
-        .into_response())
+        Json(api::Executed {
+            release_id: id,
+            events: format!("/api/v1/runs/{run_id}/events"),
+            run_id,
+            override_window,
+        }),
+    ))
 }
 
 /// `GET /api/v1/releases/{id}/deliveries`: the notifications of a release and its runs.
-pub async fn deliveries(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+#[utoipa::path(
+    get, path = "/api/v1/releases/{id}/deliveries", operation_id = "releaseDeliveries", tag = "releases",
+    extensions(("x-backout-role" = json!("viewer"))),
+    params(("id" = String, Path, description = "The release (`rel-…`).")),
+    responses(
+        (status = 200, description = "Newest first, at most 500.", body = api::DeliveryList),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = "default", description = "Any other failure.", body = ErrorBody),
+    )
+)]
+pub async fn deliveries(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Answer<api::DeliveryList> {
     let deliveries = state.store.list_deliveries(Some(&id), 500).await?;
-    ok(json!({ "deliveries": deliveries }))
+    Ok(Json(api::DeliveryList {
+        deliveries: deliveries.iter().map(api::Delivery::from).collect(),
+    }))
 }
 
-/// `GET /api/v1/runs/{id}`: the run and its steps (as `backout status RUN --format json`).
-pub async fn get_run(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    let run = state.store.get_run(&id).await?;
-    let steps = state.store.list_steps(&id).await?;
-    // `plan_source` (beside the run, which stays without it) lets a client print each step's
-    // `expected` and the service, as `backout status RUN` does.
-    let mut value =
-        json!({ "run": run_json(&run), "steps": steps, "plan_source": run.plan_source });
-    if let Some(gone) =
-        backout_core::executor::executor_gone_at(state.store.as_ref(), &run, now()).await
-    {
-        value["executor_gone"] = gone.into();
-    }
-    ok(value)
-}
-
-/// `GET /api/v1/me`: who the token acts as, so a client can check that it is who it means to be
-/// (`backout --as X` against a server refuses when the token's user is someone else).
-pub async fn me(axum::Extension(caller): axum::Extension<Caller>) -> ApiResult {
-    ok(json!({ "user": caller.user, "role": caller.role, "token_id": caller.token_id }))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct NoteBody {
-    note: Option<String>,
-}
-
-/// `POST /api/v1/runs/{id}/steps/{step}/confirm`: a manual step is done.
-pub async fn confirm(
-    State(state): State<AppState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path((id, step)): Path<(String, String)>,
-    MaybeBody(body): MaybeBody<NoteBody>,
-) -> ApiResult {
-    caller.require(Role::Performer, "confirm steps")?;
-    let note = body.note;
-    let run = state.store.get_run(&id).await?;
-    decide::may_act(
-        state.store.as_ref(),
-        &run,
-        Act::Confirm(&step),
-        &caller.user,
+/// `GET /api/v1/me`: who the token acts as.
+///
+/// So a client can check that it is who it means to be (`backout --as X` against a server
+/// refuses when the token's user is someone else).
+#[utoipa::path(
+    get, path = "/api/v1/me", operation_id = "whoAmI", tag = "tokens",
+    extensions(("x-backout-role" = json!("viewer"))),
+    responses(
+        (status = 200, description = "The token's user and role.", body = api::Me),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = "default", description = "Any other failure.", body = ErrorBody),
     )
-    .await?;
-    backout_core::executor::confirm(
-        state.store.as_ref(),
-        &id,
-        &step,
-        &caller.user,
-        note.as_deref(),
-        now(),
-    )
-    .await?;
-    get_run(State(state), Path(id)).await
-}
-
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Done,
-    Failed,
-    Retry,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResolveBody {
-    outcome: Outcome,
-    note: Option<String>,
-}
-
-/// `POST /api/v1/runs/{id}/steps/{step}/resolve`: an in-doubt step took effect, failed, or
-/// is to be retried.
-pub async fn resolve(
-    State(state): State<AppState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path((id, step)): Path<(String, String)>,
-    Body(body): Body<ResolveBody>,
-) -> ApiResult {
-    caller.require(Role::Performer, "resolve steps")?;
-    let target = match body.outcome {
-        Outcome::Done => StepTarget::Done,
-        Outcome::Failed => StepTarget::Failed,
-        Outcome::Retry => StepTarget::Retry,
-    };
-    let run = state.store.get_run(&id).await?;
-    decide::may_act(state.store.as_ref(), &run, Act::Resolve, &caller.user).await?;
-    backout_core::executor::resolve(
-        state.store.as_ref(),
-        &id,
-        &step,
-        target,
-        &caller.user,
-        body.note.as_deref(),
-        now(),
-    )
-    .await?;
-    get_run(State(state), Path(id)).await
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct AbortBody {
-    reason: Option<String>,
-}
-
-/// `POST /api/v1/runs/{id}/abort`: running steps are stopped, nothing new starts.
-pub async fn abort(
-    State(state): State<AppState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path(id): Path<String>,
-    MaybeBody(body): MaybeBody<AbortBody>,
-) -> ApiResult {
-    caller.require(Role::Performer, "abort runs")?;
-    let reason = body.reason.unwrap_or_else(|| "no reason given".into());
-    let run = state.store.get_run(&id).await?;
-    decide::may_act(state.store.as_ref(), &run, Act::Abort, &caller.user).await?;
-    backout_core::executor::abort(state.store.as_ref(), &id, &caller.user, &reason, now()).await?;
-    get_run(State(state), Path(id)).await
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RetryBody {
-    #[serde(default)]
-    steps: Vec<String>,
-}
-
-/// `POST /api/v1/runs/{id}/retry`: failed (or the named) steps get a new attempt; a run that
-/// ended is reopened and the server's executor continues it at once.
-pub async fn retry(
-    State(state): State<AppState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path(id): Path<String>,
-    MaybeBody(body): MaybeBody<RetryBody>,
-) -> ApiResult {
-    caller.require(Role::Performer, "retry steps")?;
-    let run = state.store.get_run(&id).await?;
-    decide::may_act(state.store.as_ref(), &run, Act::Retry, &caller.user).await?;
-    let steps =
-        backout_core::executor::retry(state.store.as_ref(), &id, &body.steps, &caller.user, now())
-            .await?;
-    tracing::info!(run = %id, user = %caller.user, ?steps, "steps to be retried");
-    continue_reopened(&state).await;
-    get_run(State(state), Path(id)).await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SkipBody {
-    reason: String,
-}
-
-/// `POST /api/v1/runs/{id}/steps/{step}/skip`: the step counts as done by other means (with
-/// the reason); its dependants proceed.
-pub async fn skip(
-    State(state): State<AppState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path((id, step)): Path<(String, String)>,
-    Body(body): Body<SkipBody>,
-) -> ApiResult {
-    caller.require(Role::Performer, "skip steps")?;
-    let run = state.store.get_run(&id).await?;
-    decide::may_act(state.store.as_ref(), &run, Act::Skip, &caller.user).await?;
-    backout_core::executor::skip(
-        state.store.as_ref(),
-        &id,
-        &step,
-        &body.reason,
-        &caller.user,
-        now(),
-    )
-    .await?;
-    continue_reopened(&state).await;
-    get_run(State(state), Path(id)).await
-}
-
-/// A run reopened by a person is continued by this server's executor now, not at the next scan.
-async fn continue_reopened(state: &AppState) {
-    if let Err(error) = state.rollbacks.take_over().await {
-        tracing::warn!(%error, "could not take over the reopened run now; the next scan will");
-    }
-}
-
-/// `GET /api/v1/runs/{id}/events`: the run's journal, then live (server-sent events).
-pub async fn run_events(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    Ok(state.hub.follow(id, &headers).await?)
+)]
+pub async fn me(axum::Extension(caller): axum::Extension<Caller>) -> Answer<api::Me> {
+    Ok(Json(api::Me {
+        user: caller.user,
+        role: caller.role,
+        token_id: caller.token_id,
+    }))
 }
 
 /// `GET /api/v1/audit/verify`: recomputes the journal's hash chain.
-pub async fn audit_verify(State(state): State<AppState>) -> ApiResult {
-    match verify_store(state.store.as_ref(), 1000).await? {
-        Ok(summary) => ok(json!({
-            "ok": true,
-            "events": summary.checked,
-            "head": summary.head.map(|h| json!({ "seq": h.seq, "hash": h.hash })),
-        })),
-        Err(broken) => ok(json!({
-            "ok": false,
-            "broken_at": broken.seq,
-            "reason": broken.kind.to_string(),
-            "message": broken.to_string(),
-        })),
-    }
+#[utoipa::path(
+    get, path = "/api/v1/audit/verify", operation_id = "auditVerify", tag = "audit",
+    extensions(("x-backout-role" = json!("viewer"))),
+    responses(
+        (status = 200, description = "Whether the chain holds (`ok`), and where it breaks when it does not.", body = api::AuditVerify),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = "default", description = "Any other failure.", body = ErrorBody),
+    )
+)]
+pub async fn audit_verify(State(state): State<AppState>) -> Answer<api::AuditVerify> {
+    let answer = match verify_store(state.store.as_ref(), 1000).await? {
+        Ok(summary) => api::AuditVerify {
+            ok: true,
+            events: Some(summary.checked),
+            head: Some(summary.head.map(|h| api::AuditHead {
+                seq: h.seq,
+                hash: h.hash,
+            })),
+            broken_at: None,
+            reason: None,
+            message: None,
+        },
+        Err(broken) => api::AuditVerify {
+            ok: false,
+            events: None,
+            head: None,
+            broken_at: Some(broken.seq),
+            reason: Some(broken.kind.to_string()),
+            message: Some(broken.to_string()),
+        },
+    };
+    Ok(Json(answer))
 }

@@ -1,4 +1,4 @@
-//! The one error type of the HTTP API. Every failure becomes
+//! The one error type of the HTTP API. Every failure becomes a [`backout_api::ErrorBody`],
 //! `{"error": {"code": "...", "message": "..."}}`: a 4xx body explains what to do, a 5xx body
 //! says only "internal error" while the detail goes to the log (axum's error-handling example).
 //! Store and core errors are converted here, once.
@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use backout_core::ExecError;
 use backout_store::StoreError;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A failed API request.
 #[derive(Debug)]
@@ -67,11 +67,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code, "message": self.message });
-        if let Some(details) = self.details {
-            error["details"] = details;
-        }
-        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        let body = backout_api::ErrorBody {
+            error: backout_api::ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                details: self.details,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -23,7 +23,6 @@ use std::time::Duration;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use backout_store::{Event, RunState, Store};
-use serde_json::json;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -230,9 +229,13 @@ impl Client {
                 Ok(Tail::Event(event)) => self.emit(&event).await,
                 Ok(Tail::End(state)) => {
                     if self.catch_up().await.is_ok() {
+                        let end = backout_api::StreamEnd {
+                            run_id: self.run_id.clone(),
+                            state,
+                        };
                         let end = SseEvent::default()
                             .event("end")
-                            .data(json!({ "run_id": self.run_id, "state": state }).to_string());
+                            .data(serde_json::to_string(&end).unwrap_or_default());
                         let _ = self.send.send(Ok(end)).await;
                     }
                     return;
@@ -240,10 +243,14 @@ impl Client {
                 Err(broadcast::error::RecvError::Lagged(skipped)) => {
                     // Too slow for the broadcast: say so, then read what was missed from the
                     // store; the broadcast's later events are deduplicated by seq.
-                    let resync = SseEvent::default().event("resync").data(
-                        json!({ "reason": "lagged", "skipped": skipped, "after": self.last_sent })
-                            .to_string(),
-                    );
+                    let resync = backout_api::StreamResync {
+                        reason: "lagged".into(),
+                        skipped,
+                        after: self.last_sent,
+                    };
+                    let resync = SseEvent::default()
+                        .event("resync")
+                        .data(serde_json::to_string(&resync).unwrap_or_default());
                     if self.send.send(Ok(resync)).await.is_err() {
                         return;
                     }
@@ -285,7 +292,8 @@ impl Client {
         if event.seq <= self.last_sent {
             return Ok(());
         }
-        let data = serde_json::to_string(event).map_err(|_| ())?;
+        let data =
+            serde_json::to_string(&backout_api::JournalEvent::from(event)).map_err(|_| ())?;
         let message = SseEvent::default()
             .id(event.seq.to_string())
             .event("journal")

@@ -8,6 +8,7 @@
 //! this crate adds transport, authentication and lifecycle, never a business rule. It knows no
 //! SQL: the binary opens the store and passes it in.
 
+pub mod answers;
 pub mod api;
 pub mod auth;
 mod background;
@@ -21,6 +22,7 @@ pub mod openapi;
 pub mod plans;
 pub mod rollbacks;
 pub mod router;
+pub mod runs;
 pub mod state;
 pub mod ui;
 

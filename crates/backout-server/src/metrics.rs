@@ -13,7 +13,6 @@ use axum::{Extension, Json};
 use backout_core::criteria::Verdict;
 use backout_core::release::decide::{self, Outcome};
 use backout_store::{DeliveryState, RunState, Store, StoreError};
-use serde_json::json;
 use tokio::sync::Mutex;
 
 use crate::errors::ApiError;
@@ -116,13 +115,22 @@ impl Tally {
     }
 }
 
-/// `GET /healthz`: 200 when the store answers, 503 when it does not.
+/// `GET /healthz`: whether the server and its store answer.
+///
+/// 200 when the store answers, 503 when it does not. No token needed.
+#[utoipa::path(
+    get, path = "/healthz", operation_id = "healthz", tag = "server",
+    responses(
+        (status = 200, description = "The store answers.", body = backout_api::Health),
+        (status = 503, description = "The store does not answer.", body = backout_api::ErrorBody),
+    )
+)]
 pub async fn healthz(State(state): State<AppState>) -> Response {
     match state.store.last_event().await {
-        Ok(last) => Json(json!({
-            "status": "ok",
-            "events": last.map_or(0, |e| e.seq),
-        }))
+        Ok(last) => Json(backout_api::Health {
+            status: "ok".into(),
+            events: last.map_or(0, |e| e.seq),
+        })
         .into_response(),
         Err(error) => {
             tracing::error!(%error, "health check: the store does not answer");
@@ -136,7 +144,16 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// `GET /metrics`
+/// `GET /metrics`: counts and step durations in the Prometheus text format.
+///
+/// No token needed: it says how much there is, never what it is.
+#[utoipa::path(
+    get, path = "/metrics", operation_id = "metrics", tag = "server",
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4.", content_type = "text/plain", body = String),
+        (status = "default", description = "A failure.", body = backout_api::ErrorBody),
+    )
+)]
 pub async fn metrics(
     State(state): State<AppState>,
     Extension(recorder): Extension<Recorder>,

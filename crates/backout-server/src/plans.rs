@@ -6,13 +6,14 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use backout_api as api;
+use backout_api::ErrorBody;
 use backout_core::clock::{Clock, SystemClock};
-use backout_model::{Plan, Severity};
-use backout_store::{Evidence, EvidenceFilter, Role};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use backout_model::{Diagnostic, Plan, Severity};
+use backout_store::{EvidenceFilter, Role};
+use serde_json::Value;
 
-use crate::api::Body;
+use crate::api::{Answer, Body};
 use crate::auth::Caller;
 use crate::errors::ApiError;
 use crate::state::AppState;
@@ -20,63 +21,95 @@ use crate::state::AppState;
 /// Evidence of one service read at most for a document, and listed at most.
 const EVIDENCE_LIMIT: u32 = 10_000;
 
-/// A plan sent for linting or rendering.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlanBody {
-    /// The plan's YAML text.
-    plan: String,
-    /// How the plan is named in diagnostics and the document (default `plan.yaml`).
-    #[serde(default)]
-    file: Option<String>,
-    /// `md` or `html` (render only; default `html`).
-    #[serde(default)]
-    format: Option<String>,
+/// The name a plan sent without one goes by in diagnostics and documents.
+fn file_of(body: &api::PlanRequest) -> &str {
+    body.file.as_deref().unwrap_or("plan.yaml")
 }
 
-impl PlanBody {
-    fn file(&self) -> &str {
-        self.file.as_deref().unwrap_or("plan.yaml")
+/// A diagnostic placed in `file`, as the API shows it.
+fn located(diagnostic: &Diagnostic, file: &str) -> api::LocatedDiagnostic {
+    let located = diagnostic.located(file);
+    api::LocatedDiagnostic {
+        file: file.to_string(),
+        code: located.code.to_string(),
+        severity: match located.severity {
+            Severity::Error => api::Severity::Error,
+            Severity::Warning => api::Severity::Warning,
+            Severity::Note => api::Severity::Note,
+        },
+        line: u64::try_from(located.line).unwrap_or(u64::MAX),
+        column: u64::try_from(located.column).unwrap_or(u64::MAX),
+        message: located.message.to_string(),
+        help: located.help.map(str::to_string),
     }
 }
 
-/// `POST /api/v1/plans/lint`: every problem of the plan at once, with line and column. 200
-/// whether or not the plan is valid (`ok` says); the diagnostics are the answer.
+/// `POST /api/v1/plans/lint`: every problem of the plan at once, with line and column.
+///
+/// 200 whether or not the plan is valid (`ok` says); the diagnostics are the answer. Needs a
+/// viewer's token.
+#[utoipa::path(
+    post, path = "/api/v1/plans/lint", operation_id = "lintPlan", tag = "plans",
+    extensions(("x-backout-role" = json!("viewer"))),
+    request_body = api::PlanRequest,
+    responses(
+        (status = 200, description = "The diagnostics, as `backout lint --format json --hash`.", body = api::LintAnswer),
+        (status = 400, description = "A body that is not the JSON expected.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 413, description = "A body over the limit.", body = ErrorBody),
+        (status = "default", description = "Any other failure.", body = ErrorBody),
+    )
+)]
 pub async fn lint(
     axum::Extension(caller): axum::Extension<Caller>,
-    Body(body): Body<PlanBody>,
-) -> Result<Response, ApiError> {
+    Body(body): Body<api::PlanRequest>,
+) -> Answer<api::LintAnswer> {
     caller.require(Role::Viewer, "lint plans")?;
     let linted = backout_model::lint(&body.plan);
-    let file = body.file();
-    let errors = linted.errors();
+    let file = file_of(&body);
     let warnings = linted
         .diagnostics
         .iter()
         .filter(|d| d.severity == Severity::Warning)
         .count();
-    let diagnostics: Vec<Value> = linted
-        .diagnostics
-        .iter()
-        .map(|d| serde_json::to_value(d.located(file)).unwrap_or(Value::Null))
-        .collect();
-    Ok(Json(json!({
-        "ok": linted.plan.is_some(),
-        "file": file,
-        "hash": linted.hash,
-        "errors": errors,
-        "warnings": warnings,
-        "diagnostics": diagnostics,
+    Ok(Json(api::LintAnswer {
+        ok: linted.plan.is_some(),
+        file: file.to_string(),
+        hash: linted.hash.clone(),
+        errors: u64::try_from(linted.errors()).unwrap_or(u64::MAX),
+        warnings: u64::try_from(warnings).unwrap_or(u64::MAX),
+        diagnostics: linted
+            .diagnostics
+            .iter()
+            .map(|d| located(d, file))
+            .collect(),
     }))
-    .into_response())
 }
 
-/// `POST /api/v1/plans/render`: the production-support document of a valid plan, Markdown or
-/// one self-contained HTML page; 422 with the diagnostics when the plan is invalid.
+/// `POST /api/v1/plans/render`: the production-support document of a valid plan.
+///
+/// Markdown or one self-contained HTML page (Q9 and Q7 from the rehearsal evidence on record);
+/// 422 with the diagnostics when the plan is invalid. Needs a viewer's token.
+#[utoipa::path(
+    post, path = "/api/v1/plans/render", operation_id = "renderPlan", tag = "plans",
+    extensions(("x-backout-role" = json!("viewer"))),
+    request_body = api::PlanRequest,
+    responses(
+        (status = 200, description = "The document.", content(
+            (String = "text/html"),
+            (String = "text/markdown"),
+        )),
+        (status = 400, description = "A body that is not the JSON expected, or an unknown `format`.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 413, description = "A body over the limit.", body = ErrorBody),
+        (status = 422, description = "The plan has errors (`invalid_plan`, diagnostics in `details`).", body = ErrorBody),
+        (status = "default", description = "Any other failure.", body = ErrorBody),
+    )
+)]
 pub async fn render(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
-    Body(body): Body<PlanBody>,
+    Body(body): Body<api::PlanRequest>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Viewer, "render plans")?;
     let html = match body.format.as_deref() {
@@ -88,24 +121,33 @@ pub async fn render(
             )));
         }
     };
-    let (plan, hash) = valid(&body.plan, body.file())?;
-    document(&state, &plan, body.file(), &hash, html).await
+    let (plan, hash) = valid(&body.plan, file_of(&body))?;
+    document(&state, &plan, file_of(&body), &hash, html).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlanQuery {
-    /// `yaml` (the text as started), `md` or `html` (default).
-    #[serde(default)]
-    format: Option<String>,
-}
-
-/// `GET /api/v1/releases/{id}/plan`: the plan the release was started with, as its text or as
-/// the rendered document.
+/// `GET /api/v1/releases/{id}/plan`: the plan the release was started with.
+///
+/// As its text or as the rendered document.
+#[utoipa::path(
+    get, path = "/api/v1/releases/{id}/plan", operation_id = "releasePlan", tag = "plans",
+    extensions(("x-backout-role" = json!("viewer"))),
+    params(("id" = String, Path, description = "The release (`rel-…`)."), api::PlanQuery),
+    responses(
+        (status = 200, description = "The plan's text or document.", content(
+            (String = "application/yaml"),
+            (String = "text/html"),
+            (String = "text/markdown"),
+        )),
+        (status = 400, description = "An unknown `format`.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 404, description = "No such release.", body = ErrorBody),
+        (status = "default", description = "Any other failure.", body = ErrorBody),
+    )
+)]
 pub async fn of_release(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    query: Result<Query<PlanQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<api::PlanQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let release = state.store.get_release(&id).await?;
@@ -139,7 +181,7 @@ pub fn valid(source: &str, file: &str) -> Result<(Plan, String), ApiError> {
         .diagnostics
         .iter()
         .filter(|d| d.is_error())
-        .map(|d| serde_json::to_value(d.located(file)).unwrap_or(Value::Null))
+        .map(|d| serde_json::to_value(located(d, file)).unwrap_or(Value::Null))
         .collect();
     Err(ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -187,25 +229,24 @@ async fn document(
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct EvidenceQuery {
-    #[serde(default)]
-    plan_hash: Option<String>,
-    #[serde(default)]
-    service: Option<String>,
-    #[serde(default)]
-    environment: Option<String>,
-    #[serde(default)]
-    limit: Option<u32>,
-}
-
-/// `GET /api/v1/evidence`: rehearsal evidence, newest first, filtered by plan hash, service or
-/// environment (as `backout evidence list --format json`).
+/// `GET /api/v1/evidence`: rehearsal evidence, newest first.
+///
+/// Filtered by plan hash, service or environment (as `backout evidence list --format json`).
+#[utoipa::path(
+    get, path = "/api/v1/evidence", operation_id = "listEvidence", tag = "plans",
+    extensions(("x-backout-role" = json!("viewer"))),
+    params(api::EvidenceQuery),
+    responses(
+        (status = 200, description = "The evidence, newest first.", body = api::EvidenceList),
+        (status = 400, description = "A query parameter that does not parse.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = "default", description = "Any other failure.", body = ErrorBody),
+    )
+)]
 pub async fn list_evidence(
     State(state): State<AppState>,
-    query: Result<Query<EvidenceQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
+    query: Result<Query<api::EvidenceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Answer<api::EvidenceList> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let filter = EvidenceFilter {
         plan_hash: query.plan_hash,
@@ -214,25 +255,29 @@ pub async fn list_evidence(
     };
     let limit = query.limit.unwrap_or(100).clamp(1, EVIDENCE_LIMIT);
     let evidence = state.store.list_evidence(&filter, limit).await?;
-    let items: Vec<Value> = evidence.iter().map(evidence_json).collect();
-    Ok(Json(json!({ "evidence": items })).into_response())
+    Ok(Json(api::EvidenceList {
+        evidence: evidence.iter().map(api::Evidence::from).collect(),
+    }))
 }
 
 /// `GET /api/v1/evidence/{id}`: one piece of evidence with every step.
+#[utoipa::path(
+    get, path = "/api/v1/evidence/{id}", operation_id = "getEvidence", tag = "plans",
+    extensions(("x-backout-role" = json!("viewer"))),
+    params(("id" = String, Path, description = "The evidence (`evi-…`).")),
+    responses(
+        (status = 200, description = "The evidence.", body = api::Evidence),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 404, description = "No such evidence.", body = ErrorBody),
+        (status = "default", description = "Any other failure.", body = ErrorBody),
+    )
+)]
 pub async fn get_evidence(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Answer<api::Evidence> {
     let evidence = state.store.get_evidence(&id).await?;
-    Ok(Json(evidence_json(&evidence)).into_response())
-}
-
-fn evidence_json(evidence: &Evidence) -> Value {
-    let mut value = serde_json::to_value(evidence).unwrap_or(Value::Null);
-    if let Some(map) = value.as_object_mut() {
-        map.insert("took_ms".into(), json!(evidence.took_ms()));
-    }
-    value
+    Ok(Json(api::Evidence::from(&evidence)))
 }
 
 /// Executions on the server need the release's plan accepted (`backout accept`): a plan whose
@@ -259,20 +304,28 @@ pub async fn require_accepted(
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AcceptBody {
-    plan: String,
-}
-
-/// `POST /api/v1/plans/accept`: the plan's deployment engineer (the token's user) or an admin
-/// accepts its exact content; the server then runs its command criteria, honours its automatic
-/// approvals and executes it.
+/// `POST /api/v1/plans/accept`: the plan's deployment engineer or an admin accepts its content.
+///
+/// The token's user accepts the exact content; the server then runs its command criteria,
+/// honours its automatic approvals and executes it.
+#[utoipa::path(
+    post, path = "/api/v1/plans/accept", operation_id = "acceptPlan", tag = "plans",
+    extensions(("x-backout-role" = json!("viewer"))),
+    request_body = api::AcceptRequest,
+    responses(
+        (status = 200, description = "The acceptance recorded.", body = api::Accepted),
+        (status = 400, description = "A body that is not the JSON expected.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token's user is neither the plan's deployment engineer nor an admin.", body = ErrorBody),
+        (status = 422, description = "The plan has errors (`invalid_plan`, diagnostics in `details`).", body = ErrorBody),
+        (status = "default", description = "Any other failure.", body = ErrorBody),
+    )
+)]
 pub async fn accept(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<crate::auth::Caller>,
-    crate::api::Body(body): crate::api::Body<AcceptBody>,
-) -> Result<Response, ApiError> {
+    Body(body): Body<api::AcceptRequest>,
+) -> Answer<api::Accepted> {
     valid(&body.plan, "plan.yaml")?;
     let admin = caller.role == Role::Admin;
     let accepted = backout_core::release::accept::accept(
@@ -284,10 +337,9 @@ pub async fn accept(
     )
     .await?;
     tracing::info!(hash = %accepted.plan_hash, user = %caller.user, "plan accepted");
-    Ok(Json(json!({
-        "plan_hash": accepted.plan_hash,
-        "accepted_by": accepted.actor,
-        "accepted_at_ms": accepted.at_ms,
+    Ok(Json(api::Accepted {
+        plan_hash: accepted.plan_hash,
+        accepted_by: accepted.actor,
+        accepted_at_ms: accepted.at_ms,
     }))
-    .into_response())
 }

@@ -15,7 +15,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::errors::{ApiError, code_of};
 use crate::state::AppState;
-use crate::{api, auth, cache, metrics, openapi, plans};
+use crate::{api, auth, cache, metrics, openapi, plans, runs};
 
 /// Every route: method and path as axum and the OpenAPI document spell them.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -96,12 +96,18 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/api/v1/releases/{id}/decisions", post(api::decide))
         .route("/api/v1/releases/{id}/execute", post(api::execute))
         .route("/api/v1/releases/{id}/deliveries", get(api::deliveries))
-        .route("/api/v1/runs/{id}", get(api::get_run))
-        .route("/api/v1/runs/{id}/steps/{step}/confirm", post(api::confirm))
-        .route("/api/v1/runs/{id}/steps/{step}/resolve", post(api::resolve))
-        .route("/api/v1/runs/{id}/abort", post(api::abort))
-        .route("/api/v1/runs/{id}/retry", post(api::retry))
-        .route("/api/v1/runs/{id}/steps/{step}/skip", post(api::skip))
+        .route("/api/v1/runs/{id}", get(runs::get_run))
+        .route(
+            "/api/v1/runs/{id}/steps/{step}/confirm",
+            post(runs::confirm),
+        )
+        .route(
+            "/api/v1/runs/{id}/steps/{step}/resolve",
+            post(runs::resolve),
+        )
+        .route("/api/v1/runs/{id}/abort", post(runs::abort))
+        .route("/api/v1/runs/{id}/retry", post(runs::retry))
+        .route("/api/v1/runs/{id}/steps/{step}/skip", post(runs::skip))
         .route("/api/v1/audit/verify", get(api::audit_verify))
         .route("/api/v1/plans/lint", post(plans::lint))
         .route("/api/v1/plans/render", post(plans::render))
@@ -115,7 +121,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
             limits.request_timeout,
         ));
     // A live stream lasts as long as the run: no request timeout.
-    let streams = Router::new().route("/api/v1/runs/{id}/events", get(api::run_events));
+    let streams = Router::new().route("/api/v1/runs/{id}/events", get(runs::run_events));
     let api = timed
         .merge(streams)
         .route_layer(middleware::from_fn_with_state(

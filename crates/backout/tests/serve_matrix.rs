@@ -29,12 +29,8 @@ const ROLES: [&str; 4] = ["viewer", "performer", "decider", "admin"];
 
 /// Every `/api/v1` operation of the document: method, path template, least role.
 fn operations() -> Vec<(String, String, String)> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../backout-server/src/openapi.json"
-    );
-    let text = std::fs::read_to_string(path).expect("the OpenAPI document is readable");
-    let document: Value = serde_json::from_str(&text).expect("the OpenAPI document is JSON");
+    let document: Value = serde_json::from_str(backout_server::openapi::json())
+        .expect("the OpenAPI document is JSON");
     let mut operations = Vec::new();
     for (template, methods) in document["paths"].as_object().expect("paths") {
         if !template.starts_with("/api/v1/") {
@@ -224,8 +220,7 @@ async fn stream_status(client: &reqwest::Client, url: &str, bearer: &str) -> (u1
         return (status, Value::Null);
     }
     let text = response.text().await.expect("a body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    support::server::openapi::assert_documented(client, "GET", url, status, &value).await;
+    (status, value)
 }

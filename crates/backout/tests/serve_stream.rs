@@ -85,10 +85,10 @@ async fn a_reconnecting_client_gets_every_event_after_its_last_once_and_in_order
                 .map(str::trim_start)
                 .collect();
             if !data.is_empty() {
-                first.push((
-                    "journal".to_string(),
-                    serde_json::from_str(&data).expect("JSON"),
-                ));
+                let value: Value = serde_json::from_str(&data).expect("JSON");
+                let url = reqwest::Url::parse(&events_url).expect("a URL");
+                support::server::openapi::assert_event_documented(&url, "journal", &value).await;
+                first.push(("journal".to_string(), value));
             }
         }
     }

@@ -1,10 +1,14 @@
-//! The API's JSON turned back into the records the local printers take (a release, a check
-//! report, a run and its steps, deliveries), so a command prints the same lines whether it read
-//! a local store or a server.
+//! The API's answers ([`backout_api`], the types the server answers with) turned into the
+//! records the local printers take (a release, a check report, a run and its steps,
+//! deliveries), so a command prints the same lines whether it read a local store or a server.
+//! Decoding is serde's, into the server's own types: a field the server renamed or dropped is
+//! an error here, never a silent default.
 
+use backout_api as api;
 use backout_core::criteria::{CriterionState, CriterionStatus, Verdict};
 use backout_core::release::{CheckReport, CriterionReport};
 use backout_store::{Delivery, Release, Run, StepRecord};
+use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -17,108 +21,103 @@ fn unexpected(what: &str, detail: impl std::fmt::Display) -> CommandError {
     ))
 }
 
-fn parse<T: DeserializeOwned>(what: &str, value: Value) -> Result<T, CommandError> {
-    serde_json::from_value(value).map_err(|e| unexpected(what, e))
+/// Decodes an answer into its API type.
+pub fn parse<T: DeserializeOwned>(what: &str, value: &Value) -> Result<T, CommandError> {
+    T::deserialize(value).map_err(|e| unexpected(what, e))
 }
 
-/// A release as `GET /api/v1/releases/{id}` and the release operations return it (without its
-/// plan text, which the printers do not need).
+/// A release as `GET /api/v1/releases/{id}`, the list and the release operations return it
+/// (without its plan text, which the printers do not need).
 pub fn release(value: &Value) -> Result<Release, CommandError> {
-    let mut value = value.clone();
-    if let Some(map) = value.as_object_mut() {
-        map.entry("plan_source").or_insert_with(|| "".into());
-    }
-    parse("release", value)
+    let release: api::Release = parse("release", value)?;
+    Ok(release.into_record(String::new()))
 }
 
-/// The verdict and criteria of a check report (`POST …/check`) or of a release's status
-/// (`GET /api/v1/releases/{id}`, where they sit beside the release); `None` when the status has
-/// none (its stored plan no longer lints).
+/// The verdict and criteria of a check report (`POST …/check`, which names its `release_id`)
+/// or of a release's status (`GET /api/v1/releases/{id}`, where they sit beside the release);
+/// `None` when the status has none (its stored plan no longer lints).
 pub fn report(value: &Value) -> Result<Option<CheckReport>, CommandError> {
-    let Some(verdict) = value.get("verdict") else {
+    if value.get("release_id").is_some() {
+        let report: api::CheckReport = parse("check report", value)?;
+        return Ok(Some(CheckReport {
+            release_id: report.release_id,
+            verdict: verdict(report.verdict),
+            requested: report.requested,
+            closes_at_ms: report.closes_at_ms,
+            close_reason: report.close_reason,
+            criteria: report.criteria.into_iter().map(criterion).collect(),
+        }));
+    }
+    let status: api::ReleaseStatus = parse("release status", value)?;
+    let Some(found) = status.verdict else {
         return Ok(None);
     };
-    let verdict: Verdict = parse("verdict", verdict.clone())?;
-    let criteria = value["criteria"]
-        .as_array()
-        .map(|list| list.iter().map(criterion).collect::<Result<Vec<_>, _>>())
-        .transpose()?
-        .unwrap_or_default();
     Ok(Some(CheckReport {
-        release_id: value
-            .get("release_id")
-            .or_else(|| value.get("id"))
-            .and_then(Value::as_str)
+        release_id: status.release.id,
+        verdict: verdict(found),
+        requested: status.requested.unwrap_or(false),
+        closes_at_ms: status.release.closes_at_ms,
+        close_reason: status.release.close_reason,
+        criteria: status
+            .criteria
             .unwrap_or_default()
-            .to_string(),
-        verdict,
-        requested: value["requested"].as_bool().unwrap_or(false),
-        closes_at_ms: value["closes_at_ms"].as_i64(),
-        close_reason: value["close_reason"].as_str().map(str::to_string),
-        criteria,
+            .into_iter()
+            .map(criterion)
+            .collect(),
     }))
 }
 
-fn criterion(value: &Value) -> Result<CriterionReport, CommandError> {
-    let state = &value["state"];
-    let status = match state["status"].as_str().unwrap_or_default() {
-        "pending" => CriterionStatus::Pending,
-        "passing" => CriterionStatus::Passing,
-        "failing" => CriterionStatus::Failing,
-        "erring" => CriterionStatus::Erring,
-        "inconclusive" => CriterionStatus::Inconclusive,
-        "tripped" => CriterionStatus::Tripped,
-        other => return Err(unexpected("criterion", format!("status `{other}`"))),
-    };
-    let count = |key: &str| {
-        state[key]
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(0)
-    };
-    Ok(CriterionReport {
-        id: value["id"].as_str().unwrap_or_default().to_string(),
-        title: value["title"].as_str().unwrap_or_default().to_string(),
+fn verdict(verdict: api::Verdict) -> Verdict {
+    match verdict {
+        api::Verdict::RollbackRequired => Verdict::RollbackRequired,
+        api::Verdict::Inconclusive => Verdict::Inconclusive,
+        api::Verdict::Degrading => Verdict::Degrading,
+        api::Verdict::Success => Verdict::Success,
+        api::Verdict::Healthy => Verdict::Healthy,
+        api::Verdict::Closed => Verdict::Closed,
+    }
+}
+
+fn criterion(report: api::CriterionReport) -> CriterionReport {
+    let state = report.state;
+    CriterionReport {
+        id: report.id,
+        title: report.title,
         state: CriterionState {
-            status,
-            consecutive_failures: count("consecutive_failures"),
-            consecutive_errors: count("consecutive_errors"),
-            passing_since_ms: state["passing_since_ms"].as_i64(),
-            last_reason: state["last_reason"].as_str().map(str::to_string),
-            last_measured_ms: state["last_measured_ms"].as_i64(),
+            status: match state.status {
+                api::CriterionStatus::Pending => CriterionStatus::Pending,
+                api::CriterionStatus::Passing => CriterionStatus::Passing,
+                api::CriterionStatus::Failing => CriterionStatus::Failing,
+                api::CriterionStatus::Erring => CriterionStatus::Erring,
+                api::CriterionStatus::Inconclusive => CriterionStatus::Inconclusive,
+                api::CriterionStatus::Tripped => CriterionStatus::Tripped,
+            },
+            consecutive_failures: state.consecutive_failures,
+            consecutive_errors: state.consecutive_errors,
+            passing_since_ms: state.passing_since_ms,
+            last_reason: state.last_reason,
+            last_measured_ms: state.last_measured_ms,
         },
-        measured: value["measured"].as_bool().unwrap_or(false),
-        next_due_ms: value["next_due_ms"].as_i64(),
-    })
+        measured: report.measured,
+        next_due_ms: report.next_due_ms,
+    }
 }
 
 /// The checkpoints the plan of a release declares and the one that closes its window
-/// (`plan_checkpoints` of `GET /api/v1/releases/{id}`).
+/// (`plan_checkpoints` of `GET /api/v1/releases/{id}`; none when its plan no longer lints).
 pub fn plan_checkpoints(value: &Value) -> (Vec<String>, Option<String>) {
-    let declared = value["plan_checkpoints"]["declared"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|c| c.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let no_return = value["plan_checkpoints"]["point_of_no_return"]
-        .as_str()
-        .map(str::to_string);
-    (declared, no_return)
+    value
+        .get("plan_checkpoints")
+        .and_then(|v| api::PlanCheckpoints::deserialize(v).ok())
+        .map(|p| (p.declared, p.point_of_no_return))
+        .unwrap_or_default()
 }
 
 /// A run and its steps, as `GET /api/v1/runs/{id}` returns them (the plan text beside the run).
 pub fn run(value: &Value) -> Result<(Run, Vec<StepRecord>), CommandError> {
-    let mut run = value["run"].clone();
-    if let Some(map) = run.as_object_mut() {
-        let source = value["plan_source"].as_str().unwrap_or_default();
-        map.insert("plan_source".into(), source.into());
-    }
-    let run: Run = parse("run", run)?;
-    let steps: Vec<StepRecord> = parse("steps", value["steps"].clone())?;
-    Ok((run, steps))
+    let answer: api::RunWithSteps = parse("run", value)?;
+    let steps = answer.steps.into_iter().map(StepRecord::from).collect();
+    Ok((answer.run.into_record(answer.plan_source), steps))
 }
 
 /// The server's run JSON as `backout status RUN --format json` prints it locally: the run
@@ -130,34 +129,58 @@ pub fn run_as_printed(value: &Value) -> Value {
 /// The deliveries of `GET /api/v1/releases/{id}/deliveries`, newest first as the store lists
 /// them.
 pub fn deliveries(value: &Value) -> Result<Vec<Delivery>, CommandError> {
-    parse("deliveries", value["deliveries"].clone())
+    let list: api::DeliveryList = parse("deliveries", value)?;
+    Ok(list.deliveries.into_iter().map(Delivery::from).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_status_becomes_a_report() {
-        let value = serde_json::json!({
-            "id": "rel-1", "verdict": "rollback_required", "requested": true,
-            "closes_at_ms": 5, "close_reason": null,
+    fn status() -> Value {
+        serde_json::json!({
+            "id": "rel-1", "plan_hash": "ab", "service": "checkout", "version": "2", "rollback_to": "1",
+            "environment": "production", "actor": "dana@example.com", "state": "open",
+            "opened_at_ms": 1, "closes_at_ms": 5, "closed_at_ms": null, "close_reason": null,
+            "checkpoints": [], "outcome": "open", "window_closed": false,
+            "verdict": "rollback_required", "requested": true,
             "criteria": [{ "id": "errors", "title": "Errors", "measured": true, "next_due_ms": 9,
                 "state": { "status": "tripped", "consecutive_failures": 3, "consecutive_errors": 0,
                     "passing_since_ms": null, "last_reason": "4% > 1%", "last_measured_ms": 7 } }]
-        });
-        let parsed = report(&value).expect("parses").expect("has a verdict");
+        })
+    }
+
+    #[test]
+    fn a_status_becomes_a_report() {
+        let parsed = report(&status()).expect("parses").expect("has a verdict");
         assert_eq!(parsed.release_id, "rel-1");
         assert_eq!(parsed.verdict, Verdict::RollbackRequired);
         assert!(parsed.requested);
+        assert_eq!(parsed.closes_at_ms, Some(5));
         assert_eq!(parsed.criteria[0].state.status, CriterionStatus::Tripped);
         assert_eq!(parsed.criteria[0].state.consecutive_failures, 3);
+        let mut without = status();
+        for field in ["verdict", "criteria", "requested"] {
+            without.as_object_mut().expect("object").remove(field);
+        }
+        assert!(report(&without).expect("parses").is_none());
+        assert_eq!(release(&without).expect("a release").service, "checkout");
+    }
+
+    #[test]
+    fn answers_that_are_not_the_api_types_are_errors() {
+        let mut odd = status();
+        odd["criteria"][0]["state"]["status"] = "odd".into();
+        assert!(report(&odd).is_err());
+        let mut renamed = status();
+        renamed
+            .as_object_mut()
+            .expect("object")
+            .remove("window_closed");
         assert!(
-            report(&serde_json::json!({ "id": "rel-1" }))
-                .expect("parses")
-                .is_none()
+            report(&renamed).is_err(),
+            "a missing field is not defaulted"
         );
-        let bad = serde_json::json!({ "verdict": "healthy", "criteria": [{ "state": { "status": "odd" } }] });
-        assert!(report(&bad).is_err());
+        assert!(run(&serde_json::json!({ "run": {}, "steps": [] })).is_err());
     }
 }

@@ -3,15 +3,17 @@
 //! plan's people rules apply there, to the token's user, exactly as they do on the command line.
 //!
 //! This module is the HTTP client (timeouts, the bearer token, the API's errors mapped to the
-//! documented exit codes), the conversions of the API's JSON into the records the local printers
-//! already take ([`convert`]), and the refusal of commands that only work on a local store
-//! ([`gate`]).
+//! documented exit codes), the conversions of the API's answers (the types of [`backout_api`],
+//! which the server answers with) into the records the local printers already take
+//! ([`convert`]), and the refusal of commands that only work on a local store ([`gate`]).
 
 pub mod convert;
 pub mod gate;
 
 use std::time::Duration;
 
+use serde::Deserialize as _;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::cli::Global;
@@ -109,8 +111,8 @@ impl Remote {
         let Some(wanted) = global.actor.as_deref() else {
             return Ok(());
         };
-        let me = self.get("/api/v1/me").await?;
-        let user = me["user"].as_str().unwrap_or_default();
+        let me: backout_api::Me = self.get_as("me", "/api/v1/me").await?;
+        let user = me.user.as_str();
         if user == wanted {
             return Ok(());
         }
@@ -120,6 +122,15 @@ impl Remote {
              or use a token of `{wanted}`",
             self.base
         )))
+    }
+
+    /// `GET path`, decoded into its API type (`what` names it in the error).
+    pub async fn get_as<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+    ) -> Result<T, CommandError> {
+        convert::parse(what, &self.get(path).await?)
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, CommandError> {
@@ -175,14 +186,17 @@ impl Remote {
                 .map(Ok)
                 .ok_or_else(|| self.not_backout(status.as_u16()));
         }
-        let Some(error) = value.as_ref().and_then(|v| v.get("error")) else {
+        let Some(backout_api::ErrorBody { error }) = value
+            .as_ref()
+            .and_then(|v| backout_api::ErrorBody::deserialize(v).ok())
+        else {
             return Err(self.not_backout(status.as_u16()));
         };
         Ok(Err(ApiFailure {
             status: status.as_u16(),
-            code: error["code"].as_str().unwrap_or_default().to_string(),
-            message: error["message"].as_str().unwrap_or_default().to_string(),
-            details: error.get("details").cloned(),
+            code: error.code,
+            message: error.message,
+            details: error.details,
         }))
     }
 
@@ -296,14 +310,17 @@ pub async fn evidence_of(
     remote: &Remote,
     service: &str,
 ) -> Result<Vec<backout_store::Evidence>, CommandError> {
-    let listed = remote
-        .get(&format!(
-            "/api/v1/evidence?service={}&limit=500",
-            segment(service)
-        ))
+    let listed: backout_api::EvidenceList = remote
+        .get_as(
+            "evidence",
+            &format!("/api/v1/evidence?service={}&limit=500", segment(service)),
+        )
         .await?;
-    serde_json::from_value(listed["evidence"].clone())
-        .map_err(|e| CommandError::internal(format!("the server's evidence does not read: {e}")))
+    Ok(listed
+        .evidence
+        .into_iter()
+        .map(backout_store::Evidence::from)
+        .collect())
 }
 
 /// Percent-encodes a path segment (ids and step names are plain, but a typo should reach the

@@ -10,6 +10,10 @@ use serde_json::{Value, json};
 
 use super::Sandbox;
 
+/// Every JSON answer [`call`] receives is checked against the server's OpenAPI document.
+#[path = "openapi.rs"]
+pub mod openapi;
+
 /// A `backout serve` on a free port; killed (and continued first, if stopped) when dropped.
 pub struct Server {
     child: Option<Child>,
@@ -168,8 +172,16 @@ pub async fn call(
     }
     let response = request.send().await.expect("the server answers");
     let status = response.status().as_u16();
+    let json = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
     let text = response.text().await.expect("a body");
     let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    if json {
+        openapi::assert_documented(client, method, url, status, &value).await;
+    }
     (status, value)
 }
 
@@ -244,6 +256,7 @@ pub async fn follow(
     mut on_event: impl AsyncFnMut(&str, &Value),
 ) -> Vec<(String, Value)> {
     let deadline = Instant::now() + limit;
+    let url = response.url().clone();
     let mut buffer = String::new();
     let mut events = Vec::new();
     loop {
@@ -271,6 +284,7 @@ pub async fn follow(
                 continue; // keep-alive comment
             }
             let value: Value = serde_json::from_str(&data).expect("SSE data is JSON");
+            openapi::assert_event_documented(&url, &name, &value).await;
             on_event(&name, &value).await;
             let end = name == "end";
             events.push((name, value));
