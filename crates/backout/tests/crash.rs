@@ -17,8 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use support::{
-    Background, Sandbox, Status, assert_code, processes_of_run, processes_of_run_after, stderr,
-    stdout, wait_until,
+    Sandbox, Status, processes_of_run, processes_of_run_after, stderr, stdout, wait_until,
 };
 
 /// A tiny xorshift64 generator: deterministic per seed, no dependency.
@@ -458,7 +457,20 @@ fn kill_9_at_random_moments_then_resume_until_done() {
 
 // ---------------------------------------------------------------- single crash scenarios
 
-/// Waits until `ready(sandbox)` holds, checking every 10 ms, at most `limit`.
+/// Starts `backout run` of `plan` (with `extra` arguments) in the background, waits until
+/// `ready` holds (`what` names it), kills the executor with SIGKILL there, and returns the run.
+fn crash_when(
+    sandbox: &Sandbox,
+    plan: &std::path::Path,
+    extra: &[&str],
+    what: &str,
+    ready: impl Fn(&Sandbox) -> bool,
+) -> String {
+    let executor = sandbox.break_glass(plan).args(extra).start();
+    wait_until(Duration::from_secs(5), what, || ready(sandbox));
+    executor.kill_9();
+    sandbox.only_run()
+}
 
 #[test]
 fn resume_kills_what_the_crashed_executor_left_running() {
@@ -474,21 +486,9 @@ fn resume_kills_what_the_crashed_executor_left_running() {
       run: 'touch "${WORK}/after"'
 "#,
     );
-    let executor = Background::start(
-        &sandbox,
-        &[
-            "run",
-            "--break-glass",
-            "--reason",
-            "test",
-            plan.to_str().expect("utf-8 path"),
-        ],
-    );
-    wait_until(Duration::from_secs(5), "the step to start", || {
-        sandbox.exists("migrating")
+    let run = crash_when(&sandbox, &plan, &[], "the step to start", |s| {
+        s.exists("migrating")
     });
-    executor.kill_9();
-    let run = sandbox.only_run();
     assert_eq!(sandbox.status(&run).state("migrate"), "running");
     let orphans = processes_of_run(&run);
     assert!(
@@ -496,12 +496,8 @@ fn resume_kills_what_the_crashed_executor_left_running() {
         "the step's shell and sleeps outlive a killed executor: {orphans:?}"
     );
 
-    let out = sandbox.run(&["resume", &run]);
-    assert_code(
-        &out,
-        7,
-        "resume with a non-idempotent step that was running",
-    );
+    // Resume with a non-idempotent step that was running: it asks a person.
+    sandbox.backout(&["resume", &run]).code(7);
     let left = processes_of_run_after(&run, Duration::from_millis(500));
     assert!(
         left.is_empty(),
@@ -523,19 +519,17 @@ fn resume_kills_what_the_crashed_executor_left_running() {
     );
 
     // Resolving it runs nothing again (it is done) and lets the dependants go.
-    assert_code(
-        &sandbox.run(&[
+    sandbox
+        .backout(&[
             "resolve",
             &run,
             "migrate",
             "done",
             "--note",
             "checked by hand",
-        ]),
-        0,
-        "resolve",
-    );
-    assert_code(&sandbox.run(&["resume", &run]), 0, "resume after resolve");
+        ])
+        .code(0);
+    sandbox.backout(&["resume", &run]).code(0);
     assert!(sandbox.exists("after") && !sandbox.exists("migrated"));
     assert_eq!(sandbox.status(&run).run_state(), "succeeded");
 }
@@ -552,22 +546,10 @@ fn an_idempotent_step_that_was_running_runs_again_on_resume() {
       run: 'echo "attempt $BACKOUT_ATTEMPT" >> "${WORK}/attempts"; test "$BACKOUT_ATTEMPT" -gt 1 || sleep 600'
 "#,
     );
-    let executor = Background::start(
-        &sandbox,
-        &[
-            "run",
-            "--break-glass",
-            "--reason",
-            "test",
-            plan.to_str().expect("utf-8 path"),
-        ],
-    );
-    wait_until(Duration::from_secs(5), "the step to start", || {
-        sandbox.exists("attempts")
+    let run = crash_when(&sandbox, &plan, &[], "the step to start", |s| {
+        s.exists("attempts")
     });
-    executor.kill_9();
-    let run = sandbox.only_run();
-    assert_code(&sandbox.run(&["resume", &run]), 0, "resume");
+    sandbox.backout(&["resume", &run]).code(0);
     assert_eq!(sandbox.read("attempts"), "attempt 1\nattempt 2\n");
     let status = sandbox.status(&run);
     assert_eq!(status.state("flip"), "succeeded");
@@ -599,34 +581,17 @@ contingency:
         run: 'echo other-way-check >> "${WORK}/effects.log"'
 "#,
     );
-    let executor = Background::start(
-        &sandbox,
-        &[
-            "run",
-            "--break-glass",
-            "--reason",
-            "test",
-            plan.to_str().expect("utf-8 path"),
-        ],
-    );
-    wait_until(Duration::from_secs(5), "the branch to start", || {
-        sandbox.read("effects.log").contains("other-way")
+    let run = crash_when(&sandbox, &plan, &[], "the branch to start", |s| {
+        s.read("effects.log").contains("other-way")
     });
-    executor.kill_9();
-    let run = sandbox.only_run();
 
-    assert_code(
-        &sandbox.run(&["resume", &run]),
-        7,
-        "resume with a branch step in doubt",
-    );
+    // Resume with a branch step in doubt.
+    sandbox.backout(&["resume", &run]).code(7);
     assert_eq!(sandbox.status(&run).state("other-way"), "in_doubt");
-    assert_code(
-        &sandbox.run(&["resolve", &run, "other-way", "done"]),
-        0,
-        "resolve",
-    );
-    assert_code(&sandbox.run(&["resume", &run]), 0, "resume after resolve");
+    sandbox
+        .backout(&["resolve", &run, "other-way", "done"])
+        .code(0);
+    sandbox.backout(&["resume", &run]).code(0);
     assert_eq!(
         sandbox.read("effects.log"),
         "other-way\nother-way-check\nnext\n"
@@ -650,27 +615,24 @@ fn a_crash_between_attempts_keeps_the_remaining_retries() {
       retry_delay: 3s
 "#,
     );
-    let executor = Background::start(
-        &sandbox,
-        &[
-            "run",
-            "--break-glass",
-            "--reason",
-            "test",
-            plan.to_str().expect("utf-8 path"),
-        ],
-    );
-    wait_until(Duration::from_secs(5), "the first attempt to fail", || {
-        sandbox.read("count").trim() == "1"
+    // The first attempt failed and is recorded (pending, with the retry in its note) while the
+    // executor sleeps its retry_delay: it is killed there.
+    let run = crash_when(&sandbox, &plan, &[], "the retry to wait", |s| {
+        s.run_ids().first().is_some_and(|run| {
+            s.status(run).find("flaky").is_some_and(|r| {
+                r["state"] == "pending"
+                    && r["note"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("attempt 1 failed"))
+            })
+        })
     });
-    // The failed attempt is recorded, the executor sleeps its retry_delay: kill it there.
-    std::thread::sleep(Duration::from_millis(500));
-    executor.kill_9();
-    let run = sandbox.only_run();
+    assert_eq!(sandbox.read("count").trim(), "1");
 
-    let out = sandbox.run(&["resume", &run]);
+    let ran = sandbox.backout(&["resume", &run]);
     let status = sandbox.status(&run);
-    assert_code(&out, 0, "resume with two retries left");
+    // Resume with two retries left.
+    ran.code(0);
     assert_eq!(status.state("flaky"), "succeeded", "{:#}", status.0);
     assert_eq!(status.attempt("flaky"), 2);
     assert_eq!(sandbox.read("count").trim(), "2");
@@ -690,38 +652,18 @@ fn a_crash_while_waiting_for_a_person_keeps_the_manual_step_waiting() {
       run: 'touch "${WORK}/after"'
 "#,
     );
-    let executor = Background::start(
-        &sandbox,
-        &[
-            "run",
-            "--break-glass",
-            "--reason",
-            "test",
-            plan.to_str().expect("utf-8 path"),
-            "--wait",
-        ],
-    );
-    let run = sandbox.wait_for_run(Duration::from_secs(5));
-    sandbox.wait_for(
-        &run,
-        Duration::from_secs(5),
-        "approve waiting",
-        |s: &Status| s.state("approve") == "waiting_manual",
-    );
-    executor.kill_9();
+    let run = crash_when(&sandbox, &plan, &["--wait"], "approve waiting", |s| {
+        s.run_ids()
+            .first()
+            .is_some_and(|run| s.status(run).state("approve") == "waiting_manual")
+    });
 
     // A manual step is a person's job, not a process: nothing is in doubt after the crash.
-    assert_code(
-        &sandbox.run(&["resume", &run]),
-        7,
-        "resume of a run waiting for a person",
-    );
+    sandbox.backout(&["resume", &run]).code(7);
     assert_eq!(sandbox.status(&run).state("approve"), "waiting_manual");
-    assert_code(
-        &sandbox.run(&["--as", "ops@example.com", "confirm", &run, "approve"]),
-        0,
-        "confirm",
-    );
-    assert_code(&sandbox.run(&["resume", &run]), 0, "resume after confirm");
+    sandbox
+        .backout(&["--as", "ops@example.com", "confirm", &run, "approve"])
+        .code(0);
+    sandbox.backout(&["resume", &run]).code(0);
     assert!(sandbox.exists("after"));
 }

@@ -14,14 +14,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backout_postgres::PostgresStore;
 use backout_postgres::testing::TestDatabase;
 use backout_store::{DeliveryState, Event, RunState, StepState, Store};
+use backout_testkit::{Answer, HttpSink};
 use serde_json::{Value, json};
 use support::Sandbox;
 use support::server::{Server, call, client};
@@ -61,68 +59,28 @@ struct Seen {
 
 /// A webhook receiver on a loopback port that answers 200, or (with `hang_first`) never
 /// answers the first request so its sender hangs in it.
-struct Receiver {
-    url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
+fn webhook(hang_first: bool) -> HttpSink {
+    let hang = hang_first.then(Answer::hang);
+    HttpSink::answering(Answer::status(200))
+        .path("/hook")
+        .first(hang)
+        .start()
 }
 
-impl Receiver {
-    fn start(hang_first: bool) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let record = record.clone();
-                std::thread::spawn(move || {
-                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                    let (mut key, mut length) = (String::new(), 0usize);
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let lower = line.to_ascii_lowercase();
-                        if let Some(v) = lower.strip_prefix("idempotency-key:") {
-                            key = v.trim().to_string();
-                        }
-                        if let Some(v) = lower.strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    let _ = reader.read_exact(&mut body);
-                    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    let first = {
-                        let mut seen = record.lock().expect("lock");
-                        seen.push(Seen {
-                            key,
-                            event: body["event"].as_str().unwrap_or("").to_string(),
-                            at: Instant::now(),
-                        });
-                        seen.len() == 1
-                    };
-                    if hang_first && first {
-                        std::thread::sleep(Duration::from_secs(120));
-                        return;
-                    }
-                    let _ = stream.write_all(
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                    );
-                });
-            }
-        });
-        Receiver { url, seen }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().expect("lock").clone()
-    }
+/// What the webhook received so far: each request's idempotency key, event and arrival.
+fn seen_by(receiver: &HttpSink) -> Vec<Seen> {
+    receiver
+        .requests()
+        .iter()
+        .map(|r| Seen {
+            key: r.header("idempotency-key").unwrap_or("").to_string(),
+            event: serde_json::from_slice::<Value>(&r.body).unwrap_or(Value::Null)["event"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            at: r.at,
+        })
+        .collect()
 }
 
 /// A plan whose rollback runs `first` (not idempotent: appends a line to `$WORK/first`), then
@@ -399,7 +357,7 @@ fn step_story(events: &[Event], step: &str, after: u64) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_replica_s_run_is_finished_by_the_other_once() {
     let setup = Setup::new().await;
-    let receiver = Receiver::start(false);
+    let receiver = webhook(false);
     let client = client();
     let mut replicas = [setup.replica(&[]), setup.replica(&[])];
     let logs = || {
@@ -482,7 +440,7 @@ async fn a_killed_replica_s_run_is_finished_by_the_other_once() {
 
     // Every notification was delivered, each idempotency key reached the webhook once.
     let delivered = setup.all_delivered(&logs).await;
-    let seen = receiver.seen();
+    let seen = seen_by(&receiver);
     let mut keys: Vec<&str> = seen.iter().map(|s| s.key.as_str()).collect();
     keys.sort_unstable();
     keys.dedup();
@@ -504,7 +462,7 @@ async fn a_killed_replica_s_run_is_finished_by_the_other_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_while_sending_loses_no_notification() {
     let setup = Setup::new().await;
-    let receiver = Receiver::start(true);
+    let receiver = webhook(true);
     let client = client();
     let tuning = [
         ("BACKOUT_DELIVERY_TIMEOUT", "3s"),
@@ -521,7 +479,7 @@ async fn a_replica_killed_while_sending_loses_no_notification() {
         .requested(&client, &replicas[1], &plan(&receiver.url, 1))
         .await;
     let start = Instant::now();
-    while receiver.seen().is_empty() {
+    while seen_by(&receiver).is_empty() {
         assert!(start.elapsed() < PATIENCE, "nothing was sent:\n{}", logs());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -563,7 +521,7 @@ async fn a_replica_killed_while_sending_loses_no_notification() {
     assert_ne!(attempts[0].by, claimant, "{delivery:#?}");
     // Nothing more is sent later.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let seen = receiver.seen();
+    let seen = seen_by(&receiver);
     assert_eq!(seen.len(), 2, "sent again after the kill, once: {seen:#?}");
     assert_eq!(seen[0].key, seen[1].key, "with the same idempotency key");
     assert_eq!(seen[1].event, "rollback_required");
@@ -573,7 +531,7 @@ async fn a_replica_killed_while_sending_loses_no_notification() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_replica_cannot_write_over_the_one_that_took_its_run_over() {
     let setup = Setup::new().await;
-    let receiver = Receiver::start(false);
+    let receiver = webhook(false);
     let client = client();
     let replicas = [setup.replica(&[]), setup.replica(&[])];
     let logs = || {
@@ -668,7 +626,7 @@ async fn a_paused_replica_cannot_write_over_the_one_that_took_its_run_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_stopped_by_sigterm_hands_its_run_over_at_once() {
     let setup = Setup::new().await;
-    let receiver = Receiver::start(false);
+    let receiver = webhook(false);
     let client = client();
     // A long lease: a takeover well before it expires shows the lease was given up.
     let long = [("BACKOUT_LEASE_TTL", "30s")];
