@@ -505,10 +505,7 @@ fn resume_kills_what_the_crashed_executor_left_running() {
     );
     let status = sandbox.status(&run);
     assert_eq!(status.state("migrate"), "in_doubt");
-    let note = status.step("migrate")["note"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let note = status.note("migrate");
     assert!(
         note.contains("backout resolve"),
         "the note should say how to resolve: {note:?}"

@@ -49,6 +49,22 @@ fn pid_in(owner: &str) -> u32 {
         .unwrap_or_else(|| panic!("no pid in `{owner}`"))
 }
 
+/// Every replica's log, for failure messages.
+fn logs_of(replicas: &[Server]) -> String {
+    replicas
+        .iter()
+        .map(|r| format!("--- replica {}:\n{}", r.pid(), r.log()))
+        .collect()
+}
+
+/// Which of `replicas` is `owner` (a replica's or dispatcher's id, `host:pid:…`).
+fn index_of(replicas: &[Server], owner: &str) -> usize {
+    replicas
+        .iter()
+        .position(|r| r.pid() == pid_in(owner))
+        .unwrap_or_else(|| panic!("`{owner}` is not one of the replicas"))
+}
+
 /// One request as the webhook receiver saw it.
 #[derive(Clone, Debug)]
 struct Seen {
@@ -164,14 +180,15 @@ impl Setup {
             .await
             .unwrap_or_else(|e| panic!("open {}: {e}", db.url()));
         let token = |user: &str, role: &str| {
-            let out = sandbox
-                .command()
+            sandbox
+                .cli()
                 .env("BACKOUT_DATABASE_URL", db.url())
                 .args(["token", "create", "--user", user, "--role", role])
-                .output()
-                .expect("token create runs");
-            support::assert_code(&out, 0, "token create");
-            support::stdout(&out).trim().to_string()
+                .run()
+                .code(0)
+                .stdout()
+                .trim()
+                .to_string()
         };
         let performer = token("erin@example.com", "performer");
         let decider = token("carol@example.com", "decider");
@@ -360,12 +377,7 @@ async fn a_killed_replica_s_run_is_finished_by_the_other_once() {
     let receiver = webhook(false);
     let client = client();
     let mut replicas = [setup.replica(&[]), setup.replica(&[])];
-    let logs = || {
-        replicas
-            .iter()
-            .map(|r| format!("--- replica {}:\n{}", r.pid(), r.log()))
-            .collect::<String>()
-    };
+    let logs = || logs_of(&replicas);
     let run = setup
         .executed(&client, &replicas[0], &plan(&receiver.url, 10))
         .await;
@@ -373,10 +385,7 @@ async fn a_killed_replica_s_run_is_finished_by_the_other_once() {
     // What was notified so far went out (the kill while sending is the next test's story).
     setup.all_delivered(&logs).await;
     let holder = setup.holder(&run).await;
-    let index = replicas
-        .iter()
-        .position(|r| r.pid() == pid_in(&holder))
-        .unwrap_or_else(|| panic!("the holder `{holder}` is not one of the replicas"));
+    let index = index_of(&replicas, &holder);
     let killed_at = Instant::now();
     let killed_ms = now_ms();
     replicas[index].kill_9();
@@ -469,12 +478,7 @@ async fn a_replica_killed_while_sending_loses_no_notification() {
         ("BACKOUT_DELIVERY_LEASE", "6s"),
     ];
     let mut replicas = [setup.replica(&tuning), setup.replica(&tuning)];
-    let logs = || {
-        replicas
-            .iter()
-            .map(|r| format!("--- replica {}:\n{}", r.pid(), r.log()))
-            .collect::<String>()
-    };
+    let logs = || logs_of(&replicas);
     let rel = setup
         .requested(&client, &replicas[1], &plan(&receiver.url, 1))
         .await;
@@ -494,10 +498,7 @@ async fn a_replica_killed_while_sending_loses_no_notification() {
         .clone()
         .unwrap_or_else(|| panic!("a delivery being sent is claimed: {deliveries:#?}"));
     let claimed_until = deliveries[0].claimed_until_ms.expect("claimed until");
-    let index = replicas
-        .iter()
-        .position(|r| r.pid() == pid_in(&claimant))
-        .unwrap_or_else(|| panic!("the claimant `{claimant}` is not one of the replicas"));
+    let index = index_of(&replicas, &claimant);
     replicas[index].kill_9();
     let logs = || replicas[1 - index].log();
 
@@ -534,21 +535,13 @@ async fn a_paused_replica_cannot_write_over_the_one_that_took_its_run_over() {
     let receiver = webhook(false);
     let client = client();
     let replicas = [setup.replica(&[]), setup.replica(&[])];
-    let logs = || {
-        replicas
-            .iter()
-            .map(|r| format!("--- replica {}:\n{}", r.pid(), r.log()))
-            .collect::<String>()
-    };
+    let logs = || logs_of(&replicas);
     let run = setup
         .executed(&client, &replicas[1], &plan(&receiver.url, 10))
         .await;
     setup.wait_running(&run, "slow", &logs).await;
     let holder = setup.holder(&run).await;
-    let paused = replicas
-        .iter()
-        .position(|r| r.pid() == pid_in(&holder))
-        .unwrap_or_else(|| panic!("the holder `{holder}` is not one of the replicas"));
+    let paused = index_of(&replicas, &holder);
     let stopped_ms = now_ms();
     replicas[paused].signal("-STOP");
 
@@ -631,21 +624,13 @@ async fn a_replica_stopped_by_sigterm_hands_its_run_over_at_once() {
     // A long lease: a takeover well before it expires shows the lease was given up.
     let long = [("BACKOUT_LEASE_TTL", "30s")];
     let replicas = [setup.replica(&long), setup.replica(&long)];
-    let logs = || {
-        replicas
-            .iter()
-            .map(|r| format!("--- replica {}:\n{}", r.pid(), r.log()))
-            .collect::<String>()
-    };
+    let logs = || logs_of(&replicas);
     let run = setup
         .executed(&client, &replicas[0], &plan(&receiver.url, 4))
         .await;
     setup.wait_running(&run, "slow", &logs).await;
     let holder = setup.holder(&run).await;
-    let index = replicas
-        .iter()
-        .position(|r| r.pid() == pid_in(&holder))
-        .unwrap_or_else(|| panic!("the holder `{holder}` is not one of the replicas"));
+    let index = index_of(&replicas, &holder);
     let stopped_ms = now_ms();
     replicas[index].signal("-TERM");
     let resumed = setup.resumed_by_other(&run, &holder, &logs).await;

@@ -118,10 +118,7 @@ fn when_checkpoint_steps_are_skipped_unless_the_checkpoint_was_reached() {
     );
     let status = sandbox.status(&sandbox.only_run());
     assert_eq!(status.state("undo-contract"), "skipped");
-    let note = status.step("undo-contract")["note"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let note = status.note("undo-contract");
     assert!(
         note.contains("contract"),
         "the skip note should name the checkpoint: {note:?}"

@@ -53,10 +53,7 @@ fn a_manual_step_waits_until_confirmed_and_resumed() {
     assert!(sandbox.exists("after"));
     let status = sandbox.status(&run);
     assert_eq!(status.state("approve"), "succeeded");
-    let note = status.step("approve")["note"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let note = status.note("approve");
     assert!(note.contains("dashboard is green"), "{note:?}");
     assert_eq!(status.run_state(), "succeeded");
     // A finished step cannot be confirmed again.

@@ -28,10 +28,7 @@ fn a_timeout_kills_the_step_and_everything_it_started() {
     let run = sandbox.only_run();
     let status = sandbox.status(&run);
     assert_eq!(status.state("hang"), "failed");
-    let note = status.step("hang")["note"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let note = status.note("hang");
     assert!(note.contains("timed out"), "{note:?}");
     let left = processes_of_run_after(&run, Duration::from_millis(500));
     assert!(
@@ -157,10 +154,7 @@ fn a_failing_verify_fails_the_step() {
     );
     let status = sandbox.status(&sandbox.only_run());
     assert_eq!(status.state("change"), "failed");
-    let note = status.step("change")["note"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let note = status.note("change");
     assert!(
         note.contains("verify"),
         "the note should say the verify failed: {note:?}"

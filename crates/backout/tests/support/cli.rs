@@ -11,12 +11,14 @@
 //! It only runs and asserts: what a story checks beyond the output stays in the test.
 
 use std::ffi::OsStr;
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{Background, Sandbox, stderr, stdout};
+use super::{Background, Sandbox, Status, stderr, stdout};
 
 /// `backout` without a sandbox (no store, no `WORK`): for commands that need neither.
 pub fn cli() -> Cli {
@@ -66,6 +68,8 @@ pub struct Cli {
     command: Command,
     /// The arguments as text, to name the command in failures.
     words: Vec<String>,
+    /// How long [`Cli::run`] lets the command take before it kills it and fails the test.
+    timeout: Option<Duration>,
 }
 
 impl Cli {
@@ -74,6 +78,7 @@ impl Cli {
         Cli {
             command,
             words: vec!["backout".to_string()],
+            timeout: None,
         }
     }
 
@@ -102,6 +107,13 @@ impl Cli {
         self.env("BACKOUT_USER", who)
     }
 
+    /// Fails the test (after killing the command) when it takes longer than `limit`: for a
+    /// command that could hang on bad input.
+    pub fn timeout(mut self, limit: Duration) -> Cli {
+        self.timeout = Some(limit);
+        self
+    }
+
     pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Cli {
         self.command.current_dir(dir);
         self
@@ -116,8 +128,8 @@ impl Cli {
     pub fn start(mut self) -> Background {
         let child = self
             .command
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("backout starts");
         Background {
@@ -128,11 +140,61 @@ impl Cli {
 
     /// Runs the command to completion.
     pub fn run(mut self) -> Ran {
-        let output = self.command.output().expect("backout runs");
-        Ran {
-            output,
-            what: self.words.join(" "),
+        let what = self.words.join(" ");
+        let Some(limit) = self.timeout else {
+            let output = self.command.output().expect("backout runs");
+            return Ran { output, what };
+        };
+        let output = run_within(self.command, limit, &what);
+        Ran { output, what }
+    }
+}
+
+/// Runs `command` with its output read as it comes (a full pipe cannot stall it), killing it
+/// and failing the test when it takes longer than `limit`.
+fn run_within(mut command: Command, limit: Duration, what: &str) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("backout starts");
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
         }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`{what}` did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
     }
 }
 
@@ -274,11 +336,21 @@ impl Ran {
 
 impl Background {
     /// Waits for the background `backout` to exit (at most `limit`), for assertions on how.
-    pub fn ended(self, limit: std::time::Duration) -> Ran {
+    pub fn ended(self, limit: Duration) -> Ran {
         let what = self.what.clone();
         Ran {
             output: self.finish(limit),
             what,
         }
+    }
+}
+
+impl Status {
+    /// The note of step `id` (why it failed, was skipped or waits), empty when it has none.
+    pub fn note(&self, id: &str) -> String {
+        self.step(id)["note"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 }
