@@ -10,7 +10,7 @@ use support::{Cli, Ran, cli};
 fn backout_on(db: &Path) -> Cli {
     cli()
         .env("BACKOUT_DATABASE_URL", format!("sqlite://{}", db.display()))
-        .as_user("deploy-bot")
+        .user("deploy-bot")
 }
 
 /// Runs `backout ARGS` on the store `db` as `deploy-bot`.

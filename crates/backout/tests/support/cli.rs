@@ -103,7 +103,7 @@ impl Cli {
     }
 
     /// Acts as `who` (`BACKOUT_USER`).
-    pub fn as_user(self, who: &str) -> Cli {
+    pub fn user(self, who: &str) -> Cli {
         self.env("BACKOUT_USER", who)
     }
 
