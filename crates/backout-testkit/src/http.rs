@@ -214,15 +214,9 @@ impl HttpSink {
     pub fn wait_for(&self, count: usize, limit: Duration) -> Vec<Request> {
         let deadline = Instant::now() + limit;
         loop {
-            let requests = self.requests();
-            if requests.len() >= count {
+            if let Some(requests) = self.arrived_by(count, deadline, limit) {
                 return requests;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the HTTP sink got {} requests within {limit:?}, expected {count}",
-                requests.len()
-            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -231,17 +225,25 @@ impl HttpSink {
     pub async fn arrived(&self, count: usize, limit: Duration) -> Vec<Request> {
         let deadline = Instant::now() + limit;
         loop {
-            let requests = self.requests();
-            if requests.len() >= count {
+            if let Some(requests) = self.arrived_by(count, deadline, limit) {
                 return requests;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the HTTP sink got {} requests within {limit:?}, expected {count}",
-                requests.len()
-            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// The requests once `count` arrived, `None` before; panics once `deadline` has passed.
+    fn arrived_by(&self, count: usize, deadline: Instant, limit: Duration) -> Option<Vec<Request>> {
+        let requests = self.requests();
+        if requests.len() >= count {
+            return Some(requests);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the HTTP sink got {} requests within {limit:?}, expected {count}",
+            requests.len()
+        );
+        None
     }
 }
 

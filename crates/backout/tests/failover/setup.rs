@@ -88,11 +88,11 @@ pub fn seen_by(receiver: &HttpSink) -> Vec<Seen> {
         .collect()
 }
 
-/// A plan whose rollback runs `first` (not idempotent: appends a line to `$WORK/first`), then
+/// The body of a plan (see `support::plan`) whose rollback runs `first` (not idempotent: appends a line to `$WORK/first`), then
 /// `slow` (idempotent, long), then `last` (not idempotent: appends to `$WORK/last`), and tells
 /// the webhook when a rollback is required, started and completed.
 pub fn plan(hook: &str, slow_secs: u32) -> String {
-    support::plan(&format!(
+    format!(
         r#"people:
   release-managers: [carol@example.com]
   ops-oncall: [erin@example.com]
@@ -112,7 +112,7 @@ procedure:
     - {{ id: slow, needs: [first], run: "sleep {slow_secs}", idempotent: true, expected: {slow_secs}s }}
     - {{ id: last, needs: [slow], run: "echo once >> \"${{WORK}}/last\"", expected: 1s }}
 "#
-    ))
+    )
 }
 
 /// What every test shares: a database, a sandbox, tokens, a store to look into the database.
@@ -196,13 +196,15 @@ impl Setup {
         replica(&self.sandbox, self.db.url(), env)
     }
 
-    /// Opens a release of `plan` through `replica` and requests its rollback; returns its id.
+    /// Opens a release of the plan around `body` through `replica` and requests its rollback;
+    /// returns its id.
     pub async fn requested(
         &self,
         client: &reqwest::Client,
         replica: &Server,
-        plan: &str,
+        body: &str,
     ) -> String {
+        let plan = &support::plan(body);
         support::server::accept(
             client,
             &replica.url("/api/v1/plans/accept"),
@@ -233,27 +235,17 @@ impl Setup {
     }
 
     /// Requests, approves and executes the rollback of a new release; returns the run's id.
-    pub async fn executed(&self, client: &reqwest::Client, replica: &Server, plan: &str) -> String {
-        let rel = self.requested(client, replica, plan).await;
-        let (status, body) = call(
+    pub async fn executed(&self, client: &reqwest::Client, replica: &Server, body: &str) -> String {
+        let (_, run) = support::server::approved_and_executed(
             client,
-            "POST",
-            &replica.url(&format!("/api/v1/releases/{rel}/decisions")),
-            Some(&self.decider),
-            Some(json!({ "decision": "approve", "reason": "customers affected" })),
+            replica,
+            body,
+            &self.performer,
+            &self.decider,
+            &self.owner,
         )
         .await;
-        assert_eq!(status, 200, "{body}");
-        let (status, body) = call(
-            client,
-            "POST",
-            &replica.url(&format!("/api/v1/releases/{rel}/execute")),
-            Some(&self.performer),
-            None,
-        )
-        .await;
-        assert_eq!(status, 202, "{body}");
-        body["run_id"].as_str().expect("run id").to_string()
+        run
     }
 
     /// Waits until step `step` of `run` is `running`.
