@@ -4,83 +4,18 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use backout_testkit::{Answer, HttpSink};
 use support::Sandbox;
-
-/// One request as the receiver saw it.
-#[derive(Clone, Debug)]
-struct Seen {
-    key: String,
-    body: String,
-}
 
 /// A webhook receiver on a loopback port: it never answers the first request (the sender hangs
 /// in it), and answers 200 to every other.
-struct Receiver {
-    url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let record = record.clone();
-                std::thread::spawn(move || {
-                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                    let (mut key, mut length) = (String::new(), 0usize);
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let lower = line.to_ascii_lowercase();
-                        if let Some(v) = lower.strip_prefix("idempotency-key:") {
-                            key = v.trim().to_string();
-                        }
-                        if let Some(v) = lower.strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    let _ = reader.read_exact(&mut body);
-                    let first = {
-                        let mut seen = record.lock().expect("lock");
-                        seen.push(Seen {
-                            key,
-                            body: String::from_utf8_lossy(&body).into_owned(),
-                        });
-                        seen.len() == 1
-                    };
-                    if first {
-                        // Hang: the sender waits until it is killed.
-                        std::thread::sleep(Duration::from_secs(60));
-                        return;
-                    }
-                    let _ = stream.write_all(
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                    );
-                });
-            }
-        });
-        Receiver { url, seen }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().expect("lock").clone()
-    }
+fn webhook() -> HttpSink {
+    HttpSink::answering(Answer::status(200))
+        .path("/hook")
+        .first([Answer::hang()])
+        .start()
 }
 
 fn plan(hook: &str) -> String {
@@ -110,7 +45,7 @@ fn text(out: &std::process::Output) -> String {
 
 #[test]
 fn a_process_killed_while_sending_loses_no_notification() {
-    let receiver = Receiver::start();
+    let receiver = webhook();
     let sandbox = Sandbox::new();
     let plan = sandbox.plan("plan.yaml", &plan(&receiver.url));
     let out = sandbox.run(&["start", plan.to_str().expect("utf-8")]);
@@ -128,14 +63,7 @@ fn a_process_killed_while_sending_loses_no_notification() {
         .env("BACKOUT_USER", "erin@example.com")
         .args(["request", &release, "--reason", "payments failing"]);
     let mut child = request.spawn().expect("request starts");
-    let started = Instant::now();
-    while receiver.seen().is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the notification was never sent"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    receiver.wait_for(1, Duration::from_secs(20));
     let killed_at = Instant::now();
     child.kill().expect("SIGKILL");
     let _ = child.wait();
@@ -158,7 +86,7 @@ fn a_process_killed_while_sending_loses_no_notification() {
         .expect("deliveries runs");
     assert!(out.status.success(), "{}", text(&out));
     if killed_at.elapsed() < Duration::from_secs(5) {
-        assert_eq!(receiver.seen().len(), 1, "the claim keeps others off");
+        assert_eq!(receiver.requests().len(), 1, "the claim keeps others off");
     }
     std::thread::sleep(Duration::from_secs(6).saturating_sub(killed_at.elapsed()));
     let out = sandbox
@@ -170,11 +98,15 @@ fn a_process_killed_while_sending_loses_no_notification() {
     assert!(out.status.success(), "{}", text(&out));
     let deliveries: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(deliveries[0]["state"], "delivered", "{deliveries}");
-    let seen = receiver.seen();
+    let seen = receiver.requests();
     assert_eq!(seen.len(), 2, "sent again after the crash, once");
-    assert!(seen[0].key.starts_with("evt-"), "{seen:?}");
-    assert_eq!(seen[0].key, seen[1].key, "with the same idempotency key");
-    let body: serde_json::Value = serde_json::from_str(&seen[1].body).expect("json body");
+    assert!(seen[0].key().starts_with("evt-"), "{seen:?}");
+    assert_eq!(
+        seen[0].key(),
+        seen[1].key(),
+        "with the same idempotency key"
+    );
+    let body = seen[1].json();
     assert_eq!(body["event"], "rollback_required");
     assert_eq!(body["verdict"]["requested"]["reason"], "payments failing");
 }

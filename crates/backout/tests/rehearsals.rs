@@ -7,7 +7,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{Sandbox, assert_code, stderr, stdout};
+use support::{Ran, Sandbox};
 
 /// A procedure with a contingency branch and a rehearsal environment with an override.
 const BODY: &str = r#"procedure:
@@ -30,31 +30,26 @@ testing:
       env: { STAGE_MARK: from-staging }
 "#;
 
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}):\nstdout:\n{}\nstderr:\n{}",
-            stdout(out),
-            stderr(out)
-        )
-    })
+fn json(out: &Ran) -> Value {
+    out.json()
 }
 
 fn evidence(sandbox: &Sandbox, plan: &str) -> Vec<Value> {
-    let out = sandbox.run(&["evidence", "list", plan, "--format", "json"]);
-    assert_code(&out, 0, "evidence list");
+    let out = sandbox
+        .backout(&["evidence", "list", plan, "--format", "json"])
+        .code(0);
     json(&out).as_array().expect("a list").clone()
 }
 
 fn hash(sandbox: &Sandbox, plan: &str) -> String {
-    let out = sandbox.run(&["lint", "--hash", "--format", "json", plan]);
+    let out = sandbox.backout(&["lint", "--hash", "--format", "json", plan]);
     json(&out)["files"][0]["hash"]
         .as_str()
         .expect("a hash")
         .to_string()
 }
 
-fn codes(out: &std::process::Output) -> Vec<String> {
+fn codes(out: &Ran) -> Vec<String> {
     json(out)
         .as_array()
         .expect("diagnostics")
@@ -69,20 +64,24 @@ fn a_successful_rehearsal_is_evidence_of_exactly_this_content() {
     sandbox.plan("plan.yaml", BODY);
 
     // Plain lint never reads the store; --evidence warns, --require-tested refuses.
-    let out = sandbox.run(&["lint", "plan.yaml", "--format", "json"]);
-    assert_code(&out, 0, "plain lint");
-    assert!(codes(&out).is_empty(), "{}", stdout(&out));
-    let out = sandbox.run(&["lint", "plan.yaml", "--evidence", "--format", "json"]);
-    assert_code(&out, 0, "lint --evidence of an untested plan warns");
+    let out = sandbox
+        .backout(&["lint", "plan.yaml", "--format", "json"])
+        .code(0);
+    assert!(codes(&out).is_empty(), "{}", out.stdout());
+    // Lint --evidence of an untested plan warns.
+    let out = sandbox
+        .backout(&["lint", "plan.yaml", "--evidence", "--format", "json"])
+        .code(0);
     assert_eq!(codes(&out), ["B084"]);
-    let out = sandbox.run(&["lint", "plan.yaml", "--require-tested"]);
-    assert_code(&out, 2, "lint --require-tested of an untested plan");
-    assert!(stdout(&out).contains("error[B084]"), "{}", stdout(&out));
-    assert!(stdout(&out).contains("backout rehearse PLAN --env staging"));
+    // Lint --require-tested of an untested plan.
+    let out = sandbox
+        .backout(&["lint", "plan.yaml", "--require-tested"])
+        .code(2);
+    assert!(out.stdout().contains("error[B084]"), "{}", out.stdout());
+    assert!(out.stdout().contains("backout rehearse PLAN --env staging"));
 
-    let out = sandbox.run(&["rehearse", "plan.yaml"]);
-    assert_code(&out, 0, "rehearse");
-    assert!(stderr(&out).contains("evidence evd-"), "{}", stderr(&out));
+    let out = sandbox.backout(&["rehearse", "plan.yaml"]).code(0);
+    assert!(out.stderr().contains("evidence evd-"), "{}", out.stderr());
     assert_eq!(
         sandbox.read("revert.staging").trim(),
         "from-staging",
@@ -99,33 +98,36 @@ fn a_successful_rehearsal_is_evidence_of_exactly_this_content() {
     let run = e["run_id"].as_str().expect("run id");
     assert_eq!(sandbox.status(run).0["run"]["kind"], "rehearsal");
 
-    let out = sandbox.run(&[
-        "evidence",
-        "show",
-        e["id"].as_str().expect("id"),
-        "--format",
-        "json",
-    ]);
-    assert_code(&out, 0, "evidence show");
+    let out = sandbox
+        .backout(&[
+            "evidence",
+            "show",
+            e["id"].as_str().expect("id"),
+            "--format",
+            "json",
+        ])
+        .code(0);
     let shown = json(&out);
     let steps = shown["steps"].as_array().expect("steps");
     assert_eq!(steps.len(), 2);
     assert_eq!(steps[0]["step_id"], "revert");
     assert_eq!(steps[0]["attempts"], 1);
     assert!(steps[0]["duration_ms"].as_i64().is_some());
-    let out = sandbox.run(&["evidence", "show", e["id"].as_str().expect("id")]);
+    let out = sandbox.backout(&["evidence", "show", e["id"].as_str().expect("id")]);
     assert!(
-        stdout(&out).contains("a successful rehearsal of svc in staging"),
+        out.stdout()
+            .contains("a successful rehearsal of svc in staging"),
         "{}",
-        stdout(&out)
+        out.stdout()
     );
 
-    let out = sandbox.run(&["lint", "plan.yaml", "--require-tested"]);
-    assert_code(&out, 0, "lint --require-tested of the rehearsed plan");
+    // Lint --require-tested of the rehearsed plan.
+    sandbox
+        .backout(&["lint", "plan.yaml", "--require-tested"])
+        .code(0);
 
-    let out = sandbox.run(&["render", "plan.yaml"]);
-    assert_code(&out, 0, "render");
-    let doc = stdout(&out);
+    let out = sandbox.backout(&["render", "plan.yaml"]).code(0);
+    let doc = out.stdout();
     assert!(
         doc.contains("**Tested: yes** — rehearsed in staging on "),
         "{doc}"
@@ -134,29 +136,36 @@ fn a_successful_rehearsal_is_evidence_of_exactly_this_content() {
         doc.contains("successful rehearsal of this version of the plan"),
         "Q7 measured: {doc}"
     );
-    let offline = stdout(&sandbox.run(&["render", "plan.yaml", "--offline"]));
+    let offline = sandbox
+        .backout(&["render", "plan.yaml", "--offline"])
+        .stdout();
     assert!(
         offline.contains("**Tested: no**"),
         "--offline reads no evidence"
     );
 
-    let out = sandbox.run(&["evidence", "export", "plan.yaml"]);
-    assert_code(&out, 0, "evidence export");
+    let out = sandbox
+        .backout(&["evidence", "export", "plan.yaml"])
+        .code(0);
     let export = json(&out);
     assert_eq!(export["tested"], true);
     assert_eq!(export["evidence"].as_array().expect("evidence").len(), 1);
 
-    let out = sandbox.run(&["report", "plan.yaml", "--durations", "--format", "json"]);
-    assert_code(&out, 0, "report --durations");
+    // Report --durations.
+    let out = sandbox
+        .backout(&["report", "plan.yaml", "--durations", "--format", "json"])
+        .code(0);
     let report = json(&out);
     assert_eq!(report["steps"][0]["step"], "revert");
     assert_eq!(report["steps"][0]["rehearsals"]["samples"], 1);
     assert_eq!(report["procedure"]["rehearsals"]["samples"], 1);
-    let text = stdout(&sandbox.run(&["report", "plan.yaml", "--durations"]));
+    let text = sandbox
+        .backout(&["report", "plan.yaml", "--durations"])
+        .stdout();
     assert!(text.contains("| revert | 10s | 1 |"), "{text}");
 
     // The evidence and its event are in the hash-chained journal.
-    let events = stdout(&sandbox.run(&["report", run]));
+    let events = sandbox.backout(&["report", run]).stdout();
     assert!(events.contains("evidence_recorded"), "{events}");
 }
 
@@ -164,11 +173,9 @@ fn a_successful_rehearsal_is_evidence_of_exactly_this_content() {
 fn editing_a_command_untests_the_plan_and_reformatting_does_not() {
     let sandbox = Sandbox::new();
     let path = sandbox.plan("plan.yaml", BODY);
-    assert_code(
-        &sandbox.run(&["rehearse", "plan.yaml", "--env", "staging"]),
-        0,
-        "rehearse",
-    );
+    sandbox
+        .backout(&["rehearse", "plan.yaml", "--env", "staging"])
+        .code(0);
     let text = std::fs::read_to_string(&path).expect("plan");
 
     let reformatted = format!(
@@ -177,8 +184,10 @@ fn editing_a_command_untests_the_plan_and_reformatting_does_not() {
             .replace("expected: 10s\n", "expected: \"10s\"\n")
     );
     sandbox.write("plan.yaml", &reformatted);
-    let out = sandbox.run(&["lint", "plan.yaml", "--require-tested"]);
-    assert_code(&out, 0, "a reformatted plan is still tested");
+    // A reformatted plan is still tested.
+    sandbox
+        .backout(&["lint", "plan.yaml", "--require-tested"])
+        .code(0);
 
     sandbox.write(
         "plan.yaml",
@@ -187,10 +196,12 @@ fn editing_a_command_untests_the_plan_and_reformatting_does_not() {
             r#">> "${WORK}/revert.$BACKOUT_ENVIRONMENT""#,
         ),
     );
-    let out = sandbox.run(&["lint", "plan.yaml", "--require-tested", "--format", "json"]);
-    assert_code(&out, 2, "an edited command untests the plan");
+    // An edited command untests the plan.
+    let out = sandbox
+        .backout(&["lint", "plan.yaml", "--require-tested", "--format", "json"])
+        .code(2);
     assert_eq!(codes(&out), ["B084"]);
-    let doc = stdout(&sandbox.run(&["render", "plan.yaml"]));
+    let doc = sandbox.backout(&["render", "plan.yaml"]).stdout();
     assert!(
         doc.contains("no successful rehearsal of this version of the plan is on record"),
         "{doc}"
@@ -201,26 +212,27 @@ fn editing_a_command_untests_the_plan_and_reformatting_does_not() {
         "the evidence is of another version"
     );
 
-    let out = sandbox.run(&["start", "plan.yaml"]);
-    assert_code(&out, 0, "start warns");
-    assert!(stderr(&out).contains("UNTESTED PLAN"), "{}", stderr(&out));
-    let out = sandbox.run(&["start", "plan.yaml", "--require-tested"]);
-    assert_code(&out, 5, "start --require-tested refuses");
+    // Start warns.
+    let out = sandbox.backout(&["start", "plan.yaml"]).code(0);
+    assert!(out.stderr().contains("UNTESTED PLAN"), "{}", out.stderr());
+    // Start --require-tested refuses.
+    let out = sandbox
+        .backout(&["start", "plan.yaml", "--require-tested"])
+        .code(5);
     assert!(
-        stderr(&out).contains("no successful rehearsal"),
+        out.stderr().contains("no successful rehearsal"),
         "{}",
-        stderr(&out)
+        out.stderr()
     );
 
     // Rehearsing the new version makes it tested again; start is quiet.
-    assert_code(
-        &sandbox.run(&["rehearse", "plan.yaml"]),
-        0,
-        "rehearse again",
-    );
-    let out = sandbox.run(&["start", "plan.yaml", "--require-tested"]);
-    assert_code(&out, 0, "start of a tested plan");
-    assert!(!stderr(&out).contains("UNTESTED"), "{}", stderr(&out));
+    // Rehearse again.
+    sandbox.backout(&["rehearse", "plan.yaml"]).code(0);
+    // Start of a tested plan.
+    let out = sandbox
+        .backout(&["start", "plan.yaml", "--require-tested"])
+        .code(0);
+    assert!(!out.stderr().contains("UNTESTED"), "{}", out.stderr());
 }
 
 #[test]
@@ -236,16 +248,21 @@ fn failed_rehearsals_and_dry_runs_are_never_evidence() {
             r#"{ id: restore-backup, run: "exit 4""#,
         );
     sandbox.plan("plan.yaml", &failing);
-    let out = sandbox.run(&["rehearse", "plan.yaml"]);
-    assert_code(&out, 6, "a failing rehearsal");
-    assert!(stderr(&out).contains("no evidence"), "{}", stderr(&out));
+    // A failing rehearsal.
+    let out = sandbox.backout(&["rehearse", "plan.yaml"]).code(6);
+    assert!(out.stderr().contains("no evidence"), "{}", out.stderr());
     assert!(evidence(&sandbox, "plan.yaml").is_empty());
     let runs = sandbox.run_ids();
     std::fs::remove_file(sandbox.file("revert.staging")).expect("the real rehearsal ran revert");
 
-    let out = sandbox.run(&["rehearse", "plan.yaml", "--dry-run"]);
-    assert_code(&out, 0, "a dry run runs nothing, so nothing fails");
-    assert!(stdout(&out).contains("nothing runs, nothing is stored, never evidence"));
+    // A dry run runs nothing, so nothing fails.
+    let out = sandbox
+        .backout(&["rehearse", "plan.yaml", "--dry-run"])
+        .code(0);
+    assert!(
+        out.stdout()
+            .contains("nothing runs, nothing is stored, never evidence")
+    );
     assert_eq!(sandbox.run_ids(), runs, "a dry run stores no run");
     assert!(evidence(&sandbox, "plan.yaml").is_empty());
     assert!(!sandbox.exists("revert.staging"), "a dry run runs no step");
@@ -255,16 +272,18 @@ fn failed_rehearsals_and_dry_runs_are_never_evidence() {
 fn a_dry_run_with_an_injected_failure_walks_the_contingency_branch() {
     let sandbox = Sandbox::new();
     sandbox.plan("plan.yaml", BODY);
-    let out = sandbox.run(&[
-        "rehearse",
-        "plan.yaml",
-        "--dry-run",
-        "--fail",
-        "fix",
-        "--format",
-        "json",
-    ]);
-    assert_code(&out, 0, "the branch recovers");
+    // The branch recovers.
+    let out = sandbox
+        .backout(&[
+            "rehearse",
+            "plan.yaml",
+            "--dry-run",
+            "--fail",
+            "fix",
+            "--format",
+            "json",
+        ])
+        .code(0);
     let sim = json(&out);
     assert_eq!(sim["outcome"], "succeeded");
     let steps = sim["steps"].as_array().expect("steps");
@@ -278,30 +297,36 @@ fn a_dry_run_with_an_injected_failure_walks_the_contingency_branch() {
     assert_eq!(steps[2]["start_ms"], 20_000);
     assert_eq!(sim["total_ms"], 25_000);
 
-    let out = sandbox.run(&[
-        "rehearse",
-        "plan.yaml",
-        "--dry-run",
-        "--fail",
-        "fix",
-        "--fail",
-        "restore-backup",
-    ]);
-    assert_code(&out, 6, "a failing branch fails the simulated run");
-    let text = stdout(&out);
+    // A failing branch fails the simulated run.
+    let out = sandbox
+        .backout(&[
+            "rehearse",
+            "plan.yaml",
+            "--dry-run",
+            "--fail",
+            "fix",
+            "--fail",
+            "restore-backup",
+        ])
+        .code(6);
+    let text = out.stdout();
     assert!(
         text.contains("✗ restore-backup [contingency restore] failed after 5s"),
         "{text}"
     );
     assert!(text.contains("outcome: failed"), "{text}");
 
-    let out = sandbox.run(&["rehearse", "plan.yaml", "--dry-run", "--fail", "nope"]);
-    assert_code(&out, 2, "an unknown step");
+    // An unknown step.
+    sandbox
+        .backout(&["rehearse", "plan.yaml", "--dry-run", "--fail", "nope"])
+        .code(2);
 
     // --speed plays the timeline back: 25s of plan time at 100× is a quarter second.
     let started = std::time::Instant::now();
-    let out = sandbox.run(&["rehearse", "plan.yaml", "--dry-run", "--speed", "100"]);
-    assert_code(&out, 0, "played back");
+    // Played back.
+    sandbox
+        .backout(&["rehearse", "plan.yaml", "--dry-run", "--speed", "100"])
+        .code(0);
     assert!(started.elapsed() >= std::time::Duration::from_millis(200));
     assert!(sandbox.run_ids().is_empty());
 }
@@ -314,23 +339,21 @@ fn a_rehearsal_finished_by_resume_is_evidence_too() {
         "    - { id: look, needs: [revert], manual: { by: ops, instructions: \"check the page\" }, expected: 1m }\n    - { id: fix,",
     );
     sandbox.plan("plan.yaml", &body);
-    let out = sandbox.run(&["rehearse", "plan.yaml"]);
-    assert_code(&out, 7, "the rehearsal waits for the manual step");
+    // The rehearsal waits for the manual step.
+    let out = sandbox.backout(&["rehearse", "plan.yaml"]).code(7);
     assert!(
-        stderr(&out).contains("not evidence yet"),
+        out.stderr().contains("not evidence yet"),
         "{}",
-        stderr(&out)
+        out.stderr()
     );
     assert!(evidence(&sandbox, "plan.yaml").is_empty());
     let run = sandbox.only_run();
-    assert_code(
-        &sandbox.run(&["--as", "ops@example.com", "confirm", &run, "look"]),
-        0,
-        "confirm",
-    );
-    let out = sandbox.run(&["resume", &run]);
-    assert_code(&out, 0, "resume finishes it");
-    assert!(stderr(&out).contains("evidence evd-"), "{}", stderr(&out));
+    sandbox
+        .backout(&["--as", "ops@example.com", "confirm", &run, "look"])
+        .code(0);
+    // Resume finishes it.
+    let out = sandbox.backout(&["resume", &run]).code(0);
+    assert!(out.stderr().contains("evidence evd-"), "{}", out.stderr());
     let list = evidence(&sandbox, "plan.yaml");
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["run_id"], run.as_str());
@@ -342,27 +365,34 @@ fn a_round_trip_is_evidence_only_when_the_second_forward_deployment_succeeds() {
     sandbox.plan("plan.yaml", BODY);
     // Succeeds the first time, fails every time after.
     let forward = r#"n=$(cat "${WORK}/forwards" 2>/dev/null || echo 0); echo $((n+1)) > "${WORK}/forwards"; echo "deploying $BACKOUT_RELEASE_VERSION to $BACKOUT_ENVIRONMENT"; [ "$n" -eq 0 ]"#;
-    let out = sandbox.run(&["rehearse", "plan.yaml", "--roundtrip", forward]);
-    assert_code(&out, 6, "the second forward deployment failed");
+    // The second forward deployment failed.
+    let out = sandbox
+        .backout(&["rehearse", "plan.yaml", "--roundtrip", forward])
+        .code(6);
     assert!(
-        stderr(&out).contains("round trip failed"),
+        out.stderr().contains("round trip failed"),
         "{}",
-        stderr(&out)
+        out.stderr()
     );
     assert!(
-        stderr(&out).contains("deploying 2.0.0 to staging"),
+        out.stderr().contains("deploying 2.0.0 to staging"),
         "{}",
-        stderr(&out)
+        out.stderr()
     );
     assert_eq!(sandbox.read("forwards").trim(), "2");
     assert!(evidence(&sandbox, "plan.yaml").is_empty());
 
-    let out = sandbox.run(&["rehearse", "plan.yaml", "--roundtrip", "true"]);
-    assert_code(&out, 0, "a round trip");
-    assert!(stderr(&out).contains("round trip: forward, backout and forward again all succeeded"));
+    // A round trip.
+    let out = sandbox
+        .backout(&["rehearse", "plan.yaml", "--roundtrip", "true"])
+        .code(0);
+    assert!(
+        out.stderr()
+            .contains("round trip: forward, backout and forward again all succeeded")
+    );
     let list = evidence(&sandbox, "plan.yaml");
     assert_eq!(list[0]["round_trip"], true);
-    let shown = json(&sandbox.run(&[
+    let shown = json(&sandbox.backout(&[
         "evidence",
         "show",
         list[0]["id"].as_str().expect("id"),

@@ -1,17 +1,21 @@
 //! `backout start`, `checkpoint` and `status REL` against a real SQLite file.
 
-use std::path::Path;
-use std::process::Output;
+mod support;
 
-fn backout(db: &Path, args: &[&str]) -> Output {
-    assert_cmd::Command::cargo_bin("backout")
-        .expect("the backout binary is built")
+use std::path::Path;
+
+use support::{Cli, Ran, cli};
+
+/// `backout` on the store `db`, as `deploy-bot`.
+fn backout_on(db: &Path) -> Cli {
+    cli()
         .env("BACKOUT_DATABASE_URL", format!("sqlite://{}", db.display()))
-        .env("BACKOUT_USER", "deploy-bot")
-        .env("NO_COLOR", "1")
-        .args(args)
-        .output()
-        .expect("backout runs")
+        .user("deploy-bot")
+}
+
+/// Runs `backout ARGS` on the store `db` as `deploy-bot`.
+fn backout(db: &Path, args: &[&str]) -> Ran {
+    backout_on(db).args(args).run()
 }
 
 fn checkout_plan() -> String {
@@ -22,27 +26,18 @@ fn checkout_plan() -> String {
 }
 
 fn status_json(db: &Path, release: &str) -> serde_json::Value {
-    let out = backout(db, &["status", release, "--format", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("status --format json is JSON")
+    backout(db, &["status", release, "--format", "json"])
+        .code(0)
+        .json()
 }
 
 #[test]
 fn start_opens_a_window_and_checkpoints_close_it_at_the_point_of_no_return() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("backout.db");
-    let out = backout(&db, &["start", &checkout_plan(), "--version", "2.14.1"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let release = String::from_utf8(out.stdout)
-        .expect("utf-8")
+    let release = backout(&db, &["start", &checkout_plan(), "--version", "2.14.1"])
+        .code(0)
+        .stdout()
         .trim()
         .to_string();
     assert!(
@@ -65,30 +60,17 @@ fn start_opens_a_window_and_checkpoints_close_it_at_the_point_of_no_return() {
         "closes_after: 4h"
     );
 
+    backout(&db, &["checkpoint", &release, "expand-migration"]).code(0);
+    let undeclared = backout(&db, &["checkpoint", &release, "expand-migrations"]).code(2);
     assert!(
-        backout(&db, &["checkpoint", &release, "expand-migration"])
-            .status
-            .success()
-    );
-    let undeclared = backout(&db, &["checkpoint", &release, "expand-migrations"]);
-    assert_eq!(undeclared.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&undeclared.stderr)
+        undeclared
+            .stderr()
             .contains("declares no checkpoint `expand-migrations`")
     );
-    assert_eq!(
-        backout(&db, &["checkpoint", &release, "expand-migration"])
-            .status
-            .code(),
-        Some(5),
-        "reached twice"
-    );
+    // Reached twice.
+    backout(&db, &["checkpoint", &release, "expand-migration"]).code(5);
 
-    assert!(
-        backout(&db, &["checkpoint", &release, "contract-migration"])
-            .status
-            .success()
-    );
+    backout(&db, &["checkpoint", &release, "contract-migration"]).code(0);
     let status = status_json(&db, &release);
     assert_eq!(status["state"], "closed");
     assert_eq!(status["window_closed"], true);
@@ -107,10 +89,9 @@ fn start_opens_a_window_and_checkpoints_close_it_at_the_point_of_no_return() {
     assert_eq!(names, ["expand-migration", "contract-migration"]);
     assert_eq!(status["checkpoints"][0]["actor"], "deploy-bot");
 
-    let late = backout(&db, &["checkpoint", &release, "traffic-shifted"]);
-    assert_eq!(late.status.code(), Some(5), "the window is closed");
-    let human = backout(&db, &["status", &release]);
-    let text = String::from_utf8_lossy(&human.stdout);
+    // The window is closed.
+    backout(&db, &["checkpoint", &release, "traffic-shifted"]).code(5);
+    let text = backout(&db, &["status", &release]).stdout();
     assert!(
         text.contains("window: closed") && text.contains("(point of no return)"),
         "{text}"
@@ -123,14 +104,9 @@ fn a_plan_without_a_window_never_closes_on_time_and_unknown_releases_are_usage_e
     let db = dir.path().join("backout.db");
     let plan =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/plans/valid/search-flag.yaml");
-    let out = backout(&db, &["start", &plan.display().to_string()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let release = String::from_utf8(out.stdout)
-        .expect("utf-8")
+    let release = backout(&db, &["start", &plan.display().to_string()])
+        .code(0)
+        .stdout()
         .trim()
         .to_string();
     let status = status_json(&db, &release);
@@ -139,9 +115,8 @@ fn a_plan_without_a_window_never_closes_on_time_and_unknown_releases_are_usage_e
         status["version"], "5.2.0",
         "the plan's version when --version is not given"
     );
-    let missing = backout(&db, &["status", "rel-nope"]);
-    assert_eq!(missing.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("no release `rel-nope`"));
+    let missing = backout(&db, &["status", "rel-nope"]).code(2);
+    assert!(missing.stderr().contains("no release `rel-nope`"));
 }
 
 #[test]
@@ -150,8 +125,7 @@ fn an_invalid_plan_opens_no_release() {
     let db = dir.path().join("backout.db");
     let plan = dir.path().join("broken.yaml");
     std::fs::write(&plan, "version: 1\nrelease: {}\n").expect("write plan");
-    let out = backout(&db, &["start", &plan.display().to_string()]);
-    assert_eq!(out.status.code(), Some(2));
+    backout(&db, &["start", &plan.display().to_string()]).code(2);
 }
 
 /// A plan whose criteria read files in `dir`, so a test can make them pass or fail.
@@ -184,23 +158,19 @@ testing: {{ not_applicable: "t" }}
 }
 
 fn start(db: &Path, plan: &Path) -> String {
-    let out = backout(db, &["start", &plan.display().to_string()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
+    backout_on(db)
+        .arg("start")
+        .arg(plan)
+        .run()
+        .code(0)
+        .stdout()
         .trim()
         .to_string()
 }
 
 fn check(db: &Path, release: &str) -> (Option<i32>, serde_json::Value) {
     let out = backout(db, &["check", release, "--format", "json"]);
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("JSON: {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code(), report)
+    (out.output().status.code(), out.json())
 }
 
 #[test]
@@ -289,14 +259,7 @@ fn watch_measures_at_each_criterions_cadence_until_a_verdict_needs_action() {
     std::fs::write(dir.path().join("errors"), "0\n").expect("write");
     let release = start(&db, &plan);
     let started = std::time::Instant::now();
-    let out = backout(&db, &["watch", &release]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = backout(&db, &["watch", &release]).code(0).stdout();
     assert!(
         text.trim_end().ends_with(
             "verdict: success; window closed: success: every success_when check passed for its hold"
@@ -319,14 +282,9 @@ fn watch_measures_at_each_criterions_cadence_until_a_verdict_needs_action() {
 
     std::fs::write(dir.path().join("errors"), "9\n").expect("write");
     let release = start(&db, &plan);
-    let out = backout(&db, &["watch", &release]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("TRIPPED"));
+    backout(&db, &["watch", &release])
+        .code(3)
+        .stdout_has("TRIPPED");
 }
 
 #[test]
@@ -336,15 +294,11 @@ fn a_person_can_request_a_rollback_until_the_window_closes() {
     std::fs::write(dir.path().join("errors"), "0\n").expect("write");
     std::fs::write(dir.path().join("healthy"), "").expect("write");
     let release = start(&db, &criteria_plan(dir.path()));
-    let out = backout(
+    backout(
         &db,
         &["request", &release, "--reason", "checkout emails are empty"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    )
+    .code(0);
     let (code, report) = check(&db, &release);
     assert_eq!(
         (code, report["verdict"].as_str()),
@@ -353,14 +307,10 @@ fn a_person_can_request_a_rollback_until_the_window_closes() {
     );
 
     let checkout = start(&db, Path::new(&checkout_plan()));
-    assert!(
-        backout(&db, &["checkpoint", &checkout, "contract-migration"])
-            .status
-            .success()
-    );
-    let late = backout(&db, &["request", &checkout, "--reason", "too late"]);
-    assert_eq!(late.status.code(), Some(5));
-    let message = String::from_utf8_lossy(&late.stderr);
+    backout(&db, &["checkpoint", &checkout, "contract-migration"]).code(0);
+    let message = backout(&db, &["request", &checkout, "--reason", "too late"])
+        .code(5)
+        .stderr();
     assert!(
         message.contains("Roll forward with a hotfix"),
         "quotes after_close: {message}"
@@ -374,17 +324,13 @@ fn start_at_takes_the_deployment_time_and_refuses_the_future_or_nonsense() {
     std::fs::write(dir.path().join("errors"), "0\n").expect("write");
     let plan = criteria_plan(dir.path());
     let plan = plan.display().to_string();
-    let out = backout(&db, &["start", &plan, "--at", "2026-01-02T03:04:05+01:00"]);
+    let out = backout(&db, &["start", &plan, "--at", "2026-01-02T03:04:05+01:00"]).code(0);
+    let release = out.stdout().trim().to_string();
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let release = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("already closed at 2026-01-02T03:04:05Z"),
+        out.stderr()
+            .contains("already closed at 2026-01-02T03:04:05Z"),
         "a deployment older than its 1h window: {}",
-        String::from_utf8_lossy(&out.stderr)
+        out.stderr()
     );
     let status = status_json(&db, &release);
     assert_eq!(status["opened_at_ms"], 1_767_319_445_000_i64);
@@ -393,13 +339,9 @@ fn start_at_takes_the_deployment_time_and_refuses_the_future_or_nonsense() {
         ("2999-01-01T00:00:00Z", "is in the future"),
         ("yesterday", "is not an RFC 3339 time"),
     ] {
-        let out = backout(&db, &["start", &plan, "--at", at]);
-        assert_eq!(out.status.code(), Some(2));
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(needle),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        backout(&db, &["start", &plan, "--at", at])
+            .code(2)
+            .stderr_has(needle);
     }
 }
 
@@ -416,10 +358,10 @@ fn watch_all_reports_verdict_changes_until_terminated() {
         .replace("hold: 1s", "hold: 1h");
     std::fs::write(&plan, text).expect("write plan");
     let first = start(&db, &plan);
-    let watch = std::process::Command::new(assert_cmd::cargo::cargo_bin("backout"))
+    let watch = cli()
         .env("BACKOUT_DATABASE_URL", format!("sqlite://{}", db.display()))
-        .env("NO_COLOR", "1")
         .args(["watch", "--all"])
+        .into_command()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

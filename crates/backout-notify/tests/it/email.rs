@@ -1,82 +1,14 @@
 //! Email deliveries against a real SMTP server: aiosmtpd, started by the test on a free loopback
-//! port (`tests/smtp_sink.py`). Without aiosmtpd these tests fail and say how to install it.
+//! port (`backout-testkit`'s `smtp_sink.py`). Without aiosmtpd these tests fail and say how to install it.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use backout_model::plan::Event;
 use backout_notify::{Deliverer, DeliveryConfig, DeliveryError, Receipt, Target, render};
-use serde_json::{Value, json};
+use backout_testkit::SmtpSink;
+use serde_json::json;
 
 use crate::common::{full_notice, install_crypto};
-
-/// A running `smtp_sink.py`; killed when dropped.
-struct SmtpSink {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl SmtpSink {
-    fn start() -> SmtpSink {
-        let check = Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .output()
-            .expect("python3 runs");
-        assert!(
-            check.status.success(),
-            "the email tests need a real SMTP server: `pip install aiosmtpd` ({})",
-            String::from_utf8_lossy(&check.stderr).trim()
-        );
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("the sink prints its port");
-        let port = line.trim().parse().unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("the SMTP sink did not start (printed {line:?})")
-        });
-        SmtpSink { child, port, dir }
-    }
-
-    fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    /// The messages received so far, in order.
-    fn messages(&self) -> Vec<Value> {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
-            .expect("the sink's directory")
-            .map(|e| e.expect("a directory entry").path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        paths.sort();
-        paths
-            .iter()
-            .map(|p| {
-                serde_json::from_slice(&std::fs::read(p).expect("a saved message"))
-                    .expect("saved as JSON")
-            })
-            .collect()
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn send(smtp_url: Option<String>, to: &[&str]) -> Result<Receipt, DeliveryError> {
     install_crypto();

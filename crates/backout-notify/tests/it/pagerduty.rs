@@ -6,7 +6,7 @@ use std::time::Duration;
 use backout_model::plan::Event;
 use backout_notify::{Deliverer, DeliveryConfig, Link, Target, render};
 
-use crate::common::{Answer, HttpReceiver, full_notice, install_crypto};
+use crate::common::{Answer, HttpSink, full_notice, install_crypto};
 
 const PUBLIC: &str = "https://backout.example.com";
 
@@ -28,7 +28,7 @@ fn notice(event: Event) -> backout_notify::Notice {
     notice
 }
 
-async fn send(receiver: &HttpReceiver, event: Event) -> backout_notify::Receipt {
+async fn send(receiver: &HttpSink, event: Event) -> backout_notify::Receipt {
     install_crypto();
     let deliverer = Deliverer::new(DeliveryConfig {
         timeout: Duration::from_secs(10),
@@ -56,7 +56,7 @@ fn accepted() -> Answer {
 
 #[tokio::test]
 async fn a_release_triggers_then_resolves_one_alert_with_links_to_the_ui() {
-    let receiver = HttpReceiver::start(accepted()).await;
+    let receiver = HttpSink::start(accepted());
     assert_eq!(
         send(&receiver, Event::RollbackRequired).await.detail,
         "HTTP 202"
@@ -115,7 +115,7 @@ async fn a_release_triggers_then_resolves_one_alert_with_links_to_the_ui() {
 
 #[tokio::test]
 async fn a_run_that_starts_acknowledges_and_a_failed_step_is_an_error() {
-    let receiver = HttpReceiver::start(accepted()).await;
+    let receiver = HttpSink::start(accepted());
     send(&receiver, Event::Started).await;
     send(&receiver, Event::StepFailed).await;
     let requests = receiver.requests();
@@ -133,11 +133,10 @@ async fn a_bad_request_gives_up_and_a_rate_limit_retries() {
     let notice = notice(Event::RollbackRequired);
     let message = render(&notice, None).expect("renders");
     for (status, retryable) in [(400, false), (429, true), (500, true)] {
-        let receiver = HttpReceiver::start(Answer {
+        let receiver = HttpSink::start(Answer {
             body: r#"{"status":"invalid event","message":"Event object is invalid"}"#,
             ..Answer::status(status)
-        })
-        .await;
+        });
         let target = Target::PagerDuty {
             url: receiver.url.clone(),
             routing_key: "key".into(),

@@ -6,7 +6,7 @@ use backout_model::plan::Event;
 use backout_notify::{Deliverer, DeliveryConfig, Target, render};
 use serde_json::json;
 
-use crate::common::{Answer, HttpReceiver, full_notice, install_crypto};
+use crate::common::{Answer, HttpSink, full_notice, install_crypto};
 
 fn deliverer() -> Deliverer {
     install_crypto();
@@ -19,11 +19,10 @@ fn deliverer() -> Deliverer {
 
 #[tokio::test]
 async fn posts_blocks_with_escaped_text() {
-    let receiver = HttpReceiver::start(Answer {
+    let receiver = HttpSink::start(Answer {
         body: "ok",
         ..Answer::status(200)
-    })
-    .await;
+    });
     let mut notice = full_notice(Event::RollbackRequired);
     notice.verdict.as_mut().expect("a verdict")["requested"] =
         json!({ "by": "carol", "reason": "<!channel> payments & refunds > broken" });
@@ -86,7 +85,7 @@ async fn posts_blocks_with_escaped_text() {
 
 #[tokio::test]
 async fn an_overridden_window_leads_the_message() {
-    let receiver = HttpReceiver::start(Answer::status(200)).await;
+    let receiver = HttpSink::start(Answer::status(200));
     let mut notice = full_notice(Event::Decision);
     notice.decision.as_mut().expect("a decision")["override_window"] = json!(true);
     let message = render(&notice, None).expect("built-in templates render");
@@ -112,11 +111,10 @@ async fn an_overridden_window_leads_the_message() {
 
 #[tokio::test]
 async fn slack_refusing_the_hook_is_not_retried() {
-    let receiver = HttpReceiver::start(Answer {
+    let receiver = HttpSink::start(Answer {
         body: "no_service",
         ..Answer::status(404)
-    })
-    .await;
+    });
     let notice = full_notice(Event::Started);
     let message = render(&notice, None).expect("built-in templates render");
     let error = deliverer()
@@ -129,7 +127,7 @@ async fn slack_refusing_the_hook_is_not_retried() {
 
 #[tokio::test]
 async fn slack_failing_is_retried() {
-    let receiver = HttpReceiver::start(Answer::status(500)).await;
+    let receiver = HttpSink::start(Answer::status(500));
     let notice = full_notice(Event::Started);
     let message = render(&notice, None).expect("built-in templates render");
     let error = deliverer()

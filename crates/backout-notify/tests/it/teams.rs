@@ -6,16 +6,15 @@ use std::time::Duration;
 use backout_model::plan::Event;
 use backout_notify::{Deliverer, DeliveryConfig, Link, Target, render};
 
-use crate::common::{Answer, HttpReceiver, full_notice, install_crypto};
+use crate::common::{Answer, HttpSink, full_notice, install_crypto};
 
 #[tokio::test]
 async fn posts_an_adaptive_card_with_facts_and_link_buttons() {
     install_crypto();
-    let receiver = HttpReceiver::start(Answer {
+    let receiver = HttpSink::start(Answer {
         body: "1",
         ..Answer::status(200)
-    })
-    .await;
+    });
     let mut notice = full_notice(Event::RollbackRequired);
     if let Some(release) = notice.release.as_mut() {
         release.change_ticket = Some("CHG0031415".into());

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use backout_model::plan::Event;
 use backout_notify::{Deliverer, DeliveryConfig, Target, render};
 
-use crate::common::{Answer, HttpReceiver, full_notice, install_crypto, refused_url};
+use crate::common::{Answer, HttpSink, full_notice, install_crypto, refused_url};
 
 fn deliverer(timeout: Duration) -> Deliverer {
     install_crypto();
@@ -29,7 +29,7 @@ async fn send(
 
 #[tokio::test]
 async fn posts_the_notice_as_json_with_the_idempotency_key() {
-    let receiver = HttpReceiver::start(Answer::status(200)).await;
+    let receiver = HttpSink::start(Answer::status(200));
     let receipt = send(&receiver.url, Duration::from_secs(10))
         .await
         .expect("a 200 is delivered");
@@ -58,11 +58,10 @@ async fn posts_the_notice_as_json_with_the_idempotency_key() {
 
 #[tokio::test]
 async fn a_client_error_is_not_retried() {
-    let receiver = HttpReceiver::start(Answer {
+    let receiver = HttpSink::start(Answer {
         body: "unknown hook\nmore detail",
         ..Answer::status(400)
-    })
-    .await;
+    });
     let error = send(&receiver.url, Duration::from_secs(10))
         .await
         .expect_err("a 400 is not delivered");
@@ -72,11 +71,10 @@ async fn a_client_error_is_not_retried() {
 
 #[tokio::test]
 async fn unavailable_and_rate_limited_are_retried_after_the_asked_delay() {
-    let receiver = HttpReceiver::start(Answer {
+    let receiver = HttpSink::start(Answer {
         headers: vec![("retry-after", "7")],
         ..Answer::status(503)
-    })
-    .await;
+    });
     let error = send(&receiver.url, Duration::from_secs(10))
         .await
         .expect_err("a 503 is not delivered");
@@ -84,7 +82,7 @@ async fn unavailable_and_rate_limited_are_retried_after_the_asked_delay() {
     assert_eq!(error.message, "HTTP 503");
     assert_eq!(error.retry_after, Some(Duration::from_secs(7)));
 
-    let receiver = HttpReceiver::start(Answer::status(429)).await;
+    let receiver = HttpSink::start(Answer::status(429));
     let error = send(&receiver.url, Duration::from_secs(10))
         .await
         .expect_err("a 429 is not delivered");
@@ -93,11 +91,10 @@ async fn unavailable_and_rate_limited_are_retried_after_the_asked_delay() {
 
 #[tokio::test]
 async fn a_redirect_is_not_followed() {
-    let receiver = HttpReceiver::start(Answer {
+    let receiver = HttpSink::start(Answer {
         headers: vec![("location", "http://127.0.0.1:1/elsewhere")],
         ..Answer::status(302)
-    })
-    .await;
+    });
     let error = send(&receiver.url, Duration::from_secs(10))
         .await
         .expect_err("a redirect is not delivered");
@@ -112,11 +109,10 @@ async fn a_redirect_is_not_followed() {
 
 #[tokio::test]
 async fn a_receiver_that_does_not_answer_in_time_is_retried() {
-    let receiver = HttpReceiver::start(Answer {
+    let receiver = HttpSink::start(Answer {
         delay: Duration::from_secs(30),
         ..Answer::status(200)
-    })
-    .await;
+    });
     let started = Instant::now();
     let error = send(&receiver.url, Duration::from_millis(300))
         .await
@@ -128,7 +124,7 @@ async fn a_receiver_that_does_not_answer_in_time_is_retried() {
 
 #[tokio::test]
 async fn a_refused_connection_is_retried_and_the_url_stays_secret() {
-    let url = refused_url().await;
+    let url = refused_url();
     let error = send(&url, Duration::from_secs(10))
         .await
         .expect_err("nothing listens");
@@ -167,7 +163,7 @@ fn verifies(secret: &str, body: &[u8], header: &str) -> bool {
 
 #[tokio::test]
 async fn a_signed_webhook_carries_its_headers_and_a_signature_the_secret_verifies() {
-    let receiver = HttpReceiver::start(Answer::status(204)).await;
+    let receiver = HttpSink::start(Answer::status(204));
     let notice = full_notice(Event::Decision);
     let message = render(&notice, None).expect("built-in templates render");
     let target = Target::Webhook {
@@ -206,7 +202,7 @@ async fn a_signed_webhook_carries_its_headers_and_a_signature_the_secret_verifie
 
 #[tokio::test]
 async fn an_unsigned_webhook_sends_no_signature() {
-    let receiver = HttpReceiver::start(Answer::status(200)).await;
+    let receiver = HttpSink::start(Answer::status(200));
     send(&receiver.url, Duration::from_secs(10))
         .await
         .expect("delivered");
@@ -218,7 +214,7 @@ async fn an_unsigned_webhook_sends_no_signature() {
 
 #[tokio::test]
 async fn a_header_backout_sets_itself_is_refused_without_sending() {
-    let receiver = HttpReceiver::start(Answer::status(200)).await;
+    let receiver = HttpSink::start(Answer::status(200));
     let notice = full_notice(Event::Decision);
     let message = render(&notice, None).expect("built-in templates render");
     for (name, value) in [

@@ -14,7 +14,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod cli;
 pub mod server;
+
+#[allow(unused_imports)] // Each test crate uses a different subset.
+pub use cli::{Cli, Ran, cli};
 
 /// The sections every plan must answer (the nine questions; Q6 has two); those a test does not
 /// write are `not_applicable`.
