@@ -13,12 +13,23 @@ use backout_store::{NewEvent, Store};
 const T0: i64 = 1_795_700_000_000;
 const MINUTE: i64 = 60_000;
 
-fn reference_plan() -> String {
-    std::fs::read_to_string(
+/// A fresh store with the reference plan's release started at T0.
+async fn started() -> (SqliteStore, String) {
+    let store = SqliteStore::open_in_memory().await.expect("store");
+    let source = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../fixtures/plans/valid/checkout.yaml"),
     )
-    .expect("the reference plan")
+    .expect("the reference plan");
+    let start = StartRelease {
+        source: &source,
+        version: None,
+        rollback_to: None,
+        actor: "alice@example.com",
+        at_ms: T0,
+    };
+    let id = release::start(&store, &start).await.expect("start").id;
+    (store, id)
 }
 
 /// A value for the error-rate criterion (fails above 0.02, passes at or below 0.005).
@@ -64,20 +75,7 @@ async fn full_replay(store: &dyn Store, id: &str) -> Tracker {
 
 #[tokio::test]
 async fn a_replay_from_the_newest_snapshot_reaches_the_state_of_a_full_replay() {
-    let store = SqliteStore::open_in_memory().await.expect("store");
-    let id = release::start(
-        &store,
-        &StartRelease {
-            source: &reference_plan(),
-            version: None,
-            rollback_to: None,
-            actor: "alice@example.com",
-            at_ms: T0,
-        },
-    )
-    .await
-    .expect("start")
-    .id;
+    let (store, id) = started().await;
     // 90 rounds after the 5-minute delay, four criteria each: error rate passing, failing once
     // (below trips_after 2) and erring; latency failing twice in a row (below trips_after 3). After every round, the replay from the newest snapshot must equal
     // the full replay: a snapshot taken mid-streak carries its counters over.
@@ -141,20 +139,7 @@ async fn a_replay_from_the_newest_snapshot_reaches_the_state_of_a_full_replay() 
 
 #[tokio::test]
 async fn a_snapshot_of_other_criteria_is_ignored_and_the_replay_starts_from_the_beginning() {
-    let store = SqliteStore::open_in_memory().await.expect("store");
-    let id = release::start(
-        &store,
-        &StartRelease {
-            source: &reference_plan(),
-            version: None,
-            rollback_to: None,
-            actor: "alice@example.com",
-            at_ms: T0,
-        },
-    )
-    .await
-    .expect("start")
-    .id;
+    let (store, id) = started().await;
     let at = T0 + 6 * MINUTE;
     round(&store, &id, at, &[value(0.05)]).await;
     round(&store, &id, at + MINUTE, &[value(0.05)]).await;
