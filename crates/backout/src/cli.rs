@@ -229,6 +229,12 @@ pub enum Command {
         after_help = "Examples:\n  backout man | man -l -\n  backout man > /usr/local/share/man/man1/backout.1"
     )]
     Man,
+    /// A game day: open a practice release (a DRILL, never a production release) in an
+    /// environment, inject a fault (--break), let the real loop run, and time each leg.
+    #[command(
+        after_help = "Examples:\n  backout gameday backout.yaml --env staging --break 'systemctl stop checkout' --heal 'systemctl start checkout'\n  backout gameday backout.yaml --env staging --break ./inject-errors.sh --auto   # unattended\n\nThe legs (fault→detection, detection→decision, decision→start against start_within,\nstart→finished against expected_duration, finished→verified) are read from the journal and\njournaled as `gameday_reported`; `backout report PLAN --drills` shows them over time.\n--heal runs at the end, also after a failure or Ctrl-C."
+    )]
+    Gameday(GamedayArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -547,6 +553,10 @@ pub struct ReportArgs {
     /// and in real runs.
     #[arg(long)]
     pub durations: bool,
+    /// Of the plan PLAN: every game day's legs over time (detection, decision, start,
+    /// procedure, verification), oldest first.
+    #[arg(long, conflicts_with = "durations")]
+    pub drills: bool,
     /// `html` (a run only): one self-contained page with a Gantt chart of each step's expected
     /// bar against its actual one, retries and contingency steps marked, the critical path in red.
     #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
@@ -781,4 +791,27 @@ pub struct MigrateArgs {
     /// database must exist and hold no backout records.
     #[arg(value_name = "TARGET")]
     pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GamedayArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// The environment the drill runs in (its release and messages name it, marked DRILL).
+    #[arg(long)]
+    pub env: String,
+    /// The fault to inject (sh -c): stop a service, flip a flag, inject errors.
+    #[arg(long = "break", value_name = "CMD")]
+    pub break_command: String,
+    /// Undo the fault at the end (sh -c); runs always, also after a failure or Ctrl-C.
+    #[arg(long = "heal", value_name = "CMD")]
+    pub heal_command: Option<String>,
+    /// Unattended: approve and execute as `backout:gameday` (no people needed).
+    #[arg(long)]
+    pub auto: bool,
+    /// Give up when the loop has not finished after this long (e.g. 30m, 2h).
+    #[arg(long, default_value = "2h")]
+    pub timeout: String,
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
 }

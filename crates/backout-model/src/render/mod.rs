@@ -39,6 +39,9 @@ pub struct DocumentInfo {
     /// Reversion time measured by the successful rehearsals of this content hash, if any were
     /// looked up and found.
     pub measured: Option<Measured>,
+    /// The last game day of the plan's service, as one line ("last game day (…): detection
+    /// 48 s, decision 6 m (fallback reached), …"), shown in Q9 beside the rehearsal.
+    pub gameday: Option<String>,
 }
 
 impl DocumentInfo {
@@ -49,6 +52,7 @@ impl DocumentInfo {
             content_hash: content_hash.into(),
             rehearsal: None,
             measured: None,
+            gameday: None,
         }
     }
 }

@@ -7,6 +7,7 @@ mod decisions;
 mod deliveries;
 mod durations;
 mod evidence;
+mod gameday;
 mod init;
 mod lint;
 mod migrate;
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Abort(args) => runs::abort(&args, &cli.global),
         Command::Retry(args) => recovery::retry(&args, &cli.global),
         Command::Skip(args) => recovery::skip(&args, &cli.global),
+        Command::Report(args) if args.drills => gameday::trend(&args, &cli.global),
         Command::Report(args) => runs::report(&args, &cli.global),
         Command::Deliveries(args) => {
             deliveries::deliveries(args.release.as_deref(), args.send, args.format, &cli.global)
@@ -59,6 +61,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Migrate(args) => migrate::run(&args, &cli.global),
         Command::Completions { shell } => shell::completions(shell),
         Command::Man => shell::man(),
+        Command::Gameday(args) => gameday::gameday(&args, &cli.global),
         Command::Schema => {
             let schema = backout_model::schema::json_schema();
             let text = serde_json::to_string_pretty(&schema)

@@ -37,14 +37,18 @@ pub fn run(args: &RenderArgs, global: &Global) -> Result<ExitCode, CommandError>
     let mut info = backout_model::render::DocumentInfo::new(file.clone(), hash.clone());
     if !args.offline {
         // Q9 and Q7 from the evidence, when a store exists (rendering never creates one).
-        let evidence = super::runs::runtime()?.block_on(async {
+        let (evidence, gamedays) = super::runs::runtime()?.block_on(async {
             match super::evidence::open_existing(global).await? {
                 Some(store) => {
-                    super::evidence::of_service(store.as_ref(), &plan.release.service).await
+                    let service = &plan.release.service;
+                    let evidence = super::evidence::of_service(store.as_ref(), service).await?;
+                    let gamedays = backout_core::drill::reports_of(store.as_ref(), service).await?;
+                    Ok::<_, CommandError>((evidence, gamedays))
                 }
-                None => Ok(Vec::new()),
+                None => Ok((Vec::new(), Vec::new())),
             }
         })?;
+        info.gameday = gamedays.last().map(backout_core::drill::q9_line);
         (info.rehearsal, info.measured) =
             backout_core::rehearsal::for_document(plan, &hash, &evidence, super::runs::now());
     }
