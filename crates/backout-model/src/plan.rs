@@ -532,6 +532,12 @@ pub struct Testing {
     pub notify: Vec<String>,
     /// Hosts a rehearsal may reach without a `urls` rewrite.
     pub shared_hosts: Vec<String>,
+    /// `testing.schedule` as written (parsed by `rehearsal_schedule`; lint checks it, B120).
+    pub schedule: Option<String>,
+    /// `testing.time_zone` (default `UTC`).
+    pub time_zone: String,
+    /// `testing.renew_before`.
+    pub renew_before: Option<Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -421,6 +421,14 @@ spec! {
         /// Hosts a rehearsal may reach although no `urls` rewrite covers them (shared by
         /// every environment, e.g. a shared Prometheus).
         shared_hosts: Option<Vec<Spanned<String>>>,
+        /// When `backout serve` rehearses the plan by itself in `rehearse_in`: `daily`,
+        /// `weekly`, a cron expression (`0 3 * * 1`), or `every 6h` (from the last rehearsal).
+        schedule: Option<Spanned<String>>,
+        /// The time zone the schedule is read in: `UTC` (default), `Europe/Berlin`, `+02:00`.
+        time_zone: Option<Spanned<String>>,
+        /// Rehearse again when the evidence would expire within this (e.g. 7d), whatever the
+        /// schedule says; without a schedule, `evidence_expiring` is announced this long before.
+        renew_before: Option<Spanned<Duration>>,
     }
 }
 

@@ -13,6 +13,7 @@ pub mod auth;
 mod background;
 pub mod cache;
 pub mod demo;
+mod drills;
 pub mod errors;
 pub mod events;
 mod listen;

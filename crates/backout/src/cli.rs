@@ -235,6 +235,12 @@ pub enum Command {
         after_help = "Examples:\n  backout gameday backout.yaml --env staging --break 'systemctl stop checkout' --heal 'systemctl start checkout'\n  backout gameday backout.yaml --env staging --break ./inject-errors.sh --auto   # unattended\n\nThe legs (fault→detection, detection→decision, decision→start against start_within,\nstart→finished against expected_duration, finished→verified) are read from the journal and\njournaled as `gameday_reported`; `backout report PLAN --drills` shows them over time.\n--heal runs at the end, also after a failure or Ctrl-C."
     )]
     Gameday(GamedayArgs),
+    /// Plans a server rehearses by itself (testing.schedule, testing.renew_before): add,
+    /// remove, list. Plans of open and recent releases need no registration.
+    #[command(
+        after_help = "Examples:\n  backout plans add backout.yaml\n  backout plans list\n  backout plans remove backout.yaml\n\nA server rehearses only plans whose content was accepted (`backout accept`)."
+    )]
+    Plans(PlansArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -814,4 +820,23 @@ pub struct GamedayArgs {
     pub timeout: String,
     #[arg(long, value_enum, default_value_t = LintFormat::Human)]
     pub format: LintFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct PlansArgs {
+    #[command(subcommand)]
+    pub command: PlansCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlansCommand {
+    /// Register a plan's current content for scheduled rehearsals.
+    Add { plan: PathBuf },
+    /// Withdraw the registration of a plan's current content.
+    Remove { plan: PathBuf },
+    /// The registered plans with their schedule, newest evidence and when it expires.
+    List {
+        #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+        format: LintFormat,
+    },
 }

@@ -8,6 +8,8 @@
 //! same release operations as a real incident. Reports are journal events, never new tables.
 
 pub mod legs;
+pub mod rehearse;
+pub mod schedule;
 
 pub use legs::{FAULT_INJECTED, LEG_NAMES, Legs, Moment, human};
 

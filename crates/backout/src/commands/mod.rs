@@ -12,6 +12,7 @@ mod init;
 mod lint;
 mod migrate;
 mod notifying;
+mod plans_registry;
 mod progress;
 mod recovery;
 mod rehearsals;
@@ -62,6 +63,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Completions { shell } => shell::completions(shell),
         Command::Man => shell::man(),
         Command::Gameday(args) => gameday::gameday(&args, &cli.global),
+        Command::Plans(args) => plans_registry::run(&args, &cli.global),
         Command::Schema => {
             let schema = backout_model::schema::json_schema();
             let text = serde_json::to_string_pretty(&schema)
