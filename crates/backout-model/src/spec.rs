@@ -426,8 +426,9 @@ spec! {
         schedule: Option<Spanned<String>>,
         /// The time zone the schedule is read in: `UTC` (default), `Europe/Berlin`, `+02:00`.
         time_zone: Option<Spanned<String>>,
-        /// Rehearse again when the evidence would expire within this (e.g. 7d), whatever the
-        /// schedule says; without a schedule, `evidence_expiring` is announced this long before.
+        /// With a schedule: rehearse again when the evidence would expire within this (e.g.
+        /// 7d), whatever the schedule says. Without one: `evidence_expiring` is journaled this
+        /// long before the evidence expires (default 7d, at most half of max_age).
         renew_before: Option<Spanned<Duration>>,
     }
 }

@@ -170,5 +170,70 @@ fn a_failing_scheduled_rehearsal_is_journaled_and_announced_on_its_testing_chann
         failed[0]
     );
     assert_eq!(export(&sandbox, &plan)["tested"], false);
+    // The document says the last scheduled rehearsal failed, and when.
+    let rendered = sandbox.run(&["render", &plan]);
+    assert_code(&rendered, 0, "render");
+    assert!(
+        stdout(&rendered).contains("Last scheduled rehearsal failed on")
+            && stdout(&rendered).contains("ended failed"),
+        "{}",
+        stdout(&rendered)
+    );
+    drop(server);
+}
+
+/// Rehearsed by hand, no schedule: the server does not rehearse it, it announces the evidence
+/// as expiring `renew_before` before `max_age` runs out, once.
+const UNSCHEDULED: &str = r#"people:
+  performers: [pat@example.com]
+execution: { performers: performers }
+procedure:
+  steps:
+    - id: restart
+      run: 'true'
+      expected: 1s
+      idempotent: true
+testing:
+  rehearse_in: staging
+  max_age: 8s
+  renew_before: 5s
+"#;
+
+#[test]
+fn evidence_no_schedule_renews_is_announced_as_expiring_before_max_age_runs_out() {
+    let sandbox = Sandbox::new();
+    let plan = registered(&sandbox, UNSCHEDULED);
+    let rehearsed = sandbox.run_as("pat@example.com", &["rehearse", &plan]);
+    assert_code(&rehearsed, 0, "rehearse");
+    let rehearsed_at = Instant::now();
+    let server = Server::start(&sandbox);
+    let expiring = || -> Vec<Value> {
+        let out = sandbox.run(&["audit", "export"]);
+        stdout(&out)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["kind"] == "evidence_expiring")
+            .collect()
+    };
+    wait_until(Duration::from_secs(30), "evidence_expiring", || {
+        !expiring().is_empty()
+    });
+    let announced_after = rehearsed_at.elapsed();
+    assert!(
+        announced_after >= Duration::from_secs(2) && announced_after < Duration::from_secs(8),
+        "announced {announced_after:?} after the rehearsal: not within renew_before (5 s) of max_age (8 s)"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let events = expiring();
+    assert_eq!(events.len(), 1, "announced once: {events:?}");
+    assert!(events[0]["payload"]["expires_at"].is_string());
+    let evidence = export(&sandbox, &plan)["evidence"]
+        .as_array()
+        .expect("evidence")
+        .len();
+    assert_eq!(
+        evidence, 1,
+        "no schedule: the server rehearses nothing by itself"
+    );
     drop(server);
 }

@@ -285,3 +285,40 @@ pub fn evidence_expiring(
         "expires_at": crate::time::utc(expires_ms),
     }))
 }
+
+/// "last scheduled rehearsal failed on 2026-12-02T03:00:00Z in staging: run … ended failed"
+/// when the newest scheduled attempt of `hash` failed after the newest evidence
+/// (`evidence_ms`), for the document's Q9 and the UI.
+pub async fn last_failure(
+    store: &dyn Store,
+    hash: &str,
+    evidence_ms: Option<i64>,
+) -> Result<Option<String>, ExecError> {
+    let mut last = None;
+    let mut after = 0;
+    loop {
+        let page = store
+            .events_of_kinds(after, &[REHEARSAL_FAILED], 1000)
+            .await?;
+        for e in &page {
+            if e.payload.get("plan_hash").and_then(|v| v.as_str()) == Some(hash) {
+                last = Some(e.clone());
+            }
+        }
+        match page.last() {
+            Some(p) if page.len() == 1000 => after = p.seq,
+            _ => break,
+        }
+    }
+    Ok(last
+        .filter(|e| evidence_ms.is_none_or(|ms| e.at_ms > ms))
+        .map(|e| {
+            let text = |k: &str| e.payload.get(k).and_then(|v| v.as_str()).unwrap_or("");
+            format!(
+                "Last scheduled rehearsal failed on {} in {}: {}",
+                crate::time::utc(e.at_ms),
+                text("environment"),
+                text("error")
+            )
+        }))
+}

@@ -78,7 +78,8 @@ pub fn next_fire(cron: &Cron, zone: &TimeZone, after_ms: i64) -> Option<i64> {
     None
 }
 
-/// Whether a plan is due for a rehearsal at `now_ms`, given the `finished_at_ms` of its
+/// Whether a plan with a `testing.schedule` is due for a rehearsal at `now_ms` (on its
+/// schedule, or because its evidence expires within `renew_before`), given the `finished_at_ms` of its
 /// newest evidence of this content hash in `rehearse_in` and when the last scheduled attempt
 /// started (successful or not). `Err` when the schedule or time zone cannot be read.
 pub fn due(
@@ -88,6 +89,11 @@ pub fn due(
     now_ms: i64,
 ) -> Result<Option<Reason>, String> {
     let max_age = millis(testing.max_age);
+    // Only a scheduled plan rehearses by itself; an unscheduled one is announced as expiring
+    // instead ([`expiring`]), so people decide.
+    let Some(text) = &testing.schedule else {
+        return Ok(None);
+    };
     if let (Some(renew), Some(evidence)) = (testing.renew_before, evidence_ms) {
         let threshold = evidence + max_age - millis(renew);
         // After a failed renewal, try again a quarter of renew_before later, not every tick.
@@ -98,9 +104,6 @@ pub fn due(
             return Ok(Some(Reason::Renew));
         }
     }
-    let Some(text) = &testing.schedule else {
-        return Ok(None);
-    };
     let schedule = RehearsalSchedule::parse(text)?;
     let last = last_attempt_ms.max(evidence_ms);
     let Some(last) = last else {
@@ -165,7 +168,7 @@ mod tests {
 
     #[test]
     fn renew_before_fires_before_expiry_and_retries_a_failure_later() {
-        let t = testing(None, 100, Some(20));
+        let t = testing(Some("every 1h"), 100, Some(20));
         assert_eq!(due(&t, Some(0), None, 79_000), Ok(None));
         assert_eq!(due(&t, Some(0), None, 80_000), Ok(Some(Reason::Renew)));
         // A failed attempt at 80 s: again 5 s (a quarter of renew_before) later.
@@ -187,6 +190,13 @@ mod tests {
         let next = next_fire(&cron, &zone, after.as_millisecond()).expect("fires");
         let expected: Timestamp = "2026-12-06T23:00:00Z".parse().expect("time");
         assert_eq!(next, expected.as_millisecond());
+    }
+
+    #[test]
+    fn without_a_schedule_nothing_rehearses_by_itself() {
+        let t = testing(None, 100, Some(20));
+        assert_eq!(due(&t, Some(0), None, 90_000), Ok(None));
+        assert_eq!(due(&t, None, None, 0), Ok(None));
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct DocumentInfo {
     /// The last game day of the plan's service, as one line ("last game day (…): detection
     /// 48 s, decision 6 m (fallback reached), …"), shown in Q9 beside the rehearsal.
     pub gameday: Option<String>,
+    /// The newest scheduled rehearsal of this content hash, when it failed after the newest
+    /// evidence: "last scheduled rehearsal failed on …: …".
+    pub rehearsal_failed: Option<String>,
 }
 
 impl DocumentInfo {
@@ -53,6 +56,7 @@ impl DocumentInfo {
             rehearsal: None,
             measured: None,
             gameday: None,
+            rehearsal_failed: None,
         }
     }
 }

@@ -44,6 +44,9 @@ impl<'a> Context<'a> {
                     ),
                 ];
                 body.push(Block::Note(tone, tested));
+                if let Some(failed) = &self.info.rehearsal_failed {
+                    body.push(Block::Note(Tone::Warning, Text::from(failed.as_str())));
+                }
                 if let Some(gameday) = &self.info.gameday {
                     body.push(Block::Paragraph(Text::from(gameday.as_str())));
                 }
@@ -63,6 +66,9 @@ impl<'a> Context<'a> {
                     if tone == Tone::Good { tone } else { Tone::Info },
                     tested,
                 ));
+                if let Some(failed) = &self.info.rehearsal_failed {
+                    body.push(Block::Note(Tone::Warning, Text::from(failed.as_str())));
+                }
                 if let Some(gameday) = &self.info.gameday {
                     body.push(Block::Paragraph(Text::from(gameday.as_str())));
                 }
