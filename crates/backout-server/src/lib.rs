@@ -20,6 +20,7 @@ mod listen;
 pub mod metrics;
 pub mod openapi;
 pub mod plans;
+mod registry;
 pub mod rollbacks;
 pub mod router;
 pub mod state;

@@ -206,7 +206,34 @@ fn evidence_no_schedule_renews_is_announced_as_expiring_before_max_age_runs_out(
     let rehearsed = sandbox.run_as("pat@example.com", &["rehearse", &plan]);
     assert_code(&rehearsed, 0, "rehearse");
     let rehearsed_at = Instant::now();
+    let (pat, viewer) = (
+        support::server::token(&sandbox, "pat@example.com", "performer"),
+        support::server::token(&sandbox, "vic@example.com", "viewer"),
+    );
     let server = Server::start(&sandbox);
+    // The API registers as `plans add` does (the same content: already registered).
+    let source = std::fs::read_to_string(&plan).expect("plan");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let http = support::server::client();
+    let url = server.url("/api/v1/plans/register");
+    let body = serde_json::json!({ "plan": source });
+    let (status, answer) = runtime.block_on(support::server::call(
+        &http,
+        "POST",
+        &url,
+        Some(&pat),
+        Some(body.clone()),
+    ));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["already"], true, "{answer}");
+    let (status, answer) = runtime.block_on(support::server::call(
+        &http,
+        "POST",
+        &url,
+        Some(&viewer),
+        Some(body),
+    ));
+    assert_eq!(status, 403, "a viewer may not register: {answer}");
     let expiring = || -> Vec<Value> {
         let out = sandbox.run(&["audit", "export"]);
         stdout(&out)
