@@ -314,6 +314,8 @@ fn an_unattended_game_day_measures_all_five_legs_and_they_agree_with_the_journal
     let trend = drill.backout(&["report", plan.to_str().expect("utf-8 path"), "--drills"]);
     assert_code(&trend, 0, "report --drills");
     assert!(stdout(&trend).contains("rolled_back"), "{}", stdout(&trend));
+    // For the person reading the test's output (`--no-capture`): what a game day reports.
+    eprintln!("{}\n{}", report["summary"], stdout(&trend));
     // The service is up again (the rollback restarted it).
     wait_until(
         Duration::from_secs(30),

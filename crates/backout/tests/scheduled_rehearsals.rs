@@ -124,6 +124,9 @@ fn a_plan_left_alone_longer_than_max_age_stays_tested_because_it_rehearses_itsel
         "{}",
         stdout(&rendered)
     );
+    if let Some(line) = stdout(&rendered).lines().find(|l| l.contains("Tested: yes")) {
+        eprintln!("after 14 s with max_age 6 s: {line}");
+    }
     let (code, _) = server.terminate(Duration::from_secs(40));
     assert_eq!(code, Some(0));
 }
