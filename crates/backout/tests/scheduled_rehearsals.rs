@@ -46,6 +46,7 @@ communication:
     pager: { command: 'cat >> "${WORK}/pager"' }
   notify:
     failed: [inbox, pager]
+    rehearsal_failed: [inbox, pager]
 testing:
   rehearse_in: staging
   schedule: every 1h
@@ -124,7 +125,10 @@ fn a_plan_left_alone_longer_than_max_age_stays_tested_because_it_rehearses_itsel
         "{}",
         stdout(&rendered)
     );
-    if let Some(line) = stdout(&rendered).lines().find(|l| l.contains("Tested: yes")) {
+    if let Some(line) = stdout(&rendered)
+        .lines()
+        .find(|l| l.contains("Tested: yes"))
+    {
         eprintln!("after 14 s with max_age 6 s: {line}");
     }
     let (code, _) = server.terminate(Duration::from_secs(40));
@@ -138,8 +142,11 @@ fn a_failing_scheduled_rehearsal_is_journaled_and_announced_on_its_testing_chann
     let server = Server::start(&sandbox);
     wait_until(
         Duration::from_secs(60),
-        "the failure's notification",
-        || sandbox.read("inbox").contains("failed"),
+        "the failure's notifications",
+        || {
+            let inbox = sandbox.read("inbox");
+            inbox.contains(r#""event":"failed""#) && inbox.contains(r#""event":"rehearsal_failed""#)
+        },
     );
     let inbox = sandbox.read("inbox");
     assert!(
@@ -196,10 +203,16 @@ procedure:
       run: 'true'
       expected: 1s
       idempotent: true
+communication:
+  channels:
+    inbox: { command: 'cat >> "${WORK}/inbox"; echo >> "${WORK}/inbox"' }
+  notify:
+    evidence_expiring: [inbox]
 testing:
   rehearse_in: staging
   max_age: 8s
   renew_before: 5s
+  notify: [inbox]
 "#;
 
 #[test]
@@ -261,6 +274,15 @@ fn evidence_no_schedule_renews_is_announced_as_expiring_before_max_age_runs_out(
         .as_array()
         .expect("evidence")
         .len();
+    wait_until(
+        Duration::from_secs(30),
+        "the expiring evidence's notice",
+        || {
+            sandbox
+                .read("inbox")
+                .contains(r#""event":"evidence_expiring""#)
+        },
+    );
     assert_eq!(
         evidence, 1,
         "no schedule: the server rehearses nothing by itself"

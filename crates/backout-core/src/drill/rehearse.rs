@@ -263,27 +263,35 @@ pub async fn rehearse(
         summary.run.state,
         crate::executor::ways_forward(&summary.run)
     );
-    store
-        .append_event(&failed(why.clone(), Some(&summary.run.id), now()))
-        .await?;
+    // Announced where the rehearsal's own events go (the sealed channels: `testing.notify`
+    // or the environment's), on the run, whose stored plan the dispatcher reads.
+    let sealed = rehearsal::seal(known.plan.clone(), &environment);
+    let event = crate::notify::routed(&sealed, failed(why.clone(), Some(&summary.run.id), now()));
+    store.append_event(&event).await?;
     Ok(Rehearsed::Failed(why))
 }
 
-/// The `evidence_expiring` event of `evidence` (expiring at `expires_ms`).
+/// The `evidence_expiring` event of `evidence` (expiring at `expires_ms`), routed like the
+/// rehearsal that made it (its sealed channels), on that rehearsal's run (whose stored plan
+/// the dispatcher reads).
 pub fn evidence_expiring(
     known: &KnownPlan,
     evidence: &Evidence,
     expires_ms: i64,
     now_ms: i64,
 ) -> NewEvent {
-    NewEvent::new(EVIDENCE_EXPIRING, "backout", now_ms).payload(json!({
-        "service": known.plan.release.service,
-        "plan_hash": known.hash,
-        "evidence_id": evidence.id,
-        "environment": evidence.environment,
-        "expires_at_ms": expires_ms,
-        "expires_at": crate::time::utc(expires_ms),
-    }))
+    let sealed = rehearsal::seal(known.plan.clone(), &evidence.environment);
+    let event = NewEvent::new(EVIDENCE_EXPIRING, "backout", now_ms)
+        .run(&evidence.run_id)
+        .payload(json!({
+            "service": known.plan.release.service,
+            "plan_hash": known.hash,
+            "evidence_id": evidence.id,
+            "environment": evidence.environment,
+            "expires_at_ms": expires_ms,
+            "expires_at": crate::time::utc(expires_ms),
+        }));
+    crate::notify::routed(&sealed, event)
 }
 
 /// "last scheduled rehearsal failed on 2026-12-02T03:00:00Z in staging: run … ended failed"
