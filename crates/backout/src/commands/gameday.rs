@@ -437,10 +437,13 @@ pub fn trend(args: &crate::cli::ReportArgs, global: &Global) -> Result<ExitCode,
             .filter_map(|r| r.legs.durations()[i])
             .collect();
         if let ([first, .., last], true) = (measured.as_slice(), measured.len() >= 2) {
-            let word = match last.cmp(first) {
-                std::cmp::Ordering::Less => "faster",
-                std::cmp::Ordering::Greater => "slower",
-                std::cmp::Ordering::Equal => "unchanged",
+            // Within a tenth of the first measurement is noise, not a trend.
+            let word = if (last - first).abs() <= first / 10 {
+                "about the same"
+            } else if last < first {
+                "faster"
+            } else {
+                "slower"
             };
             text.push_str(&format!(
                 "{name}: {word} ({} → {} over {} game days)\n",
