@@ -27,7 +27,8 @@ pub use audit::{AuditHead, AuditVerify, Health, Me};
 pub use error::{ErrorBody, ErrorDetail};
 pub use evidence::{Evidence, EvidenceList, EvidenceQuery, ForwardRun, RoundTrip, StepEvidence};
 pub use plan::{
-    AcceptRequest, Accepted, LintAnswer, LocatedDiagnostic, PlanQuery, PlanRequest, Severity,
+    AcceptRequest, Accepted, LintAnswer, LocatedDiagnostic, PlanQuery, PlanRequest,
+    RegisterRequest, Registered, Severity,
 };
 pub use record::{Checkpoint, Delivery, DeliveryAttempt, DeliveryList, ExecutorInfo, Release};
 pub use release::{

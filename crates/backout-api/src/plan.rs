@@ -79,3 +79,19 @@ pub struct Accepted {
     pub accepted_by: String,
     pub accepted_at_ms: i64,
 }
+
+/// `POST /api/v1/plans/register`: a plan's current content, registered for scheduled rehearsals
+/// (`testing.schedule`, `renew_before`), as `backout plans add` does.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub plan: String,
+}
+
+/// The registration: `already` when the same content was registered before (nothing changed).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Registered {
+    pub plan_hash: String,
+    pub registered: bool,
+    pub already: bool,
+}

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod clock;
 pub mod criteria;
+pub mod drill;
 pub mod env;
 pub mod errors;
 pub mod executor;

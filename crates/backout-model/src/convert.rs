@@ -146,6 +146,12 @@ pub(crate) fn plan(spec: &PlanSpec) -> Option<Plan> {
                     .collect::<Option<_>>()?,
                 notify: strings(t.notify.iter().flatten()),
                 shared_hosts: strings(t.shared_hosts.iter().flatten()),
+                schedule: t.schedule.as_ref().map(|s| s.value.clone()),
+                time_zone: t
+                    .time_zone
+                    .as_ref()
+                    .map_or_else(|| "UTC".to_string(), |z| z.value.clone()),
+                renew_before: t.renew_before.as_ref().map(|d| d.value),
             })
         })?,
     })

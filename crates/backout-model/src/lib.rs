@@ -14,6 +14,7 @@ pub mod duration;
 pub mod hash;
 pub mod lint;
 pub mod plan;
+pub mod rehearsal_schedule;
 pub mod schedule;
 pub mod schema;
 pub mod skeleton;

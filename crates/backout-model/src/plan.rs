@@ -444,10 +444,14 @@ pub enum Event {
     RollbackUnverified,
     /// Someone ran the procedure in the release's environment outside a release.
     BreakGlass,
+    /// A scheduled rehearsal (`testing.schedule`) did not produce evidence.
+    RehearsalFailed,
+    /// Evidence expires soon and no schedule renews it.
+    EvidenceExpiring,
 }
 
 impl Event {
-    pub const ALL: [Event; 18] = [
+    pub const ALL: [Event; 20] = [
         Event::RollbackRequired,
         Event::Inconclusive,
         Event::Degrading,
@@ -466,6 +470,8 @@ impl Event {
         Event::RolledBack,
         Event::RollbackUnverified,
         Event::BreakGlass,
+        Event::RehearsalFailed,
+        Event::EvidenceExpiring,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -488,6 +494,8 @@ impl Event {
             Event::RolledBack => "rolled_back",
             Event::RollbackUnverified => "rollback_unverified",
             Event::BreakGlass => "break_glass",
+            Event::RehearsalFailed => "rehearsal_failed",
+            Event::EvidenceExpiring => "evidence_expiring",
         }
     }
 
@@ -518,6 +526,10 @@ impl Event {
             Event::BreakGlass => {
                 "someone ran the procedure in production outside a release (--break-glass)"
             }
+            Event::RehearsalFailed => "a scheduled rehearsal failed (testing.schedule)",
+            Event::EvidenceExpiring => {
+                "the rehearsal evidence expires soon and no schedule renews it"
+            }
         }
     }
 }
@@ -532,6 +544,12 @@ pub struct Testing {
     pub notify: Vec<String>,
     /// Hosts a rehearsal may reach without a `urls` rewrite.
     pub shared_hosts: Vec<String>,
+    /// `testing.schedule` as written (parsed by `rehearsal_schedule`; lint checks it, B120).
+    pub schedule: Option<String>,
+    /// `testing.time_zone` (default `UTC`).
+    pub time_zone: String,
+    /// `testing.renew_before`.
+    pub renew_before: Option<Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -421,6 +421,15 @@ spec! {
         /// Hosts a rehearsal may reach although no `urls` rewrite covers them (shared by
         /// every environment, e.g. a shared Prometheus).
         shared_hosts: Option<Vec<Spanned<String>>>,
+        /// When `backout serve` rehearses the plan by itself in `rehearse_in`: `daily`,
+        /// `weekly`, a cron expression (`0 3 * * 1`), or `every 6h` (from the last rehearsal).
+        schedule: Option<Spanned<String>>,
+        /// The time zone the schedule is read in: `UTC` (default), `Europe/Berlin`, `+02:00`.
+        time_zone: Option<Spanned<String>>,
+        /// With a schedule: rehearse again when the evidence would expire within this (e.g.
+        /// 7d), whatever the schedule says. Without one: `evidence_expiring` is journaled this
+        /// long before the evidence expires (default 7d, at most half of max_age).
+        renew_before: Option<Spanned<Duration>>,
     }
 }
 

@@ -56,13 +56,14 @@ pub fn action(event: Event) -> (&'static str, &'static str) {
         | Event::Failed
         | Event::RollbackUnverified
         | Event::BreakGlass => ("trigger", "critical"),
-        Event::StepFailed => ("trigger", "error"),
+        Event::StepFailed | Event::RehearsalFailed => ("trigger", "error"),
         Event::DecisionRequested
         | Event::ManualStepWaiting
         | Event::Inconclusive
         | Event::Degrading
         | Event::WindowClosing
         | Event::WindowClosed
+        | Event::EvidenceExpiring
         | Event::Message => ("trigger", "warning"),
         Event::Started | Event::Decision => ("acknowledge", "info"),
         Event::RolledBack | Event::Completed | Event::Success => ("resolve", "info"),

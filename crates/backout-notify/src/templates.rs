@@ -79,6 +79,8 @@ fn builtin_source(event: Event) -> &'static str {
         Event::WindowClosing => include_str!("../templates/window_closing.txt"),
         Event::WindowClosed => include_str!("../templates/window_closed.txt"),
         Event::Success => include_str!("../templates/success.txt"),
+        Event::RehearsalFailed => include_str!("../templates/rehearsal_failed.txt"),
+        Event::EvidenceExpiring => include_str!("../templates/evidence_expiring.txt"),
     }
 }
 

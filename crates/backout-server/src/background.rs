@@ -30,6 +30,8 @@ const RESTART_AFTER: Duration = Duration::from_secs(5);
 pub struct Background {
     watcher: JoinHandle<()>,
     dispatcher: JoinHandle<()>,
+    /// Scheduled rehearsals (`testing.schedule`, `renew_before`): [`crate::drills`].
+    rehearsals: JoinHandle<()>,
 }
 
 impl Background {
@@ -37,6 +39,7 @@ impl Background {
     pub async fn join(self) {
         let _ = self.watcher.await;
         let _ = self.dispatcher.await;
+        let _ = self.rehearsals.await;
     }
 }
 
@@ -46,7 +49,12 @@ pub fn spawn(
     stopping: watch::Receiver<bool>,
 ) -> Background {
     Background {
-        watcher: tokio::spawn(watch_all(state.clone(), leases, stopping.clone())),
+        watcher: tokio::spawn(watch_all(state.clone(), leases.clone(), stopping.clone())),
+        rehearsals: tokio::spawn(crate::drills::rehearse_on_schedule(
+            state.clone(),
+            leases,
+            stopping.clone(),
+        )),
         dispatcher: tokio::spawn(dispatch(state, stopping)),
     }
 }

@@ -44,6 +44,7 @@ use utoipa::{Modify, OpenApi};
         crate::plans::lint,
         crate::plans::render,
         crate::plans::accept,
+        crate::registry::register,
         crate::plans::of_release,
         crate::plans::list_evidence,
         crate::plans::get_evidence,

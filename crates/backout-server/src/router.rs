@@ -42,6 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/plans/lint"),
     ("POST", "/api/v1/plans/render"),
     ("POST", "/api/v1/plans/accept"),
+    ("POST", "/api/v1/plans/register"),
     ("GET", "/api/v1/releases/{id}/plan"),
     ("GET", "/api/v1/evidence"),
     ("GET", "/api/v1/evidence/{id}"),
@@ -112,6 +113,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/api/v1/plans/lint", post(plans::lint))
         .route("/api/v1/plans/render", post(plans::render))
         .route("/api/v1/plans/accept", post(plans::accept))
+        .route("/api/v1/plans/register", post(crate::registry::register))
         .route("/api/v1/releases/{id}/plan", get(plans::of_release))
         .route("/api/v1/evidence", get(plans::list_evidence))
         .route("/api/v1/evidence/{id}", get(plans::get_evidence))

@@ -229,6 +229,18 @@ pub enum Command {
         after_help = "Examples:\n  backout man | man -l -\n  backout man > /usr/local/share/man/man1/backout.1"
     )]
     Man,
+    /// A game day: open a practice release (a DRILL, never a production release) in an
+    /// environment, inject a fault (--break), let the real loop run, and time each leg.
+    #[command(
+        after_help = "Examples:\n  backout gameday backout.yaml --env staging --break 'systemctl stop checkout' --heal 'systemctl start checkout'\n  backout gameday backout.yaml --env staging --break ./inject-errors.sh --auto   # unattended\n\nThe legs (fault→detection, detection→decision, decision→start against start_within,\nstart→finished against expected_duration, finished→verified) are read from the journal and\njournaled as `gameday_reported`; `backout report PLAN --drills` shows them over time.\n--heal runs at the end, also after a failure or Ctrl-C."
+    )]
+    Gameday(GamedayArgs),
+    /// Plans a server rehearses by itself (testing.schedule, testing.renew_before): add,
+    /// remove, list. Plans of open and recent releases need no registration.
+    #[command(
+        after_help = "Examples:\n  backout plans add backout.yaml\n  backout plans list\n  backout plans remove backout.yaml\n\nA server rehearses only plans whose content was accepted (`backout accept`)."
+    )]
+    Plans(PlansArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -547,6 +559,10 @@ pub struct ReportArgs {
     /// and in real runs.
     #[arg(long)]
     pub durations: bool,
+    /// Of the plan PLAN: every game day's legs over time (detection, decision, start,
+    /// procedure, verification), oldest first.
+    #[arg(long, conflicts_with = "durations")]
+    pub drills: bool,
     /// `html` (a run only): one self-contained page with a Gantt chart of each step's expected
     /// bar against its actual one, retries and contingency steps marked, the critical path in red.
     #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
@@ -781,4 +797,46 @@ pub struct MigrateArgs {
     /// database must exist and hold no backout records.
     #[arg(value_name = "TARGET")]
     pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GamedayArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// The environment the drill runs in (its release and messages name it, marked DRILL).
+    #[arg(long)]
+    pub env: String,
+    /// The fault to inject (sh -c): stop a service, flip a flag, inject errors.
+    #[arg(long = "break", value_name = "CMD")]
+    pub break_command: String,
+    /// Undo the fault at the end (sh -c); runs always, also after a failure or Ctrl-C.
+    #[arg(long = "heal", value_name = "CMD")]
+    pub heal_command: Option<String>,
+    /// Unattended: approve and execute as `backout:gameday` (no people needed).
+    #[arg(long)]
+    pub auto: bool,
+    /// Give up when the loop has not finished after this long (e.g. 30m, 2h).
+    #[arg(long, default_value = "2h")]
+    pub timeout: String,
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct PlansArgs {
+    #[command(subcommand)]
+    pub command: PlansCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlansCommand {
+    /// Register a plan's current content for scheduled rehearsals.
+    Add { plan: PathBuf },
+    /// Withdraw the registration of a plan's current content.
+    Remove { plan: PathBuf },
+    /// The registered plans with their schedule, newest evidence and when it expires.
+    List {
+        #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+        format: LintFormat,
+    },
 }

@@ -614,6 +614,17 @@ fn summary(facts: &Facts<'_>, event: Event, notice: &Notice) -> String {
             "" => format!("{what}: the rollback window closed"),
             reason => format!("{what}: the rollback window closed ({reason})"),
         },
+        Event::RehearsalFailed => format!(
+            "{what}: the scheduled rehearsal in {} FAILED: {}",
+            text("environment"),
+            text("error")
+        ),
+        Event::EvidenceExpiring => format!(
+            "{what}: the rehearsal evidence {} from {} expires at {}",
+            text("evidence_id"),
+            text("environment"),
+            text("expires_at")
+        ),
     }
 }
 

@@ -45,6 +45,8 @@ pub fn lifecycle_event(kind: &str, payload: &serde_json::Value) -> Option<Event>
         "rollback_unverified" => Event::RollbackUnverified,
         "window_closing" => Event::WindowClosing,
         "window_closed" => Event::WindowClosed,
+        "rehearsal_failed" => Event::RehearsalFailed,
+        "evidence_expiring" => Event::EvidenceExpiring,
         _ => return None,
     })
 }

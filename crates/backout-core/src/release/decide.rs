@@ -27,6 +27,11 @@ use crate::errors::ExecError;
 /// The actor of approvals made by `authorization.automatic` criteria.
 pub const AUTOMATIC: &str = "backout:automatic";
 
+/// The actor of an unattended game day (`backout gameday --auto`): it may approve and execute
+/// the rollback of a drill release (and of nothing else), standing in for the people a
+/// drill without them cannot ask.
+pub const GAMEDAY: &str = "backout:gameday";
+
 /// Approve or deny.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Choice {
@@ -74,6 +79,9 @@ pub struct Decisions {
     pub executions: Vec<String>,
     /// Where the rollback stands once one started (kept across a later deny).
     pub rollback: Option<Outcome>,
+    /// The release is a game day's practice release (`release_started` says `drill`): never a
+    /// production release, and [`GAMEDAY`] may act on it.
+    pub drill: bool,
 }
 
 impl Decisions {
@@ -89,6 +97,9 @@ impl Decisions {
     pub fn apply(&mut self, event: &Event, quorum: u32) {
         let text = |key: &str| event.payload.get(key).and_then(|v| v.as_str());
         match event.kind.as_str() {
+            "release_started" => {
+                self.drill = event.payload.get("drill") == Some(&serde_json::Value::Bool(true));
+            }
             "verdict" if text("verdict") == Some("rollback_required") => {
                 self.pending_since_ms.get_or_insert(event.at_ms);
             }
@@ -127,6 +138,7 @@ impl Decisions {
                     denied: Some((event.actor.clone(), text("reason").unwrap_or("").into())),
                     executions: std::mem::take(&mut self.executions),
                     rollback: self.rollback,
+                    drill: self.drill,
                     ..Decisions::default()
                 };
             }
@@ -298,7 +310,12 @@ pub async fn decide(store: &dyn Store, request: &Decide<'_>) -> Result<Decided, 
              requested. `backout request {id} --reason …` asks for one"
         )));
     };
-    let as_fallback = authorize(&plan, auth, request, pending_since)?;
+    // An unattended game day approves its own drill: there is nobody else to ask.
+    let as_fallback = if request.actor == GAMEDAY && decisions.drill {
+        false
+    } else {
+        authorize(&plan, auth, request, pending_since)?
+    };
     if request.choice == Choice::Approve && decisions.approved_by(request.actor) {
         return Err(ExecError::Refused(format!(
             "`{}` already approved the rollback of release `{id}`; the quorum of {} needs \
@@ -608,8 +625,16 @@ pub async fn clear_execution_of(
             "the rollback of release `{id}` was not approved automatically; a performer must start it"
         )));
     }
+    // `backout gameday --auto` performs its own drill (and only a drill) as [`GAMEDAY`].
+    let gameday = actor == GAMEDAY;
+    if gameday && !decisions.drill {
+        return Err(ExecError::Refused(format!(
+            "`{GAMEDAY}` acts only on game-day drills; release `{id}` is not one"
+        )));
+    }
     if let Some(execution) = plan.execution.given()
         && !automatic
+        && !gameday
         && !member(&plan, &execution.performers, actor)
     {
         return Err(ExecError::Refused(format!(
@@ -632,7 +657,7 @@ pub async fn clear_execution_of(
                 describe_group(&plan, &auth.deciders)
             )));
         }
-        if auth.separation_of_duties && decisions.approved_by(actor) {
+        if auth.separation_of_duties && !gameday && decisions.approved_by(actor) {
             return Err(ExecError::Refused(format!(
                 "`{actor}` approved this rollback and may not also start it \
                  (authorization.separation_of_duties); another performer must"

@@ -39,6 +39,12 @@ pub struct DocumentInfo {
     /// Reversion time measured by the successful rehearsals of this content hash, if any were
     /// looked up and found.
     pub measured: Option<Measured>,
+    /// The last game day of the plan's service, as one line ("last game day (…): detection
+    /// 48 s, decision 6 m (fallback reached), …"), shown in Q9 beside the rehearsal.
+    pub gameday: Option<String>,
+    /// The newest scheduled rehearsal of this content hash, when it failed after the newest
+    /// evidence: "last scheduled rehearsal failed on …: …".
+    pub rehearsal_failed: Option<String>,
 }
 
 impl DocumentInfo {
@@ -49,6 +55,8 @@ impl DocumentInfo {
             content_hash: content_hash.into(),
             rehearsal: None,
             measured: None,
+            gameday: None,
+            rehearsal_failed: None,
         }
     }
 }

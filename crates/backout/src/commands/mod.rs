@@ -12,9 +12,11 @@ mod decisions;
 mod deliveries;
 mod durations;
 mod evidence;
+mod gameday;
 mod init;
 mod lint;
 mod migrate;
+mod plans_registry;
 mod recovery;
 mod rehearsals;
 mod releases;
@@ -57,6 +59,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Abort(args) => runs::abort(&args, &ctx),
         Command::Retry(args) => recovery::retry(&args, &ctx),
         Command::Skip(args) => recovery::skip(&args, &ctx),
+        Command::Report(args) if args.drills => gameday::trend(&args, &ctx),
         Command::Report(args) => report(&args, &ctx),
         Command::Deliveries(args) => {
             deliveries::deliveries(args.release.as_deref(), args.send, args.format, &ctx)
@@ -67,6 +70,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Migrate(args) => migrate::run(&args, &ctx),
         Command::Completions { shell } => shell::completions(shell),
         Command::Man => shell::man(),
+        Command::Gameday(args) => gameday::gameday(&args, &ctx),
+        Command::Plans(args) => plans_registry::run(&args, &ctx),
         Command::Schema => {
             let schema = backout_model::schema::json_schema();
             let text = serde_json::to_string_pretty(&schema)

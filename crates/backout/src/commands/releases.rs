@@ -17,7 +17,7 @@ use crate::cli::{
 };
 use crate::commands::context::Context;
 use crate::commands::shared::evidence;
-use crate::commands::shared::execution::{Watching, run_release};
+use crate::commands::shared::execution::{Watching, interrupted, run_release};
 use crate::commands::shared::plan::read_plan;
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
@@ -393,23 +393,6 @@ async fn execute_and_verify(
     )
     .await?;
     Ok(code)
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn interrupted() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let terminated = async {
-        match term.as_mut() {
-            Some(term) => {
-                term.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminated => {}
-    }
 }
 
 fn exit_for(verdict: Verdict) -> ExitCode {

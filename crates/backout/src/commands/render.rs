@@ -40,12 +40,27 @@ pub fn run(args: &RenderArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
     let mut info = backout_model::render::DocumentInfo::new(file.clone(), hash.clone());
     if !args.offline {
         // Q9 and Q7 from the evidence, when a store exists (rendering never creates one).
-        let evidence = ctx.runtime()?.block_on(async {
+        let (evidence, gamedays, failed) = ctx.runtime()?.block_on(async {
             match ctx.open_existing().await? {
-                Some(store) => evidence::of_service(store.as_ref(), &plan.release.service).await,
-                None => Ok(Vec::new()),
+                Some(store) => {
+                    let service = &plan.release.service;
+                    let evidence = evidence::of_service(store.as_ref(), service).await?;
+                    let gamedays = backout_core::drill::reports_of(store.as_ref(), service).await?;
+                    let newest = evidence
+                        .iter()
+                        .filter(|e| e.plan_hash == hash)
+                        .map(|e| e.finished_at_ms)
+                        .max();
+                    let failed =
+                        backout_core::drill::rehearse::last_failure(store.as_ref(), &hash, newest)
+                            .await?;
+                    Ok::<_, CommandError>((evidence, gamedays, failed))
+                }
+                None => Ok((Vec::new(), Vec::new(), None)),
             }
         })?;
+        info.gameday = gamedays.last().map(backout_core::drill::q9_line);
+        info.rehearsal_failed = failed;
         (info.rehearsal, info.measured) =
             backout_core::rehearsal::for_document(plan, &hash, &evidence, ctx.now());
     }

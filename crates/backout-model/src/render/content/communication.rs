@@ -77,8 +77,14 @@ impl<'a> Context<'a> {
         let mut head: Vec<Str<'a>> = vec!["Event".into(), "When".into()];
         head.extend(c.channels.iter().map(|ch| Str::from(ch.name.as_str())));
         let mut silent = Vec::new();
+        // The drill events (scheduled rehearsals, expiring evidence) show only when routed:
+        // most plans never schedule rehearsals, and their matrix need not grow for it.
         let rows = Event::ALL
             .iter()
+            .filter(|e| {
+                !matches!(e, Event::RehearsalFailed | Event::EvidenceExpiring)
+                    || routes.contains_key(*e)
+            })
             .map(|e| {
                 let mut marks = vec![Text::new(); c.channels.len()];
                 let mut any = false;

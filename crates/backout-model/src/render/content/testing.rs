@@ -44,6 +44,12 @@ impl<'a> Context<'a> {
                     ),
                 ];
                 body.push(Block::Note(tone, tested));
+                if let Some(failed) = &self.info.rehearsal_failed {
+                    body.push(Block::Note(Tone::Warning, Text::from(failed.as_str())));
+                }
+                if let Some(gameday) = &self.info.gameday {
+                    body.push(Block::Paragraph(Text::from(gameday.as_str())));
+                }
                 body.push(Block::Fields(fields));
                 for (i, (env, o)) in t.overrides.iter().enumerate() {
                     body.push(Block::Section(self.overrides(i, env, o)));
@@ -60,6 +66,12 @@ impl<'a> Context<'a> {
                     if tone == Tone::Good { tone } else { Tone::Info },
                     tested,
                 ));
+                if let Some(failed) = &self.info.rehearsal_failed {
+                    body.push(Block::Note(Tone::Warning, Text::from(failed.as_str())));
+                }
+                if let Some(gameday) = &self.info.gameday {
+                    body.push(Block::Paragraph(Text::from(gameday.as_str())));
+                }
             }
         }
         section(2, "q9", title, body)

@@ -227,3 +227,20 @@ pub fn exit_for(state: RunState) -> ExitCode {
         RunState::Failed | RunState::Aborted => ExitCode::RunFailed,
     }
 }
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match term.as_mut() {
+            Some(term) => {
+                term.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminated => {}
+    }
+}
