@@ -395,7 +395,10 @@ mod tests {
     fn segments_are_escaped() {
         assert_eq!(segment("run-01jd8k"), "run-01jd8k");
         assert_eq!(segment("a/b c"), "a%2Fb%20c");
-        assert_eq!(release_path("rel 1", "/check"), "/api/v1/releases/rel%201/check");
+        assert_eq!(
+            release_path("rel 1", "/check"),
+            "/api/v1/releases/rel%201/check"
+        );
         assert_eq!(run_path("run-1", ""), "/api/v1/runs/run-1");
     }
 }

@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
+use backout_api as api;
 use backout_core::release::decide::{Choice, Decided};
 use backout_core::{Progress, ProgressEvent, RunSummary};
 use backout_model::plan::StepKind;
 use backout_store::{RunState, StepRecord, StepState};
-use backout_api as api;
 
 use crate::cli::{DecideArgs, ExecuteArgs, RunFormat};
 use crate::commands::context::Context;

@@ -71,7 +71,11 @@ pub(in crate::commands) async fn start(
 /// the line, a caret), on standard error: standard output is for the release id. When this
 /// binary's lint finds none, the server's diagnostics (`details` of its `invalid_plan` answer,
 /// [`api::LocatedDiagnostic`]s) are printed instead; details that are not those are an error.
-fn print_diagnostics(file: &str, source: &str, details: Option<&Value>) -> Result<(), CommandError> {
+fn print_diagnostics(
+    file: &str,
+    source: &str,
+    details: Option<&Value>,
+) -> Result<(), CommandError> {
     let color = output::color_stderr();
     let linted = backout_model::lint(source);
     let errors: Vec<_> = linted.diagnostics.iter().filter(|d| d.is_error()).collect();
