@@ -201,4 +201,50 @@ mod tests {
         );
         assert!(run(&serde_json::json!({ "run": {}, "steps": [] })).is_err());
     }
+
+    #[test]
+    fn a_dropped_field_is_named() {
+        let cases: [(&str, Value, &str); 3] = [
+            (
+                "decision",
+                serde_json::json!({ "release_id": "rel-1", "decision": "approve",
+                    "actor": "carol", "quorum": 1, "approved": true, "as_fallback": false,
+                    "override_window": false }),
+                "approvals",
+            ),
+            (
+                "execution",
+                serde_json::json!({ "release_id": "rel-1", "override_window": false,
+                    "events": "/api/v1/runs/run-1/events" }),
+                "run_id",
+            ),
+            (
+                "acceptance",
+                serde_json::json!({ "plan_hash": "ab", "accepted_at_ms": 1 }),
+                "accepted_by",
+            ),
+        ];
+        for (what, answer, field) in cases {
+            let message = match what {
+                "decision" => parse::<api::Decision>(what, &answer).map(drop),
+                "execution" => parse::<api::Executed>(what, &answer).map(drop),
+                _ => parse::<api::Accepted>(what, &answer).map(drop),
+            }
+            .expect_err("a missing field is an error")
+            .message;
+            assert!(
+                message.contains(&format!("`{field}`")) && message.contains(what),
+                "{message}"
+            );
+        }
+        let mut without = status();
+        without.as_object_mut().expect("object").remove("outcome");
+        let message = status_of(&without);
+        assert!(message.contains("`outcome`"), "{message}");
+        assert!(missing("audit", "events").message.contains("`events`"));
+    }
+
+    fn status_of(value: &Value) -> String {
+        super::status(value).expect_err("no outcome").message
+    }
 }
