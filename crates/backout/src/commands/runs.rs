@@ -200,15 +200,12 @@ async fn remote_status(
     let Some(id) = &args.run else {
         return remote_list(remote, args.format, now_ms).await;
     };
-    let value = remote.get(&run_path(id, "")).await?;
-    let answer: api::RunWithSteps = convert::parse("run", &value)?;
+    let answer: api::RunWithSteps = remote.get_as("run", &run_path(id, "")).await?;
+    let printed = convert::run_as_printed(&answer);
     let gone = answer.executor_gone.clone();
     let (run, steps) = convert::run_records(answer);
     if args.format == LintFormat::Json {
-        output::out(&format!(
-            "{}\n",
-            output::json(&convert::run_as_printed(&value))?
-        ));
+        output::out(&format!("{}\n", output::json(&printed)?));
     } else {
         output::out(&step_table(&run, &steps, now_ms));
         if let Some(gone) = gone {

@@ -138,10 +138,11 @@ pub fn run_records(answer: api::RunWithSteps) -> (Run, Vec<StepRecord>) {
     (answer.run.into_record(answer.plan_source), steps)
 }
 
-/// The server's run JSON as `backout status RUN --format json` prints it locally: the run
-/// (without its plan text) and its steps.
-pub fn run_as_printed(value: &Value) -> Value {
-    serde_json::json!({ "run": value["run"], "steps": value["steps"] })
+/// A run answer as `backout status RUN --format json` prints it locally: the run (without its
+/// plan text, which the API type carries beside it) and its steps, each field as the store's
+/// record serializes.
+pub fn run_as_printed(answer: &api::RunWithSteps) -> Value {
+    serde_json::json!({ "run": answer.run, "steps": answer.steps })
 }
 
 /// The deliveries of `GET /api/v1/releases/{id}/deliveries`, newest first as the store lists
