@@ -41,6 +41,17 @@ pub enum Severity {
     Note,
 }
 
+impl Severity {
+    /// The severity's name as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        }
+    }
+}
+
 /// The answer of `POST /api/v1/plans/lint`: 200 whether or not the plan is valid.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LintAnswer {

@@ -131,6 +131,21 @@ pub enum ReleaseOutcome {
     Closed,
 }
 
+impl ReleaseOutcome {
+    /// The outcome's name as the API writes it (`open`, `rolled_back`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseOutcome::Open => "open",
+            ReleaseOutcome::RollingBack => "rolling_back",
+            ReleaseOutcome::RolledBack => "rolled_back",
+            ReleaseOutcome::RollbackUnverified => "rollback_unverified",
+            ReleaseOutcome::RollbackFailed => "rollback_failed",
+            ReleaseOutcome::Succeeded => "succeeded",
+            ReleaseOutcome::Closed => "closed",
+        }
+    }
+}
+
 /// Where one criterion stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

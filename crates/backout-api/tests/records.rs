@@ -204,3 +204,22 @@ fn an_error_body_leaves_out_absent_details() {
         json!({ "error": { "code": "not_found", "message": "no release `x`" } })
     );
 }
+
+#[test]
+fn the_names_of_outcomes_and_severities_are_their_json() {
+    use api::{ReleaseOutcome as O, Severity as S};
+    for outcome in [
+        O::Open,
+        O::RollingBack,
+        O::RolledBack,
+        O::RollbackUnverified,
+        O::RollbackFailed,
+        O::Succeeded,
+        O::Closed,
+    ] {
+        assert_eq!(json!(outcome), json!(outcome.as_str()));
+    }
+    for severity in [S::Error, S::Warning, S::Note] {
+        assert_eq!(json!(severity), json!(severity.as_str()));
+    }
+}

@@ -118,27 +118,30 @@ fn verify(
     };
     if let Some(done) = crate::remote::run(&ctx.global, |remote| async move {
         let value = remote.get("/api/v1/audit/verify").await?;
-        let held = value["ok"].as_bool().unwrap_or(false);
+        // An `audit/verify` answer has other fields when the chain holds than when it is broken
+        // (`ok` says which); the ones the case needs must be there, named when not.
+        let verify: backout_api::AuditVerify = crate::remote::convert::parse("audit", &value)?;
+        let needed = |field: &str| crate::remote::convert::missing("audit", field);
+        let held = verify.ok;
         match format {
             LintFormat::Json => output::out(&format!("{}\n", output::json(&value)?)),
             LintFormat::Human if held => {
-                let head = match (
-                    value["head"]["seq"].as_u64(),
-                    value["head"]["hash"].as_str(),
-                ) {
-                    (Some(seq), Some(hash)) => format!("; head seq {seq} hash {hash}"),
-                    _ => String::new(),
+                let events = verify.events.ok_or_else(|| needed("events"))?;
+                // `head: null` (an empty journal) decodes as no head at all: serde cannot tell
+                // the two apart, and both print nothing.
+                let head = match verify.head.flatten() {
+                    Some(head) => format!("; head seq {} hash {}", head.seq, head.hash),
+                    None => String::new(),
                 };
                 output::out(&format!(
-                    "{} events verified: the hash chain holds{head}\n",
-                    value["events"].as_u64().unwrap_or(0)
+                    "{events} events verified: the hash chain holds{head}\n"
                 ));
             }
             LintFormat::Human => output::error(&format!(
                 "the hash chain is broken at event seq {}: {}. Events from there on cannot be \
                  trusted; `backout audit export` on the server's store shows them",
-                value["broken_at"].as_u64().unwrap_or(0),
-                value["reason"].as_str().unwrap_or("unknown")
+                verify.broken_at.ok_or_else(|| needed("broken_at"))?,
+                verify.reason.as_deref().ok_or_else(|| needed("reason"))?
             )),
         }
         Ok(if held {

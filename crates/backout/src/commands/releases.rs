@@ -535,17 +535,18 @@ pub fn accept(args: &AcceptArgs, ctx: &Context) -> Result<ExitCode, CommandError
     if let Some(done) = crate::remote::run(&ctx.global, |remote| {
         let source = source.clone();
         async move {
-            let value = remote
-                .post(
+            let accepted: backout_api::Accepted = remote
+                .post_as(
+                    "acceptance",
                     "/api/v1/plans/accept",
-                    serde_json::json!({ "plan": source }),
+                    &backout_api::AcceptRequest { plan: source },
                 )
                 .await?;
             eprintln!(
                 "{}: content {} accepted by {}",
                 args.plan.display(),
-                short(value["plan_hash"].as_str().unwrap_or_default()),
-                value["accepted_by"].as_str().unwrap_or_default()
+                short(&accepted.plan_hash),
+                accepted.accepted_by
             );
             Ok(ExitCode::Ok)
         }

@@ -5,12 +5,13 @@
 
 use std::time::Duration as StdDuration;
 
+use backout_api as api;
 use backout_core::env::Resolver;
 use backout_core::release::decide::{self, Act};
 use backout_core::{Executor, RunOptions, StepTarget};
 use backout_model::Duration;
 use backout_model::schedule::Schedule;
-use backout_store::{Run, RunKind, StepRecord, StepState};
+use backout_store::{Run, RunKind, RunState, StepRecord, StepState};
 
 use crate::cli::{
     AbortArgs, ConfirmArgs, LintFormat, ReportArgs, ReportFormat, Resolution, ResolveArgs,
@@ -24,6 +25,7 @@ use crate::commands::shared::plan::read_plan;
 use crate::commands::shared::progress::{interactive, printer, run_steps, spawn_prompter};
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
+use crate::remote::{Remote, convert, run_path, segment};
 
 mod report;
 pub use report::report;
@@ -191,25 +193,22 @@ fn expected_of(run: &Run) -> std::collections::HashMap<String, Duration> {
 /// `status` and `status RUN` against a server: its releases (the API lists no runs), or one
 /// run's steps, printed as locally.
 async fn remote_status(
-    remote: crate::remote::Remote,
+    remote: Remote,
     args: &StatusArgs,
     now_ms: i64,
 ) -> Result<ExitCode, CommandError> {
     let Some(id) = &args.run else {
         return remote_list(remote, args.format, now_ms).await;
     };
-    let value = remote
-        .get(&format!("/api/v1/runs/{}", crate::remote::segment(id)))
-        .await?;
-    let (run, steps) = crate::remote::convert::run(&value)?;
+    let answer: api::RunWithSteps = remote.get_as("run", &run_path(id, "")).await?;
+    let printed = convert::run_as_printed(&answer);
+    let gone = answer.executor_gone.clone();
+    let (run, steps) = convert::run_records(answer);
     if args.format == LintFormat::Json {
-        output::out(&format!(
-            "{}\n",
-            output::json(&crate::remote::convert::run_as_printed(&value))?
-        ));
+        output::out(&format!("{}\n", output::json(&printed)?));
     } else {
         output::out(&step_table(&run, &steps, now_ms));
-        if let Some(gone) = value["executor_gone"].as_str() {
+        if let Some(gone) = gone {
             output::out(&format!("{gone}\n"));
         }
     }
@@ -218,23 +217,25 @@ async fn remote_status(
 
 /// `status` without an id: the server's recent releases (the API lists no runs).
 async fn remote_list(
-    remote: crate::remote::Remote,
+    remote: Remote,
     format: LintFormat,
     now_ms: i64,
 ) -> Result<ExitCode, CommandError> {
     let value = remote.get("/api/v1/releases?limit=20").await?;
+    // Decoded before anything is printed: an answer that is not the list is an error, in JSON
+    // too (which prints the server's answer as it came).
+    let list: api::ReleaseList = convert::parse("release list", &value)?;
     if format == LintFormat::Json {
         output::out(&format!("{}\n", output::json(&value)?));
         return Ok(ExitCode::Ok);
     }
-    let releases = value["releases"].as_array().cloned().unwrap_or_default();
-    if releases.is_empty() {
+    if list.releases.is_empty() {
         output::out(&format!("no releases on {} yet\n", remote.base()));
     }
-    for item in &releases {
+    for item in list.releases {
         output::out(&release_line(
-            &crate::remote::convert::release(item)?,
-            item["outcome"].as_str(),
+            &item.release.into_record(String::new()),
+            item.outcome.map(api::ReleaseOutcome::as_str),
             now_ms,
         ));
     }
@@ -321,21 +322,20 @@ pub(super) fn step_table(run: &Run, steps: &[StepRecord], now_ms: i64) -> String
 
 pub fn confirm(args: &ConfirmArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
     if let Some(done) = crate::remote::run(&ctx.global, |remote| async move {
-        let mut body = serde_json::json!({});
-        if let Some(note) = &args.note {
-            body["note"] = note.as_str().into();
-        }
-        let path = format!(
-            "/api/v1/runs/{}/steps/{}/confirm",
-            crate::remote::segment(&args.run),
-            crate::remote::segment(&args.step)
+        let body = api::NoteRequest {
+            note: args.note.clone(),
+        };
+        let path = run_path(
+            &args.run,
+            &format!("/steps/{}/confirm", segment(&args.step)),
         );
-        let value = remote.post(&path, body).await?;
+        let answer: api::RunWithSteps = remote.post_as("run", &path, &body).await?;
+        let (run, steps) = convert::run_records(answer);
         eprintln!(
             "confirmed {} in run {}; the server's executor continues the run",
             args.step, args.run
         );
-        act_answer(args.format, &value, "confirmed", Some(&args.step));
+        act_answer(args.format, &run, &steps, "confirmed", Some(&args.step));
         Ok(ExitCode::Ok)
     }) {
         return done;
@@ -363,8 +363,9 @@ pub fn confirm(args: &ConfirmArgs, ctx: &Context) -> Result<ExitCode, CommandErr
             args.step, args.run, args.run
         );
         if args.format == LintFormat::Json {
-            let value = run_and_steps(store.as_ref(), &args.run).await?;
-            act_answer(args.format, &value, "confirmed", Some(&args.step));
+            let run = store.get_run(&args.run).await?;
+            let steps = store.list_steps(&args.run).await?;
+            act_answer(args.format, &run, &steps, "confirmed", Some(&args.step));
         }
         Ok(ExitCode::Ok)
     })
@@ -377,21 +378,21 @@ pub fn resolve(args: &ResolveArgs, ctx: &Context) -> Result<ExitCode, CommandErr
         Resolution::Retry => StepTarget::Retry,
     };
     if let Some(done) = crate::remote::run(&ctx.global, |remote| async move {
-        let mut body = serde_json::json!({ "outcome": resolution_name(args.outcome) });
-        if let Some(note) = &args.note {
-            body["note"] = note.as_str().into();
-        }
-        let path = format!(
-            "/api/v1/runs/{}/steps/{}/resolve",
-            crate::remote::segment(&args.run),
-            crate::remote::segment(&args.step)
+        let body = api::ResolveRequest {
+            outcome: resolution_of(args.outcome),
+            note: args.note.clone(),
+        };
+        let path = run_path(
+            &args.run,
+            &format!("/steps/{}/resolve", segment(&args.step)),
         );
-        let value = remote.post(&path, body).await?;
+        let answer: api::RunWithSteps = remote.post_as("run", &path, &body).await?;
+        let (run, steps) = convert::run_records(answer);
         eprintln!(
             "resolved {} in run {}; the server's executor continues the run",
             args.step, args.run
         );
-        act_answer(args.format, &value, "resolved", Some(&args.step));
+        act_answer(args.format, &run, &steps, "resolved", Some(&args.step));
         Ok(ExitCode::Ok)
     }) {
         return done;
@@ -414,64 +415,61 @@ pub fn resolve(args: &ResolveArgs, ctx: &Context) -> Result<ExitCode, CommandErr
             args.step, args.run, args.run
         );
         if args.format == LintFormat::Json {
-            let value = run_and_steps(store.as_ref(), &args.run).await?;
-            act_answer(args.format, &value, "resolved", Some(&args.step));
+            let run = store.get_run(&args.run).await?;
+            let steps = store.list_steps(&args.run).await?;
+            act_answer(args.format, &run, &steps, "resolved", Some(&args.step));
         }
         Ok(ExitCode::Ok)
     })
 }
 
-/// A run and its steps, shaped as the server's `GET /api/v1/runs/{id}` answers.
-async fn run_and_steps(
-    store: &dyn backout_store::Store,
-    run_id: &str,
-) -> Result<serde_json::Value, CommandError> {
-    let run = store.get_run(run_id).await?;
-    let steps = store.list_steps(run_id).await?;
-    Ok(serde_json::json!({ "run": run_json(&run), "steps": steps }))
-}
-
 /// With `--format json`, what an act on a run left: the run's id and state, and the step's
-/// state, from `value` (a run with its steps, as the server answers).
-fn act_answer(format: LintFormat, value: &serde_json::Value, act: &str, step: Option<&str>) {
+/// state (from the store, or from the server's answer decoded into the same records).
+fn act_answer(format: LintFormat, run: &Run, steps: &[StepRecord], act: &str, step: Option<&str>) {
     if format != LintFormat::Json {
         return;
     }
-    let run = &value["run"];
+    let state = |s: RunState| serde_json::to_value(s).unwrap_or_default();
     let mut answer = serde_json::json!({
         "act": act,
-        "run": run["id"],
-        "run_state": run["state"],
+        "run": run.id,
+        "run_state": state(run.state),
     });
     if let Some(step) = step {
         answer["step"] = step.into();
-        answer["step_state"] = value["steps"]
-            .as_array()
-            .and_then(|steps| steps.iter().find(|s| s["step_id"] == step))
-            .map_or(serde_json::Value::Null, |s| s["state"].clone());
+        answer["step_state"] = steps
+            .iter()
+            .find(|s| s.step_id == step)
+            .map_or(serde_json::Value::Null, |s| {
+                serde_json::to_value(s.state).unwrap_or_default()
+            });
     }
     output::out(&format!("{answer}\n"));
 }
 
-fn resolution_name(outcome: Resolution) -> &'static str {
+/// The API's name for how an in-doubt step is resolved.
+fn resolution_of(outcome: Resolution) -> api::ResolveOutcome {
     match outcome {
-        Resolution::Done => "done",
-        Resolution::Failed => "failed",
-        Resolution::Retry => "retry",
+        Resolution::Done => api::ResolveOutcome::Done,
+        Resolution::Failed => api::ResolveOutcome::Failed,
+        Resolution::Retry => api::ResolveOutcome::Retry,
     }
 }
 
 pub fn abort(args: &AbortArgs, ctx: &Context) -> Result<ExitCode, CommandError> {
     if let Some(done) = crate::remote::run(&ctx.global, |remote| async move {
-        let path = format!("/api/v1/runs/{}/abort", crate::remote::segment(&args.run));
-        let value = remote
-            .post(&path, serde_json::json!({ "reason": args.reason }))
+        let body = api::AbortRequest {
+            reason: Some(args.reason.clone()),
+        };
+        let answer: api::RunWithSteps = remote
+            .post_as("run", &run_path(&args.run, "/abort"), &body)
             .await?;
+        let (run, steps) = convert::run_records(answer);
         eprintln!(
             "run {} aborted; the server's executor stops its steps within a second",
             args.run
         );
-        act_answer(args.format, &value, "aborted", None);
+        act_answer(args.format, &run, &steps, "aborted", None);
         Ok(ExitCode::Ok)
     }) {
         return done;
@@ -494,8 +492,9 @@ pub fn abort(args: &AbortArgs, ctx: &Context) -> Result<ExitCode, CommandError> 
         // Give a live executor its poll interval to cancel, so `status` right after shows it.
         tokio::time::sleep(StdDuration::from_millis(10)).await;
         if args.format == LintFormat::Json {
-            let value = run_and_steps(store.as_ref(), &args.run).await?;
-            act_answer(args.format, &value, "aborted", None);
+            let run = store.get_run(&args.run).await?;
+            let steps = store.list_steps(&args.run).await?;
+            act_answer(args.format, &run, &steps, "aborted", None);
         }
         Ok(ExitCode::Ok)
     })

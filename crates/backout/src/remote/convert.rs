@@ -8,13 +8,13 @@ use backout_api as api;
 use backout_core::criteria::{CriterionState, CriterionStatus, Verdict};
 use backout_core::release::{CheckReport, CriterionReport};
 use backout_store::{Delivery, Release, Run, StepRecord};
-use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::exit_codes::CommandError;
 
-fn unexpected(what: &str, detail: impl std::fmt::Display) -> CommandError {
+/// An answer that is not the API type expected: which answer, and what is wrong with it.
+pub fn unexpected(what: &str, detail: impl std::fmt::Display) -> CommandError {
     CommandError::internal(format!(
         "the server's answer is not the {what} expected ({detail}); are this `backout` and the \
          server the same version?"
@@ -26,11 +26,21 @@ pub fn parse<T: DeserializeOwned>(what: &str, value: &Value) -> Result<T, Comman
     T::deserialize(value).map_err(|e| unexpected(what, e))
 }
 
-/// A release as `GET /api/v1/releases/{id}`, the list and the release operations return it
-/// (without its plan text, which the printers do not need).
+/// An answer's field that the API type leaves optional but this answer must carry (e.g. the
+/// `events` of an `audit/verify` answer whose chain holds): its absence names the field.
+pub fn missing(what: &str, field: &str) -> CommandError {
+    unexpected(what, format!("it has no `{field}`"))
+}
+
+/// A release's status, as `GET /api/v1/releases/{id}` and the release operations
+/// (`POST /api/v1/releases`, `…/checkpoints`, `…/request`) answer.
+pub fn status(value: &Value) -> Result<api::ReleaseStatus, CommandError> {
+    parse("release status", value)
+}
+
+/// The release of a status answer (without its plan text, which the printers do not need).
 pub fn release(value: &Value) -> Result<Release, CommandError> {
-    let release: api::Release = parse("release", value)?;
-    Ok(release.into_record(String::new()))
+    Ok(status(value)?.release.into_record(String::new()))
 }
 
 /// The verdict and criteria of a check report (`POST …/check`, which names its `release_id`)
@@ -48,11 +58,14 @@ pub fn report(value: &Value) -> Result<Option<CheckReport>, CommandError> {
             criteria: report.criteria.into_iter().map(criterion).collect(),
         }));
     }
-    let status: api::ReleaseStatus = parse("release status", value)?;
-    let Some(found) = status.verdict else {
-        return Ok(None);
-    };
-    Ok(Some(CheckReport {
+    Ok(status_report(status(value)?))
+}
+
+/// The verdict and criteria beside a release's status (`None` when its stored plan no longer
+/// lints, so the server measured nothing).
+pub fn status_report(status: api::ReleaseStatus) -> Option<CheckReport> {
+    let found = status.verdict?;
+    Some(CheckReport {
         release_id: status.release.id,
         verdict: verdict(found),
         requested: status.requested.unwrap_or(false),
@@ -64,7 +77,7 @@ pub fn report(value: &Value) -> Result<Option<CheckReport>, CommandError> {
             .into_iter()
             .map(criterion)
             .collect(),
-    }))
+    })
 }
 
 fn verdict(verdict: api::Verdict) -> Verdict {
@@ -105,25 +118,31 @@ fn criterion(report: api::CriterionReport) -> CriterionReport {
 
 /// The checkpoints the plan of a release declares and the one that closes its window
 /// (`plan_checkpoints` of `GET /api/v1/releases/{id}`; none when its plan no longer lints).
-pub fn plan_checkpoints(value: &Value) -> (Vec<String>, Option<String>) {
-    value
-        .get("plan_checkpoints")
-        .and_then(|v| api::PlanCheckpoints::deserialize(v).ok())
+pub fn plan_checkpoints(status: &api::ReleaseStatus) -> (Vec<String>, Option<String>) {
+    status
+        .plan_checkpoints
+        .clone()
         .map(|p| (p.declared, p.point_of_no_return))
         .unwrap_or_default()
 }
 
-/// A run and its steps, as `GET /api/v1/runs/{id}` returns them (the plan text beside the run).
+/// A run and its steps, as `GET /api/v1/runs/{id}` and the run operations return them (the
+/// plan text beside the run).
 pub fn run(value: &Value) -> Result<(Run, Vec<StepRecord>), CommandError> {
-    let answer: api::RunWithSteps = parse("run", value)?;
-    let steps = answer.steps.into_iter().map(StepRecord::from).collect();
-    Ok((answer.run.into_record(answer.plan_source), steps))
+    Ok(run_records(parse("run", value)?))
 }
 
-/// The server's run JSON as `backout status RUN --format json` prints it locally: the run
-/// (without its plan text) and its steps.
-pub fn run_as_printed(value: &Value) -> Value {
-    serde_json::json!({ "run": value["run"], "steps": value["steps"] })
+/// The store's records of a run answer: the run (with its plan text) and its steps.
+pub fn run_records(answer: api::RunWithSteps) -> (Run, Vec<StepRecord>) {
+    let steps = answer.steps.into_iter().map(StepRecord::from).collect();
+    (answer.run.into_record(answer.plan_source), steps)
+}
+
+/// A run answer as `backout status RUN --format json` prints it locally: the run (without its
+/// plan text, which the API type carries beside it) and its steps, each field as the store's
+/// record serializes.
+pub fn run_as_printed(answer: &api::RunWithSteps) -> Value {
+    serde_json::json!({ "run": answer.run, "steps": answer.steps })
 }
 
 /// The deliveries of `GET /api/v1/releases/{id}/deliveries`, newest first as the store lists
@@ -182,5 +201,51 @@ mod tests {
             "a missing field is not defaulted"
         );
         assert!(run(&serde_json::json!({ "run": {}, "steps": [] })).is_err());
+    }
+
+    #[test]
+    fn a_dropped_field_is_named() {
+        let cases: [(&str, Value, &str); 3] = [
+            (
+                "decision",
+                serde_json::json!({ "release_id": "rel-1", "decision": "approve",
+                    "actor": "carol", "quorum": 1, "approved": true, "as_fallback": false,
+                    "override_window": false }),
+                "approvals",
+            ),
+            (
+                "execution",
+                serde_json::json!({ "release_id": "rel-1", "override_window": false,
+                    "events": "/api/v1/runs/run-1/events" }),
+                "run_id",
+            ),
+            (
+                "acceptance",
+                serde_json::json!({ "plan_hash": "ab", "accepted_at_ms": 1 }),
+                "accepted_by",
+            ),
+        ];
+        for (what, answer, field) in cases {
+            let message = match what {
+                "decision" => parse::<api::Decision>(what, &answer).map(drop),
+                "execution" => parse::<api::Executed>(what, &answer).map(drop),
+                _ => parse::<api::Accepted>(what, &answer).map(drop),
+            }
+            .expect_err("a missing field is an error")
+            .message;
+            assert!(
+                message.contains(&format!("`{field}`")) && message.contains(what),
+                "{message}"
+            );
+        }
+        let mut without = status();
+        without.as_object_mut().expect("object").remove("outcome");
+        let message = status_of(&without);
+        assert!(message.contains("`outcome`"), "{message}");
+        assert!(missing("audit", "events").message.contains("`events`"));
+    }
+
+    fn status_of(value: &Value) -> String {
+        super::status(value).expect_err("no outcome").message
     }
 }

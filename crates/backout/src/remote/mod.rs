@@ -13,6 +13,7 @@ pub mod gate;
 use std::time::Duration;
 
 use serde::Deserialize as _;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -131,6 +132,17 @@ impl Remote {
         path: &str,
     ) -> Result<T, CommandError> {
         convert::parse(what, &self.get(path).await?)
+    }
+
+    /// `POST path` with a typed request body (one of [`backout_api`]'s request structs),
+    /// its answer decoded into its API type (`what` names it in the error).
+    pub async fn post_as<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CommandError> {
+        convert::parse(what, &self.post(path, body_of(body)?).await?)
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, CommandError> {
@@ -323,6 +335,22 @@ pub async fn evidence_of(
         .collect())
 }
 
+/// A typed request body as the JSON sent.
+pub fn body_of<B: Serialize + ?Sized>(body: &B) -> Result<Value, CommandError> {
+    serde_json::to_value(body)
+        .map_err(|e| CommandError::internal(format!("cannot encode the request: {e}")))
+}
+
+/// A release's resource in the API: `/api/v1/releases/{id}{rest}`.
+pub fn release_path(id: &str, rest: &str) -> String {
+    format!("/api/v1/releases/{}{rest}", segment(id))
+}
+
+/// A run's resource in the API: `/api/v1/runs/{id}{rest}`.
+pub fn run_path(id: &str, rest: &str) -> String {
+    format!("/api/v1/runs/{}{rest}", segment(id))
+}
+
 /// Percent-encodes a path segment (ids and step names are plain, but a typo should reach the
 /// server as the typo, not as another path).
 pub fn segment(text: &str) -> String {
@@ -367,5 +395,10 @@ mod tests {
     fn segments_are_escaped() {
         assert_eq!(segment("run-01jd8k"), "run-01jd8k");
         assert_eq!(segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(
+            release_path("rel 1", "/check"),
+            "/api/v1/releases/rel%201/check"
+        );
+        assert_eq!(run_path("run-1", ""), "/api/v1/runs/run-1");
     }
 }

@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
+use backout_api as api;
 use backout_core::release::decide::{Choice, Decided};
 use backout_core::{Progress, ProgressEvent, RunSummary};
 use backout_model::plan::StepKind;
 use backout_store::{RunState, StepRecord, StepState};
-use serde_json::json;
 
 use crate::cli::{DecideArgs, ExecuteArgs, RunFormat};
 use crate::commands::context::Context;
@@ -17,12 +17,7 @@ use crate::commands::shared::execution::finish_with;
 use crate::commands::shared::progress::{interactive, printer, run_steps, spawn_prompter_with};
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
-use crate::remote::{Remote, convert, segment};
-
-/// A release's resource in the API.
-fn release_path(id: &str, rest: &str) -> String {
-    format!("/api/v1/releases/{}{rest}", segment(id))
-}
+use crate::remote::{Remote, body_of, convert, release_path, run_path, segment};
 
 /// How often `execute` reads the run it follows.
 const FOLLOW_POLL: StdDuration = StdDuration::from_millis(250);
@@ -32,31 +27,31 @@ pub(super) async fn decide(
     args: &DecideArgs,
     choice: Choice,
 ) -> Result<ExitCode, CommandError> {
-    let value = remote
-        .post(
+    let request = api::DecisionRequest {
+        decision: match choice {
+            Choice::Approve => api::DecisionChoice::Approve,
+            Choice::Deny => api::DecisionChoice::Deny,
+        },
+        reason: args.reason.clone(),
+        override_window: args.override_window,
+    };
+    let answer: api::Decision = remote
+        .post_as(
+            "decision",
             &release_path(&args.release, "/decisions"),
-            json!({
-                "decision": choice.as_str(),
-                "reason": args.reason,
-                "override_window": args.override_window,
-            }),
+            &request,
         )
         .await?;
     let decided = Decided {
-        approvals: value["approvals"]
-            .as_u64()
-            .and_then(|n| usize::try_from(n).ok())
-            .unwrap_or(0),
-        quorum: value["quorum"]
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(1),
-        approved: value["approved"].as_bool().unwrap_or(false),
-        as_fallback: value["as_fallback"].as_bool().unwrap_or(false),
-        override_window: value["override_window"].as_bool().unwrap_or(false),
+        approvals: usize::try_from(answer.approvals).map_err(|_| {
+            convert::unexpected("decision", format!("`approvals` is {}", answer.approvals))
+        })?,
+        quorum: answer.quorum,
+        approved: answer.approved,
+        as_fallback: answer.as_fallback,
+        override_window: answer.override_window,
     };
-    let actor = value["actor"].as_str().unwrap_or("the token's user");
-    super::announce_decision(&args.release, actor, choice, &decided, args.format);
+    super::announce_decision(&args.release, &answer.actor, choice, &decided, args.format);
     Ok(ExitCode::Ok)
 }
 
@@ -67,19 +62,25 @@ pub(super) async fn execute(
     args: &ExecuteArgs,
     ctx: &Context,
 ) -> Result<ExitCode, CommandError> {
-    let body = args.workaround.as_ref().map(|w| json!({ "workaround": w }));
-    let started = remote
-        .call(
-            reqwest::Method::POST,
-            &release_path(&args.release, "/execute"),
-            body,
-        )
-        .await?;
-    let run_id = started["run_id"]
-        .as_str()
-        .ok_or_else(|| CommandError::internal("the server did not say which run it started"))?
-        .to_string();
-    if started["override_window"].as_bool() == Some(true) {
+    // Without a workaround the body is left out, as the API allows.
+    let body = match &args.workaround {
+        Some(w) => Some(body_of(&api::ExecuteRequest {
+            workaround: Some(w.clone()),
+        })?),
+        None => None,
+    };
+    let started: api::Executed = convert::parse(
+        "execution",
+        &remote
+            .call(
+                reqwest::Method::POST,
+                &release_path(&args.release, "/execute"),
+                body,
+            )
+            .await?,
+    )?;
+    let run_id = started.run_id;
+    if started.override_window {
         eprintln!(
             "WINDOW OVERRIDDEN: release {} is rolled back after its window closed, on the approval of the full quorum",
             args.release
@@ -106,33 +107,30 @@ async fn verified(
     run_id: &str,
 ) -> Result<ExitCode, CommandError> {
     let path = release_path(release_id, "");
-    let run = remote
-        .get(&format!("/api/v1/runs/{}", segment(run_id)))
-        .await?;
-    let hold = run["plan_source"]
-        .as_str()
-        .and_then(|source| backout_model::lint(source).plan)
+    let run: api::RunWithSteps = remote.get_as("run", &run_path(run_id, "")).await?;
+    let hold = backout_model::lint(&run.plan_source)
+        .plan
         .and_then(|plan| plan.procedure.given().and_then(|p| p.verify_after.clone()))
         .map_or(0, |v| v.hold.as_millis());
     // The server gives up after three holds; allow for its measurement cadence on top.
     let limit = std::time::Duration::from_millis(3 * hold) + std::time::Duration::from_secs(30);
     let start = std::time::Instant::now();
-    let mut value = remote.get(&path).await?;
     loop {
-        match value["outcome"].as_str() {
-            Some("rolled_back") => {
+        let status = convert::status(&remote.get(&path).await?)?;
+        match status.outcome {
+            api::ReleaseOutcome::RolledBack => {
                 eprintln!(
                     "release {release_id}: rolled back and verified (procedure.verify_after held)"
                 );
                 return Ok(ExitCode::Ok);
             }
-            Some("rollback_unverified") => {
+            api::ReleaseOutcome::RollbackUnverified => {
                 output::error(&format!(
                     "release {release_id}: the rollback ran but did not verify; see `backout status {release_id}`"
                 ));
                 return Ok(ExitCode::RunFailed);
             }
-            Some("rollback_failed") => return Ok(ExitCode::RunFailed),
+            api::ReleaseOutcome::RollbackFailed => return Ok(ExitCode::RunFailed),
             _ if start.elapsed() > limit => {
                 eprintln!(
                     "release {release_id}: still verifying after {}s; see `backout status {release_id}`",
@@ -143,7 +141,6 @@ async fn verified(
             _ => {}
         }
         tokio::time::sleep(FOLLOW_POLL).await;
-        value = remote.get(&path).await?;
     }
 }
 
@@ -155,17 +152,13 @@ fn confirm(
     step: &str,
     note: Option<&str>,
 ) -> Result<(), CommandError> {
-    let path = format!(
-        "/api/v1/runs/{}/steps/{}/confirm",
-        segment(run_id),
-        segment(step)
-    );
-    let body = match note {
-        Some(note) => json!({ "note": note }),
-        None => json!({}),
+    let path = run_path(run_id, &format!("/steps/{}/confirm", segment(step)));
+    let body = api::NoteRequest {
+        note: note.map(str::to_string),
     };
     crate::remote::run(&ctx.global, |remote| async move {
-        remote.post(&path, body).await.map(drop)
+        let _: api::RunWithSteps = remote.post_as("run", &path, &body).await?;
+        Ok(())
     })
     .unwrap_or_else(|| Err(CommandError::usage("BACKOUT_SERVER is no longer set")))
 }
@@ -179,7 +172,7 @@ async fn follow(
     wait: bool,
     prompter: Option<std::sync::mpsc::Sender<(String, String)>>,
 ) -> Result<ExitCode, CommandError> {
-    let path = format!("/api/v1/runs/{}", segment(run_id));
+    let path = run_path(run_id, "");
     let value = remote.get(&path).await?;
     let (run, _) = convert::run(&value)?;
     let plan = backout_model::lint(&run.plan_source).plan;

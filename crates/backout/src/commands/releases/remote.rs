@@ -3,7 +3,8 @@
 //! exactly as the local command does. `execute` follows the run the server carries out, step by
 //! step, through the same progress printer as a local run.
 
-use serde_json::{Value, json};
+use backout_api as api;
+use serde_json::Value;
 
 use super::{announce_checkpoint, announce_request, announce_start, describe, exit_for, view};
 use crate::cli::StartArgs;
@@ -11,19 +12,12 @@ use crate::cli::{CheckArgs, CheckpointArgs, LintFormat, RequestArgs};
 use crate::commands::shared::evidence;
 use crate::exit_codes::{CommandError, ExitCode};
 use crate::output;
-use crate::remote::{Remote, convert, segment};
-
-fn release_path(id: &str, rest: &str) -> String {
-    format!("/api/v1/releases/{}{rest}", segment(id))
-}
+use crate::remote::{Remote, body_of, convert, release_path};
 
 /// The token's user, for the messages that name who acted.
 async fn who(remote: &Remote) -> Result<String, CommandError> {
-    let me = remote.get("/api/v1/me").await?;
-    Ok(me["user"]
-        .as_str()
-        .unwrap_or("the token's user")
-        .to_string())
+    let me: api::Me = remote.get_as("me", "/api/v1/me").await?;
+    Ok(me.user)
 }
 
 /// `start PLAN`: the plan's text goes to the server, which lints it and opens the release.
@@ -38,15 +32,7 @@ pub(in crate::commands) async fn start(
         let plan = backout_model::lint(source).plan.ok_or_else(|| {
             CommandError::usage(format!("`{}` does not lint", args.plan.display()))
         })?;
-        let path = format!(
-            "/api/v1/evidence?service={}&limit=500",
-            segment(&plan.release.service)
-        );
-        let listed = remote.get(&path).await?;
-        let evidence: Vec<backout_store::Evidence> =
-            serde_json::from_value(listed["evidence"].clone()).map_err(|e| {
-                CommandError::internal(format!("the server's evidence does not read: {e}"))
-            })?;
+        let evidence = crate::remote::evidence_of(&remote, &plan.release.service).await?;
         if let Some(problem) = evidence::untested(source, &plan, &evidence, now_ms) {
             return Err(CommandError::refused(format!(
                 "refusing to start with --require-tested: {}; {}",
@@ -55,13 +41,13 @@ pub(in crate::commands) async fn start(
             )));
         }
     }
-    let body = json!({
-        "plan": source,
-        "version": args.version,
-        "rollback_to": args.rollback_to,
-        "at": args.at,
-        "require_accepted": args.require_accepted,
-    });
+    let body = body_of(&api::StartRelease {
+        plan: source.to_string(),
+        version: args.version.clone(),
+        rollback_to: args.rollback_to.clone(),
+        at: args.at.clone(),
+        require_accepted: args.require_accepted,
+    })?;
     let answer = remote
         .try_call(reqwest::Method::POST, "/api/v1/releases", Some(body))
         .await?;
@@ -69,7 +55,7 @@ pub(in crate::commands) async fn start(
         Ok(value) => value,
         Err(failure) if failure.status == 422 => {
             let file = args.plan.display().to_string();
-            print_diagnostics(&file, source, failure.details.as_ref());
+            print_diagnostics(&file, source, failure.details.as_ref())?;
             return Err(CommandError::usage(format!(
                 "the server refused `{file}`: {}",
                 failure.message
@@ -82,8 +68,14 @@ pub(in crate::commands) async fn start(
 }
 
 /// The errors of a plan the server refused, as `backout lint` prints them (`file:line:col`,
-/// the line, a caret), on standard error: standard output is for the release id.
-fn print_diagnostics(file: &str, source: &str, details: Option<&Value>) {
+/// the line, a caret), on standard error: standard output is for the release id. When this
+/// binary's lint finds none, the server's diagnostics (`details` of its `invalid_plan` answer,
+/// [`api::LocatedDiagnostic`]s) are printed instead; details that are not those are an error.
+fn print_diagnostics(
+    file: &str,
+    source: &str,
+    details: Option<&Value>,
+) -> Result<(), CommandError> {
     let color = output::color_stderr();
     let linted = backout_model::lint(source);
     let errors: Vec<_> = linted.diagnostics.iter().filter(|d| d.is_error()).collect();
@@ -91,32 +83,40 @@ fn print_diagnostics(file: &str, source: &str, details: Option<&Value>) {
         for d in errors {
             eprintln!("{}", output::render_diagnostic(d, file, source, color));
         }
-        return;
+        return Ok(());
     }
     // This binary's lint found nothing: the server's version judged otherwise; its words.
-    for d in details.and_then(Value::as_array).into_iter().flatten() {
+    let diagnostics: Vec<api::LocatedDiagnostic> = match details {
+        Some(details) => convert::parse("plan's diagnostics", details)?,
+        None => Vec::new(),
+    };
+    for d in diagnostics {
         eprintln!(
             "{file}:{}:{}: {}[{}]: {}",
-            d["line"].as_u64().unwrap_or(1),
-            d["column"].as_u64().unwrap_or(1),
-            d["severity"].as_str().unwrap_or("error"),
-            d["code"].as_str().unwrap_or("?"),
-            d["message"].as_str().unwrap_or_default()
+            d.line,
+            d.column,
+            d.severity.as_str(),
+            d.code,
+            d.message
         );
     }
+    Ok(())
 }
 
 pub(in crate::commands) async fn request(
     remote: Remote,
     args: &RequestArgs,
 ) -> Result<ExitCode, CommandError> {
-    let value = remote
-        .post(
+    let status: api::ReleaseStatus = remote
+        .post_as(
+            "release status",
             &release_path(&args.release, "/request"),
-            json!({ "reason": args.reason }),
+            &api::RollbackRequest {
+                reason: args.reason.clone(),
+            },
         )
         .await?;
-    let release = convert::release(&value)?;
+    let release = status.release.into_record(String::new());
     announce_request(&release, &who(&remote).await?, &args.reason, args.format);
     Ok(ExitCode::Ok)
 }
@@ -125,13 +125,17 @@ pub(in crate::commands) async fn checkpoint(
     remote: Remote,
     args: &CheckpointArgs,
 ) -> Result<ExitCode, CommandError> {
-    let value = remote
-        .post(
+    let status: api::ReleaseStatus = remote
+        .post_as(
+            "release status",
             &release_path(&args.release, "/checkpoints"),
-            json!({ "name": args.name }),
+            &api::CheckpointRequest {
+                name: args.name.clone(),
+            },
         )
         .await?;
-    announce_checkpoint(&convert::release(&value)?, &args.name, args.format);
+    let release = status.release.into_record(String::new());
+    announce_checkpoint(&release, &args.name, args.format);
     Ok(ExitCode::Ok)
 }
 
@@ -166,6 +170,9 @@ pub(in crate::commands) async fn status(
     now_ms: i64,
 ) -> Result<ExitCode, CommandError> {
     let value = remote.get(&release_path(release_id, "")).await?;
+    // Decoded before anything is printed: an answer that is not a status is an error, in JSON
+    // too.
+    let status = convert::status(&value)?;
     if format == LintFormat::Json {
         let mut shown = value.clone();
         if let Some(map) = shown.as_object_mut() {
@@ -176,18 +183,17 @@ pub(in crate::commands) async fn status(
         output::out(&format!("{}\n", output::json(&shown)?));
         return Ok(ExitCode::Ok);
     }
-    let release = convert::release(&value)?;
-    if let Some(outcome) = value["outcome"].as_str() {
-        output::out(&format!("{}  {outcome}\n", release.id));
-    }
-    let report = convert::report(&value)?;
-    let (declared, no_return) = convert::plan_checkpoints(&value);
+    let release = status.release.clone().into_record(String::new());
+    output::out(&format!("{}  {}\n", release.id, status.outcome.as_str()));
+    let (declared, no_return) = convert::plan_checkpoints(&status);
+    let decision = status.decision.clone();
+    let report = convert::status_report(status);
     output::out(&describe(
         &release,
         &declared,
         no_return.as_deref(),
         report.as_ref(),
-        value["decision"].as_str(),
+        decision.as_deref(),
         now_ms,
     ));
     Ok(ExitCode::Ok)
