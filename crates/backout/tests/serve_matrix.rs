@@ -55,7 +55,7 @@ fn body_of(method: &str, template: &str, plan: &str) -> Option<Value> {
         return None;
     }
     Some(match template.rsplit('/').next().unwrap_or_default() {
-        "releases" | "lint" | "render" => json!({ "plan": plan }),
+        "releases" | "lint" | "render" | "register" => json!({ "plan": plan }),
         "checkpoints" => json!({ "name": "not-declared" }),
         "request" => json!({ "reason": "matrix" }),
         "decisions" => json!({ "decision": "deny", "reason": "matrix" }),
