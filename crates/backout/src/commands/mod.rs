@@ -3,6 +3,7 @@
 
 mod audit;
 mod bars;
+mod criteria;
 mod decisions;
 mod deliveries;
 mod durations;
@@ -57,6 +58,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Token(args) => tokens::run(&args, &cli.global),
         Command::Audit(args) => audit::run(&args, &cli.global),
         Command::Migrate(args) => migrate::run(&args, &cli.global),
+        Command::Criteria(args) => criteria::run(&args, &cli.global),
         Command::Completions { shell } => shell::completions(shell),
         Command::Man => shell::man(),
         Command::Schema => {
