@@ -244,6 +244,8 @@ fn criterion(c: &spec::CriterionSpec, automatic: &[String]) -> Option<Criterion>
             .timeout
             .as_ref()
             .map_or(defaults::SOURCE_TIMEOUT, |t| t.value),
+        shadow: c.shadow.as_ref().is_some_and(|s| s.value),
+        trips_after_total: c.trips_after_total.as_ref().map(|t| t.value),
     })
 }
 

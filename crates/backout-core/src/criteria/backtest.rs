@@ -11,7 +11,8 @@
 //!   applies once, at the start); a trip is counted once per failing episode: the state is
 //!   re-armed, as a decider's denial would, at the first measurement that is not failing, so a
 //!   long incident is one trip, and a release deployed during it would have tripped on the same
-//!   episode.
+//!   episode. `trips_after_total` counts the failures of the last window (`closes_after`)
+//!   before each measurement, as the youngest release still watching would.
 //!
 //! An incident is caught by the first trip at or after it, within one window.
 
@@ -134,7 +135,7 @@ pub fn replay(criterion: &Criterion, samples: &[Sample], options: &Options) -> R
     }
     report.signal = percentiles(values);
     report.trips = if options.deploys.is_empty() {
-        sliding(criterion, samples)
+        sliding(criterion, samples, options.window_ms)
     } else {
         options
             .deploys
@@ -174,18 +175,31 @@ fn is_empty(observation: &Observation) -> bool {
 }
 
 /// The sliding window: one state through the history, re-armed after each failing episode.
-fn sliding(criterion: &Criterion, samples: &[Sample]) -> Vec<Trip> {
+fn sliding(criterion: &Criterion, samples: &[Sample], window_ms: i64) -> Vec<Trip> {
     let Some(opened) = samples.first().map(|s| s.at_ms) else {
         return Vec::new();
     };
     let mut state = CriterionState::default();
     let mut trips = Vec::new();
+    // Times of the failing measurements within the last window, for `trips_after_total`.
+    let mut failures = std::collections::VecDeque::new();
     for sample in samples {
-        if state.status == CriterionStatus::Tripped {
-            let (class, _) = classify(criterion, &sample.observation);
-            if matches!(class, Measured::Passing | Measured::Inconclusive) {
-                state.rearm();
-            }
+        let (class, _) = classify(criterion, &sample.observation);
+        if state.status == CriterionStatus::Tripped
+            && matches!(class, Measured::Passing | Measured::Inconclusive)
+        {
+            state.rearm();
+            failures.clear();
+        }
+        while failures
+            .front()
+            .is_some_and(|t| *t <= sample.at_ms - window_ms)
+        {
+            failures.pop_front();
+        }
+        state.total_failures = u32::try_from(failures.len()).unwrap_or(u32::MAX);
+        if class == Measured::Failing && sample.at_ms >= opened + delay_ms(criterion) {
+            failures.push_back(sample.at_ms);
         }
         let before = state.status;
         state.observe(criterion, &sample.observation, sample.at_ms, opened);
@@ -194,6 +208,10 @@ fn sliding(criterion: &Criterion, samples: &[Sample]) -> Vec<Trip> {
         }
     }
     trips
+}
+
+fn delay_ms(criterion: &Criterion) -> i64 {
+    i64::try_from(criterion.delay.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
 /// A release deployed at `deploy_ms`: its first trip within its window.
@@ -377,6 +395,27 @@ testing: {{ not_applicable: "t" }}
             .map(|t| (t.at_ms / MIN, t.deployed_ms.map(|d| d / MIN)))
             .collect();
         assert_eq!(got, vec![(3, Some(0))]);
+    }
+
+    #[test]
+    fn trips_after_total_counts_the_failures_of_the_last_window() {
+        let c = criterion(
+            r#"{ id: e, prometheus: q, fails_if: "> 1", trips_after: 5, trips_after_total: 3 }"#,
+        );
+        let (ok, bad) = (Some(0.0), Some(2.0));
+        // Failures at 1, 3 and 20: never three within a 10-minute window; then 22 and 24 make
+        // three (20, 22, 24) within one.
+        let mut values = vec![ok; 26];
+        for i in [1, 3, 20, 22, 24] {
+            values[i] = bad;
+        }
+        let options = Options {
+            window_ms: 10 * MIN,
+            ..Options::default()
+        };
+        let report = replay(&c, &history(&values), &options);
+        let at: Vec<i64> = report.trips.iter().map(|t| t.at_ms / MIN).collect();
+        assert_eq!(at, vec![24]);
     }
 
     #[test]

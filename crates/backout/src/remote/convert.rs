@@ -86,6 +86,8 @@ fn criterion(value: &Value) -> Result<CriterionReport, CommandError> {
             passing_since_ms: state["passing_since_ms"].as_i64(),
             last_reason: state["last_reason"].as_str().map(str::to_string),
             last_measured_ms: state["last_measured_ms"].as_i64(),
+            total_failures: count("total_failures"),
+            shadow: state["shadow"].as_bool().unwrap_or(false),
         },
         measured: value["measured"].as_bool().unwrap_or(false),
         next_due_ms: value["next_due_ms"].as_i64(),
