@@ -826,6 +826,13 @@ pub struct BacktestArgs {
     /// A real incident began at this time, RFC 3339 (repeatable): was it caught, how soon?
     #[arg(long = "incident", value_name = "RFC3339")]
     pub incidents: Vec<String>,
+    /// Propose fails_if/trips_after that would have tripped at most --max-false-trips times
+    /// outside the incidents while catching each, as a YAML patch with the figures behind it.
+    #[arg(long)]
+    pub suggest: bool,
+    /// With --suggest: trips outside the given incidents the suggestion may make.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "suggest")]
+    pub max_false_trips: usize,
     #[arg(long, value_enum, default_value_t = LintFormat::Human)]
     pub format: LintFormat,
 }

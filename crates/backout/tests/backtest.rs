@@ -64,17 +64,18 @@ impl History {
     }
 
     fn backtest(&self, args: &[&str]) -> Value {
+        let out = self.run(&[args, &["--format", "json"]].concat());
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// `backout criteria backtest` of the reference plan over the test's range; it must
+    /// succeed.
+    fn run(&self, args: &[&str]) -> std::process::Output {
         let out = Command::new(assert_cmd::cargo::cargo_bin("backout"))
             .args(["criteria", "backtest"])
             .arg(reference_plan())
-            .args([
-                "--from",
-                &self.at(FROM),
-                "--to",
-                &self.at(TO),
-                "--format",
-                "json",
-            ])
+            .args(["--from", &self.at(FROM), "--to", &self.at(TO)])
             .args(args)
             .env("PROMETHEUS_URL", &self.prometheus.url)
             .env("NO_COLOR", "1")
@@ -86,8 +87,7 @@ impl History {
             String::from_utf8_lossy(&out.stderr),
             self.prometheus.log_tail()
         );
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+        out
     }
 }
 
@@ -207,6 +207,41 @@ fn the_reference_error_rate_on_a_backfilled_week() {
         assert_eq!(caught["caught"], true);
         assert_eq!(caught["after_seconds"], 120);
     }
+
+    // The suggestion: above the bumps' 0.023, below what both incidents reach for two steps in
+    // a row (0.1), a round number near the middle: 0.05, caught one step later than before.
+    let json = history.backtest(&[
+        "--criterion",
+        "error-rate",
+        "--incident",
+        &incidents[0],
+        "--incident",
+        &incidents[1],
+        "--suggest",
+    ]);
+    let s = &json["criteria"][0]["suggestion"];
+    assert_eq!(s["fails_if"], "> 0.05", "{s:#}");
+    assert_eq!(s["trips_after"], 2);
+    assert_eq!(s["false_trips"], 0);
+    assert_eq!(s["trips"], 2);
+    assert_eq!(s["incidents_caught"], 2);
+    assert_eq!(s["caught_after_seconds"], serde_json::json!([180, 180]));
+    assert!(close(&s["range"][0], 0.023), "{s:#}");
+    // Allowing one false trip does not make it worse at catching.
+    let json = history.backtest(&[
+        "--criterion",
+        "error-rate",
+        "--incident",
+        &incidents[0],
+        "--incident",
+        &incidents[1],
+        "--suggest",
+        "--max-false-trips",
+        "1",
+    ]);
+    let s = &json["criteria"][0]["suggestion"];
+    assert!(s["false_trips"].as_u64().unwrap() <= 1, "{s:#}");
+    assert_eq!(s["incidents_caught"], 2, "{s:#}");
 }
 
 #[test]
@@ -228,6 +263,20 @@ fn releases_at_given_times_replay_their_own_delay_and_window() {
     assert_eq!(trips.len(), 1, "{trips:#?}");
     assert_eq!(trips[0]["at"], history.at(INCIDENTS[0] + 2));
     assert_eq!(trips[0]["deployed"], before.as_str());
+
+    // For people: which trips and why, and the patch with its figures.
+    let out = history.run(&["--criterion", "error-rate", "--suggest"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "would have tripped 4 time(s)",
+        &format!("{}: 0.023 is above 0.02", history.at(BUMPS[0] + 4)),
+        "signal: p50 0.002",
+        "    - id: error-rate\n      fails_if: \"> 0.",
+        "# was \"> 0.02\": 4 trip(s), 4 outside incidents; now",
+        "trips_after: ",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
 }
 
 #[test]

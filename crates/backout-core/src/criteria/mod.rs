@@ -6,6 +6,7 @@
 pub mod backtest;
 pub mod evaluate;
 pub mod sources;
+pub mod suggest;
 
 pub use evaluate::{
     CriterionState, CriterionStatus, Measured, Observation, Series, Verdict, classify, verdict,

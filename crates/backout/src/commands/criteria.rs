@@ -8,6 +8,7 @@ use std::time::Duration as StdDuration;
 
 use backout_core::criteria::backtest::{self, Options, Report};
 use backout_core::criteria::sources;
+use backout_core::criteria::suggest::{self, NoSuggestion, Suggestion};
 use backout_core::env::Resolver;
 use backout_core::time::{parse_rfc3339, utc};
 use backout_model::plan::{Criterion, Source};
@@ -79,7 +80,11 @@ fn run_backtest(args: &BacktestArgs) -> Result<ExitCode, CommandError> {
         if std::io::stderr().is_terminal() {
             eprintln!();
         }
-        reports.push((criterion, backtest::replay(criterion, &samples, &options)));
+        let report = backtest::replay(criterion, &samples, &options);
+        let suggestion = args
+            .suggest
+            .then(|| suggest::suggest(criterion, &samples, &options, args.max_false_trips));
+        reports.push((criterion, report, suggestion));
     }
     match args.format {
         LintFormat::Json => {
@@ -88,7 +93,7 @@ fn run_backtest(args: &BacktestArgs) -> Result<ExitCode, CommandError> {
                 "from": utc(from_ms),
                 "to": utc(to_ms),
                 "window": Duration::from_millis(u64::try_from(options.window_ms).unwrap_or(0)).to_string(),
-                "criteria": reports.iter().map(|(c, r)| json_of(c, r)).collect::<Vec<_>>(),
+                "criteria": reports.iter().map(|(c, r, s)| json_of(c, r, s.as_ref())).collect::<Vec<_>>(),
             });
             let text = serde_json::to_string_pretty(&json)
                 .map_err(|e| CommandError::internal(e.to_string()))?;
@@ -105,8 +110,11 @@ fn run_backtest(args: &BacktestArgs) -> Result<ExitCode, CommandError> {
                     format!("{} release(s) at the given times", options.deploys.len())
                 }
             ));
-            for (criterion, report) in &reports {
+            for (criterion, report, _) in &reports {
                 output::out(&human(criterion, report));
+            }
+            if args.suggest {
+                output::out(&patch(&reports, args.max_false_trips, from_ms, to_ms));
             }
         }
     }
@@ -291,7 +299,77 @@ fn conditions(c: &Criterion) -> String {
     parts.join(", ")
 }
 
-fn json_of(criterion: &Criterion, r: &Report) -> serde_json::Value {
+type Suggested = Option<Result<Suggestion, NoSuggestion>>;
+
+/// The suggestions as a YAML patch of `criteria.rollback_when`, each number with the figures
+/// behind it in comments.
+fn patch(
+    reports: &[(&Criterion, Report, Suggested)],
+    max_false: usize,
+    from_ms: i64,
+    to_ms: i64,
+) -> String {
+    let mut out = format!(
+        "\n# Suggested by `backout criteria backtest --suggest` on {} .. {}:\n# at most {max_false} \
+         trip(s) outside the given incidents, every incident caught.\ncriteria:\n  rollback_when:\n",
+        utc(from_ms),
+        utc(to_ms)
+    );
+    for (criterion, before, suggested) in reports {
+        out.push_str(&format!("    - id: {}\n", criterion.id));
+        match suggested {
+            Some(Ok(s)) => {
+                let was = criterion
+                    .fails_if
+                    .map_or("none".to_string(), |f| format!("\"{f}\""));
+                out.push_str(&format!(
+                    "      fails_if: \"{}\"   # was {was}: {} trip(s), {} outside incidents; now {} trip(s), {} outside\n",
+                    s.fails_if,
+                    before.trips.len(),
+                    before.false_trips,
+                    s.report.trips.len(),
+                    s.report.false_trips
+                ));
+                out.push_str(&format!(
+                    "      # any threshold from {} to {} (exclusive) would have done the same; signal p50 {} p95 {} p99 {} max {}\n",
+                    number(s.range.0),
+                    number(s.range.1),
+                    s.report.signal.as_ref().map_or("-".into(), |x| number(x.p50)),
+                    s.report.signal.as_ref().map_or("-".into(), |x| number(x.p95)),
+                    s.report.signal.as_ref().map_or("-".into(), |x| number(x.p99)),
+                    s.report.signal.as_ref().map_or("-".into(), |x| number(x.max)),
+                ));
+                out.push_str(&format!(
+                    "      trips_after: {}   # was {}\n",
+                    s.trips_after, criterion.trips_after
+                ));
+                if s.drops_passes_if {
+                    out.push_str(
+                        "      # passes_if: removed, it would contradict the new fails_if\n",
+                    );
+                }
+                for c in &s.report.incidents {
+                    if let Some(after) = c.after_ms {
+                        out.push_str(&format!(
+                            "      # incident {}: caught {} after it began\n",
+                            utc(c.incident_ms),
+                            Duration::from_millis(u64::try_from(after).unwrap_or(0))
+                        ));
+                    }
+                }
+            }
+            Some(Err(no)) => out.push_str(&format!("      # no suggestion: {}\n", no.reason)),
+            None => {}
+        }
+    }
+    out
+}
+
+fn json_of(
+    criterion: &Criterion,
+    r: &Report,
+    suggested: Option<&Result<Suggestion, NoSuggestion>>,
+) -> serde_json::Value {
     let trips: Vec<serde_json::Value> = r
         .trips
         .iter()
@@ -331,5 +409,18 @@ fn json_of(criterion: &Criterion, r: &Report) -> serde_json::Value {
         "trips": trips,
         "false_trips": r.false_trips,
         "incidents": incidents,
+        "suggestion": suggested.map(|s| match s {
+            Ok(s) => serde_json::json!({
+                "fails_if": s.fails_if.to_string(),
+                "trips_after": s.trips_after,
+                "range": [s.range.0, s.range.1],
+                "drops_passes_if": s.drops_passes_if,
+                "trips": s.report.trips.len(),
+                "false_trips": s.report.false_trips,
+                "incidents_caught": s.report.incidents.iter().filter(|c| c.tripped_ms.is_some()).count(),
+                "caught_after_seconds": s.report.incidents.iter().map(|c| c.after_ms.map(|ms| ms / 1000)).collect::<Vec<_>>(),
+            }),
+            Err(no) => serde_json::json!({ "none": no.reason }),
+        }),
     })
 }
