@@ -117,8 +117,12 @@ pub fn replay(criterion: &Criterion, samples: &[Sample], options: &Options) -> R
         signal: None,
     };
     let mut values = Vec::with_capacity(samples.len());
-    for sample in samples {
-        let (class, _) = classify(criterion, &sample.observation);
+    // Classified once; every replay below reuses it.
+    let classified: Vec<(Measured, String)> = samples
+        .iter()
+        .map(|s| classify(criterion, &s.observation))
+        .collect();
+    for (sample, (class, _)) in samples.iter().zip(&classified) {
         match class {
             Measured::Failing => report.failing += 1,
             Measured::Passing => report.passing += 1,
@@ -135,12 +139,12 @@ pub fn replay(criterion: &Criterion, samples: &[Sample], options: &Options) -> R
     }
     report.signal = percentiles(values);
     report.trips = if options.deploys.is_empty() {
-        sliding(criterion, samples, options.window_ms)
+        sliding(criterion, samples, &classified, options.window_ms)
     } else {
         options
             .deploys
             .iter()
-            .filter_map(|d| deployed(criterion, samples, *d, options.window_ms))
+            .filter_map(|d| deployed(criterion, samples, &classified, *d, options.window_ms))
             .collect()
     };
     for incident in &options.incidents {
@@ -175,7 +179,12 @@ fn is_empty(observation: &Observation) -> bool {
 }
 
 /// The sliding window: one state through the history, re-armed after each failing episode.
-fn sliding(criterion: &Criterion, samples: &[Sample], window_ms: i64) -> Vec<Trip> {
+fn sliding(
+    criterion: &Criterion,
+    samples: &[Sample],
+    classified: &[(Measured, String)],
+    window_ms: i64,
+) -> Vec<Trip> {
     let Some(opened) = samples.first().map(|s| s.at_ms) else {
         return Vec::new();
     };
@@ -183,8 +192,8 @@ fn sliding(criterion: &Criterion, samples: &[Sample], window_ms: i64) -> Vec<Tri
     let mut trips = Vec::new();
     // Times of the failing measurements within the last window, for `trips_after_total`.
     let mut failures = std::collections::VecDeque::new();
-    for sample in samples {
-        let (class, _) = classify(criterion, &sample.observation);
+    for (sample, classified) in samples.iter().zip(classified) {
+        let class = classified.0;
         if state.status == CriterionStatus::Tripped
             && matches!(class, Measured::Passing | Measured::Inconclusive)
         {
@@ -202,7 +211,7 @@ fn sliding(criterion: &Criterion, samples: &[Sample], window_ms: i64) -> Vec<Tri
             failures.push_back(sample.at_ms);
         }
         let before = state.status;
-        state.observe(criterion, &sample.observation, sample.at_ms, opened);
+        state.observe_classified(criterion, classified.clone(), sample.at_ms, opened);
         if state.status == CriterionStatus::Tripped && before != CriterionStatus::Tripped {
             trips.push(trip(criterion, sample, &state, None));
         }
@@ -218,16 +227,17 @@ fn delay_ms(criterion: &Criterion) -> i64 {
 fn deployed(
     criterion: &Criterion,
     samples: &[Sample],
+    classified: &[(Measured, String)],
     deploy_ms: i64,
     window_ms: i64,
 ) -> Option<Trip> {
     let mut state = CriterionState::default();
     let start = samples.partition_point(|s| s.at_ms < deploy_ms);
-    for sample in &samples[start..] {
+    for (sample, classified) in samples[start..].iter().zip(&classified[start..]) {
         if sample.at_ms >= deploy_ms + window_ms {
             break;
         }
-        state.observe(criterion, &sample.observation, sample.at_ms, deploy_ms);
+        state.observe_classified(criterion, classified.clone(), sample.at_ms, deploy_ms);
         if state.status == CriterionStatus::Tripped {
             return Some(trip(criterion, sample, &state, Some(deploy_ms)));
         }

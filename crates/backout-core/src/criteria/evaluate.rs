@@ -244,7 +244,26 @@ impl CriterionState {
         if at_ms < opened_ms + i64::try_from(criterion.delay.as_millis()).unwrap_or(i64::MAX) {
             return;
         }
-        let (class, reason) = classify(criterion, observation);
+        self.apply(criterion, classify(criterion, observation), at_ms);
+    }
+
+    /// [`observe`](Self::observe) of a measurement already classified (`classify`'s answer):
+    /// a backtest classifies each measurement of a history once and replays it many times.
+    pub fn observe_classified(
+        &mut self,
+        criterion: &Criterion,
+        classified: (Measured, String),
+        at_ms: i64,
+        opened_ms: i64,
+    ) {
+        self.shadow = criterion.shadow;
+        if at_ms < opened_ms + i64::try_from(criterion.delay.as_millis()).unwrap_or(i64::MAX) {
+            return;
+        }
+        self.apply(criterion, classified, at_ms);
+    }
+
+    fn apply(&mut self, criterion: &Criterion, (class, reason): (Measured, String), at_ms: i64) {
         self.last_reason = Some(reason);
         self.last_measured_ms = Some(at_ms);
         if class == Measured::Erred {

@@ -135,6 +135,21 @@ struct Data {
     result: serde_json::Value,
 }
 
+/// The usual answer, read straight into its types (a detour through `serde_json::Value` cost
+/// most of a backtest's time).
+#[derive(Deserialize)]
+struct MatrixResponse {
+    status: String,
+    data: MatrixData,
+}
+
+#[derive(Deserialize)]
+struct MatrixData {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: Vec<MatrixSeries>,
+}
+
 #[derive(Deserialize)]
 struct MatrixSeries {
     #[serde(default)]
@@ -145,6 +160,30 @@ struct MatrixSeries {
 
 /// The series of a `query_range` answer by time (ms): what was seen at each step.
 pub fn parse_range_response(body: &str) -> Result<BTreeMap<i64, Vec<Series>>, String> {
+    let matrix = match serde_json::from_str::<MatrixResponse>(body) {
+        Ok(m) if m.status == "success" && m.data.result_type == "matrix" => m.data.result,
+        _ => explain(body)?,
+    };
+    let mut by_time: BTreeMap<i64, Vec<Series>> = BTreeMap::new();
+    for series in matrix {
+        let labels: Vec<(String, String)> = series.metric.into_iter().collect();
+        for (at, text) in series.values {
+            let value = parse_number(&text)
+                .ok_or_else(|| format!("the sample value {text:?} is not a number"))?;
+            // Prometheus writes times as seconds with at most three decimals.
+            let at_ms = (at * 1000.0).round() as i64;
+            by_time.entry(at_ms).or_default().push(Series {
+                labels: labels.clone(),
+                value,
+            });
+        }
+    }
+    Ok(by_time)
+}
+
+/// An answer that is not a plain successful matrix: the matrix when it is one after all, else
+/// what Prometheus (or whatever answered) said.
+fn explain(body: &str) -> Result<Vec<MatrixSeries>, String> {
     let response: Response = serde_json::from_str(body).map_err(|e| {
         format!(
             "the answer is not a Prometheus query_range response ({e}): {}",
@@ -165,23 +204,7 @@ pub fn parse_range_response(body: &str) -> Result<BTreeMap<i64, Vec<Series>>, St
             data.result_type
         ));
     }
-    let matrix: Vec<MatrixSeries> = serde_json::from_value(data.result)
-        .map_err(|e| format!("the matrix result is malformed: {e}"))?;
-    let mut by_time: BTreeMap<i64, Vec<Series>> = BTreeMap::new();
-    for series in matrix {
-        let labels: Vec<(String, String)> = series.metric.into_iter().collect();
-        for (at, text) in series.values {
-            let value = parse_number(&text)
-                .ok_or_else(|| format!("the sample value {text:?} is not a number"))?;
-            // Prometheus writes times as seconds with at most three decimals.
-            let at_ms = (at * 1000.0).round() as i64;
-            by_time.entry(at_ms).or_default().push(Series {
-                labels: labels.clone(),
-                value,
-            });
-        }
-    }
-    Ok(by_time)
+    serde_json::from_value(data.result).map_err(|e| format!("the matrix result is malformed: {e}"))
 }
 
 #[cfg(test)]
