@@ -155,6 +155,7 @@ spec! {
         shadow: Option<Spanned<bool>>,
         /// Failing measurements in the window, not necessarily in a row, that trip the
         /// criterion (beside trips_after's consecutive ones; Argo Rollouts' failureLimit + 1).
+        /// Alone, it is the only limit (trips_after then defaults to it).
         trips_after_total: Option<Spanned<u32>>,
     }
 }

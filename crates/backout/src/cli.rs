@@ -216,6 +216,12 @@ pub enum Command {
         after_help = "Examples:\n  createdb -h db.internal backout\n  backout migrate sqlite://$HOME/.local/share/backout/backout.db postgres://backout@db.internal/backout\n  backout --database postgres://backout@db.internal/backout audit verify\n\nThe target must be empty (exit 2 otherwise); the source is never changed, and a source\nwhose hash chain does not verify is refused. Stop every `backout` using the source first:\nwrites made during the copy are not copied."
     )]
     Migrate(MigrateArgs),
+    /// Criteria from Argo Rollouts analysis templates or Flagger metric templates and canaries,
+    /// printed as a `criteria:` block (exit 2 naming what cannot be imported).
+    #[command(
+        after_help = "Examples:\n  backout import argo analysis-template.yaml --arg service-name=checkout\n  backout import flagger metric-template.yaml canary.yaml"
+    )]
+    Import(ImportArgs),
     /// Criteria before the bad night: how each would have behaved on its own history.
     #[command(
         after_help = "Examples:\n  backout criteria backtest backout.yaml --since 14d\n  backout criteria backtest backout.yaml --criterion error-rate --incident 2026-11-20T14:05:00Z\n  backout criteria backtest backout.yaml --from 2026-11-01T00:00:00Z --to 2026-11-15T00:00:00Z --format json"
@@ -835,4 +841,27 @@ pub struct BacktestArgs {
     pub max_false_trips: usize,
     #[arg(long, value_enum, default_value_t = LintFormat::Human)]
     pub format: LintFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(subcommand)]
+    pub command: ImportCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// AnalysisTemplate / ClusterAnalysisTemplate with the prometheus provider.
+    Argo {
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+        /// A template argument's value, NAME=VALUE (repeatable), for `{{args.NAME}}` in queries.
+        #[arg(long = "arg", value_name = "NAME=VALUE")]
+        args: Vec<String>,
+    },
+    /// MetricTemplate(s) and the Canary whose analysis.metrics use them.
+    Flagger {
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+    },
 }

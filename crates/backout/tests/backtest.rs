@@ -18,6 +18,7 @@
 
 #[path = "../../backout-core/tests/support/monitoring.rs"]
 mod monitoring;
+mod support;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -72,9 +73,13 @@ impl History {
     /// `backout criteria backtest` of the reference plan over the test's range; it must
     /// succeed.
     fn run(&self, args: &[&str]) -> std::process::Output {
+        self.run_plan(&reference_plan(), args)
+    }
+
+    fn run_plan(&self, plan: &Path, args: &[&str]) -> std::process::Output {
         let out = Command::new(assert_cmd::cargo::cargo_bin("backout"))
             .args(["criteria", "backtest"])
-            .arg(reference_plan())
+            .arg(plan)
             .args(["--from", &self.at(FROM), "--to", &self.at(TO)])
             .args(args)
             .env("PROMETHEUS_URL", &self.prometheus.url)
@@ -306,4 +311,59 @@ fn a_prometheus_that_is_not_there_is_a_clear_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a prometheus criterion"));
+}
+
+/// An Argo Rollouts template, imported, judges the same history as its own conditions would:
+/// `failureCondition: result[0] > 0.02` fails the same 50 measurements, and `failureLimit: 1`
+/// (more than one failed measurement in the analysis: `trips_after_total: 2`) fails the
+/// analysis at the same four times as the reference criterion's two in a row, since every
+/// failing episode here is at least two measurements long and they lie hours apart.
+#[test]
+fn an_imported_argo_template_trips_where_its_conditions_fail() {
+    let history = backfill();
+    let template =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/argo/error-rate.yaml");
+    let out = Command::new(assert_cmd::cargo::cargo_bin("backout"))
+        .args(["import", "argo"])
+        .arg(&template)
+        .args(["--arg", "service-name=checkout"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let criteria = String::from_utf8_lossy(&out.stdout)
+        .replace("http://prometheus.monitoring:9090", &history.prometheus.url);
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("imported.yaml");
+    std::fs::write(
+        &plan,
+        support::plan(&format!(
+            "{criteria}authorization: {{ deciders: ops }}\nexecution: {{ performers: ops }}\n"
+        )),
+    )
+    .unwrap();
+    let out = history.run_plan(&plan, &["--criterion", "error-rate", "--format", "json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &json["criteria"][0];
+    assert_eq!(c["failing"], 50, "{c:#}");
+    assert_eq!(c["no_data"], 28);
+    let at: Vec<&str> = c["trips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["at"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = [
+        INCIDENTS[0] + 2,
+        BUMPS[0] + 4,
+        INCIDENTS[1] + 2,
+        BUMPS[1] + 4,
+    ]
+    .iter()
+    .map(|m| history.at(*m))
+    .collect();
+    assert_eq!(at, expected, "{c:#}");
 }

@@ -215,7 +215,8 @@ fn trials_and_totals(spec: &PlanSpec, criteria: &CriteriaSpec, checker: &mut Che
         .collect();
     for c in &criteria.rollback_when {
         if let Some(total) = &c.trips_after_total {
-            let consecutive = c.trips_after.as_ref().map_or(1, |t| t.value);
+            // Without trips_after, the consecutive limit defaults to the total (convert.rs).
+            let consecutive = c.trips_after.as_ref().map_or(0, |t| t.value);
             if total.value == 0 {
                 checker.push(
                     Diagnostic::error(

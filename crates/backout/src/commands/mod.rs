@@ -8,6 +8,7 @@ mod decisions;
 mod deliveries;
 mod durations;
 mod evidence;
+mod import;
 mod init;
 mod lint;
 mod migrate;
@@ -59,6 +60,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Audit(args) => audit::run(&args, &cli.global),
         Command::Migrate(args) => migrate::run(&args, &cli.global),
         Command::Criteria(args) => criteria::run(&args, &cli.global),
+        Command::Import(args) => import::run(&args),
         Command::Completions { shell } => shell::completions(shell),
         Command::Man => shell::man(),
         Command::Schema => {

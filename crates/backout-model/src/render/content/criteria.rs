@@ -276,6 +276,11 @@ impl<'a> Context<'a> {
             )
         };
         let cadence = match c.trips_after_total {
+            Some(total) if c.trips_after >= total => format!(
+                " for {total} failing measurements in all (in a row or not) within the window, \
+                 measured every {}",
+                c.every
+            ),
             Some(total) => format!(
                 "{cadence}, or for {total} failing measurements in all (in a row or not) within \
                  the window"
