@@ -95,27 +95,25 @@ pub fn suggest(
             );
             continue;
         };
-        // The highest candidate that still catches every incident.
+        // The highest candidate from `lo` on that still catches every incident. Below `lo` the
+        // search would not be monotonic: a threshold low enough to be tripped already when an
+        // incident begins does not catch it as a new trip.
         let catches = |i: usize| {
             judge(values[i])
                 .incidents
                 .iter()
                 .all(|c| c.tripped_ms.is_some())
         };
-        let hi = match first(values.len(), |i| !catches(i)) {
-            Some(0) => {
-                last_reason =
-                    "no threshold catches every incident given (was the signal there?)".into();
-                continue;
-            }
-            Some(miss) => miss - 1,
+        let hi = match first(values.len() - lo, |j| !catches(lo + j)) {
+            Some(0) => lo.saturating_sub(1),
+            Some(miss) => lo + miss - 1,
             None => values.len() - 1,
         };
-        if lo > hi {
+        if lo > hi || !catches(lo) {
             last_reason = format!(
-                "a threshold that trips at most {max_false_trips} time(s) outside the incidents \
-                 ({} or beyond) misses an incident (it needs {} or below)",
-                values[lo], values[hi]
+                "no threshold that trips at most {max_false_trips} time(s) outside the \
+                 incidents ({} or beyond) catches every incident",
+                values[lo]
             );
             continue;
         }

@@ -22,6 +22,8 @@ use crate::output;
 const DEFAULT_SINCE_MS: i64 = 14 * 24 * 3600 * 1000;
 /// The window of a plan whose window question is not applicable.
 const DEFAULT_WINDOW_MS: i64 = 4 * 3600 * 1000;
+/// Trips listed for people; JSON lists all.
+const SHOWN_TRIPS: usize = 20;
 /// How long one `query_range` request may take: ranges are heavier than instant queries.
 const RANGE_TIMEOUT: StdDuration = StdDuration::from_secs(120);
 
@@ -255,7 +257,7 @@ fn human(criterion: &Criterion, r: &Report) -> String {
             format!(", {} not during a given incident", r.false_trips)
         }
     ));
-    for t in &r.trips {
+    for t in r.trips.iter().take(SHOWN_TRIPS) {
         let deployed = t
             .deployed_ms
             .map(|d| format!(" (deployed {})", utc(d)))
@@ -268,6 +270,12 @@ fn human(criterion: &Criterion, r: &Report) -> String {
             "    {}{deployed}: {}{incident}\n",
             utc(t.at_ms),
             t.reason
+        ));
+    }
+    if r.trips.len() > SHOWN_TRIPS {
+        out.push_str(&format!(
+            "    … and {} more (`--format json` lists every trip)\n",
+            r.trips.len() - SHOWN_TRIPS
         ));
     }
     for c in &r.incidents {
