@@ -168,6 +168,11 @@ pub struct CriterionState {
     pub passing_since_ms: Option<i64>,
     pub last_reason: Option<String>,
     pub last_measured_ms: Option<i64>,
+    /// Failing measurements since the window opened or the criterion was re-armed
+    /// (`trips_after_total`).
+    pub total_failures: u32,
+    /// A shadow criterion: how it would have voted; the verdict leaves it out.
+    pub shadow: bool,
 }
 
 /// One criterion of a release.

@@ -35,6 +35,8 @@ fn criterion(source: Source, timeout: Duration) -> Criterion {
         on_error: OnError::Inconclusive,
         automatic: false,
         timeout: backout_model::Duration(timeout),
+        shadow: false,
+        trips_after_total: None,
     }
 }
 

@@ -235,10 +235,14 @@ fn criterion(c: &spec::CriterionSpec, automatic: &[String]) -> Option<Criterion>
         passes_if: c.passes_if.as_ref().map(|p| p.value),
         every: c.every.as_ref().map_or(defaults::EVERY, |e| e.value),
         delay: c.delay.as_ref().map_or(Duration::ZERO, |d| d.value),
-        trips_after: c
-            .trips_after
-            .as_ref()
-            .map_or(defaults::TRIPS_AFTER, |t| t.value),
+        // `trips_after_total` alone is a cumulative limit only (Argo's failureLimit): the
+        // consecutive one then defaults to it, so it never trips first.
+        trips_after: c.trips_after.as_ref().map_or(
+            c.trips_after_total
+                .as_ref()
+                .map_or(defaults::TRIPS_AFTER, |t| t.value.max(1)),
+            |t| t.value,
+        ),
         no_data: c.no_data.unwrap_or(NoData::Inconclusive),
         errors_after: c
             .errors_after
@@ -250,6 +254,8 @@ fn criterion(c: &spec::CriterionSpec, automatic: &[String]) -> Option<Criterion>
             .timeout
             .as_ref()
             .map_or(defaults::SOURCE_TIMEOUT, |t| t.value),
+        shadow: c.shadow.as_ref().is_some_and(|s| s.value),
+        trips_after_total: c.trips_after_total.as_ref().map(|t| t.value),
     })
 }
 

@@ -110,6 +110,10 @@ pub struct Criterion {
     /// Listed in `authorization.automatic` or marked `authorize: automatic`.
     pub automatic: bool,
     pub timeout: Duration,
+    /// Measured and reported, never trips or decides (`shadow: true`).
+    pub shadow: bool,
+    /// Failing measurements in the window, in a row or not, that trip it (`trips_after_total`).
+    pub trips_after_total: Option<u32>,
 }
 
 impl Criterion {

@@ -149,6 +149,14 @@ spec! {
         authorize: Option<Authorize>,
         /// How long one measurement may take (default 10s).
         timeout: Option<Spanned<Duration>>,
+        /// `true`: measure and report, never trip or decide. The way to try a new criterion
+        /// on real releases before trusting it (Argo Rollouts' dryRun); status and reports
+        /// show how it would have voted.
+        shadow: Option<Spanned<bool>>,
+        /// Failing measurements in the window, not necessarily in a row, that trip the
+        /// criterion (beside trips_after's consecutive ones; Argo Rollouts' failureLimit + 1).
+        /// Alone, it is the only limit (trips_after then defaults to it).
+        trips_after_total: Option<Spanned<u32>>,
     }
 }
 

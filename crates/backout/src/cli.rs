@@ -216,6 +216,17 @@ pub enum Command {
         after_help = "Examples:\n  createdb -h db.internal backout\n  backout migrate sqlite://$HOME/.local/share/backout/backout.db postgres://backout@db.internal/backout\n  backout --database postgres://backout@db.internal/backout audit verify\n\nThe target must be empty (exit 2 otherwise); the source is never changed, and a source\nwhose hash chain does not verify is refused. Stop every `backout` using the source first:\nwrites made during the copy are not copied."
     )]
     Migrate(MigrateArgs),
+    /// Criteria from Argo Rollouts analysis templates or Flagger metric templates and canaries,
+    /// printed as a `criteria:` block (exit 2 naming what cannot be imported).
+    #[command(
+        after_help = "Examples:\n  backout import argo analysis-template.yaml --arg service-name=checkout\n  backout import flagger metric-template.yaml canary.yaml"
+    )]
+    Import(ImportArgs),
+    /// Criteria before the bad night: how each would have behaved on its own history.
+    #[command(
+        after_help = "Examples:\n  backout criteria backtest backout.yaml --since 14d\n  backout criteria backtest backout.yaml --criterion error-rate --incident 2026-11-20T14:05:00Z\n  backout criteria backtest backout.yaml --from 2026-11-01T00:00:00Z --to 2026-11-15T00:00:00Z --format json"
+    )]
+    Criteria(CriteriaArgs),
     /// Print a shell completion script for bash, zsh, fish or powershell on standard output.
     #[command(
         after_help = "Examples:\n  backout completions bash > ~/.local/share/bash-completion/completions/backout\n  backout completions zsh > \"${fpath[1]}/_backout\"\n  backout completions fish > ~/.config/fish/completions/backout.fish\n  backout completions powershell >> $PROFILE"
@@ -823,6 +834,55 @@ pub struct GamedayArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CriteriaArgs {
+    #[command(subcommand)]
+    pub command: CriteriaCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CriteriaCommand {
+    /// Replay each Prometheus criterion's evaluation over its history (query_range at its
+    /// `every`): measurements, trips with their values, inconclusive and no-data shares, the
+    /// signal's p50/p95/p99/max, and whether given incidents would have been caught.
+    Backtest(BacktestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// The plan file.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// How far back from now (or --to): a duration like 14d or 36h (default 14d).
+    #[arg(long, value_name = "DURATION", conflicts_with = "from")]
+    pub since: Option<String>,
+    /// Start of the history, RFC 3339 (with --to, or up to now).
+    #[arg(long, value_name = "RFC3339")]
+    pub from: Option<String>,
+    /// End of the history, RFC 3339 (default now).
+    #[arg(long, value_name = "RFC3339")]
+    pub to: Option<String>,
+    /// Only this criterion (repeatable; default every Prometheus criterion).
+    #[arg(long = "criterion", value_name = "ID")]
+    pub criteria: Vec<String>,
+    /// A release deployed at this time, RFC 3339 (repeatable): its window is replayed from
+    /// there. Default: a release at every step (a sliding window).
+    #[arg(long = "deploy-at", value_name = "RFC3339")]
+    pub deploy_at: Vec<String>,
+    /// A real incident began at this time, RFC 3339 (repeatable): was it caught, how soon?
+    #[arg(long = "incident", value_name = "RFC3339")]
+    pub incidents: Vec<String>,
+    /// Propose fails_if/trips_after that would have tripped at most --max-false-trips times
+    /// outside the incidents while catching each, as a YAML patch with the figures behind it.
+    #[arg(long)]
+    pub suggest: bool,
+    /// With --suggest: trips outside the given incidents the suggestion may make.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "suggest")]
+    pub max_false_trips: usize,
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
+}
+
+#[derive(Debug, Args)]
 pub struct PlansArgs {
     #[command(subcommand)]
     pub command: PlansCommand,
@@ -838,5 +898,28 @@ pub enum PlansCommand {
     List {
         #[arg(long, value_enum, default_value_t = LintFormat::Human)]
         format: LintFormat,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(subcommand)]
+    pub command: ImportCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// AnalysisTemplate / ClusterAnalysisTemplate with the prometheus provider.
+    Argo {
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+        /// A template argument's value, NAME=VALUE (repeatable), for `{{args.NAME}}` in queries.
+        #[arg(long = "arg", value_name = "NAME=VALUE")]
+        args: Vec<String>,
+    },
+    /// MetricTemplate(s) and the Canary whose analysis.metrics use them.
+    Flagger {
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
     },
 }

@@ -12,6 +12,10 @@
 //!   row; `erring` after a source error, while fewer than `errors_after` are in a row (never
 //!   `passing`: an error since the last good measurement is not health); otherwise what its
 //!   latest measurement was.
+//! - `trips_after_total`: the criterion also trips after that many failing measurements since
+//!   the window opened (or it was re-armed), in a row or not (Argo Rollouts' failureLimit).
+//! - A `shadow` criterion runs through the same states (it may read `tripped`: it would have
+//!   tripped) but the verdict leaves it out: it never trips a rollback or decides.
 //! - Release verdict: `rollback_required` (any tripped, or requested) > `inconclusive` (any
 //!   inconclusive) > `degrading` (any failing below `trips_after`, or erring) > `success` (every
 //!   `success_when` check passing for `hold`) > `healthy`; after the window closed, `closed`.
@@ -205,6 +209,13 @@ pub struct CriterionState {
     /// The latest reason, for status and notifications.
     pub last_reason: Option<String>,
     pub last_measured_ms: Option<i64>,
+    /// Failing measurements since the window opened or the criterion was re-armed, for
+    /// `trips_after_total`.
+    #[serde(default)]
+    pub total_failures: u32,
+    /// A shadow criterion's state: how it would have voted, left out of the verdict.
+    #[serde(default)]
+    pub shadow: bool,
 }
 
 impl Default for CriterionState {
@@ -216,6 +227,8 @@ impl Default for CriterionState {
             passing_since_ms: None,
             last_reason: None,
             last_measured_ms: None,
+            total_failures: 0,
+            shadow: false,
         }
     }
 }
@@ -230,10 +243,30 @@ impl CriterionState {
         at_ms: i64,
         opened_ms: i64,
     ) {
+        self.shadow = criterion.shadow;
         if at_ms < opened_ms + i64::try_from(criterion.delay.as_millis()).unwrap_or(i64::MAX) {
             return;
         }
-        let (class, reason) = classify(criterion, observation);
+        self.apply(criterion, classify(criterion, observation), at_ms);
+    }
+
+    /// [`observe`](Self::observe) of a measurement already classified (`classify`'s answer):
+    /// a backtest classifies each measurement of a history once and replays it many times.
+    pub fn observe_classified(
+        &mut self,
+        criterion: &Criterion,
+        classified: (Measured, String),
+        at_ms: i64,
+        opened_ms: i64,
+    ) {
+        self.shadow = criterion.shadow;
+        if at_ms < opened_ms + i64::try_from(criterion.delay.as_millis()).unwrap_or(i64::MAX) {
+            return;
+        }
+        self.apply(criterion, classified, at_ms);
+    }
+
+    fn apply(&mut self, criterion: &Criterion, (class, reason): (Measured, String), at_ms: i64) {
         self.last_reason = Some(reason);
         self.last_measured_ms = Some(at_ms);
         if class == Measured::Erred {
@@ -256,6 +289,7 @@ impl CriterionState {
         self.consecutive_errors = 0;
         if class == Measured::Failing {
             self.consecutive_failures += 1;
+            self.total_failures += 1;
             self.passing_since_ms = None;
         } else {
             self.consecutive_failures = 0;
@@ -264,7 +298,12 @@ impl CriterionState {
             return;
         }
         self.status = match class {
-            Measured::Failing if self.consecutive_failures >= criterion.trips_after => {
+            Measured::Failing
+                if self.consecutive_failures >= criterion.trips_after
+                    || criterion
+                        .trips_after_total
+                        .is_some_and(|n| self.total_failures >= n) =>
+            {
                 CriterionStatus::Tripped
             }
             Measured::Failing => CriterionStatus::Failing,
@@ -284,6 +323,7 @@ impl CriterionState {
         if self.status == CriterionStatus::Tripped {
             self.status = CriterionStatus::Pending;
             self.consecutive_failures = 0;
+            self.total_failures = 0;
             self.passing_since_ms = None;
         }
     }
@@ -329,6 +369,9 @@ pub fn verdict(
     if window_closed {
         return Verdict::Closed;
     }
+    // Shadow criteria are measured and reported, never counted.
+    let states: Vec<(&str, &CriterionState)> =
+        states.iter().filter(|(_, s)| !s.shadow).copied().collect();
     if requested
         || states
             .iter()
@@ -393,6 +436,8 @@ criteria:
     - { id: strict, prometheus: "q", fails_if: "> 1", no_data: fail, errors_after: 2 }
     - { id: alert, alertmanager: { alert: A } }
     - { id: down, http: { url: "http://127.0.0.1:9/health" }, on_error: fail, trips_after: 2 }
+    - { id: total, prometheus: "q", fails_if: "> 1", trips_after: 3, trips_after_total: 4 }
+    - { id: trial, prometheus: "q", fails_if: "> 1", shadow: true }
   success_when: { hold: 10m, checks: [both, fails-only] }
 window: { closes_after: 4h }
 authorization: { deciders: ops }
@@ -644,6 +689,55 @@ testing: { not_applicable: "t" }
         assert_eq!(
             verdict(&[("both", &s)], false, false, None, 2 * MIN),
             Verdict::Degrading
+        );
+    }
+
+    #[test]
+    fn trips_after_total_counts_failures_in_the_window_not_only_in_a_row() {
+        let c = criterion("total");
+        let mut s = CriterionState::default();
+        for (i, v) in [5.0, 0.0, 5.0, 5.0, 0.0, 5.0].iter().enumerate() {
+            s.observe(&c, &values(&[*v]), i as i64 * MIN, 0);
+        }
+        assert_eq!(
+            s.status,
+            CriterionStatus::Tripped,
+            "4 failures, never 3 in a row"
+        );
+        assert_eq!(s.total_failures, 4);
+        s.rearm();
+        assert_eq!(s.total_failures, 0, "re-arming starts the count again");
+        s.observe(&c, &values(&[5.0]), 7 * MIN, 0);
+        assert_eq!(s.status, CriterionStatus::Failing);
+    }
+
+    #[test]
+    fn a_shadow_criterion_would_trip_but_never_decides() {
+        let c = criterion("trial");
+        let mut s = CriterionState::default();
+        s.observe(&c, &values(&[5.0]), MIN, 0);
+        assert_eq!(
+            s.status,
+            CriterionStatus::Tripped,
+            "how it would have voted"
+        );
+        assert!(s.shadow);
+        assert_eq!(
+            verdict(&[("trial", &s)], false, false, None, MIN),
+            Verdict::Healthy,
+            "left out of the verdict"
+        );
+        let mut real = CriterionState::default();
+        real.observe(&criterion("fails-only"), &values(&[9.0]), MIN, 0);
+        assert_eq!(
+            verdict(
+                &[("trial", &s), ("fails-only", &real)],
+                false,
+                false,
+                None,
+                MIN
+            ),
+            Verdict::RollbackRequired
         );
     }
 

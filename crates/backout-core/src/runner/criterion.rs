@@ -63,6 +63,8 @@ impl CriterionRunner {
             on_error: OnError::Inconclusive,
             automatic: false,
             timeout: backout_model::Duration::from_secs(10),
+            shadow: false,
+            trips_after_total: None,
         };
         CriterionRunner::once(criterion, sources)
     }

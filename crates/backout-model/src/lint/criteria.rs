@@ -7,7 +7,7 @@ use crate::condition::Condition;
 use crate::decode::{Section, Spanned};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::duration::Duration;
-use crate::spec::{HttpCheckSpec, PlanSpec};
+use crate::spec::{CriteriaSpec, HttpCheckSpec, PlanSpec};
 
 pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
     if let Some(Section::Given(criteria)) = spec.criteria.as_deref() {
@@ -122,6 +122,7 @@ pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
                 ));
             }
         }
+        trials_and_totals(spec, criteria, checker);
         if let Some(success) = &criteria.success_when
             && success.checks.is_empty()
         {
@@ -193,6 +194,82 @@ pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
             }
         }
     }
+}
+
+/// `shadow` and `trips_after_total`: a shadow criterion never decides, so naming it where a
+/// criterion decides is an error (B110); a total limit at or below the consecutive one makes the
+/// latter dead (B111, a warning).
+fn trials_and_totals(spec: &PlanSpec, criteria: &CriteriaSpec, checker: &mut Checker) {
+    let automatic: Vec<&Spanned<String>> = match spec.authorization.as_deref() {
+        Some(Section::Given(a)) => a.automatic.iter().flatten().collect(),
+        _ => Vec::new(),
+    };
+    let verify: Vec<&Spanned<String>> = match spec.procedure.as_deref() {
+        Some(Section::Given(p)) => p.verify_after.iter().flat_map(|v| &v.checks).collect(),
+        _ => Vec::new(),
+    };
+    let success: Vec<&Spanned<String>> = criteria
+        .success_when
+        .iter()
+        .flat_map(|s| &s.checks)
+        .collect();
+    for c in &criteria.rollback_when {
+        if let Some(total) = &c.trips_after_total {
+            // Without trips_after, the consecutive limit defaults to the total (convert.rs).
+            let consecutive = c.trips_after.as_ref().map_or(0, |t| t.value);
+            if total.value == 0 {
+                checker.push(
+                    Diagnostic::error(
+                        codes::INVALID_VALUE,
+                        total.span,
+                        "`trips_after_total` must be at least 1",
+                    )
+                    .with_help("it counts failing measurements in the window, in a row or not"),
+                );
+            } else if total.value <= consecutive {
+                checker.push(
+                    Diagnostic::warning(
+                        codes::TOTAL_NOT_ABOVE_CONSECUTIVE,
+                        total.span,
+                        format!(
+                            "criterion `{}` trips after {} failing measurements in all, so \
+                             `trips_after: {consecutive}` in a row never trips it first",
+                            c.id.value, total.value
+                        ),
+                    )
+                    .with_help("raise trips_after_total above trips_after, or drop trips_after"),
+                );
+            }
+        }
+        let Some(shadow) = c.shadow.as_ref().filter(|s| s.value) else {
+            continue;
+        };
+        if c.authorize.is_some() {
+            checker.push(shadow_decides(
+                &c.id.value,
+                "`authorize: automatic`",
+                shadow.span,
+            ));
+        }
+        for (list, place) in [
+            (&automatic, "authorization.automatic"),
+            (&success, "success_when.checks"),
+            (&verify, "procedure.verify_after.checks"),
+        ] {
+            for named in list.iter().filter(|n| n.value == c.id.value) {
+                checker.push(shadow_decides(&c.id.value, place, named.span));
+            }
+        }
+    }
+}
+
+fn shadow_decides(id: &str, place: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        codes::SHADOW_DECIDES,
+        span,
+        format!("criterion `{id}` is a shadow (measured, never deciding) but is named in {place}"),
+    )
+    .with_help("remove it there, or drop `shadow: true` once the criterion is trusted")
 }
 
 fn source_count(sources: &[&str], span: Span, what: &str, checker: &mut Checker) {

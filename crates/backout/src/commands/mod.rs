@@ -8,11 +8,13 @@
 
 mod audit;
 mod context;
+mod criteria;
 mod decisions;
 mod deliveries;
 mod durations;
 mod evidence;
 mod gameday;
+mod import;
 mod init;
 mod lint;
 mod migrate;
@@ -68,6 +70,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Token(args) => tokens::run(&args, &ctx),
         Command::Audit(args) => audit::run(&args, &ctx),
         Command::Migrate(args) => migrate::run(&args, &ctx),
+        Command::Criteria(args) => criteria::run(&args, &ctx),
+        Command::Import(args) => import::run(&args),
         Command::Completions { shell } => shell::completions(shell),
         Command::Man => shell::man(),
         Command::Gameday(args) => gameday::gameday(&args, &ctx),

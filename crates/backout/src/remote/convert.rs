@@ -110,6 +110,8 @@ fn criterion(report: api::CriterionReport) -> CriterionReport {
             passing_since_ms: state.passing_since_ms,
             last_reason: state.last_reason,
             last_measured_ms: state.last_measured_ms,
+            total_failures: state.total_failures,
+            shadow: state.shadow,
         },
         measured: report.measured,
         next_due_ms: report.next_due_ms,

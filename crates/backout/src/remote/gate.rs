@@ -26,6 +26,8 @@ pub fn refuse_local_only(command: &Command) -> Result<(), CommandError> {
         | Command::Schema
         | Command::Completions { .. }
         | Command::Man => Ok(()),
+        // A plan file and its Prometheus: no store involved.
+        Command::Criteria(_) | Command::Import(_) => Ok(()),
         // `--evidence`/`--require-tested` read the server's evidence (`GET /api/v1/evidence`).
         Command::Lint(_) => Ok(()),
         // Through the API.

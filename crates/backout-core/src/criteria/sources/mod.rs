@@ -9,6 +9,7 @@ mod alertmanager;
 mod command;
 mod http;
 mod prometheus;
+mod range;
 
 use crate::runner::http::{causes, chain};
 use std::sync::{Arc, Once, OnceLock};
@@ -26,6 +27,7 @@ pub use alertmanager::AlertmanagerSource;
 pub use command::CommandSource;
 pub use http::HttpSource;
 pub use prometheus::{PrometheusSource, parse_query_response};
+pub use range::{CHUNK_POINTS, Sample, chunks, parse_range_response, query_range};
 
 /// The largest response body a source reads; anything longer is an error, not a truncated parse.
 const BODY_CAP: usize = 16 * 1024 * 1024;
@@ -84,6 +86,22 @@ pub fn for_criterion(
             timeout,
         ))),
     }
+}
+
+/// The Prometheus endpoint of a plan (`criteria.sources.prometheus`, else `PROMETHEUS_URL`),
+/// each request bounded by `timeout`: what a backtest reads history from.
+pub fn prometheus_endpoint(
+    sources: &Sources,
+    resolver: &Resolver,
+    timeout: Duration,
+) -> Result<Resolved, String> {
+    endpoint(
+        sources.prometheus.as_ref(),
+        "prometheus",
+        "PROMETHEUS_URL",
+        resolver,
+        timeout,
+    )
 }
 
 /// Where a plan's criteria read their signals: `criteria.sources` (empty when criteria do not

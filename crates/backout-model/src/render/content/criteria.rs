@@ -193,7 +193,12 @@ impl<'a> Context<'a> {
         ));
         fields.push((
             "Decision".into(),
-            if c.automatic {
+            if c.shadow {
+                Text::new().strong("shadow").plain(
+                    " — measured and reported only: it never trips a rollback or decides; \
+                     status and reports show how it would have voted",
+                )
+            } else if c.automatic {
                 Text::new()
                     .strong("automatic")
                     .plain(" — a trip starts the rollback with no human decision")
@@ -270,12 +275,29 @@ impl<'a> Context<'a> {
                 c.trips_after, c.every
             )
         };
+        let cadence = match c.trips_after_total {
+            Some(total) if c.trips_after >= total => format!(
+                " for {total} failing measurements in all (in a row or not) within the window, \
+                 measured every {}",
+                c.every
+            ),
+            Some(total) => format!(
+                "{cadence}, or for {total} failing measurements in all (in a row or not) within \
+                 the window"
+            ),
+            None => cadence,
+        };
         let delay = if c.delay.is_zero() {
             String::new()
         } else {
             format!(" (after a {} warm-up)", c.delay)
         };
-        Text::from("Rollback is required when ")
+        let opening = if c.shadow {
+            "Shadow criterion (never decides): a rollback would be required when "
+        } else {
+            "Rollback is required when "
+        };
+        Text::from(opening)
             .append(failing)
             .plain(format!("{cadence}{delay}."))
     }

@@ -47,11 +47,13 @@ pub fn criterion_line(c: &CriterionReport, now_ms: i64) -> String {
         }
         (None, _) => String::new(),
     };
-    format!(
-        "{:<13} {:<24} {reason}{streak}{when}\n",
-        status_name(c.state.status),
-        c.id
-    )
+    // A shadow criterion shows how it would have voted, never as a vote.
+    let status = if c.state.shadow {
+        format!("shadow:{}", status_name(c.state.status).to_lowercase())
+    } else {
+        status_name(c.state.status).to_string()
+    };
+    format!("{status:<13} {:<24} {reason}{streak}{when}\n", c.id)
 }
 
 /// The verdict line, with why when it needs a person.
