@@ -167,7 +167,7 @@ mod tests {
             "verdict": "rollback_required", "requested": true,
             "criteria": [{ "id": "errors", "title": "Errors", "measured": true, "next_due_ms": 9,
                 "state": { "status": "tripped", "consecutive_failures": 3, "consecutive_errors": 0,
-                    "passing_since_ms": null, "last_reason": "4% > 1%", "last_measured_ms": 7 } }]
+                    "passing_since_ms": null, "last_reason": "4% > 1%", "last_measured_ms": 7, "total_failures": 3, "shadow": false } }]
         })
     }
 
