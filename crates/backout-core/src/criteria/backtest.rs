@@ -348,6 +348,7 @@ testing: {{ not_applicable: "t" }}
                         series: vec![Series {
                             labels: vec![],
                             value: *v,
+                            baseline: None,
                         }],
                     },
                     None => Observation::NoData,
