@@ -196,12 +196,17 @@ fn ratio(r: f64) -> String {
     if !r.is_finite() {
         return shown(r);
     }
-    if r.abs() >= 10.0 {
+    let text = if r.abs() >= 10.0 {
         format!("{r:.0}")
     } else if r.abs() >= 1.0 {
         format!("{r:.1}")
     } else {
         format!("{r:.2}")
+    };
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
     }
 }
 

@@ -26,7 +26,7 @@ use crate::env::Resolver;
 pub use alertmanager::AlertmanagerSource;
 pub use command::CommandSource;
 pub use http::HttpSource;
-pub use prometheus::{PrometheusSource, parse_query_response};
+pub use prometheus::{PrometheusSource, pair_baselines, parse_query_response};
 pub use range::{CHUNK_POINTS, Sample, chunks, parse_range_response, query_range};
 
 /// The largest response body a source reads; anything longer is an error, not a truncated parse.
