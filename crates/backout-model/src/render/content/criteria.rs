@@ -325,6 +325,15 @@ fn the(title: &str) -> String {
     }
 }
 
+/// A condition in words, its baseline (if any) named by what it is: "is above 1.5× its value
+/// 1d earlier".
+fn described(c: &Criterion, cond: crate::condition::Condition) -> String {
+    match (&c.baseline, cond.is_relative()) {
+        (Some(b), true) => cond.describe_baseline("×", &b.words()),
+        _ => cond.describe(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,14 +346,5 @@ mod tests {
     #[test_case("a", "the a")]
     fn titles_read_inside_sentences(title: &str, expected: &str) {
         assert_eq!(the(title), expected);
-    }
-}
-
-/// A condition in words, its baseline (if any) named by what it is: "is above 1.5× its value
-/// 1d earlier".
-fn described(c: &Criterion, cond: crate::condition::Condition) -> String {
-    match (&c.baseline, cond.is_relative()) {
-        (Some(b), true) => cond.describe_baseline("×", &b.words()),
-        _ => cond.describe(),
     }
 }
