@@ -136,9 +136,20 @@ pub async fn measure(
     sources: &Sources,
     resolver: Arc<Resolver>,
 ) -> Observation {
+    measure_at(criterion, sources, resolver, None).await
+}
+
+/// Like [`measure`], for a release whose window opened at `opened_at_ms` (the origin of
+/// `baseline: {before_deploy}`).
+pub async fn measure_at(
+    criterion: &Criterion,
+    sources: &Sources,
+    resolver: Arc<Resolver>,
+    opened_at_ms: Option<i64>,
+) -> Observation {
     // Evidence is redacted before anyone sees it (env.rs).
     let redactor = crate::env::Redactor::of_criterion(criterion, sources, &resolver);
-    let observation = match for_criterion(criterion, sources, resolver) {
+    let observation = match for_criterion_at(criterion, sources, resolver, opened_at_ms) {
         Ok(source) => source.observe().await,
         Err(message) => Observation::Error { message },
     };
