@@ -56,7 +56,11 @@ pub(super) fn criterion(c: &CriterionSpec, checker: &mut Checker) {
             &what,
             c.fails_if.as_ref(),
             c.passes_if.as_ref(),
-            "add `baseline: {offset: 1d}` (or `{before_deploy: 1h}`) to the criterion",
+            if c.prometheus.is_some() {
+                "add `baseline: {offset: 1d}` (or `{before_deploy: 1h}`) to the criterion"
+            } else {
+                "only a Prometheus criterion can have a baseline: compare with a number"
+            },
             checker,
         );
     }
