@@ -38,6 +38,7 @@ fn value(v: f64) -> Observation {
         series: vec![Series {
             labels: vec![],
             value: v,
+            baseline: None,
         }],
     }
 }

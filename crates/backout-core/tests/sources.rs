@@ -37,6 +37,7 @@ fn criterion(source: Source, timeout: Duration) -> Criterion {
         timeout: backout_model::Duration(timeout),
         shadow: false,
         trips_after_total: None,
+        baseline: None,
     }
 }
 
@@ -144,6 +145,7 @@ async fn prometheus_queries() {
                     ("zone", "b"),
                 ]),
                 value: 0.25,
+                baseline: None,
             }]
         }
     );
@@ -159,6 +161,7 @@ async fn prometheus_queries() {
                 series: vec![Series {
                     labels: labels(&[("service", "api")]),
                     value: 0.75,
+                    baseline: None,
                 }],
             }
         },
@@ -204,7 +207,8 @@ async fn prometheus_queries() {
             Observation::Values {
                 series: vec![Series {
                     labels: Vec::new(),
-                    value: expected
+                    value: expected,
+                    baseline: None,
                 }]
             },
             "{query}"

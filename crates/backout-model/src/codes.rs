@@ -81,6 +81,9 @@ codes! {
     HTTP_BODY_WITHOUT_METHOD = "B102", "an http body on a GET or HEAD request (the default method): say `method: POST`";
     SHADOW_DECIDES = "B110", "a shadow criterion where it would decide (automatic approval, success_when, verify_after): a shadow never decides";
     TOTAL_NOT_ABOVE_CONSECUTIVE = "B111", "trips_after_total is not above trips_after: the consecutive limit can never trip first";
+    BASELINE_MISSING = "B112", "a condition compares with the baseline, but the criterion or check has no `baseline:`";
+    BASELINE_SOURCE = "B113", "`baseline:` on a criterion that is not a Prometheus query";
+    BASELINE_SPEC = "B114", "a baseline needs exactly one of offset or before_deploy, longer than zero";
     REHEARSAL_SCHEDULE = "B120", "a testing.schedule that is not daily, weekly, hourly, `every DURATION` or a five-field cron expression";
     TIME_ZONE = "B121", "a testing.time_zone that is not UTC, a fixed offset like +02:00 or an IANA name like Europe/Berlin";
     RENEW_BEFORE = "B122", "testing.renew_before is not shorter than max_age: the plan would rehearse all the time";

@@ -256,6 +256,13 @@ fn criterion(c: &spec::CriterionSpec, automatic: &[String]) -> Option<Criterion>
             .map_or(defaults::SOURCE_TIMEOUT, |t| t.value),
         shadow: c.shadow.as_ref().is_some_and(|s| s.value),
         trips_after_total: c.trips_after_total.as_ref().map(|t| t.value),
+        baseline: c.baseline.as_ref().and_then(|b| {
+            match (&b.value.offset, &b.value.before_deploy) {
+                (Some(o), None) => Some(Baseline::Offset(o.value)),
+                (None, Some(d)) => Some(Baseline::BeforeDeploy(d.value)),
+                _ => None,
+            }
+        }),
     })
 }
 

@@ -114,6 +114,38 @@ pub struct Criterion {
     pub shadow: bool,
     /// Failing measurements in the window, in a row or not, that trip it (`trips_after_total`).
     pub trips_after_total: Option<u32>,
+    /// The past value baseline conditions compare with (Prometheus criteria only).
+    pub baseline: Option<Baseline>,
+}
+
+/// When a criterion's baseline is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Baseline {
+    /// The same query evaluated this long before each measurement.
+    Offset(Duration),
+    /// The same query evaluated this long before the release's window opened.
+    BeforeDeploy(Duration),
+}
+
+impl Baseline {
+    /// The baseline in words: "its value 1d earlier", "its value 1h before the deploy".
+    pub fn words(&self) -> String {
+        match self {
+            Baseline::Offset(d) => format!("its value {d} earlier"),
+            Baseline::BeforeDeploy(d) => format!("its value {d} before the deploy"),
+        }
+    }
+
+    /// The instant (ms since the epoch) whose value is the baseline of a measurement at `now_ms`
+    /// in a window opened at `opened_at_ms`.
+    pub fn at_ms(&self, now_ms: i64, opened_at_ms: i64) -> i64 {
+        let ms = |d: &Duration| i64::try_from(d.0.as_millis()).unwrap_or(i64::MAX);
+        match self {
+            Baseline::Offset(d) => now_ms.saturating_sub(ms(d)),
+            Baseline::BeforeDeploy(d) => opened_at_ms.saturating_sub(ms(d)),
+        }
+    }
 }
 
 impl Criterion {

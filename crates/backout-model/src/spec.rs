@@ -157,6 +157,19 @@ spec! {
         /// criterion (beside trips_after's consecutive ones; Argo Rollouts' failureLimit + 1).
         /// Alone, it is the only limit (trips_after then defaults to it).
         trips_after_total: Option<Spanned<u32>>,
+        /// Prometheus only: the signal's own past value that conditions like
+        /// `"> 1.5x baseline"` or `"> baseline + 0.01"` compare with.
+        baseline: Option<Spanned<BaselineSpec>>,
+    }
+}
+
+spec! {
+    /// When a Prometheus criterion's baseline is measured: exactly one of `offset` (the same
+    /// query that long before each measurement, e.g. `1d`) or `before_deploy` (the same query
+    /// that long before the release's window opened, fixed for the release, e.g. `1h`).
+    pub struct BaselineSpec ("baseline", leaf) {
+        offset: Option<Spanned<Duration>>,
+        before_deploy: Option<Spanned<Duration>>,
     }
 }
 

@@ -15,9 +15,14 @@
 //!   before each measurement, as the youngest release still watching would.
 //!
 //! An incident is caught by the first trip at or after it, within one window.
+//!
+//! A `baseline: {offset}` criterion is replayed with a second history fetched `offset` earlier
+//! ([`attach_baselines`] pairs step k with step k of it). A `baseline: {before_deploy}` one is
+//! not replayed: its baseline is fixed per release, which the sliding replay has no release for
+//! ([`skipped`] says so).
 
 use backout_model::condition::Op;
-use backout_model::plan::Criterion;
+use backout_model::plan::{Baseline, Criterion};
 use serde::Serialize;
 
 use super::sources::Sample;
@@ -99,6 +104,49 @@ fn fraction(part: usize, whole: usize) -> f64 {
         0.0
     } else {
         part as f64 / whole as f64
+    }
+}
+
+/// Why a criterion cannot be backtested, if it cannot (a `before_deploy` baseline).
+pub fn skipped(criterion: &Criterion) -> Option<String> {
+    match criterion.baseline {
+        Some(Baseline::BeforeDeploy(d)) => Some(format!(
+            "criterion `{}` is skipped: its baseline (`before_deploy: {d}`) is fixed per release, \
+             and the backtest replays no release opening to measure it from; `baseline: {{offset}}` \
+             criteria are backtested",
+            criterion.id
+        )),
+        _ => None,
+    }
+}
+
+/// The history `baseline: {offset}` needs, as `(start, end)` in ms: the criterion's range moved
+/// `offset` earlier (same step, so step k of both are `offset` apart). `None` without one.
+pub fn baseline_range(criterion: &Criterion, start_ms: i64, end_ms: i64) -> Option<(i64, i64)> {
+    match criterion.baseline {
+        Some(Baseline::Offset(d)) => {
+            let ms = i64::try_from(d.0.as_millis()).unwrap_or(i64::MAX);
+            Some((start_ms.saturating_sub(ms), end_ms.saturating_sub(ms)))
+        }
+        _ => None,
+    }
+}
+
+/// Gives each sample's series the value of the same series `offset_ms` earlier, from `past`
+/// (the history [`baseline_range`] names): series with equal labels pair, a lone series with a
+/// lone one. A step with no past sample keeps no baseline (no data under classify).
+pub fn attach_baselines(samples: &mut [Sample], past: &[Sample], offset_ms: i64) {
+    let by_time: std::collections::HashMap<i64, &Observation> =
+        past.iter().map(|p| (p.at_ms, &p.observation)).collect();
+    for sample in samples.iter_mut() {
+        let Observation::Values { series } = &mut sample.observation else {
+            continue;
+        };
+        let before = match by_time.get(&(sample.at_ms - offset_ms)) {
+            Some(Observation::Values { series }) => series.as_slice(),
+            _ => &[],
+        };
+        super::sources::pair_baselines(series, before);
     }
 }
 
@@ -348,6 +396,7 @@ testing: {{ not_applicable: "t" }}
                         series: vec![Series {
                             labels: vec![],
                             value: *v,
+                            baseline: None,
                         }],
                     },
                     None => Observation::NoData,

@@ -29,6 +29,10 @@ use serde::{Deserialize, Serialize};
 pub struct Series {
     pub labels: Vec<(String, String)>,
     pub value: f64,
+    /// The same series' baseline value (criteria with `baseline:`); absent in journals written
+    /// before baselines existed and for sources that have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
 }
 
 /// What a source saw in one measurement. Stored in the journal, so a criterion's state can be
@@ -81,7 +85,7 @@ pub fn classify(criterion: &Criterion, observation: &Observation) -> (Measured, 
         Observation::Values { series } => {
             let mut worst = (Measured::Passing, String::new());
             for s in series {
-                let (class, reason) = judge(criterion.fails_if, criterion.passes_if, s);
+                let (class, reason) = judge(criterion, s);
                 match class {
                     Measured::Failing => return (class, reason),
                     Measured::Inconclusive if worst.0 == Measured::Passing => {
@@ -103,11 +107,8 @@ fn no_data(criterion: &Criterion) -> (Measured, String) {
     }
 }
 
-fn judge(
-    fails_if: Option<Condition>,
-    passes_if: Option<Condition>,
-    s: &Series,
-) -> (Measured, String) {
+fn judge(criterion: &Criterion, s: &Series) -> (Measured, String) {
+    let (fails_if, passes_if) = (criterion.fails_if, criterion.passes_if);
     let labels = if s.labels.is_empty() {
         String::new()
     } else {
@@ -124,31 +125,88 @@ fn judge(
     if s.value.is_nan() {
         return (Measured::Inconclusive, format!("value NaN{labels}"));
     }
+    let relative =
+        fails_if.is_some_and(|c| c.is_relative()) || passes_if.is_some_and(|c| c.is_relative());
+    let baseline = s.baseline.filter(|b| !b.is_nan());
+    if relative && baseline.is_none() {
+        // Nothing to compare with is no data, whatever the value is now.
+        let (class, reason) = no_data(criterion);
+        return (
+            class,
+            reason.replacen("no data", &format!("no baseline data{labels}"), 1),
+        );
+    }
+    let describe = |c: Condition| match (c.is_relative(), baseline) {
+        (true, Some(b)) => {
+            let ratio = if b == 0.0 {
+                String::new()
+            } else {
+                format!(" ({}x)", ratio(s.value / b))
+            };
+            format!(
+                "{}{ratio}",
+                c.describe_baseline("x", &format!("baseline {}", shown(b)))
+            )
+        }
+        _ => c.describe(),
+    };
     if let Some(f) = fails_if
-        && f.holds(s.value)
+        && f.holds_against(s.value, baseline)
     {
         return (
             Measured::Failing,
-            format!("{value}{labels} {}", f.describe()),
+            format!("{value}{labels} {}", describe(f)),
         );
     }
     match (fails_if, passes_if) {
-        (_, Some(p)) if p.holds(s.value) => (
+        (_, Some(p)) if p.holds_against(s.value, baseline) => (
             Measured::Passing,
-            format!("{value}{labels} {}", p.describe()),
+            format!("{value}{labels} {}", describe(p)),
         ),
         (Some(_), Some(p)) => (
             Measured::Inconclusive,
             format!(
                 "{value}{labels} is between the bands (passing needs it to be {})",
-                p.describe().trim_start_matches("is ")
+                describe(p).trim_start_matches("is ")
             ),
         ),
         (None, Some(p)) => (
             Measured::Failing,
-            format!("{value}{labels} does not hold `{p}`"),
+            format!("{value}{labels} does not hold `{p}`{}", {
+                let b = baseline.filter(|_| p.is_relative());
+                b.map_or(String::new(), |b| format!(" (baseline {})", shown(b)))
+            }),
+        ),
+        (Some(f), None) if f.is_relative() => (
+            Measured::Passing,
+            format!(
+                "{value}{labels} (baseline {}{})",
+                baseline.map_or("?".into(), shown),
+                baseline
+                    .filter(|b| *b != 0.0)
+                    .map_or(String::new(), |b| format!(", {}x", ratio(s.value / b)))
+            ),
         ),
         (_, None) => (Measured::Passing, format!("{value}{labels}")),
+    }
+}
+
+/// A value/baseline ratio as people read it: `2.6`, `0.42`, `12`.
+fn ratio(r: f64) -> String {
+    if !r.is_finite() {
+        return shown(r);
+    }
+    let text = if r.abs() >= 10.0 {
+        format!("{r:.0}")
+    } else if r.abs() >= 1.0 {
+        format!("{r:.1}")
+    } else {
+        format!("{r:.2}")
+    };
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
     }
 }
 
@@ -462,6 +520,7 @@ testing: { not_applicable: "t" }
                 .map(|v| Series {
                     labels: vec![],
                     value: *v,
+                    baseline: None,
                 })
                 .collect(),
         }
@@ -522,10 +581,12 @@ testing: { not_applicable: "t" }
                 Series {
                     labels: vec![("pod".into(), "a".into())],
                     value: 0.001,
+                    baseline: None,
                 },
                 Series {
                     labels: vec![("pod".into(), "b".into())],
                     value: 0.5,
+                    baseline: None,
                 },
             ],
         };

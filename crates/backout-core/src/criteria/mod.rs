@@ -11,3 +11,6 @@ pub mod suggest;
 pub use evaluate::{
     CriterionState, CriterionStatus, Measured, Observation, Series, Verdict, classify, verdict,
 };
+
+#[cfg(test)]
+mod baseline_tests;

@@ -81,7 +81,7 @@ pub fn suggest(
     let mut last_reason = String::new();
     for trips_after in tried {
         let judge = |threshold: f64| {
-            let candidate = with(criterion, Condition { op, threshold }, trips_after);
+            let candidate = with(criterion, Condition::absolute(op, threshold), trips_after);
             replay(&candidate, samples, options)
         };
         // The lowest candidate with few enough false trips.
@@ -119,7 +119,7 @@ pub fn suggest(
         }
         let upper = values.get(hi + 1).copied();
         let threshold = round_within(values[lo], upper);
-        let fails_if = Condition { op, threshold };
+        let fails_if = Condition::absolute(op, threshold);
         let report = judge(threshold);
         if report.false_trips > max_false_trips
             || report.incidents.iter().any(|c| c.tripped_ms.is_none())

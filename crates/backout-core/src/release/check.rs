@@ -51,12 +51,17 @@ pub fn sources_of(
         .map(|c| {
             // Evidence is redacted before anyone sees it (env.rs).
             let redactor = Redactor::of_criterion(c, &configured, resolver);
-            sources::for_criterion(c, &configured, resolver.clone())
-                .map(|source| {
-                    Arc::new(RedactedSource::new(Arc::from(source), redactor.clone()))
-                        as Arc<dyn Source>
-                })
-                .map_err(|message| redactor.redact(&message))
+            sources::for_criterion_at(
+                c,
+                &configured,
+                resolver.clone(),
+                Some(tracker.opened_at_ms()),
+            )
+            .map(|source| {
+                Arc::new(RedactedSource::new(Arc::from(source), redactor.clone()))
+                    as Arc<dyn Source>
+            })
+            .map_err(|message| redactor.redact(&message))
         })
         .collect()
 }

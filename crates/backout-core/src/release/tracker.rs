@@ -216,6 +216,12 @@ impl Tracker {
         &self.plan
     }
 
+    /// When the release's window opened (ms since the epoch): `baseline: {before_deploy}` is
+    /// measured relative to it.
+    pub fn opened_at_ms(&self) -> i64 {
+        self.opened_at_ms
+    }
+
     pub fn states(&self) -> &[CriterionState] {
         &self.states
     }

@@ -83,7 +83,13 @@ pub async fn verify_after(
             if now < due[i] {
                 continue;
             }
-            let observation = sources::measure(criterion, &configured, resolver.clone()).await;
+            let observation = sources::measure_at(
+                criterion,
+                &configured,
+                resolver.clone(),
+                Some(release.opened_at_ms),
+            )
+            .await;
             let (class, reason) = classify(criterion, &observation);
             // No warm-up: the criteria's `delay` is about the forward deployment.
             states[i].observe(criterion, &observation, now, i64::MIN / 2);

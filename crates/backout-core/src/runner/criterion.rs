@@ -65,6 +65,7 @@ impl CriterionRunner {
             timeout: backout_model::Duration::from_secs(10),
             shadow: false,
             trips_after_total: None,
+            baseline: None,
         };
         CriterionRunner::once(criterion, sources)
     }

@@ -35,6 +35,7 @@ pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
                 needs_condition,
                 checker,
             );
+            super::baseline::criterion(c, checker);
             if c.alertmanager.is_some()
                 && let Some(cond) = c.fails_if.as_ref().or(c.passes_if.as_ref())
             {
@@ -175,6 +176,12 @@ pub(super) fn check(spec: &PlanSpec, checker: &mut Checker) {
                 verify.fails_if.as_ref(),
                 verify.passes_if.as_ref(),
                 needs_condition,
+                checker,
+            );
+            super::baseline::verify(
+                &what,
+                verify.fails_if.as_ref(),
+                verify.passes_if.as_ref(),
                 checker,
             );
             if verify.criterion.is_some()

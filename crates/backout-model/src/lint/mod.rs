@@ -6,6 +6,7 @@
 //! checks in this folder, one file per family. When decoding had to drop a broken value, checks
 //! that resolve references are skipped (they would report false problems) and a note says so.
 
+mod baseline;
 mod criteria;
 pub mod evidence;
 pub mod identifiers;

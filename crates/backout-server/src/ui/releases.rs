@@ -412,7 +412,8 @@ fn status_view(
                 streak,
                 chart: chart::sparkline(
                     &points,
-                    fails.map(|f| f.threshold),
+                    // A baseline condition has no fixed line to draw.
+                    fails.filter(|f| !f.is_relative()).map(|f| f.threshold),
                     &format!("recent measurements of {}", c.id),
                 ),
             }

@@ -67,11 +67,15 @@ fn run_backtest(args: &BacktestArgs, ctx: &Context) -> Result<ExitCode, CommandE
         let Source::Prometheus(query) = &criterion.source else {
             continue;
         };
+        if let Some(why) = backtest::skipped(criterion) {
+            output::warn(&why);
+            continue;
+        }
         let step = every_ms(criterion);
         // Steps on multiples of `every`, so two runs over the same range see the same times.
         let start = from_ms.div_euclid(step) * step;
         let progress = progress_line(&criterion.id);
-        let samples = runtime
+        let mut samples = runtime
             .block_on(sources::query_range(
                 &endpoint, query, start, to_ms, step, progress,
             ))
@@ -84,9 +88,31 @@ fn run_backtest(args: &BacktestArgs, ctx: &Context) -> Result<ExitCode, CommandE
         if std::io::stderr().is_terminal() {
             eprintln!();
         }
+        if let Some((past_start, past_end)) = backtest::baseline_range(criterion, start, to_ms) {
+            let past = runtime
+                .block_on(sources::query_range(
+                    &endpoint,
+                    query,
+                    past_start,
+                    past_end,
+                    step,
+                    progress_line(&format!("{} (baseline)", criterion.id)),
+                ))
+                .map_err(|e| {
+                    CommandError::usage(format!(
+                        "criterion `{}`: could not read its baseline history: {e}",
+                        criterion.id
+                    ))
+                })?;
+            if std::io::stderr().is_terminal() {
+                eprintln!();
+            }
+            backtest::attach_baselines(&mut samples, &past, start - past_start);
+        }
         let report = backtest::replay(criterion, &samples, &options);
-        let suggestion = args
-            .suggest
+        // Suggestions are absolute thresholds: for a baseline criterion they would change what
+        // it means, so none is made.
+        let suggestion = (args.suggest && criterion.baseline.is_none())
             .then(|| suggest::suggest(criterion, &samples, &options, args.max_false_trips));
         reports.push((criterion, report, suggestion));
     }
@@ -369,6 +395,9 @@ fn patch(
                 }
             }
             Some(Err(no)) => out.push_str(&format!("      # no suggestion: {}\n", no.reason)),
+            None if criterion.baseline.is_some() => out.push_str(
+                "      # no suggestion: suggestions are absolute thresholds; this criterion compares with its baseline\n",
+            ),
             None => {}
         }
     }

@@ -108,6 +108,7 @@ impl Source for CommandSource {
                 series: vec![Series {
                     labels: Vec::new(),
                     value,
+                    baseline: None,
                 }],
             },
             None => Observation::Error {
@@ -199,7 +200,8 @@ mod tests {
             Observation::Values {
                 series: vec![Series {
                     labels: Vec::new(),
-                    value: 7.0
+                    value: 7.0,
+                    baseline: None,
                 }]
             }
         );

@@ -141,6 +141,7 @@ impl HttpSource {
             series: vec![Series {
                 labels: Vec::new(),
                 value,
+                baseline: None,
             }],
         })
     }

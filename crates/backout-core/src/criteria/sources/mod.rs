@@ -26,7 +26,7 @@ use crate::env::Resolver;
 pub use alertmanager::AlertmanagerSource;
 pub use command::CommandSource;
 pub use http::HttpSource;
-pub use prometheus::{PrometheusSource, parse_query_response};
+pub use prometheus::{PrometheusSource, pair_baselines, parse_query_response};
 pub use range::{CHUNK_POINTS, Sample, chunks, parse_range_response, query_range};
 
 /// The largest response body a source reads; anything longer is an error, not a truncated parse.
@@ -40,11 +40,24 @@ pub trait Source: Send + Sync {
 }
 
 /// Builds the source of a criterion. Fails when a monitoring endpoint is not configured or its
-/// URL or headers cannot be resolved; the message says what to set.
+/// URL or headers cannot be resolved; the message says what to set. Without a release there is
+/// no opening time, so a `baseline: {before_deploy}` criterion reads no baseline (no data); use
+/// [`for_criterion_at`] for a release's criteria.
 pub fn for_criterion(
     criterion: &Criterion,
     sources: &Sources,
     resolver: Arc<Resolver>,
+) -> Result<Box<dyn Source>, String> {
+    for_criterion_at(criterion, sources, resolver, None)
+}
+
+/// Like [`for_criterion`], for a release whose window opened at `opened_at_ms` (ms since the
+/// epoch), which `baseline: {before_deploy}` is measured from.
+pub fn for_criterion_at(
+    criterion: &Criterion,
+    sources: &Sources,
+    resolver: Arc<Resolver>,
+    opened_at_ms: Option<i64>,
 ) -> Result<Box<dyn Source>, String> {
     let timeout = criterion.timeout.0;
     match &criterion.source {
@@ -56,7 +69,10 @@ pub fn for_criterion(
                 &resolver,
                 timeout,
             )?;
-            Ok(Box::new(PrometheusSource::new(endpoint, query.clone())))
+            Ok(Box::new(
+                PrometheusSource::new(endpoint, query.clone())
+                    .with_baseline(criterion.baseline, opened_at_ms),
+            ))
         }
         SourceSpec::Alertmanager { alert, matchers } => {
             let endpoint = endpoint(
@@ -120,9 +136,20 @@ pub async fn measure(
     sources: &Sources,
     resolver: Arc<Resolver>,
 ) -> Observation {
+    measure_at(criterion, sources, resolver, None).await
+}
+
+/// Like [`measure`], for a release whose window opened at `opened_at_ms` (the origin of
+/// `baseline: {before_deploy}`).
+pub async fn measure_at(
+    criterion: &Criterion,
+    sources: &Sources,
+    resolver: Arc<Resolver>,
+    opened_at_ms: Option<i64>,
+) -> Observation {
     // Evidence is redacted before anyone sees it (env.rs).
     let redactor = crate::env::Redactor::of_criterion(criterion, sources, &resolver);
-    let observation = match for_criterion(criterion, sources, resolver) {
+    let observation = match for_criterion_at(criterion, sources, resolver, opened_at_ms) {
         Ok(source) => source.observe().await,
         Err(message) => Observation::Error { message },
     };

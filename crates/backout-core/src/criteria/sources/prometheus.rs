@@ -1,5 +1,10 @@
 //! Prometheus: one PromQL instant query per measurement, `GET /api/v1/query`.
 //!
+//! A criterion with `baseline:` makes a second instant query of the same PromQL at the baseline
+//! instant (`time=` now − offset, or the window's opening − before_deploy); each series gets the
+//! baseline value of the series with the same labels (a lone series pairs with a lone one).
+//! Both queries carry an explicit `time=`, so they compare instants exactly `offset` apart.
+//!
 //! Sample values arrive as strings (`"0.02"`, `"NaN"`, `"+Inf"`); an empty vector is no data.
 //! Only vector and scalar results can be judged; a range or string result is a source error, as
 //! is a Prometheus `status: error`.
@@ -10,6 +15,8 @@ use async_trait::async_trait;
 use reqwest::Method;
 use serde::Deserialize;
 
+use backout_model::plan::Baseline;
+
 use super::{Resolved, Source, fetch, parse_number, snippet};
 use crate::criteria::{Observation, Series};
 
@@ -17,19 +24,37 @@ use crate::criteria::{Observation, Series};
 pub struct PrometheusSource {
     endpoint: Resolved,
     query: String,
+    baseline: Option<Baseline>,
+    opened_at_ms: Option<i64>,
 }
 
 impl PrometheusSource {
     pub fn new(endpoint: Resolved, query: String) -> PrometheusSource {
-        PrometheusSource { endpoint, query }
+        PrometheusSource {
+            endpoint,
+            query,
+            baseline: None,
+            opened_at_ms: None,
+        }
     }
-}
 
-#[async_trait]
-impl Source for PrometheusSource {
-    async fn observe(&self) -> Observation {
+    /// Also measures the baseline (when given); `before_deploy` needs the window's opening.
+    pub fn with_baseline(mut self, baseline: Option<Baseline>, opened_at_ms: Option<i64>) -> Self {
+        self.baseline = baseline;
+        self.opened_at_ms = opened_at_ms;
+        self
+    }
+
+    /// One instant query at `at_ms` (Prometheus's own now when `None`).
+    async fn query_at(&self, at_ms: Option<i64>) -> Observation {
         let mut url = self.endpoint.url("/api/v1/query");
         url.query_pairs_mut().append_pair("query", &self.query);
+        if let Some(ms) = at_ms {
+            url.query_pairs_mut().append_pair(
+                "time",
+                &format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000)),
+            );
+        }
         let fetched = match fetch(
             &self.endpoint.client,
             Method::GET,
@@ -52,6 +77,55 @@ impl Source for PrometheusSource {
             observation => observation,
         }
     }
+}
+
+#[async_trait]
+impl Source for PrometheusSource {
+    async fn observe(&self) -> Observation {
+        let Some(baseline) = self.baseline else {
+            return self.query_at(None).await;
+        };
+        let now_ms = now_ms();
+        let current = self.query_at(Some(now_ms)).await;
+        let Observation::Values { mut series } = current else {
+            return current;
+        };
+        let at_ms = match (baseline, self.opened_at_ms) {
+            (Baseline::BeforeDeploy(_), None) => None,
+            (_, opened) => Some(baseline.at_ms(now_ms, opened.unwrap_or(now_ms))),
+        };
+        // No baseline instant, no baseline data, or an error reading it: the series keep no
+        // baseline, and classify applies the criterion's no_data rule to them.
+        let past = match at_ms {
+            Some(ms) => self.query_at(Some(ms)).await,
+            None => Observation::NoData,
+        };
+        let past = match past {
+            Observation::Values { series } => series,
+            _ => Vec::new(),
+        };
+        pair_baselines(&mut series, &past);
+        Observation::Values { series }
+    }
+}
+
+/// Gives each series the value of the past series with the same labels; a lone series with a
+/// lone past series pairs even when their labels differ (e.g. a label that names the build).
+pub fn pair_baselines(series: &mut [Series], past: &[Series]) {
+    let lone = series.len() == 1 && past.len() == 1;
+    for s in series.iter_mut() {
+        s.baseline = past
+            .iter()
+            .find(|p| p.labels == s.labels)
+            .or(if lone { past.first() } else { None })
+            .map(|p| p.value);
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[derive(Deserialize)]
@@ -120,6 +194,7 @@ pub fn parse_query_response(body: &str) -> Observation {
                 series.push(Series {
                     labels: sample.metric.into_iter().collect(),
                     value,
+                    baseline: None,
                 });
             }
             series.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -135,6 +210,7 @@ pub fn parse_query_response(body: &str) -> Observation {
                     series: vec![Series {
                         labels: Vec::new(),
                         value,
+                        baseline: None,
                     }],
                 },
                 None => error(format!("the scalar value {:?} is not a number", sample.1)),

@@ -175,6 +175,7 @@ pub fn parse_range_response(body: &str) -> Result<BTreeMap<i64, Vec<Series>>, St
             by_time.entry(at_ms).or_default().push(Series {
                 labels: labels.clone(),
                 value,
+                baseline: None,
             });
         }
     }

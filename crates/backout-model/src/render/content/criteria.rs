@@ -168,11 +168,12 @@ impl<'a> Context<'a> {
             match (c.passes_if, c.fails_if) {
                 (Some(p), Some(_)) => Text::from(format!(
                     "when it {}; in between, a measurement is inconclusive (a human should look)",
-                    p.describe()
+                    described(c, p)
                 )),
-                (Some(p), None) => {
-                    Text::from(format!("when it {}; otherwise inconclusive", p.describe()))
-                }
+                (Some(p), None) => Text::from(format!(
+                    "when it {}; otherwise inconclusive",
+                    described(c, p)
+                )),
                 (None, _) => Text::from("whenever it is not failing"),
             },
         ));
@@ -232,7 +233,7 @@ impl<'a> Context<'a> {
             None => Text::new().code(&c.id).plain(" (the query below)"),
         };
         let failing = match (&c.source, c.fails_if) {
-            (Source::Prometheus(_), Some(f)) => subject().plain(" ").plain(f.describe()),
+            (Source::Prometheus(_), Some(f)) => subject().plain(" ").plain(described(c, f)),
             (Source::Alertmanager { alert, .. }, _) => {
                 Text::from("the alert ").code(alert).plain(" fires")
             }
@@ -321,6 +322,15 @@ fn the(title: &str) -> String {
         lowered
     } else {
         format!("the {lowered}")
+    }
+}
+
+/// A condition in words, its baseline (if any) named by what it is: "is above 1.5× its value
+/// 1d earlier".
+fn described(c: &Criterion, cond: crate::condition::Condition) -> String {
+    match (&c.baseline, cond.is_relative()) {
+        (Some(b), true) => cond.describe_baseline("×", &b.words()),
+        _ => cond.describe(),
     }
 }
 
