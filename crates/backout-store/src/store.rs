@@ -132,6 +132,38 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Event>, StoreError>;
 
+    /// Like [`Store::release_events`], but only events whose kind is one of `kinds` (who decided
+    /// what reads a release without its measurements). The default filters the release's pages;
+    /// backends filter in the database.
+    async fn release_events_of_kinds(
+        &self,
+        release_id: &str,
+        after_seq: u64,
+        kinds: &[&str],
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut found = Vec::new();
+        let mut after = after_seq;
+        loop {
+            let page = self.release_events(release_id, after, 1000).await?;
+            let full = page.len() == 1000;
+            if let Some(last) = page.last() {
+                after = last.seq;
+            }
+            found.extend(
+                page.into_iter()
+                    .filter(|e| kinds.contains(&e.kind.as_str())),
+            );
+            if found.len() >= limit as usize {
+                found.truncate(limit as usize);
+                return Ok(found);
+            }
+            if !full {
+                return Ok(found);
+            }
+        }
+    }
+
     /// The newest event of `kind` of a release, if any. Readers that keep a derived state in the
     /// journal (the criteria tracker's snapshots) start from it instead of replaying the whole
     /// release. The default pages through the release; backends answer from their index, reading

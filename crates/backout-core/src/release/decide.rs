@@ -188,10 +188,41 @@ impl Decisions {
         quorum: u32,
     ) -> Result<Decisions, ExecError> {
         let mut decisions = Decisions::default();
-        super::for_each_event(store, release_id, |event| decisions.apply(event, quorum)).await?;
-        Ok(decisions)
+        // Only the kinds `apply` reads: a release's measurements (most of its journal) stay in
+        // the database.
+        let mut after = 0;
+        loop {
+            let page = store
+                .release_events_of_kinds(release_id, after, &DECISION_KINDS, 1000)
+                .await?;
+            for event in &page {
+                decisions.apply(event, quorum);
+            }
+            match page.last() {
+                Some(last) if page.len() == 1000 => after = last.seq,
+                _ => return Ok(decisions),
+            }
+        }
     }
 }
+
+/// Every event kind [`Decisions::apply`] reads; `read` asks the store for these only.
+pub const DECISION_KINDS: [&str; 14] = [
+    "release_started",
+    "verdict",
+    "rollback_requested",
+    "decision_requested",
+    "escalated",
+    "decision",
+    "execution_started",
+    "execution_abandoned",
+    "run_started",
+    "execution_finished",
+    "execution_reopened",
+    "rolled_back",
+    "rollback_verified",
+    "rollback_unverified",
+];
 
 /// The quorum of a plan (1 when authorization does not apply).
 pub fn quorum_of(plan: &Plan) -> u32 {

@@ -161,6 +161,35 @@ pub async fn releases(store: &dyn Store) -> Result<(), StoreError> {
         ["release_started", "checkpoint", "checkpoint"],
         "a release's events, in order"
     );
+    let picked: Vec<(String, i64)> = store
+        .release_events_of_kinds("rel-conf-1", 0, &["checkpoint", "no-such-kind"], 10)
+        .await?
+        .into_iter()
+        .map(|e| (e.kind, e.at_ms))
+        .collect();
+    assert_eq!(
+        picked,
+        [
+            ("checkpoint".to_string(), T0 + 100),
+            ("checkpoint".to_string(), T0 + 200)
+        ],
+        "only the kinds asked for, of this release, in order"
+    );
+    assert_eq!(
+        store
+            .release_events_of_kinds("rel-conf-1", 0, &["checkpoint"], 1)
+            .await?
+            .len(),
+        1,
+        "at most `limit`"
+    );
+    assert!(
+        store
+            .release_events_of_kinds("rel-conf-missing", 0, &["checkpoint"], 10)
+            .await
+            .is_err(),
+        "an unknown release is an error, as for release_events"
+    );
     let newest = store
         .last_release_event("rel-conf-1", "checkpoint")
         .await?

@@ -164,6 +164,7 @@ pub(crate) struct Statements {
     pub(crate) checkpoints_of_release: &'static str,
     pub(crate) checkpoints_of_open_releases: &'static str,
     pub(crate) events_of_kinds: &'static str,
+    pub(crate) release_events_of_kinds: &'static str,
     pub(crate) claim_deliveries: &'static str,
     pub(crate) delivery_for_update: &'static str,
     pub(crate) fence_token: &'static str,
@@ -196,6 +197,15 @@ impl Statements {
                     "SELECT ",
                     event_columns!(),
                     " FROM events WHERE seq > $1 AND kind IN ({}) ORDER BY seq LIMIT $3"
+                ),
+                d.json_texts_of_2
+            )),
+            release_events_of_kinds: text(format!(
+                concat!(
+                    "SELECT ",
+                    event_columns!(),
+                    " FROM events WHERE release_id = $4 AND seq > $1 AND kind IN ({}) \
+                     ORDER BY seq LIMIT $3"
                 ),
                 d.json_texts_of_2
             )),

@@ -122,6 +122,16 @@ where
         Sql::release_events(self, release_id, after_seq, limit).await
     }
 
+    async fn release_events_of_kinds(
+        &self,
+        release_id: &str,
+        after_seq: u64,
+        kinds: &[&str],
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        Sql::release_events_of_kinds(self, release_id, after_seq, kinds, limit).await
+    }
+
     async fn last_release_event(
         &self,
         release_id: &str,
