@@ -190,19 +190,11 @@ impl Decisions {
         let mut decisions = Decisions::default();
         // Only the kinds `apply` reads: a release's measurements (most of its journal) stay in
         // the database.
-        let mut after = 0;
-        loop {
-            let page = store
-                .release_events_of_kinds(release_id, after, &DECISION_KINDS, 1000)
-                .await?;
-            for event in &page {
-                decisions.apply(event, quorum);
-            }
-            match page.last() {
-                Some(last) if page.len() == 1000 => after = last.seq,
-                _ => return Ok(decisions),
-            }
-        }
+        super::for_each_event_of_kinds(store, release_id, &DECISION_KINDS, |event| {
+            decisions.apply(event, quorum)
+        })
+        .await?;
+        Ok(decisions)
     }
 }
 

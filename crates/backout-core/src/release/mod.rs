@@ -172,6 +172,27 @@ pub fn window_closed(release: &Release, plan: Option<&backout_model::Plan>) -> S
     )
 }
 
+/// The events of a release whose kind is one of `kinds`, in order, read page by page (the
+/// store skips the others before decoding anything).
+pub async fn for_each_event_of_kinds(
+    store: &dyn Store,
+    release_id: &str,
+    kinds: &[&str],
+    mut each: impl FnMut(&backout_store::Event),
+) -> Result<(), ExecError> {
+    let mut after = 0;
+    loop {
+        let page = store
+            .release_events_of_kinds(release_id, after, kinds, 1000)
+            .await?;
+        page.iter().for_each(&mut each);
+        match page.last() {
+            Some(last) if page.len() == 1000 => after = last.seq,
+            _ => return Ok(()),
+        }
+    }
+}
+
 /// Every event of a release, in order, read page by page.
 pub async fn for_each_event(
     store: &dyn Store,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 
-use super::{Sql, SqlBackend, Statements, clamp, db_error};
+use super::{Sql, SqlBackend, Statements, clamp, db_error, to_json};
 use crate::{
     Checkpoint, Counts, Entity, Event, NewEvent, NewRelease, Release, STATE_QUERIES, StoreError,
 };
@@ -110,6 +110,34 @@ where
         .fetch_all(&mut *conn)
         .await
         .map_err(db_error)?;
+        rows.iter().map(Self::event_from_row).collect()
+    }
+
+    /// The events of one release whose kind is one of `kinds`: the database skips the rest
+    /// (a release's measurements) before anything is decoded.
+    pub(crate) async fn release_events_of_kinds(
+        store: &B,
+        release_id: &str,
+        after_seq: u64,
+        kinds: &[&str],
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut conn = store.reader().acquire().await.map_err(db_error)?;
+        if !Self::release_exists(&mut conn, release_id).await? {
+            return Err(release_not_found(release_id));
+        }
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let kinds = to_json(&kinds)?;
+        let rows = sqlx::query(Statements::of::<B>().release_events_of_kinds)
+            .bind(clamp(after_seq))
+            .bind(kinds.as_str())
+            .bind(i64::from(limit))
+            .bind(release_id)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?;
         rows.iter().map(Self::event_from_row).collect()
     }
 

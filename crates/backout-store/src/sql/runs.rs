@@ -269,34 +269,6 @@ where
         rows.iter().map(Self::event_from_row).collect()
     }
 
-    /// The events of one release whose kind is one of `kinds`: the database skips the rest
-    /// (a release's measurements) before anything is decoded.
-    pub(crate) async fn release_events_of_kinds(
-        store: &B,
-        release_id: &str,
-        after_seq: u64,
-        kinds: &[&str],
-        limit: u32,
-    ) -> Result<Vec<Event>, StoreError> {
-        let mut conn = store.reader().acquire().await.map_err(db_error)?;
-        if !Self::release_exists(&mut conn, release_id).await? {
-            return Err(super::releases::release_not_found(release_id));
-        }
-        if kinds.is_empty() {
-            return Ok(Vec::new());
-        }
-        let kinds = to_json(&kinds)?;
-        let rows = sqlx::query(Statements::of::<B>().release_events_of_kinds)
-            .bind(clamp(after_seq))
-            .bind(kinds.as_str())
-            .bind(i64::from(limit))
-            .bind(release_id)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        rows.iter().map(Self::event_from_row).collect()
-    }
-
     pub(crate) async fn last_event(store: &B) -> Result<Option<Event>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
